@@ -1,0 +1,22 @@
+"""aejax: a JAX simulation engine for two-layer autoencoders x̂ = A σ(Bx) in the proportional regime.
+
+Example:
+    >>> import jax, aejax
+    >>> cfg = aejax.TrainConfig(d=32, n=16, steps=100, mode="population")
+    >>> params, trace = aejax.make_train(cfg)(jax.random.key(0), {"lr": 0.05})
+    >>> float(trace["risk"][-1]) < 0.75
+    True
+"""
+
+from aejax import activations, sources, theory
+from aejax.activations import get_activation, helu, sign
+from aejax.model import Params, apply, decode, encode, init
+from aejax.risk import exact_risk, mc_risk, optimal_decoder
+from aejax.train import TrainConfig, default_hparams, make_train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Params", "TrainConfig", "activations", "apply", "decode", "default_hparams", "encode", "exact_risk",
+    "get_activation", "helu", "init", "make_train", "mc_risk", "optimal_decoder", "sign", "sources", "theory",
+]

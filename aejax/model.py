@@ -1,0 +1,167 @@
+"""The two-layer autoencoder x̂ = A σ(Bx) as a plain pytree and pure functions.
+
+``Params(A, B)``: ``B`` is the ``(n, d)`` encoder. ``A`` is the ``(d, n)`` decoder, or a scalar α
+for a weight-tied decoder ``A = α Bᵀ`` (``α B̄ᵀ`` when the encoder is row-normalised). A hidden-unit
+``mask`` of shape ``(n,)`` switches units off, which is how one compiled program serves every
+rate up to ``n``.
+
+Example:
+    >>> import jax
+    >>> params = init(jax.random.key(0), d=16, n=8, kind="orthogonal")
+    >>> apply(params, jax.random.normal(jax.random.key(1), (4, 16))).shape
+    (4, 16)
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from aejax import _validate
+from aejax.activations import ActivationFn, get_activation
+
+Array = jax.Array
+
+
+class Params(NamedTuple):
+    """Autoencoder weights: decoder ``A`` ((d, n), or scalar α when weight-tied) and encoder ``B`` (n, d)."""
+
+    A: Array
+    B: Array
+
+
+INIT_KINDS = ("gaussian", "orthogonal")
+
+
+def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = False,
+         decoder_scale: float = 0.0) -> Params:
+    """Random initial parameters.
+
+    Args:
+        key: PRNG key.
+        d: input dimension.
+        n: number of hidden units (rate r = n / d).
+        kind: ``"gaussian"`` (i.i.d. N(0, 1/d) entries, rows of norm ≈ 1) or ``"orthogonal"``
+            (Haar: orthonormal rows for n ≤ d; for n > d a random tight frame with BᵀB = (n/d) I).
+        tied: return a weight-tied decoder (``A`` is the scalar ``sqrt(2/π)``).
+        decoder_scale: standard deviation times sqrt(n) of the initial untied decoder (0: zeros).
+
+    Returns:
+        ``Params(A, B)``.
+
+    Example:
+        >>> p = init(jax.random.key(0), 8, 4, kind="orthogonal")
+        >>> bool(jnp.allclose(p.B @ p.B.T, jnp.eye(4), atol=1e-5))
+        True
+    """
+    d = _validate.positive_int("d", d)
+    n = _validate.positive_int("n", n)
+    _validate.choice("kind", kind, INIT_KINDS)
+    k_enc, k_dec = jax.random.split(key)
+    if kind == "gaussian":
+        B = jax.random.normal(k_enc, (n, d)) / jnp.sqrt(d)
+    else:
+        B = haar_frame(k_enc, n, d)
+    if tied:
+        return Params(jnp.sqrt(2 / jnp.pi), B)
+    A = decoder_scale * jax.random.normal(k_dec, (d, n)) / jnp.sqrt(n)
+    return Params(A, B)
+
+
+def haar_frame(key: Array, n: int, d: int) -> Array:
+    """Haar-random ``(n, d)`` matrix: orthonormal rows if n ≤ d, else a tight frame with BᵀB = (n/d) I.
+
+    Example:
+        >>> B = haar_frame(jax.random.key(0), 8, 4)
+        >>> bool(jnp.allclose(B.T @ B, 2 * jnp.eye(4), atol=1e-5))
+        True
+    """
+    m = max(n, d)
+    q, r = jnp.linalg.qr(jax.random.normal(key, (m, m)))
+    q = q * jnp.sign(jnp.diag(r))  # Haar measure, not the QR convention's bias
+    if n <= d:
+        return q[:n, :d]
+    return q[:n, :d] * jnp.sqrt(n / d)
+
+
+def normalize_rows(B: Array) -> Array:
+    """Rows scaled to unit norm (zero rows stay finite). Example: ``normalize_rows(jnp.ones((2, 4)))``."""
+    return B * jax.lax.rsqrt(jnp.sum(B**2, axis=-1, keepdims=True) + jnp.finfo(B.dtype).tiny)
+
+
+def encoder_matrix(params: Params, row_normalize: bool = False) -> Array:
+    """The encoder actually applied: ``B``, or ``B̄`` with unit rows."""
+    return normalize_rows(params.B) if row_normalize else params.B
+
+
+def decoder_matrix(params: Params, row_normalize: bool = False, mask: Array | None = None) -> Array:
+    """The ``(d, n)`` decoder: ``A``, or ``α Bᵀ`` (``α B̄ᵀ``) for a tied decoder; masked columns zeroed.
+
+    Example:
+        >>> p = Params(jnp.asarray(0.5), jnp.eye(2))
+        >>> decoder_matrix(p)
+        Array([[0.5, 0. ],
+               [0. , 0.5]], dtype=float32)
+    """
+    A = params.A
+    if jnp.ndim(A) == 0:
+        A = A * encoder_matrix(params, row_normalize).T
+    return A if mask is None else A * mask
+
+
+def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", *, surrogate: str = "clip",
+           slope: Any = 1.0, margin: Any = 0.0, mask: Array | None = None, row_normalize: bool = False) -> Array:
+    """Hidden code ``σ(B x)`` for a batch ``x`` of shape ``(..., d)``; masked units are 0.
+
+    Example:
+        >>> p = Params(jnp.zeros((2, 2)), jnp.eye(2))
+        >>> encode(p, jnp.array([[0.3, -2.0]]))
+        Array([[ 1., -1.]], dtype=float32)
+    """
+    act = get_activation(activation, surrogate)
+    s = act(x @ encoder_matrix(params, row_normalize).T, slope=slope, margin=margin)
+    return s if mask is None else s * mask
+
+
+def decode(params: Params, s: Array, *, row_normalize: bool = False) -> Array:
+    """Reconstruction ``A s`` for codes of shape ``(..., n)``."""
+    return s @ decoder_matrix(params, row_normalize).T
+
+
+def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", *, surrogate: str = "clip",
+          slope: Any = 1.0, margin: Any = 0.0, mask: Array | None = None, row_normalize: bool = False) -> Array:
+    """Autoencoder output ``x̂ = A σ(B x)`` for ``x`` of shape ``(..., d)``.
+
+    Args:
+        params: ``Params(A, B)``.
+        x: inputs.
+        activation: name (``sign``, ``helu``, ``relu``, ``tanh``, ``linear``) or a callable.
+        surrogate: surrogate derivative used when differentiating through ``sign``.
+        slope: surrogate slope (array, broadcasts per hidden unit).
+        margin: HeLU margin / sign hysteresis window.
+        mask: optional ``(n,)`` 0/1 hidden-unit mask.
+        row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B``.
+
+    Returns:
+        Reconstructions with the shape of ``x``.
+
+    Example:
+        >>> p = Params(jnp.eye(2) * 2.0, jnp.eye(2))
+        >>> apply(p, jnp.array([0.5, -0.1]))
+        Array([ 2., -2.], dtype=float32)
+    """
+    s = encode(params, x, activation, surrogate=surrogate, slope=slope, margin=margin, mask=mask,
+               row_normalize=row_normalize)
+    return decode(params, s, row_normalize=row_normalize)
+
+
+def rate_mask(rate: Any, d: int, n: int) -> Array:
+    """0/1 mask keeping the first ``round(rate * d)`` of ``n`` hidden units (``rate`` may be traced).
+
+    Example:
+        >>> rate_mask(0.5, d=4, n=4)
+        Array([1., 1., 0., 0.], dtype=float32)
+    """
+    return (jnp.arange(n) < jnp.round(jnp.asarray(rate) * d)).astype(jnp.float32)

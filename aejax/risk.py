@@ -1,0 +1,256 @@
+"""Population risk R(A, B) = E ||x − x̂||² / d: streamed Monte Carlo, and exact for Gaussian data.
+
+The exact risk uses THEORY §2: with ``u_i = b_iᵀx`` and ``s = σ(u)``,
+``d·R = tr Σ − 2 tr(A C_xs) + tr(A C_ss Aᵀ)``. sign, relu (and helu, whose forward is relu) and
+linear are in closed form; any other activation uses Gauss–Hermite quadrature for the diagonal
+and a normalised Hermite (Mehler) series for the off-diagonal correlations. Correlations are
+clipped just inside ±1 so gradients stay finite even for parallel rows.
+
+Example:
+    >>> import jax
+    >>> from aejax.model import init
+    >>> from aejax.sources import Gaussian
+    >>> p = init(jax.random.key(0), 32, 16, kind="orthogonal")
+    >>> A = optimal_decoder(p.B, Gaussian(32))
+    >>> round(float(exact_risk(p._replace(A=A), Gaussian(32))), 4)  # 1 - 2r/π at r = 1/2
+    0.6817
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aejax import _validate
+from aejax.activations import ActivationFn, get_activation
+from aejax.model import Params, apply, decoder_matrix, encoder_matrix
+from aejax.sources import Source
+
+Array = jax.Array
+
+_RHO_MAX = 1 - 1e-6
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(96)
+_GH_WEIGHTS = _GH_WEIGHTS / np.sqrt(2 * np.pi)  # expectation over g ~ N(0, 1)
+_SERIES_TERMS = 40
+
+
+def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = "sign") -> tuple[Array, Array]:
+    """``C_xs = E[x sᵀ]`` (d, n) and ``C_ss = E[s sᵀ]`` (n, n) for ``s = σ(W x)``, ``x ~ N(0, Σ)``.
+
+    Args:
+        W: ``(n, d)`` encoder as applied (already row-normalised if the model does so).
+        source: a Gaussian source.
+        activation: ``sign``, ``relu``, ``helu``, ``linear`` (closed form) or another name/callable.
+
+    Returns:
+        ``(C_xs, C_ss)``.
+
+    Example:
+        >>> from aejax.sources import Gaussian
+        >>> c_xs, c_ss = gaussian_moments(jnp.eye(2), Gaussian(2))
+        >>> c_ss
+        Array([[1., 0.],
+               [0., 1.]], dtype=float32)
+    """
+    _require_gaussian(source)
+    sigma_wt = source.cov_apply(W.T)  # (d, n): column i is Σ b_i
+    gram = W @ sigma_wt
+    q = jnp.diag(gram) + jnp.finfo(W.dtype).tiny
+    sq = jnp.sqrt(q)
+    eye = jnp.eye(W.shape[0], dtype=bool)
+    rho = jnp.where(eye, 0.0, jnp.clip(gram / (sq[:, None] * sq[None, :]), -_RHO_MAX, _RHO_MAX))
+    name = activation if isinstance(activation, str) else None
+    if name == "sign":
+        c_xs = jnp.sqrt(2 / jnp.pi) * sigma_wt / sq
+        c_ss = jnp.where(eye, 1.0, (2 / jnp.pi) * jnp.arcsin(rho))
+    elif name in ("relu", "helu"):
+        c_xs = sigma_wt / 2
+        off = sq[:, None] * sq[None, :] / (2 * jnp.pi) * (jnp.sqrt(1 - rho**2) + rho * (jnp.pi - jnp.arccos(rho)))
+        c_ss = jnp.where(eye, q[:, None] / 2, off)
+    elif name == "linear":
+        c_xs, c_ss = sigma_wt, gram
+    else:
+        sigma = get_activation(activation)
+        c_xs, c_ss = _quadrature_moments(sigma, sigma_wt, sq, rho, eye)
+    return c_xs, c_ss
+
+
+def _quadrature_moments(sigma, sigma_wt, sq, rho, eye):
+    g = jnp.asarray(_GH_NODES, sq.dtype)
+    w = jnp.asarray(_GH_WEIGHTS, sq.dtype)
+    values = sigma(sq[:, None] * g[None, :])  # (n, nodes)
+    hermite = [jnp.ones_like(g), g]
+    for k in range(1, _SERIES_TERMS):
+        hermite.append((g * hermite[k] - np.sqrt(k) * hermite[k - 1]) / np.sqrt(k + 1))
+    coef = values @ (jnp.stack(hermite, axis=1) * w[:, None])  # (n, K+1): E[σ(√q g) ĥ_k(g)]
+    c_xs = sigma_wt * (coef[:, 1] / sq)  # E[g σ(√q g)] = coefficient of ĥ_1
+    powers = rho[None, :, :] ** jnp.arange(_SERIES_TERMS + 1)[:, None, None]
+    off = jnp.einsum("ik,jk,kij->ij", coef, coef, powers)
+    diag = values**2 @ w
+    return c_xs, jnp.where(eye, diag[:, None], off)
+
+
+def _require_gaussian(source: Source) -> None:
+    if not getattr(source, "is_gaussian", False):
+        raise ValueError(f"source must be a Gaussian source for closed-form moments, got {type(source).__name__}; "
+                         "use mc_risk, or optimal_decoder with key= and n_samples= for sample moments")
+
+
+def _risk_from_moments(A: Array, c_xs: Array, c_ss: Array, trace: Array, d: int) -> Array:
+    return (trace - 2 * jnp.sum(A * c_xs) + jnp.sum((A @ c_ss) * A)) / d
+
+
+def exact_risk(params: Params, source: Source, activation: str | ActivationFn = "sign", *,
+               mask: Array | None = None, row_normalize: bool = False) -> Array:
+    """Exact population risk ``E||x − A σ(Bx)||² / d`` for a Gaussian source.
+
+    Differentiable in ``params`` without NaN, including at orthogonal or repeated rows.
+
+    Args:
+        params: ``Params(A, B)``.
+        source: ``Gaussian`` source (isotropic, spectrum or covariance).
+        activation: activation name or callable (forward only matters here).
+        mask: optional ``(n,)`` hidden-unit mask.
+        row_normalize: whether the model applies ``B̄`` instead of ``B``.
+
+    Returns:
+        Scalar risk.
+
+    Example:
+        >>> from aejax.sources import Gaussian
+        >>> float(exact_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4)))
+        1.0
+    """
+    _check_shapes(params, source)
+    c_xs, c_ss = gaussian_moments(encoder_matrix(params, row_normalize), source, activation)
+    A = decoder_matrix(params, row_normalize, mask)
+    return _risk_from_moments(A, c_xs, c_ss, source.cov_trace(), source.d)
+
+
+def optimal_decoder(B: Array, source: Source, activation: str | ActivationFn = "sign", *,
+                    mask: Array | None = None, row_normalize: bool = False, ridge: float = 1e-6,
+                    key: Array | None = None, n_samples: int = 100_000) -> Array:
+    """Best linear decoder for a fixed encoder: ``A* = C_xs C_ss⁻¹`` (THEORY §2).
+
+    Moments are exact for Gaussian sources; for other sources pass ``key`` to estimate them from
+    ``n_samples`` samples. A relative ``ridge`` keeps the solve stable when ``C_ss`` is singular;
+    masked units get zero columns.
+
+    Args:
+        B: ``(n, d)`` encoder.
+        source: the data source.
+        activation: activation name or callable.
+        mask: optional ``(n,)`` hidden-unit mask.
+        row_normalize: whether the model applies ``B̄``.
+        ridge: Tikhonov term relative to the mean diagonal of ``C_ss``.
+        key: PRNG key, required for non-Gaussian sources.
+        n_samples: number of samples for the estimated moments.
+
+    Returns:
+        The ``(d, n)`` decoder.
+
+    Example:
+        >>> from aejax.sources import Gaussian
+        >>> A = optimal_decoder(jnp.eye(3), Gaussian(3))
+        >>> bool(jnp.allclose(A, jnp.sqrt(2 / jnp.pi) * jnp.eye(3), atol=1e-5))
+        True
+    """
+    W = encoder_matrix(Params(jnp.zeros(()), B), row_normalize)
+    if source.d != B.shape[1]:
+        raise ValueError(f"B has {B.shape[1]} columns but the source has d={source.d}")
+    if getattr(source, "is_gaussian", False):
+        c_xs, c_ss = gaussian_moments(W, source, activation)
+    else:
+        if key is None:
+            _require_gaussian(source)
+        c_xs, c_ss = sample_moments(W, source, key, n_samples, activation)
+    n = B.shape[0]
+    m = jnp.ones(n, W.dtype) if mask is None else jnp.asarray(mask, W.dtype)
+    c_ss = c_ss * m[:, None] * m[None, :] + jnp.diag(1 - m)
+    c_ss = c_ss + ridge * jnp.mean(jnp.diag(c_ss)) * jnp.eye(n, dtype=W.dtype)
+    return jnp.linalg.solve(c_ss, (c_xs * m).T).T
+
+
+def sample_moments(W: Array, source: Source, key: Array, n_samples: int,
+                   activation: str | ActivationFn = "sign", chunk: int = 8192) -> tuple[Array, Array]:
+    """Monte Carlo estimates of ``C_xs`` and ``C_ss``, accumulated in chunks of ``chunk`` samples."""
+    n_samples = _validate.positive_int("n_samples", n_samples)
+    act = get_activation(activation)
+    n_chunks = -(-n_samples // chunk)
+
+    def body(acc, i):
+        x = source.sample(jax.random.fold_in(key, i), chunk)
+        keep = (i * chunk + jnp.arange(chunk) < n_samples).astype(x.dtype)[:, None]
+        s = act(x @ W.T) * keep
+        return (acc[0] + x.T @ s, acc[1] + s.T @ s), None
+
+    zeros = (jnp.zeros((W.shape[1], W.shape[0])), jnp.zeros((W.shape[0], W.shape[0])))
+    (xs, ss), _ = jax.lax.scan(body, zeros, jnp.arange(n_chunks))
+    return xs / n_samples, ss / n_samples
+
+
+def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000, *, chunk: int = 4096,
+            activation: str | ActivationFn = "sign", **model_kw: Any) -> tuple[Array, Array]:
+    """Monte Carlo risk: mean of ``||x − x̂||² / d`` over fresh samples, and its standard error.
+
+    Samples are drawn and reduced ``chunk`` at a time inside a ``lax.scan`` (Chan's pairwise
+    update of mean and variance), so memory does not grow with ``n_samples``.
+
+    Args:
+        params: ``Params(A, B)``.
+        source: any source.
+        key: PRNG key.
+        n_samples: number of samples (>= 2).
+        chunk: samples per chunk.
+        activation: activation name or callable.
+        **model_kw: forwarded to ``aejax.apply`` (surrogate, slope, margin, mask, row_normalize).
+
+    Returns:
+        ``(mean, standard_error)``.
+
+    Example:
+        >>> from aejax.sources import Gaussian
+        >>> import jax
+        >>> mean, se = mc_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4), jax.random.key(0), 1000)
+        >>> bool(abs(mean - 1.0) < 5 * se)
+        True
+    """
+    _check_shapes(params, source)
+    n_samples = _validate.positive_int("n_samples", n_samples)
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2 for a standard error, got {n_samples}")
+    chunk = min(_validate.positive_int("chunk", chunk), n_samples)
+    n_chunks = -(-n_samples // chunk)
+
+    def body(acc, i):
+        x = source.sample(jax.random.fold_in(key, i), chunk)
+        loss = jnp.mean((x - apply(params, x, activation, **model_kw)) ** 2, axis=-1)
+        keep = i * chunk + jnp.arange(chunk) < n_samples
+        count = jnp.sum(keep).astype(loss.dtype)
+        mean = jnp.sum(jnp.where(keep, loss, 0)) / count
+        m2 = jnp.sum(jnp.where(keep, (loss - mean) ** 2, 0))
+        return _merge(acc, (count, mean, m2)), None
+
+    (count, mean, m2), _ = jax.lax.scan(body, (jnp.zeros(()),) * 3, jnp.arange(n_chunks))
+    return mean, jnp.sqrt(m2 / (count - 1) / count)
+
+
+def _merge(a, b):
+    """Chan et al.'s pairwise merge of (count, mean, sum of squared deviations)."""
+    n_a, mean_a, m2_a = a
+    n_b, mean_b, m2_b = b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta**2 * n_a * n_b / n
+
+
+def _check_shapes(params: Params, source: Source) -> None:
+    B = params.B
+    if B.ndim != 2 or B.shape[1] != source.d:
+        raise ValueError(f"params.B must have shape (n, d) with d={source.d} (the source's d), got {B.shape}")
+    if jnp.ndim(params.A) not in (0, 2) or (jnp.ndim(params.A) == 2 and params.A.shape != B.shape[::-1]):
+        raise ValueError(f"params.A must have shape {B.shape[::-1]} (or be a scalar for a tied decoder), "
+                         f"got {jnp.shape(params.A)}")

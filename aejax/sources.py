@@ -1,0 +1,292 @@
+"""Data distributions as pure samplers (THEORY §1, §4).
+
+Each source is a frozen pytree: its dimension ``d`` is static structure, its numbers (sparsity
+``p``, spectrum, covariance factor, data) are leaves, so a source can be built inside jit and
+vmapped over ``p``. ``sample(key, batch)`` is pure and returns a ``(batch, d)`` array.
+Sparse sources have unit variance per coordinate.
+
+Example:
+    >>> import jax
+    >>> x = BernoulliGaussian(d=8, p=0.25).sample(jax.random.key(0), 4)
+    >>> x.shape
+    (4, 8)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aejax import _validate
+
+Array = jax.Array
+
+
+class Source:
+    """Base class: pytree plumbing and the interface every source provides.
+
+    Subclasses are frozen dataclasses listing their leaves in ``_leaves``; all other fields are
+    static. Unflattening skips ``__init__`` so that validation never sees tracers twice.
+    """
+
+    _leaves: ClassVar[tuple[str, ...]] = ()
+    d: int
+    is_gaussian: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_node(cls, cls._flatten, cls._unflatten)
+
+    def _flatten(self):
+        static = tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in self._leaves)
+        return tuple(getattr(self, name) for name in self._leaves), static
+
+    @classmethod
+    def _unflatten(cls, static, leaves):
+        obj = object.__new__(cls)
+        for name, value in (*static, *zip(cls._leaves, leaves)):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    def sample(self, key: Array, batch: int) -> Array:
+        """Draw ``batch`` independent samples, shape ``(batch, d)``."""
+        raise NotImplementedError
+
+    def covariance(self) -> Array:
+        """The ``(d, d)`` covariance matrix ``E[x xᵀ]`` (sources are centred)."""
+        return self.cov_apply(jnp.eye(self.d))
+
+    def cov_apply(self, m: Array) -> Array:
+        """``Σ @ m`` for a ``(d, k)`` matrix ``m``, without forming Σ where it is structured."""
+        return m
+
+    def cov_trace(self) -> Array:
+        """``tr Σ``."""
+        return jnp.asarray(float(self.d))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Gaussian(Source):
+    """Centred Gaussian ``N(0, Σ)``: isotropic, diagonal (``spectrum``) or full (``covariance``).
+
+    Args:
+        d: dimension.
+        spectrum: optional ``(d,)`` variances; Σ = diag(spectrum).
+        covariance: optional ``(d, d)`` symmetric positive semi-definite matrix.
+
+    Example:
+        >>> Gaussian(4, spectrum=[2.0, 1.0, 0.5, 0.5]).cov_trace()
+        Array(4., dtype=float32)
+    """
+
+    _leaves: ClassVar[tuple[str, ...]] = ("spectrum", "cov", "factor")
+    is_gaussian: ClassVar[bool] = True
+    d: int
+    spectrum: Any = None
+    cov: Any = dataclasses.field(init=False, default=None)
+    factor: Any = dataclasses.field(init=False, default=None)
+
+    def __init__(self, d: int, spectrum: Any = None, covariance: Any = None):
+        object.__setattr__(self, "d", _validate.positive_int("d", d))
+        if spectrum is not None and covariance is not None:
+            raise ValueError("give at most one of spectrum and covariance, got both")
+        object.__setattr__(self, "spectrum", None if spectrum is None else _spectrum(d, spectrum))
+        object.__setattr__(self, "cov", None)
+        object.__setattr__(self, "factor", None)
+        if covariance is not None:
+            cov, factor = _covariance_and_factor(d, covariance)
+            object.__setattr__(self, "cov", cov)
+            object.__setattr__(self, "factor", factor)
+
+    def sample(self, key: Array, batch: int) -> Array:
+        z = jax.random.normal(key, (batch, self.d))
+        if self.spectrum is not None:
+            return z * jnp.sqrt(self.spectrum)
+        if self.factor is not None:
+            return z @ self.factor.T
+        return z
+
+    def cov_apply(self, m: Array) -> Array:
+        if self.spectrum is not None:
+            return self.spectrum[:, None] * m
+        if self.cov is not None:
+            return self.cov @ m
+        return m
+
+    def cov_trace(self) -> Array:
+        if self.spectrum is not None:
+            return jnp.sum(self.spectrum)
+        if self.cov is not None:
+            return jnp.trace(self.cov)
+        return jnp.asarray(float(self.d))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BernoulliGaussian(Source):
+    """Bernoulli–Gaussian BG(p): ``x_i = β_i g_i``, ``β_i ~ Bern(p)``, ``g_i ~ N(0, 1/p)``.
+
+    Example:
+        >>> BernoulliGaussian(16, 0.1).sample(jax.random.key(1), 2).shape
+        (2, 16)
+    """
+
+    _leaves: ClassVar[tuple[str, ...]] = ("p",)
+    d: int
+    p: Any
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _validate.positive_int("d", self.d))
+        object.__setattr__(self, "p", _validate.probability("p", self.p))
+
+    def sample(self, key: Array, batch: int) -> Array:
+        k_support, k_value = jax.random.split(key)
+        on = jax.random.uniform(k_support, (batch, self.d)) < self.p
+        return jnp.where(on, jax.random.normal(k_value, (batch, self.d)) / jnp.sqrt(self.p), 0.0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SparseRademacher(Source):
+    """Sparse Rademacher SR(p): ``x_i ∈ {0, ±1/sqrt(p)}`` with ``P(x_i ≠ 0) = p``.
+
+    Example:
+        >>> SparseRademacher(16, 0.5).sample(jax.random.key(2), 3).shape
+        (3, 16)
+    """
+
+    _leaves: ClassVar[tuple[str, ...]] = ("p",)
+    d: int
+    p: Any
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _validate.positive_int("d", self.d))
+        object.__setattr__(self, "p", _validate.probability("p", self.p))
+
+    def sample(self, key: Array, batch: int) -> Array:
+        k_support, k_sign = jax.random.split(key)
+        on = jax.random.uniform(k_support, (batch, self.d)) < self.p
+        signs = jax.random.rademacher(k_sign, (batch, self.d), dtype=jnp.float32)
+        return jnp.where(on, signs / jnp.sqrt(self.p), 0.0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Empirical(Source):
+    """Real data: rows of ``data`` drawn uniformly with replacement, after preprocessing.
+
+    Preprocessing (eager, in float64 NumPy): centring; then either whitening — ``"pca"`` (rotate
+    to the principal axes, keep ``components`` of them, scale each to unit variance) or ``"zca"``
+    (whiten and rotate back) — or, without whitening, one global scale so that ``tr Σ / d = 1``.
+    Whitening refuses directions whose variance is below ``eig_floor`` times the largest one.
+
+    Args:
+        data: ``(samples, d)`` array of finite numbers without constant columns.
+        center: subtract the column means.
+        whiten: ``None``, ``"pca"`` or ``"zca"``.
+        components: number of principal components kept by ``"pca"`` (default: all).
+        eig_floor: relative eigenvalue floor for whitening.
+
+    Example:
+        >>> import numpy as np
+        >>> src = Empirical(np.random.default_rng(0).normal(size=(100, 5)), whiten="zca")
+        >>> bool(jnp.allclose(src.covariance(), jnp.eye(5), atol=1e-4))
+        True
+    """
+
+    _leaves: ClassVar[tuple[str, ...]] = ("data",)
+    data: Any
+    d: int = dataclasses.field(init=False)
+
+    def __init__(self, data: Any, center: bool = True, whiten: str | None = None,
+                 components: int | None = None, eig_floor: float = 1e-6):
+        object.__setattr__(self, "data", jnp.asarray(_preprocess(data, center, whiten, components, eig_floor),
+                                                     dtype=jnp.float32))
+        object.__setattr__(self, "d", int(self.data.shape[1]))
+
+    def sample(self, key: Array, batch: int) -> Array:
+        return self.data[jax.random.randint(key, (batch,), 0, self.data.shape[0])]
+
+    def cov_apply(self, m: Array) -> Array:
+        return self.data.T @ (self.data @ m) / self.data.shape[0]
+
+    def cov_trace(self) -> Array:
+        return jnp.sum(self.data**2) / self.data.shape[0]
+
+
+SOURCES = {"gaussian": Gaussian, "bernoulli_gaussian": BernoulliGaussian, "sparse_rademacher": SparseRademacher}
+SOURCE_ALIASES = {"bg": "bernoulli_gaussian", "sr": "sparse_rademacher"}
+
+
+def make_source(name: str, d: int, p: Any = None) -> Source:
+    """Build a source by name (``gaussian``, ``bernoulli_gaussian``/``bg``, ``sparse_rademacher``/``sr``).
+
+    Args:
+        name: source name.
+        d: dimension.
+        p: sparsity for the sparse sources (may be traced); ignored for ``gaussian``.
+
+    Returns:
+        The source object.
+
+    Example:
+        >>> make_source("bg", 4, p=0.5).p
+        0.5
+    """
+    name = SOURCE_ALIASES.get(name, name)
+    _validate.choice("source", name, [*SOURCES, *SOURCE_ALIASES])
+    if name == "gaussian":
+        return Gaussian(d)
+    return SOURCES[name](d, 1.0 if p is None else p)
+
+
+def _spectrum(d: int, spectrum: Any) -> Array:
+    arr = np.asarray(spectrum, dtype=np.float64)
+    if arr.shape != (d,):
+        raise ValueError(f"spectrum must have shape ({d},) to match d={d}, got shape {arr.shape}")
+    _validate.positive_number("spectrum", arr, allow_zero=True)
+    return jnp.asarray(arr, dtype=jnp.float32)
+
+
+def _covariance_and_factor(d: int, covariance: Any) -> tuple[Array, Array]:
+    cov = np.asarray(covariance, dtype=np.float64)
+    if cov.shape != (d, d):
+        raise ValueError(f"covariance must have shape ({d}, {d}) to match d={d}, got shape {cov.shape}")
+    _validate.finite_array("covariance", cov)
+    if not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-8 * max(1.0, np.abs(cov).max())):
+        raise ValueError("covariance must be symmetric")
+    eigval, eigvec = np.linalg.eigh(cov)
+    if eigval.min() < -1e-8 * max(1.0, eigval.max()):
+        raise ValueError(f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}")
+    factor = eigvec * np.sqrt(np.clip(eigval, 0, None))
+    return jnp.asarray(cov, dtype=jnp.float32), jnp.asarray(factor, dtype=jnp.float32)
+
+
+def _preprocess(data: Any, center: bool, whiten: str | None, components: int | None, eig_floor: float) -> np.ndarray:
+    x = np.asarray(data, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"data must be a 2-D array (samples, d) with at least 2 samples, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        rows = np.unique(np.nonzero(~np.isfinite(x))[0])[:5].tolist()
+        raise ValueError(f"data must be finite; rows {rows} hold NaN or inf")
+    constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
+    if constant.size:
+        raise ValueError(f"data has constant columns {constant[:10].tolist()} (zero variance); drop them first")
+    if center:
+        x = x - x.mean(axis=0)
+    if whiten is None:
+        return x * np.sqrt(x.shape[1] / np.mean(np.sum(x**2, axis=1)))
+    _validate.choice("whiten", whiten, ("pca", "zca"))
+    eigval, eigvec = np.linalg.eigh(x.T @ x / x.shape[0])
+    eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
+    k = x.shape[1] if components is None else _validate.positive_int("components", components)
+    if k > x.shape[1] or (whiten == "zca" and k != x.shape[1]):
+        raise ValueError(f"components must be at most d={x.shape[1]} (and all of them for zca), got {components}")
+    small = eigval[:k] < eig_floor * eigval[0]
+    if small.any():
+        rank = int(np.sum(eigval >= eig_floor * eigval[0]))
+        raise ValueError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
+                         f"{eig_floor:g}; use whiten='pca' with components<={rank}")
+    white = (x @ eigvec[:, :k]) / np.sqrt(eigval[:k])
+    return white @ eigvec[:, :k].T if whiten == "zca" else white
