@@ -61,34 +61,52 @@ def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = Fal
     _validate.choice("kind", kind, INIT_KINDS)
     k_enc, k_dec = jax.random.split(key)
     if kind == "gaussian":
-        B = jax.random.normal(k_enc, (n, d)) / jnp.sqrt(d)
+        B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d)
     else:
         B = haar_frame(k_enc, n, d)
     if tied:
         return Params(jnp.sqrt(2 / jnp.pi), B)
-    A = decoder_scale * jax.random.normal(k_dec, (d, n)) / jnp.sqrt(n)
+    A = decoder_scale * gaussian_rows(k_dec, n, d).T / jnp.sqrt(n)
     return Params(A, B)
+
+
+def gaussian_rows(key: Array, n: int, d: int) -> Array:
+    """``(n, d)`` standard normal matrix whose row ``i`` depends only on ``(key, i)``.
+
+    So the first ``k`` rows are the same whatever ``n`` is: a run whose rate masks a larger
+    compiled ``n`` starts from the same weights as a run compiled with exactly its own ``n``.
+
+    Example:
+        >>> k = jax.random.key(0)
+        >>> bool(jnp.array_equal(gaussian_rows(k, 3, 4), gaussian_rows(k, 5, 4)[:3]))
+        True
+    """
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (d,)))(jnp.arange(n))
 
 
 def haar_frame(key: Array, n: int, d: int) -> Array:
     """Haar-random ``(n, d)`` matrix: orthonormal rows if n ≤ d, else a tight frame with BᵀB = (n/d) I.
+
+    For n ≤ d the rows are Gram–Schmidt orthonormalised ``gaussian_rows``, so the first ``k`` rows
+    do not depend on ``n`` either.
 
     Example:
         >>> B = haar_frame(jax.random.key(0), 8, 4)
         >>> bool(jnp.allclose(B.T @ B, 2 * jnp.eye(4), atol=1e-5))
         True
     """
-    m = max(n, d)
-    q, r = jnp.linalg.qr(jax.random.normal(key, (m, m)))
-    q = q * jnp.sign(jnp.diag(r))  # Haar measure, not the QR convention's bias
     if n <= d:
-        return q[:n, :d]
-    return q[:n, :d] * jnp.sqrt(n / d)
+        q, r = jnp.linalg.qr(gaussian_rows(key, n, d).T)
+        return (q * jnp.sign(jnp.diag(r))).T  # sign fix: Haar measure, not the QR convention's bias
+    q, r = jnp.linalg.qr(gaussian_rows(key, n, n))
+    return (q * jnp.sign(jnp.diag(r)))[:, :d] * jnp.sqrt(n / d)
 
 
 def normalize_rows(B: Array) -> Array:
     """Rows scaled to unit norm (zero rows stay finite). Example: ``normalize_rows(jnp.ones((2, 4)))``."""
-    return B * jax.lax.rsqrt(jnp.sum(B**2, axis=-1, keepdims=True) + jnp.finfo(B.dtype).tiny)
+    sq_norm = jnp.sum(B**2, axis=-1, keepdims=True)
+    live = sq_norm > 0  # double `where`: zero rows stay zero with a finite (zero) gradient
+    return B * jnp.where(live, jax.lax.rsqrt(jnp.where(live, sq_norm, 1.0)), 0.0)
 
 
 def encoder_matrix(params: Params, row_normalize: bool = False) -> Array:

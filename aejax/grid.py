@@ -1,0 +1,137 @@
+"""Sweep grids: the list of runs, their coordinates, and shape buckets for rates.
+
+A grid is either a dict ``{axis: values}`` (the full product, one result dimension per axis) or
+a list of dicts (explicit runs, indexed by a ``run`` dimension). Axes are ``seed`` and the swept
+hyper-parameters of ``aejax.train.HPARAMS``.
+
+Example:
+    >>> g = Grid.from_spec({"seed": [0, 1], "rate": [0.5, 1.0]}, d=64)
+    >>> len(g.runs), g.dims
+    (4, ('seed', 'rate'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+
+from aejax import _validate
+from aejax.train import HPARAMS
+
+AXES = ("seed", *HPARAMS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """Expanded runs of a sweep.
+
+    Attributes:
+        runs: one dict of coordinates per run (every dict has the same keys).
+        dims: result dimensions: the swept axes for a product grid, ``("run",)`` for a list.
+        coords: values along each dimension (for a list: the run index).
+    """
+
+    runs: tuple[dict[str, float], ...]
+    dims: tuple[str, ...]
+    coords: dict[str, tuple]
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any] | list[dict[str, Any]], d: int) -> Grid:
+        """Validate and expand a grid specification (see module docstring)."""
+        if isinstance(spec, dict):
+            if not spec:
+                raise ValueError("grid must name at least one axis, got an empty dict")
+            axes = {name: _axis_values(name, values) for name, values in spec.items()}
+            runs = tuple(dict(zip(axes, combo)) for combo in itertools.product(*axes.values()))
+            grid = cls(runs, tuple(axes), {k: tuple(v) for k, v in axes.items()})
+        elif isinstance(spec, (list, tuple)):
+            if not spec or not all(isinstance(run, dict) for run in spec):
+                raise ValueError("grid as a list must be a non-empty list of dicts {axis: value}")
+            keys = set(spec[0])
+            for i, run in enumerate(spec):
+                if set(run) != keys:
+                    raise ValueError(f"grid run {i} has axes {sorted(run)} but run 0 has {sorted(keys)}; "
+                                     "every run must name the same axes")
+            runs = tuple({k: _axis_values(k, [v])[0] for k, v in run.items()} for run in spec)
+            seen = {}
+            for i, run in enumerate(runs):
+                key = tuple(sorted(run.items()))
+                if key in seen:
+                    raise ValueError(f"grid runs {seen[key]} and {i} are duplicates: {run}")
+                seen[key] = i
+            grid = cls(runs, ("run",), {"run": tuple(range(len(runs)))})
+        else:
+            raise TypeError(f"grid must be a dict of axis values or a list of run dicts, got {type(spec).__name__}")
+        for run in grid.runs:
+            if "rate" in run and not 1 <= round(run["rate"] * d):
+                raise ValueError(f"rate {run['rate']} gives no hidden unit at d={d}; rates must be >= {0.5 / d:.4g}")
+        return grid
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Result array shape (without the trace's step dimension)."""
+        return tuple(len(self.coords[dim]) for dim in self.dims)
+
+
+def _axis_values(name: str, values: Any) -> list:
+    _validate.choice("grid axis", name, AXES)
+    values = list(np.atleast_1d(np.asarray(values)).tolist()) if not isinstance(values, list) else values
+    if not values:
+        raise ValueError(f"grid axis {name!r} has no values")
+    if len(set(values)) != len(values):
+        raise ValueError(f"grid axis {name!r} has duplicate values: {values}")
+    if name == "seed":
+        for v in values:
+            if isinstance(v, bool) or not float(v).is_integer() or not 0 <= v < 2**31:
+                raise ValueError(f"grid axis 'seed' must hold integers in [0, 2**31), got {v!r}")
+        return [int(v) for v in values]
+    out = [float(v) for v in values]
+    if name == "p":
+        _validate.probability("grid axis 'p'", out)
+    elif name == "margin":
+        _validate.positive_number("grid axis 'margin'", out, allow_zero=True)
+    else:
+        _validate.positive_number(f"grid axis {name!r}", out)
+    return out
+
+
+def units(rate: float, d: int) -> int:
+    """Hidden units used at ``rate``: ``round(rate·d)``. Example: ``units(0.3, 10)`` -> 3."""
+    return int(round(rate * d))
+
+
+def bucket_sizes(n_values: list[int], max_padding: float, cost_power: float = 1.0) -> dict[int, int]:
+    """Group hidden-unit counts into shape buckets: map each ``n`` to the compiled size of its bucket.
+
+    Greedy from the largest ``n``: a bucket of compiled size ``N`` takes every smaller ``n`` whose
+    padded cost ``(N/n)^cost_power`` is at most ``1 + max_padding``. ``max_padding = 0`` gives one
+    exact shape per distinct ``n``.
+
+    Example:
+        >>> bucket_sizes([64, 60, 32], max_padding=0.25)
+        {64: 64, 60: 64, 32: 32}
+    """
+    if max_padding < 0 or not math.isfinite(max_padding):
+        raise ValueError(f"max_padding must be finite and >= 0, got {max_padding}")
+    mapping: dict[int, int] = {}
+    top = None
+    for n in sorted(set(n_values), reverse=True):
+        if top is None or (top / n) ** cost_power > 1 + max_padding:
+            top = n
+        mapping[n] = top
+    return {n: mapping[n] for n in n_values}
+
+
+def padding_overhead(n_values: list[int], buckets: dict[int, int], cost_power: float = 1.0) -> float:
+    """Padded work over useful work, minus one, for runs with hidden-unit counts ``n_values``.
+
+    Example:
+        >>> padding_overhead([32, 64], {32: 64, 64: 64})
+        0.3333333333333333
+    """
+    useful = sum(n**cost_power for n in n_values)
+    return sum(buckets[n] ** cost_power for n in n_values) / useful - 1

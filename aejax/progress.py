@@ -1,0 +1,45 @@
+"""Progress over sweep chunks: a rich progress bar with ETA, or nothing in quiet mode.
+
+Nothing is printed from compiled code; the bar advances on the host after each chunk.
+
+Example:
+    >>> with ChunkProgress(total=2, enabled=False) as bar:
+    ...     bar.advance(4)
+"""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class ChunkProgress:
+    """Context manager showing chunks done out of ``total`` and the number of finished runs.
+
+    Args:
+        total: number of chunks to run.
+        enabled: show the bar (False: quiet).
+        done_runs: runs already finished before this call (resumed).
+    """
+
+    def __init__(self, total: int, enabled: bool = True, done_runs: int = 0):
+        self.enabled = enabled and total > 0
+        self.runs = done_runs
+        self._progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+                                  TextColumn("{task.fields[runs]} runs"), TimeElapsedColumn(),
+                                  TextColumn("ETA"), TimeRemainingColumn()) if self.enabled else None
+        self._task = self._progress.add_task("sweep", total=total, runs=done_runs) if self.enabled else None
+
+    def __enter__(self) -> ChunkProgress:
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def advance(self, runs: int) -> None:
+        """Mark one chunk of ``runs`` runs finished."""
+        self.runs += runs
+        if self._progress:
+            self._progress.update(self._task, advance=1, runs=self.runs)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress:
+            self._progress.stop()

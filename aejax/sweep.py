@@ -1,0 +1,345 @@
+"""The sweep engine: thousands of training runs as one compiled program per shape bucket.
+
+Runs are grouped by hidden-unit count into shape buckets (a rate is a mask over the bucket's
+``n``), split into chunks sized to a memory budget read from the compiled program's
+``memory_analysis()``, and sharded over a ``("runs",)`` mesh of every device (and every host, after
+``jax.distributed.initialize``). Run ``i`` trains with the key ``fold_in(key(seed), run seed)``, so
+its result does not depend on which other runs, chunks or devices share the sweep. Finished chunks
+are written as the sweep goes; rerunning the same sweep into the same ``out`` directory computes
+only what is missing.
+
+Example:
+    >>> from aejax.train import TrainConfig
+    >>> cfg = TrainConfig(d=32, n=32, steps=100, mode="population")
+    >>> ds = sweep(cfg, {"seed": [0, 1], "rate": [0.5, 1.0]}, progress=False)
+    >>> ds["risk"].dims, ds.sizes["step"]
+    (('seed', 'rate'), 20)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import platform
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from aejax import _validate, theory
+from aejax.grid import Grid, bucket_sizes, padding_overhead, units
+from aejax.progress import ChunkProgress
+from aejax.results import RECORD_FIELDS, RunStore, build_dataset, save_results
+from aejax.risk import exact_risk, mc_risk
+from aejax.train import TrainConfig, full_hparams, make_train
+
+EVAL_FOLD = 0x5EED  # fold_in constant separating the final Monte Carlo key from the training key
+MAX_RUNS_PER_DEVICE = 256
+
+
+def run_key(base_seed: int, seed: int) -> jax.Array:
+    """Training key of the run with grid coordinate ``seed`` in a sweep with base ``seed``.
+
+    Reproduce one run of a sweep with ``make_train(replace(config, n=...))(run_key(s0, s), hparams)``.
+
+    Example:
+        >>> run_key(0, 3).shape
+        ()
+    """
+    return jax.random.fold_in(jax.random.key(base_seed), seed)
+
+
+def make_run(config: TrainConfig, mc_samples: int):
+    """One run as a pure function ``(key_data, hparams) -> record``: train, then final risks.
+
+    The record holds the final Monte Carlo risk and its standard error, the exact risk (NaN for
+    non-Gaussian sources) and the trace.
+    """
+    train = make_train(config)
+
+    def run(key_data, hparams):
+        key = jax.random.wrap_key_data(key_data)
+        params, trace = train(key, hparams)
+        hp = full_hparams(config, hparams)
+        model_kw = config.model_kw(hp)
+        source = config.make_source(hp)
+        risk, risk_se = mc_risk(params, source, jax.random.fold_in(key, EVAL_FOLD), mc_samples, **model_kw)
+        if config.is_gaussian:
+            exact = exact_risk(params, source, config.activation, mask=model_kw["mask"],
+                               row_normalize=config.row_normalize)
+        else:
+            exact = jnp.nan
+        return {"risk": risk, "risk_se": risk_se, "exact_risk": jnp.asarray(exact, jnp.float32),
+                "loss_trace": trace["loss"], "risk_trace": trace["risk"]}
+
+    return run
+
+
+def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D ``("runs",)`` mesh over ``devices`` (a count, a list, or ``None`` for all, every host).
+
+    Example:
+        >>> make_mesh(1).shape["runs"]
+        1
+    """
+    available = jax.devices()
+    if devices is None:
+        chosen = available
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(available):
+            raise ValueError(f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}")
+        chosen = available[:devices]
+    else:
+        chosen = list(devices)
+        if not chosen:
+            raise ValueError("devices must not be an empty list")
+    return Mesh(np.asarray(chosen), ("runs",))
+
+
+def memory_budget_bytes(mesh: Mesh) -> int:
+    """Default per-device memory budget: 70% of an accelerator's memory, or half the free host RAM
+    shared among the local CPU devices."""
+    device = mesh.devices.flat[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(0.7 * stats["bytes_limit"])
+    local = sum(1 for d in mesh.devices.flat if d.process_index == jax.process_index())
+    return int(0.5 * _available_host_bytes() / max(1, local))
+
+
+def _available_host_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@dataclasses.dataclass
+class _Program:
+    """A compiled chunk program and what its compilation measured."""
+
+    compiled: Any
+    runs: int
+    bytes_per_device: int
+    compile_seconds: float
+
+
+def _compile(config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]) -> _Program:
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    key_shape = jax.random.key_data(jax.random.key(0)).shape
+    args = (jax.ShapeDtypeStruct((runs, *key_shape), jnp.uint32, sharding=sharding),
+            {name: jax.ShapeDtypeStruct((runs,), jnp.float32, sharding=sharding) for name in hparam_names})
+    fn = jax.jit(jax.vmap(make_run(config, mc_samples)), in_shardings=sharding, out_shardings=sharding)
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    seconds = time.perf_counter() - start
+    return _Program(compiled, runs, _program_bytes(compiled), seconds)
+
+
+def _program_bytes(compiled) -> int:
+    try:
+        mem = compiled.memory_analysis()
+    except Exception:  # some backends do not report memory
+        return 0
+    if mem is None:
+        return 0
+    return int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+               + getattr(mem, "generated_code_size_in_bytes", 0))
+
+
+def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, pending: int, hparam_names: tuple[str, ...],
+                 chunk: int | None, budget: int) -> _Program:
+    """Compile the chunk program, shrinking the chunk until one device's memory fits ``budget``.
+
+    Raises:
+        ValueError: when even one run per device does not fit, or a requested ``chunk`` does not.
+    """
+    devices = mesh.devices.size
+    per_device = min(MAX_RUNS_PER_DEVICE, math.ceil(pending / devices)) if chunk is None else math.ceil(chunk / devices)
+    program = _compile(config, mc_samples, mesh, per_device * devices, hparam_names)
+    while program.bytes_per_device > budget:
+        if chunk is not None or per_device == 1:
+            need = program.bytes_per_device / 2**30
+            raise ValueError(f"{'chunk=' + str(chunk) if chunk else 'one run per device'} needs {need:.2f} GiB per "
+                             f"device at d={config.d}, n={config.n}, batch={config.batch}, over the memory budget of "
+                             f"{budget / 2**30:.2f} GiB; lower chunk, batch, d or n, or raise memory_budget")
+        per_run = program.bytes_per_device / per_device
+        per_device = max(1, min(per_device - 1, int(budget / per_run)))
+        program = _compile(config, mc_samples, mesh, per_device * devices, hparam_names)
+    return program
+
+
+def _device_description(mesh: Mesh) -> dict[str, Any]:
+    first = mesh.devices.flat[0]
+    return {"platform": first.platform, "device_kind": first.device_kind, "devices": int(mesh.devices.size),
+            "processes": jax.process_count(), "host": platform.node()}
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    names = ("aejax", "jax", "jaxlib", "numpy", "optax", "flax", "xarray")
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def config_description(config: TrainConfig) -> dict[str, Any]:
+    """JSON-able description of a config (sources and optimizer objects by type and content hash)."""
+    out = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[field.name] = value
+        elif field.name == "source":
+            leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(value)]
+            digest = hashlib.sha1(b"".join(leaf.tobytes() for leaf in leaves)).hexdigest()[:16]
+            out[field.name] = {"type": type(value).__name__, "d": value.d, "sha1": digest}
+        else:
+            out[field.name] = repr(value)
+    return out
+
+
+def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, out: str | os.PathLike | None = None,
+          resume: bool = False, devices: int | Sequence[jax.Device] | None = None, chunk: int | None = None,
+          seed: int = 0, mc_samples: int = 16384, max_padding: float = 0.25, memory_budget: int | None = None,
+          progress: bool = True):
+    """Train every run of ``grid`` and collect final risks, traces and theory in a Dataset.
+
+    Args:
+        config: static structure of each run; its ``n`` sets the rate of runs whose grid has no
+            ``rate`` axis (otherwise ``n`` per bucket is ``max round(rate·d)`` over its runs).
+        grid: ``{axis: values}`` (full product) or a list of ``{axis: value}`` runs; axes are
+            ``seed``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p``.
+        out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
+            everything in memory.
+        resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
+            sweep in ``out`` are reused in any case; a different sweep there is refused).
+        devices: number of devices, a list of devices, or ``None`` for all of them.
+        chunk: runs per compiled chunk (default: chosen from the memory budget).
+        seed: base seed; run keys are ``fold_in(key(seed), run seed)``.
+        mc_samples: Monte Carlo samples for each run's final risk.
+        max_padding: largest padded-work fraction allowed when grouping rates into buckets.
+        memory_budget: bytes per device (default: ``memory_budget_bytes``).
+        progress: show a progress bar with ETA over chunks.
+
+    Returns:
+        ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
+        traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``theory``, ``status``,
+        ``wall_time``, ``loss_trace``, ``risk_trace``.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
+    _validate.positive_int("mc_samples", mc_samples)
+    if chunk is not None:
+        _validate.positive_int("chunk", chunk)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    grid = Grid.from_spec(grid, config.d)
+    mesh = make_mesh(devices)
+    budget = memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
+    n_units = [units(run["rate"], config.d) if "rate" in run else config.n for run in grid.runs]
+    cost_power = 2.0 if config.mode == "population" else 1.0
+    buckets = bucket_sizes(n_units, max_padding, cost_power)
+    manifest = {"config": config_description(config), "runs": list(grid.runs), "dims": list(grid.dims),
+                "seed": seed, "mc_samples": mc_samples}
+    is_writer = jax.process_index() == 0
+    store = RunStore(out, manifest, resume) if out is not None and is_writer else None
+    done = _share_finished(store.load() if store else {}, len(grid.runs), len(config.trace_steps))
+    records: dict[int, dict[str, np.ndarray]] = dict(done)
+    hparam_names = tuple(k for k in grid.runs[0] if k != "seed")
+    stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
+
+    plans = []
+    for bucket_n in sorted(set(buckets.values()), reverse=True):
+        pending = [i for i, n in enumerate(n_units) if buckets[n] == bucket_n and i not in records]
+        if pending:
+            bucket_config = dataclasses.replace(config, n=bucket_n)
+            program = plan_program(bucket_config, mc_samples, mesh, len(pending), hparam_names, chunk, budget)
+            stats["compilations"] += 1
+            stats["compile_seconds"] += program.compile_seconds
+            plans.append((program, pending))
+
+    total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p in plans)
+    with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
+        for program, pending in plans:
+            for start in range(0, len(pending), program.runs):
+                ids = np.asarray(pending[start:start + program.runs])
+                chunk_records, seconds = _run_chunk(program, mesh, grid, ids, seed, hparam_names)
+                chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
+                if store:
+                    store.save(ids, chunk_records)
+                for j, run in enumerate(ids.tolist()):
+                    records[run] = {name: chunk_records[name][j] for name in RECORD_FIELDS}
+                stats["chunks"] += 1
+                stats["chunk_fill"].append(len(ids) / program.runs)
+                bar.advance(len(ids))
+
+    stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in RECORD_FIELDS}
+    rates = np.asarray([units_i / config.d for units_i in n_units])
+    attrs = {"config": manifest["config"], "seed": seed, "mc_samples": mc_samples, "versions": _versions(),
+             "device": _device_description(mesh), "buckets": {str(k): v for k, v in buckets.items()},
+             "padding_overhead": padding_overhead(n_units, buckets, cost_power),
+             "compilations": stats["compilations"], "compile_seconds": stats["compile_seconds"],
+             "chunks": stats["chunks"], "reused_runs": len(done),
+             "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0}
+    theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
+    ds = build_dataset(grid, stacked, config.trace_steps, theory_values, attrs)
+    if out is not None and is_writer:
+        save_results(ds, os.path.join(out, "results.nc"))
+    return ds
+
+
+def _run_chunk(program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,
+               hparam_names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], float]:
+    """Run the runs ``ids`` (padded to the program's chunk size with copies of the last one)."""
+    padded = np.concatenate([ids, np.full(program.runs - len(ids), ids[-1])])
+    runs = [grid.runs[i] for i in padded.tolist()]
+    keys = np.stack([np.asarray(jax.random.key_data(run_key(seed, run.get("seed", 0)))) for run in runs])
+    hparams = {name: np.asarray([run[name] for run in runs], np.float32) for name in hparam_names}
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    start = time.perf_counter()
+    outputs = program.compiled(_global_array(keys, sharding), {k: _global_array(v, sharding) for k, v in hparams.items()})
+    host = _to_host(outputs)
+    seconds = time.perf_counter() - start
+    return {name: np.asarray(value)[:len(ids)] for name, value in host.items()}, seconds
+
+
+def _global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _to_host(outputs: dict[str, jax.Array]) -> dict[str, np.ndarray]:
+    if jax.process_count() == 1:
+        return jax.device_get(outputs)
+    return multihost_utils.process_allgather(outputs, tiled=True)
+
+
+def _share_finished(done: dict[int, dict[str, np.ndarray]], n_runs: int, n_steps: int) -> dict[int, dict[str, np.ndarray]]:
+    """With several processes, every process takes process 0's finished runs (only it reads the store)."""
+    if jax.process_count() == 1:
+        return done
+    packed = {"finished": np.zeros(n_runs, np.int32)}
+    for name in RECORD_FIELDS:
+        packed[name] = np.zeros((n_runs, n_steps) if name.endswith("_trace") else (n_runs,), np.float32)
+    for run, record in done.items():
+        packed["finished"][run] = 1
+        for name in RECORD_FIELDS:
+            packed[name][run] = record[name]
+    packed = jax.tree_util.tree_map(np.asarray, multihost_utils.broadcast_one_to_all(packed))
+    return {run: {name: packed[name][run] for name in RECORD_FIELDS} for run in np.flatnonzero(packed["finished"]).tolist()}
