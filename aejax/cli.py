@@ -1,0 +1,228 @@
+"""The ``aejax`` command: ``train``, ``sweep`` and ``theory``.
+
+Bad input prints one line ``aejax: error: ...`` naming the argument and exits with status 2.
+
+Example:
+    $ aejax sweep --d 256 --rates 0.25,0.5,1,1.5,2 --seeds 0,1,2 --out runs/sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+SWEEP_DEFAULTS = {"d": 256, "rates": "0.25,0.5,1,1.5,2", "seeds": "0,1,2", "steps": 1000, "batch": 128,
+                  "lr": 0.01, "out": "runs/sweep"}
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--d", type=int, help="input dimension")
+    p.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--batch", type=int, help="samples per step")
+    p.add_argument("--mode", choices=["online", "dataset", "population"], help="training mode")
+    p.add_argument("--activation", help="sign, helu, relu, tanh or linear")
+    p.add_argument("--surrogate", help="surrogate derivative of sign (clip, ste, tanh, ...)")
+    p.add_argument("--optimizer", help="optimizer name (adam, sgd, ...)")
+    p.add_argument("--schedule", help="constant, cosine or linear")
+    p.add_argument("--source", help="gaussian, bernoulli_gaussian (bg) or sparse_rademacher (sr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``aejax`` command."""
+    parser = argparse.ArgumentParser(prog="aejax", description="Simulate two-layer autoencoders x̂ = A σ(Bx) "
+                                     "and compare them with theory.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one autoencoder and print its risk next to theory")
+    _add_model_flags(train)
+    train.add_argument("--rate", type=float, default=1.0, help="rate r = n/d (default 1)")
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--slope", type=float, help="surrogate slope")
+    train.add_argument("--p", type=float, help="sparsity of a sparse source")
+    train.add_argument("--seed", type=int, default=0, help="random seed")
+
+    sweep = sub.add_parser("sweep", help="train a grid of runs, write netCDF results and a figure")
+    _add_model_flags(sweep)
+    sweep.add_argument("--config", type=Path, help="TOML file with [train], [grid] and [sweep] tables")
+    sweep.add_argument("--rates", type=_floats, help=f"comma-separated rates (default {SWEEP_DEFAULTS['rates']})")
+    sweep.add_argument("--seeds", type=_ints, help=f"comma-separated seeds (default {SWEEP_DEFAULTS['seeds']})")
+    sweep.add_argument("--lr", type=_floats, help="comma-separated learning rates")
+    sweep.add_argument("--slope", type=_floats, help="comma-separated surrogate slopes")
+    sweep.add_argument("--p", type=_floats, help="comma-separated sparsities")
+    sweep.add_argument("--out", type=Path, help=f"output directory (default {SWEEP_DEFAULTS['out']})")
+    sweep.add_argument("--resume", action="store_true", help="continue the sweep already in --out")
+    sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
+    sweep.add_argument("--chunk", type=int, help="runs per compiled chunk (default from the memory budget)")
+    sweep.add_argument("--mc-samples", type=int, help="Monte Carlo samples for each final risk")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--coordinator", help="multi-host: coordinator address host:port")
+    sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
+    sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
+
+    th = sub.add_parser("theory", help="table of theory predictions")
+    th.add_argument("--rates", type=_floats, default=[0.5, 1.0, 2.0], help="comma-separated rates")
+    th.add_argument("--ps", type=_floats, default=[0.1, 0.3, 0.5, 1.0], help="comma-separated sparsities")
+    th.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _train_fields(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(base)
+    for name in ("d", "steps", "batch", "mode", "activation", "surrogate", "optimizer", "schedule", "source"):
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import jax
+
+    from aejax import theory
+    from aejax.sweep import run_key
+    from aejax.risk import mc_risk
+    from aejax.train import TrainConfig, full_hparams, make_train
+
+    fields = _train_fields(args, {"d": 128, "steps": 2000, "batch": 256, "schedule": "cosine"})
+    d = fields["d"]
+    if not isinstance(d, int) or d < 1:
+        raise ValueError(f"--d must be a positive integer, got {d}")
+    n = max(1, round(args.rate * d))
+    config = TrainConfig(n=n, **fields)
+    hparams = {k: getattr(args, k) for k in ("lr", "slope", "p") if getattr(args, k) is not None}
+    hparams["rate"] = args.rate
+    key = run_key(0, args.seed)
+    params, trace = jax.jit(make_train(config))(key, hparams)
+    hp = full_hparams(config, hparams)
+    risk, se = mc_risk(params, config.make_source(hp), jax.random.fold_in(key, 1), 100_000, **config.model_kw(hp))
+    limit = float(theory.gaussian_limit(args.rate, config.activation))
+    rows = [("rate", f"{args.rate:g}"), ("activation", config.activation), ("mode", config.mode),
+            ("steps", str(config.steps)), ("risk (Monte Carlo)", f"{float(risk):.4f} ± {float(se):.4f}"),
+            ("theory (Gaussian limit)", f"{limit:.4f}"), ("Shannon bound", f"{float(theory.shannon_limit(args.rate)):.4f}"),
+            ("PCA", f"{float(theory.pca_risk(args.rate)):.4f}")]
+    _print_table(["quantity", "value"], rows)
+
+
+def _load_toml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as err:
+        raise ValueError(f"--config {str(path)!r} cannot be read: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"--config {str(path)!r} is not valid TOML: {err}") from None
+    unknown = sorted(set(data) - {"train", "grid", "sweep"})
+    if unknown:
+        raise ValueError(f"--config {str(path)!r} has unknown tables {unknown}; allowed: train, grid, sweep")
+    return data
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    if args.coordinator or args.num_processes or args.process_id is not None:
+        import jax
+
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    from aejax.plot import plot_risk_vs_rate
+    from aejax.sweep import sweep
+    from aejax.train import TrainConfig
+
+    file = _load_toml(args.config)
+    fields = _train_fields(args, {"d": SWEEP_DEFAULTS["d"], "steps": SWEEP_DEFAULTS["steps"],
+                                  "batch": SWEEP_DEFAULTS["batch"], "schedule": "cosine", **file.get("train", {})})
+    grid = dict(file.get("grid", {}))
+    grid.setdefault("seed", _ints(SWEEP_DEFAULTS["seeds"]))
+    grid.setdefault("rate", _floats(SWEEP_DEFAULTS["rates"]))
+    grid.setdefault("lr", [SWEEP_DEFAULTS["lr"]])
+    for flag, axis in (("seeds", "seed"), ("rates", "rate"), ("lr", "lr"), ("slope", "slope"), ("p", "p")):
+        if getattr(args, flag) is not None:
+            grid[axis] = getattr(args, flag)
+    options = dict(file.get("sweep", {}))
+    out = Path(args.out or options.pop("out", SWEEP_DEFAULTS["out"]))
+    for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples")):
+        if getattr(args, flag) is not None:
+            options[name] = getattr(args, flag)
+    d = fields["d"]
+    fields.setdefault("n", max(1, round(max(grid["rate"]) * d)) if isinstance(d, int) else 1)
+    config = TrainConfig(**fields)
+    ds = sweep(config, grid, out=out, resume=args.resume, progress=not args.quiet, **options)
+    import jax
+
+    if jax.process_index() != 0:
+        return
+    figure = plot_risk_vs_rate(ds, out / "risk_vs_rate.png", config.activation,
+                               title=f"{config.activation}, {config.mode}, d={config.d}, {config.steps} steps")
+    _print_sweep_table(ds)
+    print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
+
+
+def _print_sweep_table(ds) -> None:
+    risk = ds["risk"]
+    others = [dim for dim in risk.dims if dim != "seed"]
+    mean = risk.mean("seed") if "seed" in risk.dims else risk
+    se = (risk.std("seed", ddof=1) / risk.sizes["seed"] ** 0.5) if risk.sizes.get("seed", 1) > 1 else ds["risk_se"]
+    theory = ds["theory"].isel(seed=0) if "seed" in ds["theory"].dims else ds["theory"]
+    ok = (ds["status"] == "ok").sum("seed") if "seed" in ds["status"].dims else (ds["status"] == "ok")
+    rows = []
+    for index in mean.stack(point=others)["point"].values if others else [()]:
+        sel = dict(zip(others, index if isinstance(index, tuple) else (index,)))
+        m, s, t = (float(x.sel(sel)) for x in (mean, se, theory))
+        rows.append([*(f"{v:g}" for v in sel.values()), f"{m:.4f}", f"{s:.4f}", f"{t:.4f}", f"{m - t:+.4f}",
+                     str(int(ok.sel(sel)))])
+    _print_table([*others, "risk", "± se", "theory", "gap", "ok runs"], rows)
+
+
+def cmd_theory(args: argparse.Namespace) -> None:
+    from aejax.theory import prediction_table
+
+    rows = prediction_table(args.rates, args.ps)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    header = list(rows[0])
+    _print_table(header, [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows])
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*header)
+    for row in rows:
+        table.add_row(*[str(v) for v in row])
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aejax`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory}
+    try:
+        handlers[args.command](args)
+    except (ValueError, TypeError) as err:
+        print(f"aejax: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
