@@ -8,15 +8,18 @@ Example:
     True
 """
 
-from aejax import activations, sources, theory
+from aejax import activations, nn, sources, theory
 from aejax.activations import get_activation, helu, sign
 from aejax.model import Params, apply, decode, encode, init
+from aejax.results import load_results
 from aejax.risk import exact_risk, mc_risk, optimal_decoder
+from aejax.sweep import run_key, sweep
 from aejax.train import TrainConfig, default_hparams, make_train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Params", "TrainConfig", "activations", "apply", "decode", "default_hparams", "encode", "exact_risk",
-    "get_activation", "helu", "init", "make_train", "mc_risk", "optimal_decoder", "sign", "sources", "theory",
+    "get_activation", "helu", "init", "load_results", "make_train", "mc_risk", "nn", "optimal_decoder", "sign", "sources",
+    "run_key", "sweep", "theory",
 ]

@@ -26,7 +26,12 @@ Array = jax.Array
 
 
 class Params(NamedTuple):
-    """Autoencoder weights: decoder ``A`` ((d, n), or scalar α when weight-tied) and encoder ``B`` (n, d)."""
+    """Autoencoder weights: decoder ``A`` ((d, n), or scalar α when weight-tied) and encoder ``B`` (n, d).
+
+    Example:
+        >>> Params(A=jnp.zeros((4, 2)), B=jnp.ones((2, 4))).B.shape
+        (2, 4)
+    """
 
     A: Array
     B: Array
@@ -144,7 +149,12 @@ def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", *,
 
 
 def decode(params: Params, s: Array, *, row_normalize: bool = False) -> Array:
-    """Reconstruction ``A s`` for codes of shape ``(..., n)``."""
+    """Reconstruction ``A s`` for codes of shape ``(..., n)``.
+
+    Example:
+        >>> decode(Params(jnp.eye(2) * 0.5, jnp.eye(2)), jnp.array([1.0, -1.0]))
+        Array([ 0.5, -0.5], dtype=float32)
+    """
     return s @ decoder_matrix(params, row_normalize).T
 
 

@@ -6,7 +6,7 @@ recompile) while the optimizer family and schedule shape are structure.
 
 Example:
     >>> opt = get_optimizer("adam")
-    >>> float(schedule_factor("cosine", 50, steps=100, warmup=0))
+    >>> round(float(schedule_factor("cosine", 50, steps=100, warmup=0)), 6)
     0.5
 """
 
