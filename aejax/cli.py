@@ -45,10 +45,17 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="gaussian, bernoulli_gaussian (bg) or sparse_rademacher (sr)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line ``aejax: error: ...`` (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"aejax: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aejax`` command."""
-    parser = argparse.ArgumentParser(prog="aejax", description="Simulate two-layer autoencoders x̂ = A σ(Bx) "
-                                     "and compare them with theory.")
+    parser = _Parser(prog="aejax", description="Simulate two-layer autoencoders x̂ = A σ(Bx) "
+                     "and compare them with theory.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train one autoencoder and print its risk next to theory")
@@ -163,7 +170,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     d = fields["d"]
     fields.setdefault("n", max(1, round(max(grid["rate"]) * d)) if isinstance(d, int) else 1)
     config = TrainConfig(**fields)
-    ds = sweep(config, grid, out=out, resume=args.resume, progress=not args.quiet, **options)
+    resume = args.resume or options.pop("resume", False)
+    progress = not args.quiet and options.pop("progress", True)
+    ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
     import jax
 
     if jax.process_index() != 0:
@@ -178,7 +187,10 @@ def _print_sweep_table(ds) -> None:
     risk = ds["risk"]
     others = [dim for dim in risk.dims if dim != "seed"]
     mean = risk.mean("seed") if "seed" in risk.dims else risk
-    se = (risk.std("seed", ddof=1) / risk.sizes["seed"] ** 0.5) if risk.sizes.get("seed", 1) > 1 else ds["risk_se"]
+    if risk.sizes.get("seed", 1) > 1:
+        se = risk.std("seed", ddof=1) / risk.sizes["seed"] ** 0.5
+    else:  # one seed: the Monte Carlo standard error
+        se = ds["risk_se"].isel(seed=0) if "seed" in risk.dims else ds["risk_se"]
     theory = ds["theory"].isel(seed=0) if "seed" in ds["theory"].dims else ds["theory"]
     ok = (ds["status"] == "ok").sum("seed") if "seed" in ds["status"].dims else (ds["status"] == "ok")
     rows = []

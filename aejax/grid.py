@@ -130,8 +130,8 @@ def padding_overhead(n_values: list[int], buckets: dict[int, int], cost_power: f
     """Padded work over useful work, minus one, for runs with hidden-unit counts ``n_values``.
 
     Example:
-        >>> padding_overhead([32, 64], {32: 64, 64: 64})
-        0.3333333333333333
+        >>> round(padding_overhead([32, 64], {32: 64, 64: 64}), 6)
+        0.333333
     """
     useful = sum(n**cost_power for n in n_values)
     return sum(buckets[n] ** cost_power for n in n_values) / useful - 1

@@ -31,18 +31,29 @@ ENGINE = "h5netcdf"
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (same directory)."""
+    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (same directory).
+
+    The file gets the permissions of a newly created file (``0o666`` less the umask), not the
+    owner-only ``0o600`` of ``mkstemp``.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class RunStore:

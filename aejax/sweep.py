@@ -6,7 +6,8 @@ Runs are grouped by hidden-unit count into shape buckets (a rate is a mask over 
 ``jax.distributed.initialize``). Run ``i`` trains with the key ``fold_in(key(seed), run seed)``, so
 its result does not depend on which other runs, chunks or devices share the sweep. Finished chunks
 are written as the sweep goes; rerunning the same sweep into the same ``out`` directory computes
-only what is missing.
+only what is missing. Compiled chunk programs are kept (a few, by structure), so a later sweep
+that changes only swept values does not recompile.
 
 Example:
     >>> from aejax.train import TrainConfig
@@ -127,15 +128,39 @@ def _available_host_bytes() -> int:
 
 @dataclasses.dataclass
 class _Program:
-    """A compiled chunk program and what its compilation measured."""
+    """A compiled chunk program and what its compilation measured (``compilations``: programs
+    compiled to plan it, 0 when it came from the cache)."""
 
     compiled: Any
     runs: int
     bytes_per_device: int
     compile_seconds: float
+    compilations: int = 1
 
 
-def _compile(config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]) -> _Program:
+_PROGRAMS: dict[tuple, _Program] = {}  # compiled chunk programs, so later sweeps reuse them
+_MAX_PROGRAMS = 16
+
+
+def compile_program(config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]) -> _Program:
+    """The chunk program, compiled once per structure: swept values are arguments, so a later sweep
+    that changes only them (seeds, rates within the bucket, learning rates, ...) reuses it."""
+    key = (config, mc_samples, mesh, runs, hparam_names)
+    try:
+        cached = _PROGRAMS.get(key)
+    except TypeError:  # a config holding unhashable objects: compile every time
+        key = cached = None
+    if cached is not None:
+        return dataclasses.replace(cached, compile_seconds=0.0, compilations=0)
+    program = _compile_now(config, mc_samples, mesh, runs, hparam_names)
+    if key is not None:
+        if len(_PROGRAMS) >= _MAX_PROGRAMS:
+            del _PROGRAMS[next(iter(_PROGRAMS))]
+        _PROGRAMS[key] = program
+    return program
+
+
+def _compile_now(config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]) -> _Program:
     sharding = NamedSharding(mesh, PartitionSpec("runs"))
     key_shape = jax.random.key_data(jax.random.key(0)).shape
     args = (jax.ShapeDtypeStruct((runs, *key_shape), jnp.uint32, sharding=sharding),
@@ -158,16 +183,20 @@ def _program_bytes(compiled) -> int:
                + getattr(mem, "generated_code_size_in_bytes", 0))
 
 
-def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, pending: int, hparam_names: tuple[str, ...],
+def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: int, hparam_names: tuple[str, ...],
                  chunk: int | None, budget: int) -> _Program:
     """Compile the chunk program, shrinking the chunk until one device's memory fits ``budget``.
+
+    The default chunk follows from ``bucket_runs``, the bucket's number of runs (finished or not),
+    so a resumed sweep runs its remaining runs with the same program as an uninterrupted one.
 
     Raises:
         ValueError: when even one run per device does not fit, or a requested ``chunk`` does not.
     """
     devices = mesh.devices.size
-    per_device = min(MAX_RUNS_PER_DEVICE, math.ceil(pending / devices)) if chunk is None else math.ceil(chunk / devices)
-    program = _compile(config, mc_samples, mesh, per_device * devices, hparam_names)
+    per_device = min(MAX_RUNS_PER_DEVICE, math.ceil(bucket_runs / devices)) if chunk is None else math.ceil(chunk / devices)
+    program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
+    compilations, seconds = program.compilations, program.compile_seconds
     while program.bytes_per_device > budget:
         if chunk is not None or per_device == 1:
             need = program.bytes_per_device / 2**30
@@ -176,8 +205,9 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, pending: int,
                              f"{budget / 2**30:.2f} GiB; lower chunk, batch, d or n, or raise memory_budget")
         per_run = program.bytes_per_device / per_device
         per_device = max(1, min(per_device - 1, int(budget / per_run)))
-        program = _compile(config, mc_samples, mesh, per_device * devices, hparam_names)
-    return program
+        program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
+        compilations, seconds = compilations + program.compilations, seconds + program.compile_seconds
+    return dataclasses.replace(program, compilations=compilations, compile_seconds=seconds)
 
 
 def _device_description(mesh: Mesh) -> dict[str, Any]:
@@ -267,11 +297,12 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
 
     plans = []
     for bucket_n in sorted(set(buckets.values()), reverse=True):
-        pending = [i for i, n in enumerate(n_units) if buckets[n] == bucket_n and i not in records]
+        members = [i for i, n in enumerate(n_units) if buckets[n] == bucket_n]
+        pending = [i for i in members if i not in records]
         if pending:
             bucket_config = dataclasses.replace(config, n=bucket_n)
-            program = plan_program(bucket_config, mc_samples, mesh, len(pending), hparam_names, chunk, budget)
-            stats["compilations"] += 1
+            program = plan_program(bucket_config, mc_samples, mesh, len(members), hparam_names, chunk, budget)
+            stats["compilations"] += program.compilations
             stats["compile_seconds"] += program.compile_seconds
             plans.append((program, pending))
 
