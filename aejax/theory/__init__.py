@@ -1,0 +1,35 @@
+"""Theory of two-layer autoencoders (THEORY.md §3–4), each formula checked in tests/test_theory_*.
+
+- Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``,
+  ``finite_d_optimum``.
+- Sparse sources (priors ``"bg"``, ``"sr"`` or a ``Prior``): ``kappa``, ``rotation_risk``,
+  ``identity_risk``, ``critical_sparsity``.
+- Denoising the shallow decoder: ``effective_channel``, ``posterior_mean``, ``denoiser_risk``,
+  ``mmse``, ``posterior``.
+- Multi-layer VAMP decoder of the 1-bit code: ``multilayer_decode`` and its ``state_evolution``,
+  ``state_evolution_fixed_point``; the output channel ``sign_posterior``, ``sign_channel_mmse``.
+- ``prediction_table`` / ``format_table`` for the ``aejax theory`` command.
+
+Example:
+    >>> from aejax import theory
+    >>> round(float(theory.gaussian_limit(0.5)), 4), round(theory.critical_sparsity("sr", "tied"), 4)
+    (0.6817, 0.6366)
+"""
+
+from aejax.theory.decoder import multilayer_decode
+from aejax.theory.denoiser import denoiser_risk, effective_channel, posterior_mean
+from aejax.theory.finite_d import FiniteDOptimum, finite_d_optimum
+from aejax.theory.gaussian import activation_moments, gaussian_limit, pca_risk, shannon_limit
+from aejax.theory.priors import BG, SR, Prior, mmse, posterior, resolve_prior
+from aejax.theory.sign_channel import sign_channel_mmse, sign_posterior
+from aejax.theory.sparse import CONVENTIONS, critical_sparsity, identity_risk, kappa, rotation_risk
+from aejax.theory.state_evolution import state_evolution, state_evolution_fixed_point
+from aejax.theory.table import format_table, prediction_table
+
+__all__ = [
+    "BG", "CONVENTIONS", "FiniteDOptimum", "Prior", "SR", "activation_moments", "critical_sparsity",
+    "denoiser_risk", "effective_channel", "finite_d_optimum", "format_table", "gaussian_limit",
+    "identity_risk", "kappa", "mmse", "multilayer_decode", "pca_risk", "posterior", "posterior_mean",
+    "prediction_table", "resolve_prior", "rotation_risk", "shannon_limit", "sign_channel_mmse",
+    "sign_posterior", "state_evolution", "state_evolution_fixed_point",
+]
