@@ -1,4 +1,4 @@
-"""The ``aejax`` command: ``train``, ``sweep`` and ``theory``.
+"""The ``aejax`` command: ``train``, ``sweep``, ``theory``, ``reproduce`` and ``bench``.
 
 Bad input prints one line ``aejax: error: ...`` naming the argument and exits with status 2.
 
@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+BENCHMARKS = ("sweep", "risk", "scaling")
 SWEEP_DEFAULTS = {"d": 256, "rates": "0.25,0.5,1,1.5,2", "seeds": "0,1,2", "steps": 1000, "batch": 128,
                   "lr": 0.01, "out": "runs/sweep"}
 
@@ -83,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--coordinator", help="multi-host: coordinator address host:port")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
+
+    rep = sub.add_parser("reproduce", help="reproduce a paper experiment: figure, netCDF and markdown table")
+    rep.add_argument("name", help="experiment name (see aejax.reproduce.TARGETS)")
+    rep.add_argument("--size", choices=["small", "large"], default="small", help="small (CPU) or large (accelerator)")
+    rep.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    bench = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
+    bench.add_argument("parts", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
+    bench.add_argument("--quick", action="store_true", help="small sizes")
 
     th = sub.add_parser("theory", help="table of theory predictions")
     th.add_argument("--rates", type=_floats, default=[0.5, 1.0, 2.0], help="comma-separated rates")
@@ -202,15 +213,37 @@ def _print_sweep_table(ds) -> None:
     _print_table([*others, "risk", "± se", "theory", "gap", "ok runs"], rows)
 
 
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from aejax.reproduce import TARGETS, run
+
+    if args.name not in TARGETS:
+        raise ValueError(f"unknown experiment {args.name!r}; allowed: {', '.join(sorted(TARGETS))}")
+    written = run(args.name, size=args.size, out=args.out, progress=not args.quiet)
+    for label, value in written.items():
+        print(f"{label}: {value}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    import runpy
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not folder.is_dir():
+        raise ValueError(f"benchmarks/ not found next to the package ({folder}); run from a source checkout")
+    unknown = sorted(set(args.parts) - set(BENCHMARKS))
+    if unknown:
+        raise ValueError(f"unknown benchmarks {unknown}; allowed: {', '.join(BENCHMARKS)}")
+    sys.path.insert(0, str(folder))
+    for part in args.parts or BENCHMARKS:
+        print(f"== {part}", flush=True)
+        sys.argv = [f"bench_{part}.py", *(["--quick"] if args.quick else [])]
+        runpy.run_path(str(folder / f"bench_{part}.py"), run_name="__main__")
+
+
 def cmd_theory(args: argparse.Namespace) -> None:
-    from aejax.theory import prediction_table
+    from aejax.theory import format_table, prediction_table
 
     rows = prediction_table(args.rates, args.ps)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return
-    header = list(rows[0])
-    _print_table(header, [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows])
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -227,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aejax`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory}
+    handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory, "reproduce": cmd_reproduce,
+                "bench": cmd_bench}
     try:
         handlers[args.command](args)
     except (ValueError, TypeError) as err:
