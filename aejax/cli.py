@@ -154,10 +154,22 @@ def _load_toml(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def cmd_sweep(args: argparse.Namespace) -> None:
-    if args.coordinator or args.num_processes or args.process_id is not None:
-        import jax
+def use_all_cpu_cores() -> None:
+    """One JAX CPU device per core (before JAX starts), so small CPU runs can be spread over them
+    (see ``aejax.sweep.default_devices``); XLA_FLAGS naming a device count take precedence."""
+    import os
 
+    import jax
+
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    import jax
+
+    use_all_cpu_cores()
+    if args.coordinator or args.num_processes or args.process_id is not None:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     from aejax.plot import plot_risk_vs_rate
     from aejax.sweep import sweep
@@ -184,7 +196,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     resume = args.resume or options.pop("resume", False)
     progress = not args.quiet and options.pop("progress", True)
     ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
-    import jax
 
     if jax.process_index() != 0:
         return

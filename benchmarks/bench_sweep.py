@@ -3,7 +3,8 @@
 Compared, in one process, on the same training (online Adam, sign with the clip surrogate,
 row-normalised encoder, rate 1, batch 128, cosine schedule) and the same final Monte Carlo risk:
 
-- ``sweep``: the compiled chunk program of ``aejax.sweep`` (vmapped runs sharded over the mesh);
+- ``sweep``: the compiled chunk program of ``aejax.sweep`` (vmapped runs sharded over the mesh
+  ``aejax.sweep`` picks: on CPU, one device per core for small runs, see ``default_devices``);
 - ``loop``: a Python loop of jitted single runs with exact shapes (asynchronous dispatch allowed);
 - ``torch``: the same training written in eager PyTorch, one run after another (skipped without torch);
 - ``numpy``: the same training with hand-written gradients in NumPy.
@@ -27,8 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from _common import best_time, machine, matmul_flops_per_second, write
+from aejax.cli import use_all_cpu_cores
 from aejax.model import apply, init
-from aejax.sweep import compile_program, make_mesh, make_run
+from aejax.sweep import compile_program, default_devices, make_mesh, make_run
 from aejax.train import TrainConfig, full_hparams
 
 BATCH = 128
@@ -49,7 +51,7 @@ def useful_flops(d: int, n: int, steps: int, runs: int) -> float:
 
 
 def time_sweep(config: TrainConfig, runs: int) -> tuple[float, float]:
-    mesh = make_mesh()
+    mesh = make_mesh(default_devices(config))
     devices = mesh.devices.size
     chunk = math.ceil(runs / devices) * devices
     program = compile_program(config, MC_SAMPLES, mesh, chunk, ("lr",))
@@ -161,6 +163,7 @@ def analytic_vs_cost_analysis(d: int) -> float:
 
 
 def main() -> None:
+    use_all_cpu_cores()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small grid (d <= 128) for a smoke run")
     parser.add_argument("--flop-budget", type=float, default=4e10, help="FLOPs per measurement (sets steps)")
