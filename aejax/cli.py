@@ -156,12 +156,14 @@ def _load_toml(path: Path | None) -> dict[str, Any]:
 
 def use_all_cpu_cores() -> None:
     """One JAX CPU device per core (before JAX starts), so small CPU runs can be spread over them
-    (see ``aejax.sweep.default_devices``); XLA_FLAGS naming a device count take precedence."""
+    (see ``aejax.sweep.default_devices``). A device count already chosen — ``jax_num_cpu_devices``
+    or XLA_FLAGS — is left alone."""
     import os
 
     import jax
 
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    chosen = jax.config.jax_num_cpu_devices != -1
+    if not chosen and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
 
 

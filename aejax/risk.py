@@ -58,13 +58,18 @@ def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = 
     _require_gaussian(source)
     sigma_wt = source.cov_apply(W.T)  # (d, n): column i is Σ b_i
     gram = W @ sigma_wt
-    q = jnp.diag(gram) + jnp.finfo(W.dtype).tiny
-    sq = jnp.sqrt(q)
+    q = jnp.diag(gram)
+    # Zero rows (dead units) get sq = 1/sq = 0 through a double `where`, so that neither the
+    # forward value nor the gradient ever divides by zero.
+    live = q > 0
+    q_safe = jnp.where(live, q, 1.0)
+    sq = jnp.where(live, jnp.sqrt(q_safe), 0.0)
+    inv_sq = jnp.where(live, jax.lax.rsqrt(q_safe), 0.0)
     eye = jnp.eye(W.shape[0], dtype=bool)
-    rho = jnp.where(eye, 0.0, jnp.clip(gram / (sq[:, None] * sq[None, :]), -_RHO_MAX, _RHO_MAX))
+    rho = jnp.where(eye, 0.0, jnp.clip(gram * inv_sq[:, None] * inv_sq[None, :], -_RHO_MAX, _RHO_MAX))
     name = activation if isinstance(activation, str) else None
     if name == "sign":
-        c_xs = jnp.sqrt(2 / jnp.pi) * sigma_wt / sq
+        c_xs = jnp.sqrt(2 / jnp.pi) * sigma_wt * inv_sq
         c_ss = jnp.where(eye, 1.0, (2 / jnp.pi) * jnp.arcsin(rho))
     elif name in ("relu", "helu"):
         c_xs = sigma_wt / 2
@@ -74,11 +79,11 @@ def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = 
         c_xs, c_ss = sigma_wt, gram
     else:
         sigma = get_activation(activation)
-        c_xs, c_ss = _quadrature_moments(sigma, sigma_wt, sq, rho, eye)
+        c_xs, c_ss = _quadrature_moments(sigma, sigma_wt, sq, inv_sq, rho, eye)
     return c_xs, c_ss
 
 
-def _quadrature_moments(sigma, sigma_wt, sq, rho, eye):
+def _quadrature_moments(sigma, sigma_wt, sq, inv_sq, rho, eye):
     g = jnp.asarray(_GH_NODES, sq.dtype)
     w = jnp.asarray(_GH_WEIGHTS, sq.dtype)
     values = sigma(sq[:, None] * g[None, :])  # (n, nodes)
@@ -86,7 +91,7 @@ def _quadrature_moments(sigma, sigma_wt, sq, rho, eye):
     for k in range(1, _SERIES_TERMS):
         hermite.append((g * hermite[k] - np.sqrt(k) * hermite[k - 1]) / np.sqrt(k + 1))
     coef = values @ (jnp.stack(hermite, axis=1) * w[:, None])  # (n, K+1): E[σ(√q g) ĥ_k(g)]
-    c_xs = sigma_wt * (coef[:, 1] / sq)  # E[g σ(√q g)] = coefficient of ĥ_1
+    c_xs = sigma_wt * (coef[:, 1] * inv_sq)  # E[g σ(√q g)] = coefficient of ĥ_1
     powers = rho[None, :, :] ** jnp.arange(_SERIES_TERMS + 1)[:, None, None]
     off = jnp.einsum("ik,jk,kij->ij", coef, coef, powers)
     diag = values**2 @ w
@@ -107,7 +112,8 @@ def exact_risk(params: Params, source: Source, activation: str | ActivationFn = 
                mask: Array | None = None, row_normalize: bool = False) -> Array:
     """Exact population risk ``E||x − A σ(Bx)||² / d`` for a Gaussian source.
 
-    Differentiable in ``params`` without NaN, including at orthogonal or repeated rows.
+    Differentiable in ``params`` without NaN, including at orthogonal or repeated rows. Only the
+    linear decoder has a closed form: for params with a non-linear decoder head it returns NaN.
 
     Args:
         params: ``Params(A, B)``.
@@ -124,7 +130,9 @@ def exact_risk(params: Params, source: Source, activation: str | ActivationFn = 
         >>> float(exact_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4)))
         1.0
     """
-    _check_shapes(params, source)
+    _check_shapes(params, source, mask)
+    if params.head is not None:
+        return jnp.full((), jnp.nan)
     c_xs, c_ss = gaussian_moments(encoder_matrix(params, row_normalize), source, activation)
     A = decoder_matrix(params, row_normalize, mask)
     return _risk_from_moments(A, c_xs, c_ss, source.cov_trace(), source.d)
@@ -158,14 +166,17 @@ def optimal_decoder(B: Array, source: Source, activation: str | ActivationFn = "
         >>> bool(jnp.allclose(A, jnp.sqrt(2 / jnp.pi) * jnp.eye(3), atol=1e-5))
         True
     """
+    _check_source(source)
+    _validate.encoder_shape("B", B, source.d)
+    _check_mask(mask, B.shape[0])
+    _validate.positive_number("ridge", ridge, allow_zero=True)
     W = encoder_matrix(Params(jnp.zeros(()), B), row_normalize)
-    if source.d != B.shape[1]:
-        raise ValueError(f"B has {B.shape[1]} columns but the source has d={source.d}")
     if getattr(source, "is_gaussian", False):
         c_xs, c_ss = gaussian_moments(W, source, activation)
     else:
         if key is None:
             _require_gaussian(source)
+        _validate.prng_key("key", key)
         c_xs, c_ss = sample_moments(W, source, key, n_samples, activation)
     n = B.shape[0]
     m = jnp.ones(n, W.dtype) if mask is None else jnp.asarray(mask, W.dtype)
@@ -218,10 +229,9 @@ def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000
         >>> bool(abs(mean - 1.0) < 5 * se)
         True
     """
-    _check_shapes(params, source)
-    n_samples = _validate.positive_int("n_samples", n_samples)
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be at least 2 for a standard error, got {n_samples}")
+    _check_shapes(params, source, model_kw.get("mask"))
+    _validate.prng_key("key", key)
+    n_samples = _validate.positive_int("n_samples", n_samples, minimum=2)  # 2 for a standard error
     chunk = min(_validate.positive_int("chunk", chunk), n_samples)
     n_chunks = -(-n_samples // chunk)
 
@@ -247,10 +257,17 @@ def _merge(a, b):
     return n, mean_a + delta * n_b / n, m2_a + m2_b + delta**2 * n_a * n_b / n
 
 
-def _check_shapes(params: Params, source: Source) -> None:
-    B = params.B
-    if B.ndim != 2 or B.shape[1] != source.d:
-        raise ValueError(f"params.B must have shape (n, d) with d={source.d} (the source's d), got {B.shape}")
-    if jnp.ndim(params.A) not in (0, 2) or (jnp.ndim(params.A) == 2 and params.A.shape != B.shape[::-1]):
-        raise ValueError(f"params.A must have shape {B.shape[::-1]} (or be a scalar for a tied decoder), "
-                         f"got {jnp.shape(params.A)}")
+def _check_shapes(params: Params, source: Source, mask: Array | None) -> None:
+    _check_source(source)
+    _validate.params_shape(params, source.d)
+    _check_mask(mask, params.B.shape[0])
+
+
+def _check_source(source: Source) -> None:
+    if not isinstance(source, Source):
+        raise TypeError(f"source must be an aejax.sources.Source (e.g. Gaussian(d)), got {type(source).__name__}")
+
+
+def _check_mask(mask: Array | None, n: int) -> None:
+    if mask is not None:
+        _validate.trailing_size("mask", mask, n, "one entry per hidden unit")
