@@ -28,6 +28,9 @@ Array = jax.Array
 class Params(NamedTuple):
     """Autoencoder weights: decoder ``A`` ((d, n), or scalar α when weight-tied) and encoder ``B`` (n, d).
 
+    ``head`` holds the parameters of a non-linear decoder (``aejax.decoders``); ``None`` for the
+    linear decoder ``A s``.
+
     Example:
         >>> Params(A=jnp.zeros((4, 2)), B=jnp.ones((2, 4))).B.shape
         (2, 4)
@@ -35,6 +38,7 @@ class Params(NamedTuple):
 
     A: Array
     B: Array
+    head: Any = None
 
 
 INIT_KINDS = ("gaussian", "orthogonal")
@@ -64,6 +68,9 @@ def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = Fal
     d = _validate.positive_int("d", d)
     n = _validate.positive_int("n", n)
     _validate.choice("kind", kind, INIT_KINDS)
+    _validate.prng_key("key", key)
+    _validate.boolean("tied", tied)
+    _validate.positive_number("decoder_scale", decoder_scale, allow_zero=True, scalar=True)
     k_enc, k_dec = jax.random.split(key)
     if kind == "gaussian":
         B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d)
@@ -144,23 +151,35 @@ def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", *,
         Array([[ 1., -1.]], dtype=float32)
     """
     act = get_activation(activation, surrogate)
+    _validate.params_shape(params)
+    n, d = params.B.shape
+    _validate.trailing_size("x", x, d, f"the input dimension of params.B, shape {(n, d)}")
+    if mask is not None:
+        _validate.trailing_size("mask", mask, n, "one entry per hidden unit")
     s = act(x @ encoder_matrix(params, row_normalize).T, slope=slope, margin=margin)
     return s if mask is None else s * mask
 
 
-def decode(params: Params, s: Array, *, row_normalize: bool = False) -> Array:
-    """Reconstruction ``A s`` for codes of shape ``(..., n)``.
+def decode(params: Params, s: Array, *, row_normalize: bool = False, decoder: Any = None) -> Array:
+    """Reconstruction ``A s`` for codes of shape ``(..., n)``, or ``decoder.decode(params, s)``.
+
+    ``decoder`` is an ``aejax.decoders.Decoder`` for the non-linear decoders (``None``: linear).
 
     Example:
         >>> decode(Params(jnp.eye(2) * 0.5, jnp.eye(2)), jnp.array([1.0, -1.0]))
         Array([ 0.5, -0.5], dtype=float32)
     """
+    if decoder is not None:
+        return decoder.decode(params, s, row_normalize=row_normalize)
+    _validate.params_shape(params)
+    _validate.trailing_size("s", s, params.B.shape[0], "one entry per hidden unit")
     return s @ decoder_matrix(params, row_normalize).T
 
 
 def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", *, surrogate: str = "clip",
-          slope: Any = 1.0, margin: Any = 0.0, mask: Array | None = None, row_normalize: bool = False) -> Array:
-    """Autoencoder output ``x̂ = A σ(B x)`` for ``x`` of shape ``(..., d)``.
+          slope: Any = 1.0, margin: Any = 0.0, mask: Array | None = None, row_normalize: bool = False,
+          decoder: Any = None) -> Array:
+    """Autoencoder output ``x̂ = A σ(B x)`` for ``x`` of shape ``(..., d)`` (or a non-linear decoder of σ(Bx)).
 
     Args:
         params: ``Params(A, B)``.
@@ -171,6 +190,8 @@ def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", *, 
         margin: HeLU margin / sign hysteresis window.
         mask: optional ``(n,)`` 0/1 hidden-unit mask.
         row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B``.
+        decoder: an ``aejax.decoders.Decoder`` (non-linear decoders; ``params.head`` holds their
+            parameters), or ``None`` for the linear decoder.
 
     Returns:
         Reconstructions with the shape of ``x``.
@@ -182,7 +203,7 @@ def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", *, 
     """
     s = encode(params, x, activation, surrogate=surrogate, slope=slope, margin=margin, mask=mask,
                row_normalize=row_normalize)
-    return decode(params, s, row_normalize=row_normalize)
+    return decode(params, s, row_normalize=row_normalize, decoder=decoder)
 
 
 def rate_mask(rate: Any, d: int, n: int) -> Array:
@@ -193,3 +214,25 @@ def rate_mask(rate: Any, d: int, n: int) -> Array:
         Array([1., 1., 0., 0.], dtype=float32)
     """
     return (jnp.arange(n) < jnp.round(jnp.asarray(rate) * d)).astype(jnp.float32)
+
+
+def identity_likeness(B: Array, mask: Array | None = None) -> Array:
+    """Order parameter of an encoder's alignment with the coordinate axes: mean over rows of max_j b̄_ij².
+
+    1 for a signed permutation (rows of ±I), about 2 log(d)/d for a random rotation (THEORY §4).
+
+    Args:
+        B: ``(n, d)`` encoder (rows need not be normalised; zero rows count as 0).
+        mask: optional ``(n,)`` 0/1 hidden-unit mask; the mean is over live rows.
+
+    Returns:
+        Scalar in [1/d, 1].
+
+    Example:
+        >>> float(identity_likeness(jnp.eye(3)[::-1] * -2.0))
+        1.0
+    """
+    peak = jnp.max(normalize_rows(B) ** 2, axis=-1)
+    if mask is None:
+        return jnp.mean(peak)
+    return jnp.sum(peak * mask) / jnp.maximum(jnp.sum(mask), 1.0)

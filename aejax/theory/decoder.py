@@ -66,7 +66,17 @@ def _extrinsic(estimate, variance, h_in, g_in, low, high):
     return eta * estimate - h_in, jnp.clip(eta - g_in, low, high)
 
 
-def _decode_one(Bn, s, prior, p, layers):
+def decode_one(Bn: jax.Array, s: jax.Array, prior: Prior, p: Any, tweaks: jax.Array) -> jax.Array:
+    """VAMP on one code ``s`` (n,) with unit-row ``Bn``; one layer per row of ``tweaks``.
+
+    ``tweaks`` is ``(layers, 3)``: per layer, log-factors on the x-denoiser's SNR and sparsity and on
+    the precision of the z-message it sends back. Zeros give the Bayes-optimal decoder of the module
+    docstring; ``aejax.decoders`` trains them. Returns the ``(layers, d)`` estimates.
+
+    Example:
+        >>> decode_one(jnp.eye(2), jnp.array([1.0, -1.0]), resolve_prior("bg"), 1.0, jnp.zeros((2, 3))).shape
+        (2, 2)
+    """
     n, d = Bn.shape
     low, high = precision_bounds(Bn.dtype)
     lam, frac = max(n / d, 1.0), min(n / d, 1.0)
@@ -78,31 +88,34 @@ def _decode_one(Bn, s, prior, p, layers):
         x_hat = b * rhs if n > d else a * rhs + (b - a) * (Bn.T @ (Bn @ rhs))
         return x_hat, frac * b + (1 - frac) * a, b
 
-    def layer(carry, _):
+    def layer(carry, tweak):
+        log_snr, log_p, log_precision = tweak[0], tweak[1], tweak[2]
         h2x, g2x, h1z, g1z, x_old, done = carry
         z_hat, z_var = sign_posterior(s, h1z / g1z, g1z)
         h2z, g2z = _extrinsic(z_hat, z_var, h1z, g1z, low, high)
         x_lin, var_x, _ = linear(h2x, g2x, h2z, g2z)
         h1x, g1x = _extrinsic(x_lin, var_x, h2x, g2x, low, high)
-        x_hat, x_var = posterior(h1x / g1x, prior, p, g1x)
+        x_hat, x_var = posterior(h1x / g1x, prior, jnp.minimum(p * jnp.exp(log_p), 1.0), g1x * jnp.exp(log_snr))
         h2x_new, g2x_new = _extrinsic(x_hat, x_var, h1x, g1x, low, high)
         x_lin, _, var_z = linear(h2x_new, g2x_new, h2z, g2z)
         h1z_new, g1z_new = _extrinsic(Bn @ x_lin, var_z, h2z, g2z, low, high)
-        new = (h2x_new, g2x_new, h1z_new, g1z_new, x_hat, done | (jnp.mean(x_var) * high < 1))
+        scale = jnp.exp(log_precision)
+        new = (h2x_new, g2x_new, h1z_new * scale, g1z_new * scale, x_hat, done | (jnp.mean(x_var) * high < 1))
         carry = jax.tree.map(lambda old, upd: jnp.where(done, old, upd), carry, new)
         return carry, carry[4]
 
     one = jnp.ones((), Bn.dtype)
     zeros = jnp.zeros(d, Bn.dtype)
     start = (zeros, one, jnp.zeros(n, Bn.dtype), one, zeros, jnp.asarray(False))
-    return jax.lax.scan(layer, start, None, length=layers)[1]
+    return jax.lax.scan(layer, start, jnp.asarray(tweaks, Bn.dtype))[1]
 
 
 @functools.partial(jax.jit, static_argnames=("prior", "layers"))
 def _decode(B, s, prior, p, layers):
     Bn = B / jnp.linalg.norm(B, axis=1, keepdims=True)
     flat = s.reshape(-1, s.shape[-1])
-    out = jax.vmap(lambda si: _decode_one(Bn, si, prior, p, layers))(flat)
+    tweaks = jnp.zeros((layers, 3), Bn.dtype)
+    out = jax.vmap(lambda si: decode_one(Bn, si, prior, p, tweaks))(flat)
     return out.reshape(*s.shape[:-1], layers, B.shape[1])
 
 
