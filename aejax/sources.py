@@ -187,6 +187,8 @@ class Empirical(Source):
         whiten: ``None``, ``"pca"`` or ``"zca"``.
         components: number of principal components kept by ``"pca"`` (default: all).
         eig_floor: relative eigenvalue floor for whitening.
+        preprocessing: an ``aejax.data.Preprocessing`` fitted elsewhere (e.g. on a training split)
+            to apply instead of fitting one on ``data``; the other options are then ignored.
 
     Example:
         >>> import numpy as np
@@ -200,9 +202,12 @@ class Empirical(Source):
     d: int = dataclasses.field(init=False)
 
     def __init__(self, data: Any, center: bool = True, whiten: str | None = None,
-                 components: int | None = None, eig_floor: float = 1e-6):
-        object.__setattr__(self, "data", jnp.asarray(_preprocess(data, center, whiten, components, eig_floor),
-                                                     dtype=jnp.float32))
+                 components: int | None = None, eig_floor: float = 1e-6, *, preprocessing: Any = None):
+        from aejax.data import fit_preprocessing  # aejax.data builds Empirical sources, so import it lazily
+
+        if preprocessing is None:
+            preprocessing = fit_preprocessing(data, center, whiten, components, eig_floor)
+        object.__setattr__(self, "data", jnp.asarray(preprocessing.apply(data), dtype=jnp.float32))
         object.__setattr__(self, "d", int(self.data.shape[1]))
 
     def sample(self, key: Array, batch: int) -> Array:
@@ -246,6 +251,8 @@ def _spectrum(d: int, spectrum: Any) -> Array:
     if arr.shape != (d,):
         raise ValueError(f"spectrum must have shape ({d},) to match d={d}, got shape {arr.shape}")
     _validate.positive_number("spectrum", arr, allow_zero=True)
+    if arr.sum() > np.finfo(np.float32).max:
+        raise ValueError(f"spectrum must fit float32: its total variance {arr.sum():.3g} overflows float32")
     return jnp.asarray(arr, dtype=jnp.float32)
 
 
@@ -261,32 +268,3 @@ def _covariance_and_factor(d: int, covariance: Any) -> tuple[Array, Array]:
         raise ValueError(f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}")
     factor = eigvec * np.sqrt(np.clip(eigval, 0, None))
     return jnp.asarray(cov, dtype=jnp.float32), jnp.asarray(factor, dtype=jnp.float32)
-
-
-def _preprocess(data: Any, center: bool, whiten: str | None, components: int | None, eig_floor: float) -> np.ndarray:
-    x = np.asarray(data, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"data must be a 2-D array (samples, d) with at least 2 samples, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        rows = np.unique(np.nonzero(~np.isfinite(x))[0])[:5].tolist()
-        raise ValueError(f"data must be finite; rows {rows} hold NaN or inf")
-    constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
-    if constant.size:
-        raise ValueError(f"data has constant columns {constant[:10].tolist()} (zero variance); drop them first")
-    if center:
-        x = x - x.mean(axis=0)
-    if whiten is None:
-        return x * np.sqrt(x.shape[1] / np.mean(np.sum(x**2, axis=1)))
-    _validate.choice("whiten", whiten, ("pca", "zca"))
-    eigval, eigvec = np.linalg.eigh(x.T @ x / x.shape[0])
-    eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
-    k = x.shape[1] if components is None else _validate.positive_int("components", components)
-    if k > x.shape[1] or (whiten == "zca" and k != x.shape[1]):
-        raise ValueError(f"components must be at most d={x.shape[1]} (and all of them for zca), got {components}")
-    small = eigval[:k] < eig_floor * eigval[0]
-    if small.any():
-        rank = int(np.sum(eigval >= eig_floor * eigval[0]))
-        raise ValueError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
-                         f"{eig_floor:g}; use whiten='pca' with components<={rank}")
-    white = (x @ eigvec[:, :k]) / np.sqrt(eigval[:k])
-    return white @ eigvec[:, :k].T if whiten == "zca" else white

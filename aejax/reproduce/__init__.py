@@ -1,0 +1,56 @@
+"""Reproductions of the papers' experiments, one module each; ``run(name)`` writes a PNG, a netCDF
+file and a markdown table and returns their paths with the key numbers.
+
+Targets: ``gaussian-limit``, ``finite-size``, ``features``, ``surrogates``, ``universality``.
+Sizes: ``tiny`` (seconds, for tests), ``small`` (default: minutes on a 2-core CPU), ``large`` (accelerators).
+
+Example:
+    >>> sorted(TARGETS)
+    ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'sparse', 'surrogates', 'universality']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aejax import _validate
+from aejax.reproduce import features, finite_size, gaussian_limit, phase_transition, sparse, surrogates, universality
+from aejax.reproduce._common import SIZES
+
+TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
+    "gaussian-limit": gaussian_limit.run,
+    "finite-size": finite_size.run,
+    "features": features.run,
+    "surrogates": surrogates.run,
+    "universality": universality.run,
+    "sparse": sparse.run,
+    "phase-transition": phase_transition.run,
+}
+
+
+def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
+    """Run the reproduction ``name`` and write ``<out>/<name>.png``, ``.nc`` and ``.md``.
+
+    Args:
+        name: one of ``TARGETS``.
+        size: one of ``SIZES`` (``tiny``, ``small``, ``large``).
+        out: output directory.
+        progress: show progress bars.
+
+    Returns:
+        ``{"png": Path, "nc": Path, "md": Path, ...}`` plus the target's key numbers.
+
+    Example:
+        >>> run("no-such-target")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, surrogates, universality
+    """
+    _validate.choice("name", name, TARGETS)
+    _validate.choice("size", size, SIZES)
+    return TARGETS[name](size=size, out=out, progress=progress)
+
+
+__all__ = ["SIZES", "TARGETS", "run"]
