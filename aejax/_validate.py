@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,23 +25,85 @@ def is_concrete(value: Any) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value))
 
 
-def positive_int(name: str, value: Any) -> int:
-    """Check that ``value`` is an integer >= 1 and return it as ``int``."""
+def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Check that ``value`` is an integer >= ``minimum`` (default 1) and return it as ``int``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1), got {value!r}")
+    if value < minimum:
+        allowed = "a positive integer (>= 1)" if minimum == 1 else f"an integer, at least {minimum}"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return int(value)
 
 
-def positive_number(name: str, value: Any, *, allow_zero: bool = False) -> Any:
-    """Check that every entry of ``value`` is finite and > 0 (or >= 0 with ``allow_zero``)."""
+def non_negative_int(name: str, value: Any) -> int:
+    """Check that ``value`` is an integer >= 0 and return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative integer, got {value!r} of type {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """Check that ``value`` is ``True`` or ``False`` (a truthy string like ``"no"`` is refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def path(name: str, value: Any) -> Any:
+    """Check that ``value`` is a file-system path (``str`` or ``os.PathLike``)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r} of type {type(value).__name__}")
+    return value
+
+
+def prng_key(name: str, value: Any) -> Any:
+    """Check that ``value`` is a JAX PRNG key: typed (``jax.random.key``) or raw ``uint32`` (``PRNGKey``)."""
+    dtype = getattr(value, "dtype", None)
+    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == np.uint32 and np.ndim(value) >= 1 and np.shape(value)[-1] == 2
+    if not (typed or raw):
+        raise TypeError(f"{name} must be a JAX PRNG key (jax.random.key(seed)), got {_brief(value)}")
+    return value
+
+
+def trailing_size(name: str, value: Any, size: int, meaning: str) -> Any:
+    """Check that array ``value`` has at least one axis and its last one has ``size`` entries."""
+    shape = np.shape(value)
+    if not shape or shape[-1] != size:
+        raise ValueError(f"{name} must have a last axis of size {size} ({meaning}), got shape {shape}")
+    return value
+
+
+def encoder_shape(name: str, B: Any, d: int | None = None, *, owner: str = "the source") -> None:
+    """Check that ``B`` is an ``(n, d)`` matrix (``d`` that of ``owner`` when given)."""
+    if np.ndim(B) != 2 or (d is not None and np.shape(B)[1] != d):
+        want = f"(n, d) with d={d} ({owner}'s d)" if d is not None else "(n, d)"
+        raise ValueError(f"{name} must have shape {want}, got {np.shape(B)}")
+
+
+def params_shape(params: Any, d: int | None = None, *, owner: str = "the source") -> None:
+    """Check ``Params(A, B)``: ``B`` is ``(n, d)`` (``d`` that of ``owner`` when given) and ``A`` is
+    ``(d, n)`` or a scalar (tied decoder)."""
+    B = getattr(params, "B", None)
+    if B is None or not hasattr(params, "A"):
+        raise TypeError(f"params must be aejax.Params(A, B), got {_brief(params)}")
+    encoder_shape("params.B", B, d, owner=owner)
+    a_shape = np.shape(params.A)
+    if a_shape not in ((), np.shape(B)[::-1]):
+        raise ValueError(f"params.A must have shape {np.shape(B)[::-1]} (or be a scalar for a tied decoder), "
+                         f"got {a_shape}")
+
+
+def positive_number(name: str, value: Any, *, allow_zero: bool = False, scalar: bool = False) -> Any:
+    """Check that every entry of ``value`` is finite and > 0 (or >= 0 with ``allow_zero``); with
+    ``scalar``, that ``value`` is a single number."""
     if not is_concrete(value):
         return value
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+    arr = _numbers(name, value)
+    if scalar and arr.ndim:
+        raise TypeError(f"{name} must be a single number, got {value!r}")
     bound = "non-negative" if allow_zero else "positive"
     bad = ~np.isfinite(arr) | ((arr < 0) if allow_zero else (arr <= 0))
     if bad.any():
@@ -52,7 +115,7 @@ def probability(name: str, value: Any) -> Any:
     """Check that every entry of ``value`` lies in (0, 1]."""
     if not is_concrete(value):
         return value
-    arr = np.asarray(value, dtype=np.float64)
+    arr = _numbers(name, value)
     bad = ~np.isfinite(arr) | (arr <= 0) | (arr > 1)
     if bad.any():
         raise ValueError(f"{name} must lie in (0, 1], got {_show(arr[bad])}")
@@ -72,6 +135,21 @@ def finite_array(name: str, value: Any) -> Any:
     if is_concrete(value) and not np.all(np.isfinite(np.asarray(value))):
         raise ValueError(f"{name} must contain only finite values; it has NaN or inf entries")
     return value
+
+
+def _numbers(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array; ``None``, strings and non-numeric objects are a ``TypeError``."""
+    try:
+        if value is None or isinstance(value, (str, bytes)):
+            raise TypeError
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return f"{text[:60]}{'...' if len(text) > 60 else ''} of type {type(value).__name__}"
 
 
 def _show(bad: np.ndarray) -> str:

@@ -15,6 +15,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from aejax import _validate
+
 BENCHMARKS = ("sweep", "risk", "scaling")
 SWEEP_DEFAULTS = {"d": 256, "rates": "0.25,0.5,1,1.5,2", "seeds": "0,1,2", "steps": 1000, "batch": 128,
                   "lr": 0.01, "out": "runs/sweep"}
@@ -87,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("reproduce", help="reproduce a paper experiment: figure, netCDF and markdown table")
     rep.add_argument("name", help="experiment name (see aejax.reproduce.TARGETS)")
-    rep.add_argument("--size", choices=["small", "large"], default="small", help="small (CPU) or large (accelerator)")
+    rep.add_argument("--size", choices=["tiny", "small", "large"], default="small",
+                     help="tiny (seconds), small (minutes on a CPU) or large (accelerator)")
     rep.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -120,9 +123,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from aejax.train import TrainConfig, full_hparams, make_train
 
     fields = _train_fields(args, {"d": 128, "steps": 2000, "batch": 256, "schedule": "cosine"})
-    d = fields["d"]
-    if not isinstance(d, int) or d < 1:
-        raise ValueError(f"--d must be a positive integer, got {d}")
+    d = _validate.positive_int("--d", fields["d"])
+    _validate.positive_number("--rate", args.rate)
     n = max(1, round(args.rate * d))
     config = TrainConfig(n=n, **fields)
     hparams = {k: getattr(args, k) for k in ("lr", "slope", "p") if getattr(args, k) is not None}
@@ -173,6 +175,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     use_all_cpu_cores()
     if args.coordinator or args.num_processes or args.process_id is not None:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
     from aejax.sweep import sweep
     from aejax.train import TrainConfig
@@ -192,8 +195,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples")):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
-    d = fields["d"]
-    fields.setdefault("n", max(1, round(max(grid["rate"]) * d)) if isinstance(d, int) else 1)
+    d = _validate.positive_int("d", fields["d"])
+    rates = [run["rate"] for run in Grid.from_spec(grid, d).runs]
+    fields.setdefault("n", max(1, round(max(rates) * d)))
     config = TrainConfig(**fields)
     resume = args.resume or options.pop("resume", False)
     progress = not args.quiet and options.pop("progress", True)
@@ -255,6 +259,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_theory(args: argparse.Namespace) -> None:
     from aejax.theory import format_table, prediction_table
 
+    _validate.positive_number("--rates", args.rates)
+    _validate.probability("--ps", args.ps)
     rows = prediction_table(args.rates, args.ps)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
 
@@ -277,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bench": cmd_bench}
     try:
         handlers[args.command](args)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OSError) as err:  # bad input, or an unusable file or directory
         print(f"aejax: error: {err}", file=sys.stderr)
         return 2
     return 0

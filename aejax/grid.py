@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from typing import Any
 
 import numpy as np
@@ -115,8 +114,7 @@ def bucket_sizes(n_values: list[int], max_padding: float, cost_power: float = 1.
         >>> bucket_sizes([64, 60, 32], max_padding=0.25)
         {64: 64, 60: 64, 32: 32}
     """
-    if max_padding < 0 or not math.isfinite(max_padding):
-        raise ValueError(f"max_padding must be finite and >= 0, got {max_padding}")
+    _validate.positive_number("max_padding", max_padding, allow_zero=True, scalar=True)
     mapping: dict[int, int] = {}
     top = None
     for n in sorted(set(n_values), reverse=True):

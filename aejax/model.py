@@ -71,6 +71,9 @@ def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = Fal
     _validate.prng_key("key", key)
     _validate.boolean("tied", tied)
     _validate.positive_number("decoder_scale", decoder_scale, allow_zero=True, scalar=True)
+    if decoder_scale > jnp.finfo(jnp.result_type(float)).max / 10:  # entries are about scale·N(0, 1/n)
+        raise ValueError(f"decoder_scale must be below {jnp.finfo(jnp.result_type(float)).max / 10:.3g} so the "
+                         f"initial decoder fits {jnp.result_type(float)}, got {decoder_scale!r}")
     k_enc, k_dec = jax.random.split(key)
     if kind == "gaussian":
         B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d)

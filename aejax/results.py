@@ -3,18 +3,23 @@
 A sweep's output directory holds ``manifest.json`` (what is being computed), one ``.npz`` file per
 finished chunk under ``chunks/`` and, at the end, ``results.nc``. Every file is written to a
 temporary name and renamed into place, so a crash (even ``kill -9``) leaves either a whole file or
-none; a file that cannot be read back is reported and its runs are recomputed.
+none; a file that cannot be read back is reported and its runs are recomputed. While a sweep writes
+into ``out`` it holds an exclusive lock on ``out/.lock`` (``fcntl.flock``), so a second sweep into
+the same directory is refused instead of interleaving; the kernel releases the lock when its
+process exits, even after ``kill -9``, so a stale lock never blocks a later sweep. (``flock`` is
+advisory and only reliable on a local file system: on NFS two hosts may not see each other's lock.)
 
 Example:
     >>> import tempfile
-    >>> store = RunStore(tempfile.mkdtemp(), {"config": "x"})
-    >>> store.load()
+    >>> with RunStore(tempfile.mkdtemp(), {"config": "x"}) as store:
+    ...     store.load()
     {}
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -64,12 +69,35 @@ class RunStore:
         manifest: JSON-able description of the sweep; a directory holding a different manifest
             is refused, so finished work of another sweep is never mixed in or overwritten.
         resume: require an existing sweep in ``out`` to continue.
+
+    The store holds ``out/.lock`` until ``close()`` (or the end of a ``with`` block); a second store
+    on the same directory meanwhile raises ``ValueError``.
     """
 
     def __init__(self, out: str | os.PathLike, manifest: dict[str, Any], resume: bool = False):
         self.out = Path(out)
         self.chunks = self.out / "chunks"
         self.chunks.mkdir(parents=True, exist_ok=True)
+        self._lock: int | None = _lock(self.out / ".lock")
+        try:
+            self._check_manifest(manifest, resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the directory's lock (idempotent)."""
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
+
+    def _check_manifest(self, manifest: dict[str, Any], resume: bool) -> None:
         path = self.out / "manifest.json"
         text = json.dumps(manifest, indent=1, sort_keys=True)
         if path.exists():
@@ -77,10 +105,12 @@ class RunStore:
                 old = json.loads(path.read_text())
             except (OSError, ValueError) as err:
                 raise ValueError(f"cannot read {path} ({err}); delete it or choose another out directory") from None
-            if old != json.loads(text):
-                differ = sorted(k for k in {*old, *manifest} if old.get(k) != json.loads(text).get(k))
+            new = json.loads(text)
+            if old != new:
+                differ = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+                details = "; ".join(_differences(old, new)[:5])
                 raise ValueError(f"out={str(self.out)!r} holds a different sweep (differs in: {', '.join(differ)}); "
-                                 "choose another out directory or delete it")
+                                 f"{details}; choose another out directory or delete it")
         elif resume:
             raise ValueError(f"resume=True but out={str(self.out)!r} holds no sweep to resume")
         else:
@@ -114,6 +144,60 @@ class RunStore:
         atomic_write(path, write)
 
 
+def _differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Where two JSON values differ, as ``"path: saved X, now Y"`` lines (dicts and lists recursed)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for k in sorted({*old, *new}) if old.get(k) != new.get(k)
+                for line in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else k)]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [line for i, (a, b) in enumerate(zip(old, new)) if a != b for line in _differences(a, b, f"{where}[{i}]")]
+    if isinstance(old, list) and isinstance(new, list):
+        return [f"{where}: saved {len(old)} entries, now {len(new)}"]
+    return [f"{where}: saved {old!r}, now {new!r}"]
+
+
+def _lock(path: Path) -> int:
+    """Take an exclusive, non-blocking ``flock`` on ``path``; return its descriptor."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ValueError(f"out={str(path.parent)!r} is in use by another sweep (process {holder} holds "
+                         f"{str(path)!r}); wait for it to finish or choose another out directory") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+OVERFLOW_LEVEL = 1e30  # a loss this large is a step or two from float32's largest value, 3.4e38
+
+
+def run_status(records: dict[str, np.ndarray]) -> np.ndarray:
+    """Per run: ``"ok"`` (final risk and loss trace finite), else ``"overflow"`` or ``"diverged"``.
+
+    ``"overflow"``: a value left the float32 range — the final risks or a trace hold ±inf, or the
+    loss trace passed ``OVERFLOW_LEVEL`` before turning NaN (the usual path of a too-large learning
+    rate: the loss grows, overflows to inf, and inf − inf gives NaN). ``"diverged"``: NaN without
+    that sign of overflow. The trace is a mean over ``eval_every`` steps, so an overflow and the NaN
+    that follows it inside one block are seen only as NaN: ``"diverged"`` may hide an overflow, but
+    ``"overflow"`` is never reported without one.
+
+    Example:
+        >>> run_status({"risk": np.array([0.5, np.nan, np.nan]), "exact_risk": np.full(3, np.nan),
+        ...             "loss_trace": np.array([[1.0, 0.5], [1.0, np.inf], [1.0, np.nan]]),
+        ...             "risk_trace": np.full((3, 2), np.nan)}).tolist()
+        ['ok', 'overflow', 'diverged']
+    """
+    loss = records["loss_trace"]
+    finite = np.isfinite(records["risk"]) & np.all(np.isfinite(loss), axis=-1)
+    inf = np.isinf(records["risk"]) | np.isinf(records["exact_risk"])
+    inf |= np.any(np.isinf(loss), axis=-1) | np.any(np.isinf(records["risk_trace"]), axis=-1)
+    huge = np.any(np.abs(np.where(np.isfinite(loss), loss, 0.0)) > OVERFLOW_LEVEL, axis=-1)
+    return np.where(finite, "ok", np.where(inf | huge, "overflow", "diverged"))
+
+
 def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], theory: np.ndarray,
                   attrs: dict[str, Any]) -> xr.Dataset:
     """Arrange per-run records (leading axis = run index) into a Dataset with one dim per axis.
@@ -126,14 +210,13 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
         attrs: JSON-able attributes.
 
     Returns:
-        The Dataset (``status`` is ``"ok"`` or ``"diverged"``).
+        The Dataset (``status``: see ``run_status``).
     """
     shape = grid.shape
     dims = grid.dims
-    finite = np.isfinite(records["risk"]) & np.all(np.isfinite(records["loss_trace"]), axis=-1)
     data = {name: (dims, records[name].reshape(shape)) for name in ("risk", "risk_se", "exact_risk", "wall_time")}
     data["theory"] = (dims, np.asarray(theory, np.float64).reshape(shape))
-    data["status"] = (dims, np.where(finite, "ok", "diverged").astype(object).reshape(shape))
+    data["status"] = (dims, run_status(records).astype(object).reshape(shape))
     for name in ("loss_trace", "risk_trace"):
         data[name] = ((*dims, "step"), records[name].reshape(*shape, len(steps)))
     coords: dict[str, Any] = {"step": np.asarray(steps)}

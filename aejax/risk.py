@@ -105,7 +105,12 @@ def _require_gaussian(source: Source) -> None:
 
 
 def _risk_from_moments(A: Array, c_xs: Array, c_ss: Array, trace: Array, d: int) -> Array:
-    return (trace - 2 * jnp.sum(A * c_xs) + jnp.sum((A @ c_ss) * A)) / d
+    # In units of m = max|A|, so that a decoder too large for the dtype gives +inf (an overflow the
+    # sweep reports) instead of inf − inf = NaN; m is a constant for autodiff (same gradient).
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(A)))
+    m = jnp.where(m > 0, m, 1.0)
+    a = A / m
+    return (trace - 2 * m * jnp.sum(a * c_xs) + m * (m * jnp.sum((a @ c_ss) * a))) / d
 
 
 def exact_risk(params: Params, source: Source, activation: str | ActivationFn = "sign", *,
@@ -169,7 +174,7 @@ def optimal_decoder(B: Array, source: Source, activation: str | ActivationFn = "
     _check_source(source)
     _validate.encoder_shape("B", B, source.d)
     _check_mask(mask, B.shape[0])
-    _validate.positive_number("ridge", ridge, allow_zero=True)
+    _validate.positive_number("ridge", ridge, allow_zero=True, scalar=True)
     W = encoder_matrix(Params(jnp.zeros(()), B), row_normalize)
     if getattr(source, "is_gaussian", False):
         c_xs, c_ss = gaussian_moments(W, source, activation)

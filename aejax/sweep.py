@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -112,14 +113,16 @@ def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     available = jax.devices()
     if devices is None:
         chosen = available
-    elif isinstance(devices, int) and not isinstance(devices, bool):
+    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
             raise ValueError(f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}")
         chosen = available[:devices]
-    else:
+    elif isinstance(devices, Sequence) and not isinstance(devices, str):
         chosen = list(devices)
-        if not chosen:
-            raise ValueError("devices must not be an empty list")
+        if not chosen or not all(isinstance(dev, jax.Device) for dev in chosen):
+            raise ValueError(f"devices as a list must be a non-empty list of jax.Device, got {devices!r}")
+    else:
+        raise TypeError(f"devices must be a device count, a list of jax.Device or None, got {devices!r}")
     return Mesh(np.asarray(chosen), ("runs",))
 
 
@@ -276,7 +279,7 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         grid: ``{axis: values}`` (full product) or a list of ``{axis: value}`` runs; axes are
             ``seed``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p``.
         out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
-            everything in memory.
+            everything in memory. Locked while the sweep runs: a second sweep into it is refused.
         resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
             sweep in ``out`` are reused in any case; a different sweep there is refused).
         devices: number of devices, a list of devices, or ``None`` for ``default_devices(config)``.
@@ -291,14 +294,22 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
         traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``theory``, ``status``,
         ``wall_time``, ``loss_trace``, ``risk_trace``.
+
+    Example:
+        >>> cfg = TrainConfig(d=16, n=16, steps=20, mode="population")
+        >>> sweep(cfg, {"seed": [0, 1]}, mc_samples=256, progress=False)["status"].values.tolist()
+        ['ok', 'ok']
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
-    _validate.positive_int("mc_samples", mc_samples)
+    _validate.positive_int("mc_samples", mc_samples, minimum=2)  # 2 for a standard error
     if chunk is not None:
         _validate.positive_int("chunk", chunk)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _validate.non_negative_int("seed", seed)
+    if out is not None:
+        _validate.path("out", out)
+    _validate.boolean("resume", resume)
+    _validate.boolean("progress", progress)
     grid = Grid.from_spec(grid, config.d)
     mesh = make_mesh(default_devices(config) if devices is None else devices)
     budget = memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
@@ -308,51 +319,51 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
     manifest = {"config": config_description(config), "runs": list(grid.runs), "dims": list(grid.dims),
                 "seed": seed, "mc_samples": mc_samples}
     is_writer = jax.process_index() == 0
-    store = RunStore(out, manifest, resume) if out is not None and is_writer else None
-    done = _share_finished(store.load() if store else {}, len(grid.runs), len(config.trace_steps))
-    records: dict[int, dict[str, np.ndarray]] = dict(done)
-    hparam_names = tuple(k for k in grid.runs[0] if k != "seed")
-    stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
+    with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
+        done = _share_finished(store.load() if store else {}, len(grid.runs), len(config.trace_steps))
+        records: dict[int, dict[str, np.ndarray]] = dict(done)
+        hparam_names = tuple(k for k in grid.runs[0] if k != "seed")
+        stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
 
-    plans = []
-    for bucket_n in sorted(set(buckets.values()), reverse=True):
-        members = [i for i, n in enumerate(n_units) if buckets[n] == bucket_n]
-        pending = [i for i in members if i not in records]
-        if pending:
-            bucket_config = dataclasses.replace(config, n=bucket_n)
-            program = plan_program(bucket_config, mc_samples, mesh, len(members), hparam_names, chunk, budget)
-            stats["compilations"] += program.compilations
-            stats["compile_seconds"] += program.compile_seconds
-            plans.append((program, pending))
+        plans = []
+        for bucket_n in sorted(set(buckets.values()), reverse=True):
+            members = [i for i, n in enumerate(n_units) if buckets[n] == bucket_n]
+            pending = [i for i in members if i not in records]
+            if pending:
+                bucket_config = dataclasses.replace(config, n=bucket_n)
+                program = plan_program(bucket_config, mc_samples, mesh, len(members), hparam_names, chunk, budget)
+                stats["compilations"] += program.compilations
+                stats["compile_seconds"] += program.compile_seconds
+                plans.append((program, pending))
 
-    total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p in plans)
-    with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
-        for program, pending in plans:
-            for start in range(0, len(pending), program.runs):
-                ids = np.asarray(pending[start:start + program.runs])
-                chunk_records, seconds = _run_chunk(program, mesh, grid, ids, seed, hparam_names)
-                chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
-                if store:
-                    store.save(ids, chunk_records)
-                for j, run in enumerate(ids.tolist()):
-                    records[run] = {name: chunk_records[name][j] for name in RECORD_FIELDS}
-                stats["chunks"] += 1
-                stats["chunk_fill"].append(len(ids) / program.runs)
-                bar.advance(len(ids))
+        total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p in plans)
+        with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
+            for program, pending in plans:
+                for start in range(0, len(pending), program.runs):
+                    ids = np.asarray(pending[start:start + program.runs])
+                    chunk_records, seconds = _run_chunk(program, mesh, grid, ids, seed, hparam_names)
+                    chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
+                    if store:
+                        store.save(ids, chunk_records)
+                    for j, run in enumerate(ids.tolist()):
+                        records[run] = {name: chunk_records[name][j] for name in RECORD_FIELDS}
+                    stats["chunks"] += 1
+                    stats["chunk_fill"].append(len(ids) / program.runs)
+                    bar.advance(len(ids))
 
-    stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in RECORD_FIELDS}
-    rates = np.asarray([units_i / config.d for units_i in n_units])
-    attrs = {"config": manifest["config"], "seed": seed, "mc_samples": mc_samples, "versions": _versions(),
-             "device": _device_description(mesh), "buckets": {str(k): v for k, v in buckets.items()},
-             "padding_overhead": padding_overhead(n_units, buckets, cost_power),
-             "compilations": stats["compilations"], "compile_seconds": stats["compile_seconds"],
-             "chunks": stats["chunks"], "reused_runs": len(done),
-             "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0}
-    theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
-    ds = build_dataset(grid, stacked, config.trace_steps, theory_values, attrs)
-    if out is not None and is_writer:
-        save_results(ds, os.path.join(out, "results.nc"))
-    return ds
+        stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in RECORD_FIELDS}
+        rates = np.asarray([units_i / config.d for units_i in n_units])
+        attrs = {"config": manifest["config"], "seed": seed, "mc_samples": mc_samples, "versions": _versions(),
+                 "device": _device_description(mesh), "buckets": {str(k): v for k, v in buckets.items()},
+                 "padding_overhead": padding_overhead(n_units, buckets, cost_power),
+                 "compilations": stats["compilations"], "compile_seconds": stats["compile_seconds"],
+                 "chunks": stats["chunks"], "reused_runs": len(done),
+                 "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0}
+        theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
+        ds = build_dataset(grid, stacked, config.trace_steps, theory_values, attrs)
+        if out is not None and is_writer:
+            save_results(ds, os.path.join(out, "results.nc"))
+        return ds
 
 
 def _run_chunk(program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,

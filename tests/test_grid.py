@@ -76,7 +76,7 @@ def test_bucket_sizes_match_hand_grouping():
 
 @pytest.mark.parametrize("max_padding", [-0.1, float("inf"), float("nan")])
 def test_bucket_sizes_refuse_bad_max_padding(max_padding):
-    with pytest.raises(ValueError, match="max_padding must be finite and >= 0"):
+    with pytest.raises(ValueError, match="max_padding must be finite and non-negative"):
         bucket_sizes([4, 8], max_padding)
 
 
