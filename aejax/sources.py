@@ -126,7 +126,30 @@ class Gaussian(Source):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class BernoulliGaussian(Source):
+class SparseSource(Source):
+    """A coordinate is non-zero with probability ``p``, then ``nonzero(key, shape) / sqrt(p)``
+    with a unit-variance law, so ``E x_i² = 1``; ``p`` is a leaf (vmappable, traced)."""
+
+    _leaves: ClassVar[tuple[str, ...]] = ("p",)
+    d: int
+    p: Any
+
+    def __post_init__(self):
+        object.__setattr__(self, "d", _validate.positive_int("d", self.d))
+        object.__setattr__(self, "p", _validate.probability("p", self.p))
+
+    def nonzero(self, key: Array, shape: tuple[int, ...]) -> Array:
+        """Unit-variance values of the non-zero coordinates."""
+        raise NotImplementedError
+
+    def sample(self, key: Array, batch: int) -> Array:
+        k_support, k_value = jax.random.split(key)
+        on = jax.random.uniform(k_support, (batch, self.d)) < self.p
+        return jnp.where(on, self.nonzero(k_value, (batch, self.d)) / jnp.sqrt(self.p), 0.0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BernoulliGaussian(SparseSource):
     """Bernoulli–Gaussian BG(p): ``x_i = β_i g_i``, ``β_i ~ Bern(p)``, ``g_i ~ N(0, 1/p)``.
 
     Example:
@@ -134,22 +157,12 @@ class BernoulliGaussian(Source):
         (2, 16)
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ("p",)
-    d: int
-    p: Any
-
-    def __post_init__(self):
-        object.__setattr__(self, "d", _validate.positive_int("d", self.d))
-        object.__setattr__(self, "p", _validate.probability("p", self.p))
-
-    def sample(self, key: Array, batch: int) -> Array:
-        k_support, k_value = jax.random.split(key)
-        on = jax.random.uniform(k_support, (batch, self.d)) < self.p
-        return jnp.where(on, jax.random.normal(k_value, (batch, self.d)) / jnp.sqrt(self.p), 0.0)
+    def nonzero(self, key: Array, shape: tuple[int, ...]) -> Array:
+        return jax.random.normal(key, shape)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class SparseRademacher(Source):
+class SparseRademacher(SparseSource):
     """Sparse Rademacher SR(p): ``x_i ∈ {0, ±1/sqrt(p)}`` with ``P(x_i ≠ 0) = p``.
 
     Example:
@@ -157,19 +170,8 @@ class SparseRademacher(Source):
         (3, 16)
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ("p",)
-    d: int
-    p: Any
-
-    def __post_init__(self):
-        object.__setattr__(self, "d", _validate.positive_int("d", self.d))
-        object.__setattr__(self, "p", _validate.probability("p", self.p))
-
-    def sample(self, key: Array, batch: int) -> Array:
-        k_support, k_sign = jax.random.split(key)
-        on = jax.random.uniform(k_support, (batch, self.d)) < self.p
-        signs = jax.random.rademacher(k_sign, (batch, self.d), dtype=jnp.float32)
-        return jnp.where(on, signs / jnp.sqrt(self.p), 0.0)
+    def nonzero(self, key: Array, shape: tuple[int, ...]) -> Array:
+        return jax.random.rademacher(key, shape, dtype=jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -1,17 +1,6 @@
-"""Reproduce 'gaussian-limit': writes gaussian-limit.png, gaussian-limit.nc and gaussian-limit.md (see docs/gallery.md).
+"""Reproduce 'gaussian-limit' (see docs/gallery.md). Usage: python scripts/gaussian_limit.py [--size tiny|small|large] [--out DIR]"""
 
-Usage: python scripts/gaussian_limit.py [--size tiny|small|large] [--out runs/reproduce]
-"""
-
-import argparse
-
-from aejax.reproduce import SIZES, run
+from aejax.reproduce import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=SIZES, default="small", help="problem size (default small: CPU minutes)")
-    parser.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
-    args = parser.parse_args()
-    result = run("gaussian-limit", size=args.size, out=args.out)
-    print(result["md"].read_text())
-    print("wrote", result["png"], result["nc"], result["md"])
+    main("gaussian-limit")

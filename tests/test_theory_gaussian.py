@@ -11,12 +11,7 @@ from _theory_helpers import exact_sign_risk, haar_rows, haar_tight_frame
 from aejax import theory
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def _moments_by_quad(f):

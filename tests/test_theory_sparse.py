@@ -21,12 +21,7 @@ from aejax import theory
 D, R, N_TRAIN, N_TEST, CHUNK = 1000, 0.5, 20_000, 4_000, 4_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def _fit_and_bracket(encode, prior, p, seed):

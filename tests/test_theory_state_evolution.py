@@ -11,12 +11,7 @@ from _theory_helpers import harmonic_frame, haar_rows, sample_sparse, shallow_ga
 from aejax import theory
 
 
-@pytest.fixture(autouse=True, scope="module")
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 def test_sign_posterior_vs_scipy_truncnorm():

@@ -53,4 +53,19 @@ def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce
     return TARGETS[name](size=size, out=out, progress=progress)
 
 
-__all__ = ["SIZES", "TARGETS", "run"]
+def main(name: str, argv: list[str] | None = None) -> None:
+    """Command-line entry of the ``scripts/<name>.py`` files: parse ``--size`` and ``--out``, run
+    ``name`` and print its table and the files it wrote."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"Reproduce {name!r}: writes <out>/{name}.png, .nc and .md "
+                                     "(see docs/gallery.md).")
+    parser.add_argument("--size", choices=SIZES, default="small", help="problem size (default small: CPU minutes)")
+    parser.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
+    args = parser.parse_args(argv)
+    result = run(name, size=args.size, out=args.out)
+    print(result["md"].read_text())
+    print("wrote", result["png"], result["nc"], result["md"])
+
+
+__all__ = ["SIZES", "TARGETS", "main", "run"]
