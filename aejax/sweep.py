@@ -37,6 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aejax import _validate, theory
 from aejax.grid import Grid, bucket_sizes, padding_overhead, units
+from aejax.model import identity_likeness
 from aejax.progress import ChunkProgress
 from aejax.results import RECORD_FIELDS, RunStore, build_dataset, save_results
 from aejax.risk import exact_risk, mc_risk
@@ -63,7 +64,7 @@ def make_run(config: TrainConfig, mc_samples: int):
     """One run as a pure function ``(key_data, hparams) -> record``: train, then final risks.
 
     The record holds the final Monte Carlo risk and its standard error, the exact risk (NaN for
-    non-Gaussian sources) and the trace.
+    non-Gaussian sources), the encoder's identity-likeness and the traces.
     """
     train = make_train(config)
 
@@ -80,7 +81,9 @@ def make_run(config: TrainConfig, mc_samples: int):
         else:
             exact = jnp.nan
         return {"risk": risk, "risk_se": risk_se, "exact_risk": jnp.asarray(exact, jnp.float32),
-                "loss_trace": trace["loss"], "risk_trace": trace["risk"]}
+                "identity_likeness": identity_likeness(params.B, model_kw["mask"]),
+                "loss_trace": trace["loss"], "risk_trace": trace["risk"],
+                "identity_likeness_trace": trace["identity_likeness"]}
 
     return run
 
@@ -318,8 +321,8 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
 
     Returns:
         ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
-        traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``theory``, ``status``,
-        ``wall_time``, ``loss_trace``, ``risk_trace``.
+        traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``identity_likeness``, ``theory``,
+        ``status``, ``wall_time``, ``loss_trace``, ``risk_trace``, ``identity_likeness_trace``.
 
     Example:
         >>> cfg = TrainConfig(d=16, n=16, steps=20, mode="population")

@@ -18,7 +18,7 @@ def test_sparse_tiny(tmp_path):
 def test_phase_transition_tiny(tmp_path):
     result = phase_transition.run("tiny", tmp_path, progress=False)
     ds = load_results(result["nc"])
-    assert set(result["p_star"]) == {"untied", "tied"} and "p*" in result["md"].read_text()
+    assert set(result["p_star"]) == {"tied_clip", "untied_clip", "untied_ste"} and "p*" in result["md"].read_text()
     order = ds["identity_likeness"].values
     assert np.all((order > 0) & (order <= 1))
     # at p = 1 the identity encoder is lossless, with or without perturbation

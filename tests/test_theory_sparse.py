@@ -121,6 +121,9 @@ def test_critical_sparsity_values_and_meaning():
     (lambda: theory.identity_risk(0.5, 0.5, "sr", "untied"), "unknown convention 'untied'"),
     (lambda: theory.identity_risk(0.5, 0.5, "laplace", "tied"), "unknown prior 'laplace'"),
     (lambda: theory.critical_sparsity("bg", "tie"), "unknown convention"),
+    (lambda: theory.partial_identity_risk(0.5, 1.2, 1.0, "sr"), "a must lie in"),
+    (lambda: theory.partial_identity_risk(0.5, 0.5, 2.0, "sr"), r"r in \(0, 1\]"),
+    (lambda: theory.best_partial_identity(1.5, "sr"), "p must lie in"),
     (lambda: theory.Prior("x", (0.5,), (0.0,), (1.0,)), "E ξ² = 1"),
     (lambda: theory.Prior.discrete((1.0, 2.0), (0.5, 0.5)), "symmetric"),
 ])
@@ -132,3 +135,73 @@ def test_bad_input(call, match):
 def test_traced_arguments_skip_eager_checks():
     f = jax.jit(lambda p: theory.identity_risk(p, 0.5, "sr", "plus_untied"))
     assert float(f(0.5)) == pytest.approx(1 - 0.5 / 1.5)
+
+
+def _antisymmetric_orthogonal(rng, d):
+    """M = Q J Qᵀ: orthogonal, antisymmetric (zero diagonal), entries O(1/√d)."""
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    j = np.zeros((d, d))
+    even = np.arange(0, d, 2)
+    j[even, even + 1], j[even + 1, even] = 1.0, -1.0
+    return q @ j @ q.T
+
+
+@pytest.mark.parametrize("p, a", [(0.5, 0.72), (0.4, 0.44), (0.7, 0.92), (0.25, 0.5)])
+def test_partial_identity_risk_vs_monte_carlo(p, a):
+    """Brute force at d = 1000: orthogonal B̄ = √a I + √(1−a) M, tied decoder with a fitted scalar."""
+    rng, d = np.random.default_rng(5), 1000
+    B = np.sqrt(a) * np.eye(d) + np.sqrt(1 - a) * _antisymmetric_orthogonal(rng, d)
+    np.testing.assert_allclose(B @ B.T, np.eye(d), atol=1e-12)
+    x = sample_sparse(rng, "sr", p, (4000, d))
+    decoded = sign(x @ B.T) @ B
+    c = np.sum(x * decoded) / np.sum(decoded**2)
+    errors = np.mean((x - c * decoded) ** 2, axis=1)
+    se = errors.std() / np.sqrt(errors.size)
+    # allowance: one fitted scalar (≈ 1/N) and the O(1/d) non-Gaussianity of the delocalised part
+    assert abs(errors.mean() - float(theory.partial_identity_risk(p, a, 1.0, "sr"))) < 3 * se + 2e-3
+
+
+def test_partial_identity_interpolates_and_beats_both_pure_encoders():
+    p = np.array([0.2, 0.5, 0.9])
+    np.testing.assert_allclose(theory.partial_identity_risk(p, 0.0, 0.7, "sr"), theory.rotation_risk(0.7), atol=1e-12)
+    np.testing.assert_allclose(theory.partial_identity_risk(p, 1.0, 0.7, "sr"),
+                               theory.identity_risk(p, 0.7, "sr", "tied"), atol=1e-12)
+    np.testing.assert_allclose(theory.partial_identity_risk(p, 1.0, 0.7, "bg"),
+                               theory.identity_risk(p, 0.7, "bg", "tied"), atol=1e-12)
+    threshold = theory.kurtosis_threshold("sr")
+    assert theory.best_partial_identity(threshold - 0.01, "sr")[0] == 0.0
+    for sparsity in (threshold + 0.02, 0.5, 0.6, 0.8):
+        a, gain = theory.best_partial_identity(sparsity, "sr")
+        assert 0 < a < 1
+        assert 1 - gain < min(float(theory.rotation_risk(1.0)), float(theory.identity_risk(sparsity, 1.0, "sr", "tied")))
+    for sparsity in (0.1, 0.5, 0.95):  # Bernoulli–Gaussian: the rotation always wins
+        assert theory.best_partial_identity(sparsity, "bg")[0] == 0.0
+
+
+def test_kurtosis_vs_monte_carlo_and_quadrature():
+    rng = np.random.default_rng(6)
+    for prior, p in (("sr", 0.3), ("bg", 0.4)):
+        x = sample_sparse(rng, prior, p, (400_000,))
+        kurt = np.mean(x**4) - 3
+        se = np.std(x**4) / np.sqrt(x.size)
+        assert abs(kurt - float(theory.excess_kurtosis(p, prior))) < 4 * se
+    prior = theory.Prior.mixture(means=(-1.0, 1.0), stds=(0.5, 0.5), weights=(1.0, 1.0))
+    scale = math.sqrt(1.25)
+    pdf = lambda v: 0.5 * (stats.norm.pdf(v, -1 / scale, 0.5 / scale) + stats.norm.pdf(v, 1 / scale, 0.5 / scale))  # noqa: E731
+    assert theory.fourth_moment(prior) == pytest.approx(integrate.quad(lambda v: v**4 * pdf(v), -np.inf, np.inf)[0],
+                                                        rel=1e-8)
+    assert theory.kurtosis_threshold("sr") == pytest.approx(1 / 3) and theory.kurtosis_threshold("bg") == 1.0
+
+
+@pytest.mark.parametrize("prior, p", [("bg", 0.05), ("bg", 0.1), ("sr", 0.1)])
+def test_rotation_finite_size_excess_vs_monte_carlo(prior, p):
+    """Haar rows at d = 500, r = 1/2, tied decoder (R = 1 − r (E|u|)² exactly for orthonormal rows)."""
+    rng, d, n = np.random.default_rng(7), 500, 250
+    B = haar_rows(rng, n, d)
+    abs_u = np.concatenate([np.abs(sample_sparse(rng, prior, p, (4000, d)) @ B.T).mean(axis=1) for _ in range(8)])
+    risk = 1 - n / d * abs_u.mean() ** 2
+    se = 2 * n / d * abs_u.mean() * abs_u.std() / np.sqrt(abs_u.size)
+    excess = float(theory.rotation_excess(p, n / d, d, prior))
+    assert excess > 4 * se  # the effect is resolved
+    # allowance: the next order in Var(‖x‖²/d), ≈ excess² / (1 − R)
+    assert abs(risk - (float(theory.rotation_risk(n / d)) + excess)) < 3 * se + 2 * excess**2 / (1 - risk)

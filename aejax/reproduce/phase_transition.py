@@ -1,19 +1,25 @@
-"""Sparse Rademacher data at r = 1: does gradient descent switch from a rotation to the identity?
+"""Sparse Rademacher data at r = 1: how the gradient-trained encoder leaves the rotation as p grows.
 
-The sign autoencoder is trained by online Adam from a Gaussian init, with an untied (default) and a
-weight-tied decoder, over sparsities p and seeds. Recorded per run: the encoder's identity-likeness
-(``aejax.model.identity_likeness``: 1 for a signed permutation, ≈ 2 log d / d for a rotation) and the
-Monte Carlo risk. The transition p* is the midpoint of a logistic curve fitted to the order
-parameter, with a bootstrap over seeds for its uncertainty, and is compared with THEORY §4's
-p_c = 2/π (tied or symmetric tie-break) and 2 − π/2 (sign(0) = +1, untied decoder).
+The sign autoencoder is trained by online Adam from a Gaussian init over sparsities p and seeds by
+three trainers (``TRAINERS``): a weight-tied decoder with the clip surrogate, an untied decoder with
+the clip surrogate, and an untied decoder with the straight-through (identity) surrogate. Recorded
+per run: the encoder's identity-likeness (``aejax.model.identity_likeness``: 1 for a signed
+permutation, ≈ 2 log d / d for a rotation), its trace over training, the Monte Carlo risk, and the
+fraction of exact ties (``u = 0`` at a zero input coordinate) that decides which sign(0) convention
+the trained encoder realises. The transition p* is where the seed-mean order parameter crosses 1/2
+(bootstrap over seeds for its standard error).
 
-The tie convention is also measured directly: the risk of the exact identity encoder (every zero
-coordinate gives u = 0, so s = +1) and of a slightly perturbed identity (u ≠ 0: the tie is broken by
-the other coordinates, symmetrically), each with its sample-moment optimal linear decoder.
+Predictions compared (``aejax.theory``, THEORY §4 and the derivations in ``theory.sparse``):
+p_c = 2/π (identity vs rotation, tied decoder or symmetric ties), p_c = 2 − π/2 (sign(0) = +1,
+untied), the kurtosis threshold 1/3 where the rotation becomes locally unstable, and the optimal
+partial identity B̄ = √a I + √(1 − a) M with its a*(p) and risk. The tie convention is also measured
+on fixed encoders: the exact identity (every zero coordinate gives u = 0, so s = +1) and a slightly
+perturbed identity (u ≠ 0: the tie is broken by the other coordinates), each with its sample-moment
+optimal linear decoder.
 
 Example:
     >>> PRESETS["small"]["d"]
-    128
+    64
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from scipy.optimize import curve_fit
+from scipy import optimize
 
 from aejax import theory
-from aejax.model import Params, identity_likeness
+from aejax.model import Params, identity_likeness, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import mc_risk, optimal_decoder
 from aejax.sources import SparseRademacher
@@ -36,83 +42,93 @@ from aejax.sweep import run_key
 from aejax.train import TrainConfig, full_hparams, make_train
 
 NAME = "phase-transition"
-DECODERS = ("untied", "tied")
+TRAINERS: dict[str, dict[str, Any]] = {"tied_clip": dict(tied=True, surrogate="clip"),
+                                       "untied_clip": dict(tied=False, surrogate="clip"),
+                                       "untied_ste": dict(tied=False, surrogate="ste")}
+_NEAR_THRESHOLD = (0.2, 0.25, 0.3, 0.33, 0.36, 0.4, 0.45, 0.5, 0.55, 0.6)
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d=16, ps=(0.2, 0.6, 1.0), seeds=(0, 1), steps=100, samples=1024, bootstrap=20),
-    "small": dict(d=128, ps=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), seeds=(0, 1, 2), steps=2000,
-                  samples=8192, bootstrap=500),
-    "large": dict(d=512, ps=tuple(np.round(np.arange(0.1, 1.001, 0.05), 2)), seeds=(0, 1, 2, 3, 4, 5), steps=8000,
-                  samples=32768, bootstrap=1000),
+    "small": dict(d=64, ps=(0.2, 0.3, 0.33, 0.36, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0), seeds=(0, 1, 2),
+                  steps=20000, samples=8192, bootstrap=500),
+    "large": dict(d=256, ps=(*_NEAR_THRESHOLD, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0), seeds=(0, 1, 2, 3, 4, 5),
+                  steps=80000, samples=32768, bootstrap=1000),
 }
-LR, BATCH, PERTURBATION = 0.005, 128, 0.05
+LR, BATCH, PERTURBATION, LEVEL = 0.01, 256, 0.05, 0.5
 
 
 def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
-    """Train over the preset's sparsities and seeds, fit p*, measure the tie convention; write outputs.
+    """Train over the preset's sparsities and seeds, locate p*, measure the tie convention; write outputs.
 
     Args:
-        size: ``tiny``, ``small`` (d = 128; CPU minutes) or ``large`` (d = 512; accelerators).
+        size: ``tiny``, ``small`` (d = 64, 20 000 steps; about 15 CPU minutes) or ``large``
+            (d = 256, 80 000 steps; accelerators).
         out: output directory.
-        progress: unused (the runs are one compiled program per decoder); kept for the common signature.
+        progress: unused (the runs are one compiled program per trainer); kept for the common signature.
 
     Returns:
-        ``{"png", "nc", "md"}`` paths and ``"p_star"``: ``{decoder: (estimate, bootstrap standard error)}``.
+        ``{"png", "nc", "md"}`` paths and ``"p_star"``: ``{trainer: (estimate, bootstrap standard error)}``.
     """
     del progress
     p = pick_size(PRESETS, size)
     d, ps, seeds = p["d"], np.asarray(p["ps"], float), list(p["seeds"])
-    order = np.zeros((len(DECODERS), len(ps), len(seeds)))
-    risk = np.zeros_like(order)
-    for i, decoder in enumerate(DECODERS):
-        config = TrainConfig(d=d, n=d, steps=p["steps"], batch=BATCH, source="sr", schedule="cosine",
-                             risk_eval="none", tied=decoder == "tied")
-        order[i], risk[i] = _train_grid(config, ps, seeds, p["samples"])
-    fits = {dec: _bootstrap_midpoint(ps, order[i], p["bootstrap"]) for i, dec in enumerate(DECODERS)}
-    ties = np.stack([_identity_risks(d, sp, p["samples"]) for sp in ps], axis=1)
+    results = [_train_grid(TrainConfig(d=d, n=d, steps=p["steps"], batch=BATCH, source="sr", risk_eval="none", **kw),
+                           ps, seeds, p["samples"]) for kw in TRAINERS.values()]
+    order, risk, trace, ties = (np.stack(v) for v in zip(*results))
+    fits = {name: _bootstrap_crossing(ps, order[i], p["bootstrap"]) for i, name in enumerate(TRAINERS)}
+    best = np.asarray([theory.best_partial_identity(float(sp), "sr") for sp in ps])
+    curves = {"rotation": np.full(len(ps), float(theory.rotation_risk(1.0))),
+              "identity_tied": np.asarray(theory.identity_risk(ps, 1.0, "sr", "tied")),
+              "identity_plus_untied": np.asarray(theory.identity_risk(ps, 1.0, "sr", "plus_untied")),
+              "partial_identity": 1 - best[:, 1]}
+    steps = np.arange(1, trace.shape[-1] + 1) * (p["steps"] // trace.shape[-1])
     ds = xr.Dataset(
-        {"identity_likeness": (("decoder", "p", "seed"), order), "risk": (("decoder", "p", "seed"), risk),
-         "identity_risk": (("encoder", "p"), ties),
-         "theory": (("curve", "p"), np.stack([np.full(len(ps), float(theory.rotation_risk(1.0))),
-                                              np.asarray(theory.identity_risk(ps, 1.0, "sr", "tied")),
-                                              np.asarray(theory.identity_risk(ps, 1.0, "sr", "plus_untied"))])),
-         "p_star": ("decoder", [fits[k][0] for k in DECODERS]), "p_star_se": ("decoder", [fits[k][1] for k in DECODERS])},
-        coords={"decoder": list(DECODERS), "p": ps, "seed": seeds, "encoder": ["identity", "perturbed_identity"],
-                "curve": ["rotation", "identity_tied", "identity_plus_untied"]},
-        attrs={"d": d, "rate": 1.0, "training": f"online Adam lr {LR}, batch {BATCH}, {p['steps']} steps, clip, cosine",
+        {"identity_likeness": (("trainer", "p", "seed"), order), "risk": (("trainer", "p", "seed"), risk),
+         "identity_likeness_trace": (("trainer", "p", "seed", "step"), trace),
+         "exact_tie_fraction": (("trainer", "p", "seed"), ties),
+         "identity_risk": (("encoder", "p"), np.stack([_identity_risks(d, sp, p["samples"]) for sp in ps], axis=1)),
+         "theory": (("curve", "p"), np.stack(list(curves.values()))), "a_star": ("p", best[:, 0]),
+         "p_star": ("trainer", [fits[k][0] for k in TRAINERS]), "p_star_se": ("trainer", [fits[k][1] for k in TRAINERS])},
+        coords={"trainer": list(TRAINERS), "p": ps, "seed": seeds, "step": steps,
+                "encoder": ["identity", "perturbed_identity"], "curve": list(curves)},
+        attrs={"d": d, "rate": 1.0, "training": f"online Adam lr {LR} (constant), batch {BATCH}, {p['steps']} steps",
                "p_c_tied": theory.critical_sparsity("sr", "tied"),
                "p_c_plus_untied": theory.critical_sparsity("sr", "plus_untied"),
+               "p_kurtosis": theory.kurtosis_threshold("sr"), "p_half_partial_identity": _theory_crossing(),
                "perturbation": f"B = I + {PERTURBATION} G/sqrt(d), G standard normal"})
-    rows = [[f"{sp:g}"] + sum(([float(order[i, j].mean()), float(risk[i, j].mean())] for i in range(len(DECODERS))), [])
-            + [float(ties[0, j]), float(ties[1, j])] + [float(v) for v in ds["theory"].values[:, j]]
-            for j, sp in enumerate(ps)]
-    header = ["p", "order untied", "risk untied", "order tied", "risk tied", "R(identity)", "R(perturbed id.)",
-              "R_Gauss", "R_id tied", "R_id +1 untied"]
-    fit_text = "; ".join(f"{k}: p* = {fits[k][0]:.3f} ± {fits[k][1]:.3f}" for k in DECODERS)
-    table = (f"# {NAME} ({size})\n\nSparse Rademacher, d = {d}, r = 1, {ds.attrs['training']}; means over "
-             f"{len(seeds)} seeds. order = identity-likeness (mean over rows of max_j b̄_ij²). R(identity) and "
-             f"R(perturbed id.): exact identity encoder and {ds.attrs['perturbation']}, sample-moment optimal decoder. "
-             f"Logistic midpoint of the order parameter (bootstrap over seeds): {fit_text}. Predicted p_c: "
-             f"{ds.attrs['p_c_tied']:.3f} (tied/symmetric), {ds.attrs['p_c_plus_untied']:.3f} (sign(0) = +1, untied)."
-             "\n\n" + markdown_table(header, rows) + "\n")
-    paths = write_outputs(NAME, out, ds, _figure(ds, fits), table)
+    paths = write_outputs(NAME, out, ds, _figure(ds, fits), _table(ds, fits, size, len(seeds)))
     return {**paths, "p_star": fits}
 
 
-def _train_grid(config: TrainConfig, ps: np.ndarray, seeds: list[int], samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Identity-likeness and Monte Carlo risk of every (p, seed) run, as ``(len(ps), len(seeds))`` arrays."""
+def _train_grid(config: TrainConfig, ps: np.ndarray, seeds: list[int], samples: int):
+    """Per (p, seed): final identity-likeness, Monte Carlo risk, identity-likeness trace, exact-tie fraction."""
     train = make_train(config)
 
     def one(key_data, sparsity):
         key = jax.random.wrap_key_data(key_data)
         hp = full_hparams(config, {"lr": LR, "p": sparsity})
-        params, _ = train(key, hp)
-        r, _ = mc_risk(params, config.make_source(hp), jax.random.fold_in(key, 1), samples, **config.model_kw(hp))
-        return identity_likeness(params.B), r
+        params, trace = train(key, hp)
+        source = config.make_source(hp)
+        r, _ = mc_risk(params, source, jax.random.fold_in(key, 1), samples, **config.model_kw(hp))
+        ties = _exact_tie_fraction(params.B, source.sample(jax.random.fold_in(key, 2), samples))
+        return identity_likeness(params.B), r, trace["identity_likeness"], ties
 
     keys = np.stack([np.asarray(jax.random.key_data(run_key(0, s))) for _ in ps for s in seeds])
     sparsity = np.repeat(ps, len(seeds)).astype(np.float32)
-    order, risk = jax.jit(jax.vmap(one))(keys, sparsity)
-    return np.asarray(order).reshape(len(ps), len(seeds)), np.asarray(risk).reshape(len(ps), len(seeds))
+    outputs = jax.jit(jax.vmap(one))(keys, sparsity)
+    return tuple(np.asarray(v).reshape(len(ps), len(seeds), *v.shape[1:]) for v in outputs)
+
+
+def _exact_tie_fraction(B: jax.Array, x: jax.Array) -> jax.Array:
+    """Among (sample, row) pairs whose row's dominant input coordinate is 0, the fraction with u = 0 exactly.
+
+    1 means sign(0) = +1 decides those bits (the "+1" convention); 0 means the other coordinates
+    always break the tie, symmetrically in law.
+    """
+    rows = normalize_rows(B)
+    dominant = jnp.argmax(jnp.abs(rows), axis=1)
+    zero_input = x[:, dominant] == 0
+    exact = (x @ rows.T == 0) & zero_input
+    return jnp.sum(exact) / jnp.maximum(jnp.sum(zero_input), 1)
 
 
 def _identity_risks(d: int, p: float, samples: int) -> np.ndarray:
@@ -126,45 +142,71 @@ def _identity_risks(d: int, p: float, samples: int) -> np.ndarray:
     return np.asarray(out)
 
 
-def _logistic(p, low, high, mid, width):
-    return low + (high - low) / (1 + np.exp(-(p - mid) / width))
-
-
-def _fit_midpoint(ps: np.ndarray, values: np.ndarray) -> float:
-    guess = (values.min(), values.max(), float(np.median(ps)), 0.05)
-    bounds = ([0.0, 0.0, ps.min(), 1e-3], [1.0, 1.0, ps.max(), 1.0])
-    try:
-        return float(curve_fit(_logistic, ps, values, p0=guess, bounds=bounds, maxfev=5000)[0][2])
-    except RuntimeError:  # no convergence: no transition visible in this resample
+def _crossing(ps: np.ndarray, values: np.ndarray) -> float:
+    """First p where ``values`` rises through ``LEVEL`` (linear interpolation); NaN if it never does."""
+    above = values >= LEVEL
+    if not above.any() or above[0]:
         return float("nan")
+    k = int(np.argmax(above))
+    return float(ps[k - 1] + (LEVEL - values[k - 1]) * (ps[k] - ps[k - 1]) / (values[k] - values[k - 1]))
 
 
-def _bootstrap_midpoint(ps: np.ndarray, order: np.ndarray, samples: int) -> tuple[float, float]:
-    """Logistic midpoint of the mean order parameter and its bootstrap (over seeds) standard error."""
+def _bootstrap_crossing(ps: np.ndarray, order: np.ndarray, samples: int) -> tuple[float, float]:
+    """Crossing of the seed-mean order parameter and its bootstrap (over seeds) standard error."""
     rng = np.random.default_rng(0)
-    estimate = _fit_midpoint(ps, order.mean(axis=1))
     picks = rng.integers(0, order.shape[1], (samples, order.shape[1]))
-    boot = np.asarray([_fit_midpoint(ps, order[:, pick].mean(axis=1)) for pick in picks])
-    return estimate, float(np.nanstd(boot, ddof=1))
+    boot = np.asarray([_crossing(ps, order[:, pick].mean(axis=1)) for pick in picks])
+    boot = boot[np.isfinite(boot)]
+    return _crossing(ps, order.mean(axis=1)), float(np.std(boot, ddof=1)) if boot.size > 1 else float("nan")
+
+
+def _theory_crossing() -> float:
+    """Sparsity where the optimal partial identity's a*(p) reaches ``LEVEL`` (d → ∞)."""
+    return float(optimize.brentq(lambda sp: theory.best_partial_identity(sp, "sr")[0] - LEVEL,
+                                 theory.kurtosis_threshold("sr") + 1e-6, 1.0, xtol=1e-8))
+
+
+def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_seeds: int) -> str:
+    ps = ds["p"].values
+    mean = {name: ds[name].mean("seed") for name in ("identity_likeness", "risk", "exact_tie_fraction")}
+    rows = [[f"{sp:g}"] + sum(([float(mean["identity_likeness"].sel(trainer=name, p=sp)),
+                                float(mean["risk"].sel(trainer=name, p=sp))] for name in TRAINERS), [])
+            + [float(mean["exact_tie_fraction"].sel(p=sp).max()), float(ds["a_star"].sel(p=sp))]
+            + [float(v) for v in ds["theory"].sel(p=sp).values] + [float(v) for v in ds["identity_risk"].sel(p=sp).values]
+            for sp in ps]
+    header = ["p", *sum(([f"order {name}", f"risk {name}"] for name in TRAINERS), []), "exact ties", "a*",
+              *[f"R {c.replace('_', ' ')}" for c in ds["curve"].values], "R(identity)", "R(perturbed id.)"]
+    fit_text = "; ".join(f"{k}: p* = {fits[k][0]:.3f} ± {fits[k][1]:.3f}" for k in TRAINERS)
+    a = ds.attrs
+    return (f"# {NAME} ({size})\n\nSparse Rademacher, d = {a['d']}, r = 1, {a['training']}; means over {n_seeds} seeds. "
+            f"order = identity-likeness (mean over rows of max_j b̄_ij²); exact ties = largest fraction of zero dominant "
+            f"inputs that gave u = 0 exactly (1: sign(0) = +1 decides; 0: ties broken by the other coordinates). "
+            f"a* and R partial identity: best B̄ = √a I + √(1−a) M (d → ∞). R(identity), R(perturbed id.): exact "
+            f"identity and {a['perturbation']}, sample-moment optimal decoder.\n\n"
+            f"Order parameter crosses {LEVEL:g} (bootstrap over seeds): {fit_text}. Predictions: kurtosis threshold "
+            f"{a['p_kurtosis']:.3f} (rotation locally unstable above), a*(p) = {LEVEL:g} at "
+            f"{a['p_half_partial_identity']:.3f}, p_c {a['p_c_tied']:.3f} (identity vs rotation, tied/symmetric "
+            f"ties), {a['p_c_plus_untied']:.3f} (sign(0) = +1, untied).\n\n" + markdown_table(header, rows) + "\n")
 
 
 def _figure(ds: xr.Dataset, fits: dict[str, tuple[float, float]]):
     from aejax.plot import _pyplot
 
     plt = _pyplot()
-    fig, (ax_order, ax_risk) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=90)
+    fig, (ax_order, ax_risk) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=90)
     ps = ds["p"].values
-    for c, dec in enumerate(DECODERS):
-        order = ds["identity_likeness"].sel(decoder=dec)
-        se = order.std("seed", ddof=1) / np.sqrt(ds.sizes["seed"])
-        ax_order.errorbar(ps, order.mean("seed"), se, fmt="o-", color=f"C{c}", ms=4, capsize=2,
-                          label=f"{dec}: p* = {fits[dec][0]:.3f} ± {fits[dec][1]:.3f}")
-        risk = ds["risk"].sel(decoder=dec)
-        ax_risk.errorbar(ps, risk.mean("seed"), risk.std("seed", ddof=1) / np.sqrt(ds.sizes["seed"]), fmt="o-",
-                         color=f"C{c}", ms=4, capsize=2, label=f"GD, {dec} decoder")
-    for value, style, label in ((ds.attrs["p_c_tied"], "--", "p_c tied"), (ds.attrs["p_c_plus_untied"], ":", "p_c +1 untied")):
-        ax_order.axvline(value, color="k", ls=style, lw=1, label=label)
-    for curve, style in zip(ds["curve"].values, ("k-", "k--", "k:")):
+    for c, trainer in enumerate(TRAINERS):
+        fit = fits[trainer]
+        for name, ax, label in (("identity_likeness", ax_order, f"{trainer}: p* = {fit[0]:.3f} ± {fit[1]:.3f}"),
+                                ("risk", ax_risk, f"GD, {trainer}")):
+            values = ds[name].sel(trainer=trainer)
+            ax.errorbar(ps, values.mean("seed"), values.std("seed", ddof=1) / np.sqrt(ds.sizes["seed"]), fmt="o-",
+                        color=f"C{c}", ms=4, capsize=2, label=label)
+    ax_order.plot(ps, ds["a_star"], "k-", lw=1, label="a*(p), partial identity (d → ∞)")
+    for key, style, label in (("p_kurtosis", "-.", "kurtosis threshold"), ("p_c_tied", "--", "p_c tied"),
+                              ("p_c_plus_untied", ":", "p_c +1 untied")):
+        ax_order.axvline(ds.attrs[key], color="gray", ls=style, lw=1, label=label)
+    for curve, style in zip(ds["curve"].values, ("k-", "k--", "k:", "k-.")):
         ax_risk.plot(ps, ds["theory"].sel(curve=curve), style, lw=1, label=curve.replace("_", " "))
     for e, marker in zip(ds["encoder"].values, "sv"):
         ax_risk.plot(ps, ds["identity_risk"].sel(encoder=e), marker, color="C3", mfc="none", label=e.replace("_", " "))

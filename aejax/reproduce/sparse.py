@@ -3,7 +3,8 @@
 Per rate r and sparsity p (THEORY §4), mean ± standard error over seeds of the Monte Carlo risk of
 
 - ``shallow``: the sign autoencoder trained by online Adam from a Gaussian init (theory: R_Gauss(r),
-  the same for every p: gradient descent ignores sparsity);
+  the same for every p: gradient descent ignores sparsity; at finite d a rotation pays
+  ``theory.rotation_excess`` more on sparse data, reported as ``shallow_finite_d``);
 - ``learned_denoiser``: a Haar encoder with ``A = c(r) B̄ᵀ``, both frozen, and the learned odd
   entrywise denoiser (``decoders.DenoiserHead``) trained by online Adam (theory: ``denoiser_risk``);
 - ``posterior_mean``: the same linear decoder followed by ``theory.posterior_mean`` (no training;
@@ -39,13 +40,13 @@ from aejax.train import TrainConfig
 
 NAME = "sparse"
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(d=32, rates=(1.0,), ps=(0.2, 1.0), seeds=(0, 1), steps=100, layers=2, samples=512),
-    "small": dict(d=256, rates=(0.5, 1.0, 2.0), ps=(0.05, 0.1, 0.2, 0.5, 1.0), seeds=(0, 1), steps=600, layers=5,
-                  samples=4096),
+    "tiny": dict(d=32, rates=(1.0,), ps=(0.2, 1.0), seeds=(0, 1), steps=100, batch=128, layers=2, samples=512),
+    "small": dict(d=256, rates=(0.5, 1.0, 2.0), ps=(0.05, 0.1, 0.2, 0.5, 1.0), seeds=(0, 1), steps=600, batch=128,
+                  layers=5, samples=4096),
     "large": dict(d=1024, rates=(0.5, 1.0, 2.0), ps=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0), seeds=(0, 1, 2),
-                  steps=3000, layers=5, samples=16384),
+                  steps=3000, batch=256, layers=5, samples=16384),
 }
-SHALLOW_LR, DENOISER_LR, BATCH = 0.005, 0.01, 128
+SHALLOW_LR, DENOISER_LR = 0.005, 0.01
 
 
 def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     methods = ["shallow", "learned_denoiser", "posterior_mean", *[f"multilayer_{t}" for t in range(1, layers + 1)]]
     risk = np.full((len(methods), len(rates), len(ps), len(seeds)), np.nan)
     grid = {"seed": seeds, "rate": rates, "p": ps}
-    base = TrainConfig(d=d, n=d, steps=p["steps"], batch=BATCH, source="bg", schedule="cosine", risk_eval="none")
+    base = TrainConfig(d=d, n=d, steps=p["steps"], batch=p["batch"], source="bg", schedule="cosine", risk_eval="none")
     for m, (config, lr) in enumerate(((base, SHALLOW_LR),
                                       (dataclasses.replace(base, init="orthogonal", decoder="denoiser",
                                                            trainable="head"), DENOISER_LR))):
@@ -80,22 +81,29 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
                             *[np.asarray(theory.denoiser_risk("bg", np.asarray(ps)[None, :], np.asarray(rates)[:, None]))] * 2,
                             *np.moveaxis(np.asarray(theory.state_evolution("bg", np.asarray(ps)[None, :],
                                                                            np.asarray(rates)[:, None], layers)), -1, 0)])
-    ds = xr.Dataset({"risk": (("decoder", "rate", "p", "seed"), risk), "theory": (("decoder", "rate", "p"), theory_risk)},
+    excess = np.asarray(theory.rotation_excess(np.asarray(ps)[None, :], np.asarray(rates)[:, None], d, "bg"))
+    ds = xr.Dataset({"risk": (("decoder", "rate", "p", "seed"), risk), "theory": (("decoder", "rate", "p"), theory_risk),
+                     "shallow_finite_d": (("rate", "p"), theory_risk[0] + excess)},
                     coords={"decoder": methods, "rate": rates, "p": ps, "seed": seeds},
-                    attrs={"d": d, "steps": p["steps"], "shallow": f"online Adam lr {SHALLOW_LR}, batch {BATCH}, cosine",
+                    attrs={"d": d, "steps": p["steps"], "shallow": f"online Adam lr {SHALLOW_LR}, batch {p['batch']}, cosine",
                            "learned_denoiser": f"Haar encoder and A = c(r) B̄ᵀ frozen; denoiser by online Adam lr "
-                                               f"{DENOISER_LR}, batch {BATCH}, cosine"})
+                                               f"{DENOISER_LR}, batch {p['batch']}, cosine"})
     ds["gap"] = ds["risk"] - ds["theory"]
     mean, se = ds["risk"].mean("seed"), ds["risk"].std("seed", ddof=1) / np.sqrt(len(seeds))
     gap = ds["gap"].mean("seed")
+    finite_d_gap = ds["shallow_finite_d"] - ds["theory"].sel(decoder="shallow")
     rows = [[name, f"{r:g}", f"{sp:g}", float(ds["theory"].sel(decoder=name, rate=r, p=sp)),
              float(mean.sel(decoder=name, rate=r, p=sp)), float(se.sel(decoder=name, rate=r, p=sp)),
-             float(gap.sel(decoder=name, rate=r, p=sp))] for name in methods for r in rates for sp in ps]
+             float(gap.sel(decoder=name, rate=r, p=sp)),
+             float(finite_d_gap.sel(rate=r, p=sp)) if name == "shallow" else "–"]
+            for name in methods for r in rates for sp in ps]
     table = (f"# {NAME} ({size})\n\nBernoulli–Gaussian data, d = {d}; Monte Carlo risk ({p['samples']} samples), "
              f"mean ± standard error over {len(seeds)} seeds; gap = mean − theory. shallow: {ds.attrs['shallow']}, "
-             f"{p['steps']} steps. learned_denoiser: {ds.attrs['learned_denoiser']}. posterior_mean and multilayer_t: "
+             f"{p['steps']} steps; its finite-d gap is a rotation's excess on sparse data at this d "
+             "(`theory.rotation_excess`). "
+             f"learned_denoiser: {ds.attrs['learned_denoiser']}. posterior_mean and multilayer_t: "
              "Haar encoder, Bayes-optimal parameters, no training.\n\n"
-             + markdown_table(["decoder", "r", "p", "theory", "risk", "± se", "gap"], rows) + "\n")
+             + markdown_table(["decoder", "r", "p", "theory", "risk", "± se", "gap", "finite-d gap"], rows) + "\n")
     max_gap = {name: float(np.abs(gap.sel(decoder=name).where(ds["p"] >= 0.1)).max()) for name in methods}
     paths = write_outputs(NAME, out, ds, _figure(ds, mean, se, rates), table)
     return {**paths, "max_gap": max_gap}
@@ -135,6 +143,7 @@ def _figure(ds: xr.Dataset, mean: xr.DataArray, se: xr.DataArray, rates: list[fl
             ax.plot(ds["p"], ds["theory"].sel(decoder=name, rate=r), "-", color=color, lw=1)
             ax.errorbar(ds["p"], mean.sel(decoder=name, rate=r), se.sel(decoder=name, rate=r), fmt="o", color=color,
                         ms=3, capsize=2, label=name.replace("_", " "))
+        ax.plot(ds["p"], ds["shallow_finite_d"].sel(rate=r), ":", color="C0", lw=1, label=f"shallow at d = {ds.attrs['d']}")
         ax.set(xscale="log", xlabel="sparsity p", ylabel="risk", title=f"r = {r:g} (lines: theory)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6)

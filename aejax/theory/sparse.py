@@ -7,6 +7,20 @@ Conventions for the tie at u = 0 (a sparse coordinate is exactly 0 with probabil
 - ``"plus_untied"``: sign(0) = +1 with an untied optimal linear decoder, which learns to subtract
   the bits' mean 1 − p: ``R_id = 1 − r κ / (2 − p)``.
 
+Local stability of the rotation (not in THEORY §4; derived here): a projection u = b·x of a
+sparse source with unit-norm b has excess kurtosis ``k4 Σ_j b_j⁴`` with ``k4 = E ξ⁴ / p − 3``, and by
+the Edgeworth expansion ``E|u| ≈ sqrt(2/π) (1 − k4 Σ_j b_j⁴ / 24)``. Concentrating a row (raising
+``Σ_j b_j⁴``) therefore raises E|u| (and lowers the risk) exactly when the source is platykurtic,
+``p > kurtosis_threshold = E ξ⁴ / 3`` (1/3 for "sr"; ≥ 1 for "bg": never). Below it, a rotation is
+locally stable whatever the global comparison with the identity says.
+
+Between the two pure encoders (derived here too): an orthogonal B̄ = √a I + √(1 − a) M with M an
+antisymmetric orthogonal matrix with delocalised entries (M = Q J Qᵀ, Q Haar, J = blocks
+[[0, 1], [−1, 0]]) keeps the rows orthonormal, so with the tied decoder c B̄ᵀ the risk is exactly
+1 − r (E|u|)² with u = √a x_1 + √(1 − a) z, z ~ N(0, 1) by the central limit theorem
+(``partial_identity_risk``; a = 0 is the rotation, a = 1 the identity with symmetric ties). For "sr"
+and 1/3 < p < 1 the best a is strictly inside (0, 1) and beats both (``best_partial_identity``).
+
 Example:
     >>> round(critical_sparsity("sr", "tied"), 4)
     0.6366
@@ -20,6 +34,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import optimize, special
 
 from aejax import _validate
 from aejax.theory._quad import as_float
@@ -87,6 +102,117 @@ def identity_risk(p: Any, r: Any, prior: str | Prior, convention: str) -> jax.Ar
     p, r = as_float(p), as_float(r)
     gain = p * k if convention == "tied" else k / (2 - p)
     return jnp.where(r <= 1, 1 - r * gain, jnp.nan)
+
+
+def fourth_moment(prior: str | Prior) -> float:
+    """E ξ⁴ of the non-zero law (3 for "bg", 1 for "sr"); the source's E x⁴ is ``fourth_moment / p``.
+
+    Example:
+        >>> fourth_moment("bg"), fourth_moment("sr")
+        (3.0, 1.0)
+    """
+    return float(sum(w * (m**4 + 6 * m * m * s * s + 3 * s**4) for m, s, w in zip(*resolve_prior(prior).components())))
+
+
+def excess_kurtosis(p: Any, prior: str | Prior) -> jax.Array:
+    """Excess kurtosis ``E x⁴ − 3 = fourth_moment / p − 3`` of one coordinate of the sparse source.
+
+    Example:
+        >>> round(float(excess_kurtosis(0.5, "sr")), 4), round(float(excess_kurtosis(0.5, "bg")), 4)
+        (-1.0, 3.0)
+    """
+    _validate.probability("p", p)
+    return fourth_moment(prior) / as_float(p) - 3
+
+
+def rotation_excess(p: Any, r: Any, d: int, prior: str | Prior) -> jax.Array:
+    """Leading finite-d excess of a random rotation's risk on a sparse source over R_Gauss(r).
+
+    The code sign(Bx) sees only the direction of x, so only the cross-covariance E[x sᵀ] changes,
+    by the factor E‖x‖ / E‖x‖_Gauss; with Var(‖x‖²/d) = (E x⁴ − 1)/d this lowers 1 − R by
+    ``(1 − R_Gauss(r)) · excess_kurtosis / (4d)``: about 0.009 for "bg" at p = 0.05, r = 1, d = 1024,
+    so sparse sources need larger d to show the d → ∞ value.
+
+    Example:
+        >>> round(float(rotation_excess(0.05, 1.0, 1024, "bg")), 4)
+        0.0089
+    """
+    _validate.positive_int("d", d)
+    return (1 - gaussian_limit(r, "sign")) * excess_kurtosis(p, prior) / (4 * d)
+
+
+def kurtosis_threshold(prior: str | Prior) -> float:
+    """Sparsity above which the source is platykurtic, so a rotation encoder is locally unstable.
+
+    ``fourth_moment / 3`` (module docstring): 1/3 for "sr"; 1 for "bg" (Gaussian at p = 1,
+    leptokurtic below: gradient descent never leaves the rotation).
+
+    Example:
+        >>> round(kurtosis_threshold("sr"), 4), kurtosis_threshold("bg")
+        (0.3333, 1.0)
+    """
+    return fourth_moment(prior) / 3
+
+
+def partial_identity_risk(p: Any, a: Any, r: Any, prior: str | Prior) -> np.ndarray:
+    """Risk ``1 − r (E|u|)²`` of the orthogonal encoder with diagonal √a (module docstring), d → ∞.
+
+    Args:
+        p: sparsity in (0, 1].
+        a: squared diagonal weight in [0, 1] (the identity-likeness of the encoder).
+        r: rate in (0, 1].
+        prior: ``"bg"``, ``"sr"`` or a ``Prior``.
+
+    Returns:
+        Array of the broadcast shape of ``p``, ``a`` and ``r``.
+
+    Example:
+        >>> [round(float(partial_identity_risk(0.5, a, 1.0, "sr")), 4) for a in (0.0, 0.7, 1.0)]
+        [0.3634, 0.3388, 0.5]
+    """
+    _validate.probability("p", p)
+    _validate.positive_number("r", r)
+    p, a, r = (np.asarray(v, dtype=np.float64) for v in (p, a, r))
+    if ((a < 0) | (a > 1)).any() or (r > 1).any():
+        raise ValueError(f"a must lie in [0, 1] and r in (0, 1], got a={a.tolist()!r}, r={r.tolist()!r}")
+    rest = 1 - a  # variance of the Gaussian part
+    abs_mean = (1 - p) * np.sqrt(2 * rest / math.pi)
+    for m, s, w in zip(*resolve_prior(prior).components()):
+        mean, var = np.sqrt(a / p) * m, a / p * s * s + rest
+        abs_mean = abs_mean + p * w * _folded_normal_mean(mean, var)
+    return 1 - r * abs_mean**2
+
+
+def best_partial_identity(p: float, prior: str | Prior) -> tuple[float, float]:
+    """The diagonal weight a* in [0, 1] minimising ``partial_identity_risk`` at sparsity ``p``, and 1 − (that risk).
+
+    a* = 0 (the rotation) for p ≤ ``kurtosis_threshold``; for "sr" it grows continuously to 1 at p = 1.
+    The second value is the gain (E|u|)² at a*, so the risk at rate r ≤ 1 is ``1 − r · gain``.
+
+    Example:
+        >>> a, gain = best_partial_identity(0.5, "sr")
+        >>> round(a, 2), round(1 - gain, 4)
+        (0.72, 0.3387)
+    """
+    _validate.probability("p", p)
+    grid = np.linspace(0.0, 1.0, 2001)
+    risks = partial_identity_risk(p, grid, 1.0, prior)
+    best = int(np.argmin(risks))
+    a = float(grid[best])
+    if 0 < best < grid.size - 1:  # interior: refine between the grid neighbours
+        result = optimize.minimize_scalar(lambda v: float(partial_identity_risk(p, v, 1.0, prior)),
+                                          bounds=(grid[best - 1], grid[best + 1]), method="bounded",
+                                          options={"xatol": 1e-10})
+        a = float(result.x) if result.fun <= risks[best] else a
+    return a, float(1 - partial_identity_risk(p, a, 1.0, prior))
+
+
+def _folded_normal_mean(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """E|N(mean, var)|, including var = 0."""
+    sd = np.sqrt(var)
+    safe = np.where(sd > 0, sd, 1.0)
+    smooth = sd * np.sqrt(2 / math.pi) * np.exp(-mean**2 / (2 * safe**2)) + mean * special.erf(mean / (safe * math.sqrt(2)))
+    return np.where(sd > 0, smooth, np.abs(mean))
 
 
 def critical_sparsity(prior: str | Prior, convention: str) -> float:
