@@ -109,5 +109,9 @@ def test_prediction_table_rows():
     row = next(r for r in rows if r["prior"] == "sr" and r["r"] == 0.5 and r["p"] == 0.3)
     assert row["identity_tied"] == pytest.approx(1 - 0.5 * 0.3)
     assert row["se_1"] == pytest.approx(row["denoiser"]) and row["se_fixed_point"] <= row["se_3"] + 1e-12
-    assert all(r["identity_tied"] is None for r in rows if r["r"] > 1)
+    assert all(r["identity_tied"] is None and r["partial_identity"] is None for r in rows if r["r"] > 1)
+    # r = 0.5, p = 0.3 < 1/3: the best partial identity is the rotation; at p = 1 the identity (risk 1 − r)
+    assert row["partial_identity"] == pytest.approx(row["rotation"]) and row["p_kurtosis"] == pytest.approx(1 / 3)
+    lossless = next(r for r in rows if r["prior"] == "sr" and r["r"] == 0.5 and r["p"] == 1.0)
+    assert lossless["partial_identity"] == pytest.approx(0.5)
     assert theory.format_table(rows).count("\n") == 8

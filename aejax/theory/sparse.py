@@ -17,7 +17,7 @@ locally stable whatever the global comparison with the identity says.
 Between the two pure encoders (derived here too): an orthogonal B̄ = √a I + √(1 − a) M with M an
 antisymmetric orthogonal matrix with delocalised entries (M = Q J Qᵀ, Q Haar, J = blocks
 [[0, 1], [−1, 0]]) keeps the rows orthonormal, so with the tied decoder c B̄ᵀ the risk is exactly
-1 − r (E|u|)² with u = √a x_1 + √(1 − a) z, z ~ N(0, 1) by the central limit theorem
+1 − r (E|u|)² with u = √a x_1 + √(1 − a) z, z ~ N(0, 1) as d → ∞ (central limit theorem)
 (``partial_identity_risk``; a = 0 is the rotation, a = 1 the identity with symmetric ties). For "sr"
 and 1/3 < p < 1 the best a is strictly inside (0, 1) and beats both (``best_partial_identity``).
 
@@ -54,13 +54,8 @@ def kappa(prior: str | Prior) -> float:
         (0.63662, 1.0)
     """
     means, stds, weights = resolve_prior(prior).components()
-    abs_mean = 0.0
-    for m, s, w in zip(means, stds, weights):
-        if s == 0:
-            abs_mean += w * abs(m)
-        else:
-            abs_mean += w * (s * math.sqrt(2 / math.pi) * math.exp(-m * m / (2 * s * s)) + m * math.erf(m / (s * math.sqrt(2))))
-    return abs_mean**2  # E ξ² = 1 by construction
+    abs_mean = sum(w * _folded_normal_mean(np.asarray(m), np.asarray(s * s)) for m, s, w in zip(means, stds, weights))
+    return float(abs_mean**2)  # E ξ² = 1 by construction
 
 
 def rotation_risk(r: Any) -> jax.Array:
@@ -184,10 +179,10 @@ def partial_identity_risk(p: Any, a: Any, r: Any, prior: str | Prior) -> np.ndar
 
 
 def best_partial_identity(p: float, prior: str | Prior) -> tuple[float, float]:
-    """The diagonal weight a* in [0, 1] minimising ``partial_identity_risk`` at sparsity ``p``, and 1 − (that risk).
+    """The best diagonal weight a* of ``partial_identity_risk`` at sparsity ``p``, and its gain (E|u|)².
 
     a* = 0 (the rotation) for p ≤ ``kurtosis_threshold``; for "sr" it grows continuously to 1 at p = 1.
-    The second value is the gain (E|u|)² at a*, so the risk at rate r ≤ 1 is ``1 − r · gain``.
+    The risk at rate r ≤ 1 is ``1 − r · gain``.
 
     Example:
         >>> a, gain = best_partial_identity(0.5, "sr")

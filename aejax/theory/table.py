@@ -14,20 +14,23 @@ import numpy as np
 
 from aejax.theory.denoiser import denoiser_risk
 from aejax.theory.gaussian import gaussian_limit, pca_risk, shannon_limit
-from aejax.theory.sparse import critical_sparsity, identity_risk, rotation_risk
+from aejax.theory.sparse import (best_partial_identity, critical_sparsity, identity_risk, kurtosis_threshold,
+                                 rotation_risk)
 from aejax.theory.state_evolution import state_evolution, state_evolution_fixed_point
 
 COLUMNS = ("r", "p", "prior", "gaussian_limit", "shannon", "pca", "rotation", "identity_tied",
-           "identity_plus_untied", "denoiser", "se_1", "se_2", "se_3", "se_fixed_point",
-           "p_c_tied", "p_c_plus_untied")
+           "identity_plus_untied", "partial_identity", "denoiser", "se_1", "se_2", "se_3", "se_fixed_point",
+           "p_c_tied", "p_c_plus_untied", "p_kurtosis")
 
 
 def prediction_table(rates: Sequence[float], ps: Sequence[float]) -> list[dict]:
     """One row per (r, p, prior) with every prediction; keys are ``COLUMNS``.
 
-    Identity-encoder risks are ``None`` for r > 1 (the identity has at most d rows). ``se_t`` is the
-    multi-layer decoder's risk after t layers and ``se_fixed_point`` its limit; ``p_c_*`` are the
-    critical sparsities (≥ 1: no transition).
+    Identity-encoder risks are ``None`` for r > 1 (the identity has at most d rows);
+    ``partial_identity`` is the best orthogonal encoder √a I + √(1−a) M (``best_partial_identity``).
+    ``se_t`` is the multi-layer decoder's risk after t layers and ``se_fixed_point`` its limit;
+    ``p_c_*`` are the critical sparsities (≥ 1: no transition) and ``p_kurtosis`` the sparsity above
+    which a rotation is locally unstable.
 
     Args:
         rates: rates r > 0.
@@ -55,10 +58,12 @@ def prediction_table(rates: Sequence[float], ps: Sequence[float]) -> list[dict]:
             row = {"r": float(r), "p": float(p), "prior": prior}
             row.update({k: float(v[i]) for k, v in values.items()})
             row.update({f"se_{t + 1}": float(layers[i, t]) for t in range(3)})
+            row["partial_identity"] = 1 - r * best_partial_identity(float(p), prior)[1]
             if r > 1:
-                row["identity_tied"] = row["identity_plus_untied"] = None
+                row["identity_tied"] = row["identity_plus_untied"] = row["partial_identity"] = None
             row["p_c_tied"] = critical_sparsity(prior, "tied")
             row["p_c_plus_untied"] = critical_sparsity(prior, "plus_untied")
+            row["p_kurtosis"] = kurtosis_threshold(prior)
             rows.append({k: row[k] for k in COLUMNS})
     return rows
 
