@@ -1,6 +1,7 @@
 """The sparse and phase-transition reproductions at tiny size: outputs written, numbers sane."""
 
 import numpy as np
+import pytest
 
 from aejax.reproduce import phase_transition, sparse
 from aejax.results import load_results
@@ -21,5 +22,19 @@ def test_phase_transition_tiny(tmp_path):
     assert set(result["p_star"]) == {"tied_clip", "untied_clip", "untied_ste"} and "p*" in result["md"].read_text()
     order = ds["identity_likeness"].values
     assert np.all((order > 0) & (order <= 1))
+    ties = ds["exact_tie_fraction"].values
+    assert np.all((ties >= 0) & (ties <= 1)) and ds["identity_likeness_trace"].sizes["step"] == 20
     # at p = 1 the identity encoder is lossless, with or without perturbation
     assert float(ds["identity_risk"].sel(p=1.0).max()) < 1e-3
+
+
+def test_crossing_of_the_order_parameter():
+    ps = np.array([0.1, 0.2, 0.3, 0.4])
+    assert phase_transition._crossing(ps, np.array([0.1, 0.4, 0.8, 0.9])) == pytest.approx(0.225)
+    assert phase_transition._crossing_interval(ps, np.array([0.1, 0.4, 0.8, 0.9])) == (0.2, 0.3)
+    for never in (np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.6, 0.7, 0.8, 0.9])):  # never below, or never above
+        assert np.isnan(phase_transition._crossing(ps, never))
+        assert np.isnan(phase_transition._crossing_interval(ps, never)).all()
+    # the bootstrap over identical seeds has no spread
+    order = np.repeat(np.array([[0.1], [0.4], [0.8], [0.9]]), 3, axis=1)
+    assert phase_transition._bootstrap_crossing(ps, order, 50) == pytest.approx((0.225, 0.0))

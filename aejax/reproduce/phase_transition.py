@@ -87,8 +87,10 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
          "exact_tie_fraction": (("trainer", "p", "seed"), ties),
          "identity_risk": (("encoder", "p"), np.stack([_identity_risks(d, sp, p["samples"]) for sp in ps], axis=1)),
          "theory": (("curve", "p"), np.stack(list(curves.values()))), "a_star": ("p", best[:, 0]),
-         "p_star": ("trainer", [fits[k][0] for k in TRAINERS]), "p_star_se": ("trainer", [fits[k][1] for k in TRAINERS])},
-        coords={"trainer": list(TRAINERS), "p": ps, "seed": seeds, "step": steps,
+         "p_star": ("trainer", [fits[k][0] for k in TRAINERS]), "p_star_se": ("trainer", [fits[k][1] for k in TRAINERS]),
+         "p_star_interval": (("trainer", "bound"), [_crossing_interval(ps, order[i].mean(axis=1))
+                                                    for i in range(len(TRAINERS))])},
+        coords={"trainer": list(TRAINERS), "bound": ["low", "high"], "p": ps, "seed": seeds, "step": steps,
                 "encoder": ["identity", "perturbed_identity"], "curve": list(curves)},
         attrs={"d": d, "rate": 1.0, "training": f"online Adam lr {LR} (constant), batch {BATCH}, {p['steps']} steps",
                "p_c_tied": theory.critical_sparsity("sr", "tied"),
@@ -142,13 +144,24 @@ def _identity_risks(d: int, p: float, samples: int) -> np.ndarray:
     return np.asarray(out)
 
 
+def _crossing_index(values: np.ndarray) -> int | None:
+    """Index k of the first value at or above ``LEVEL`` after values below it, or None."""
+    above = values >= LEVEL
+    return None if not above.any() or above[0] else int(np.argmax(above))
+
+
 def _crossing(ps: np.ndarray, values: np.ndarray) -> float:
     """First p where ``values`` rises through ``LEVEL`` (linear interpolation); NaN if it never does."""
-    above = values >= LEVEL
-    if not above.any() or above[0]:
+    k = _crossing_index(values)
+    if k is None:
         return float("nan")
-    k = int(np.argmax(above))
     return float(ps[k - 1] + (LEVEL - values[k - 1]) * (ps[k] - ps[k - 1]) / (values[k] - values[k - 1]))
+
+
+def _crossing_interval(ps: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """The two grid sparsities between which ``values`` crosses ``LEVEL`` (NaNs if it never does)."""
+    k = _crossing_index(values)
+    return (float("nan"), float("nan")) if k is None else (float(ps[k - 1]), float(ps[k]))
 
 
 def _bootstrap_crossing(ps: np.ndarray, order: np.ndarray, samples: int) -> tuple[float, float]:
@@ -176,14 +189,18 @@ def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_se
             for sp in ps]
     header = ["p", *sum(([f"order {name}", f"risk {name}"] for name in TRAINERS), []), "exact ties", "a*",
               *[f"R {c.replace('_', ' ')}" for c in ds["curve"].values], "R(identity)", "R(perturbed id.)"]
-    fit_text = "; ".join(f"{k}: p* = {fits[k][0]:.3f} ± {fits[k][1]:.3f}" for k in TRAINERS)
+    interval = ds["p_star_interval"]
+    fit_text = "; ".join(f"{k}: p* = {fits[k][0]:.3f} ± {fits[k][1]:.3f} (between p = "
+                         f"{float(interval.sel(trainer=k, bound='low')):g} and {float(interval.sel(trainer=k, bound='high')):g})"
+                         for k in TRAINERS)
     a = ds.attrs
     return (f"# {NAME} ({size})\n\nSparse Rademacher, d = {a['d']}, r = 1, {a['training']}; means over {n_seeds} seeds. "
             f"order = identity-likeness (mean over rows of max_j b̄_ij²); exact ties = largest fraction of zero dominant "
             f"inputs that gave u = 0 exactly (1: sign(0) = +1 decides; 0: ties broken by the other coordinates). "
             f"a* and R partial identity: best B̄ = √a I + √(1−a) M (d → ∞). R(identity), R(perturbed id.): exact "
             f"identity and {a['perturbation']}, sample-moment optimal decoder.\n\n"
-            f"Order parameter crosses {LEVEL:g} (bootstrap over seeds): {fit_text}. Predictions: kurtosis threshold "
+            f"Order parameter crosses {LEVEL:g} (± bootstrap over seeds; the grid interval bounds the "
+            f"interpolation): {fit_text}. Predictions: kurtosis threshold "
             f"{a['p_kurtosis']:.3f} (rotation locally unstable above), a*(p) = {LEVEL:g} at "
             f"{a['p_half_partial_identity']:.3f}, p_c {a['p_c_tied']:.3f} (identity vs rotation, tied/symmetric "
             f"ties), {a['p_c_plus_untied']:.3f} (sign(0) = +1, untied).\n\n" + markdown_table(header, rows) + "\n")
