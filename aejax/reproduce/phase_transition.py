@@ -45,13 +45,12 @@ NAME = "phase-transition"
 TRAINERS: dict[str, dict[str, Any]] = {"tied_clip": dict(tied=True, surrogate="clip"),
                                        "untied_clip": dict(tied=False, surrogate="clip"),
                                        "untied_ste": dict(tied=False, surrogate="ste")}
-_NEAR_THRESHOLD = (0.2, 0.25, 0.3, 0.33, 0.36, 0.4, 0.45, 0.5, 0.55, 0.6)
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d=16, ps=(0.2, 0.6, 1.0), seeds=(0, 1), steps=100, samples=1024, bootstrap=20),
     "small": dict(d=64, ps=(0.2, 0.3, 0.33, 0.36, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0), seeds=(0, 1, 2),
                   steps=20000, samples=8192, bootstrap=500),
-    "large": dict(d=256, ps=(*_NEAR_THRESHOLD, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0), seeds=(0, 1, 2, 3, 4, 5),
-                  steps=80000, samples=32768, bootstrap=1000),
+    "large": dict(d=256, ps=(0.2, 0.25, 0.3, 0.33, 0.36, 0.38, 0.4, 0.42, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0),
+                  seeds=(0, 1, 2, 3, 4, 5), steps=80000, samples=32768, bootstrap=1000),
 }
 LR, BATCH, PERTURBATION, LEVEL = 0.01, 256, 0.05, 0.5
 

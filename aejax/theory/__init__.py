@@ -31,10 +31,9 @@ from aejax.theory.table import format_table, prediction_table
 
 __all__ = [
     "BG", "CONVENTIONS", "FiniteDOptimum", "Prior", "SR", "activation_moments", "best_partial_identity",
-    "critical_sparsity",
-    "denoiser_risk", "effective_channel", "excess_kurtosis", "finite_d_optimum", "format_table",
-    "fourth_moment", "gaussian_limit", "identity_risk", "kappa", "kurtosis_threshold", "mmse",
-    "multilayer_decode", "partial_identity_risk", "pca_risk", "posterior", "posterior_mean", "prediction_table", "resolve_prior",
-    "rotation_excess", "rotation_risk", "shannon_limit", "sign_channel_mmse", "sign_posterior", "state_evolution",
-    "state_evolution_fixed_point",
+    "critical_sparsity", "denoiser_risk", "effective_channel", "excess_kurtosis", "finite_d_optimum",
+    "format_table", "fourth_moment", "gaussian_limit", "identity_risk", "kappa", "kurtosis_threshold", "mmse",
+    "multilayer_decode", "partial_identity_risk", "pca_risk", "posterior", "posterior_mean",
+    "prediction_table", "resolve_prior", "rotation_excess", "rotation_risk", "shannon_limit",
+    "sign_channel_mmse", "sign_posterior", "state_evolution", "state_evolution_fixed_point",
 ]
