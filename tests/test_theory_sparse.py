@@ -205,3 +205,13 @@ def test_rotation_finite_size_excess_vs_monte_carlo(prior, p):
     assert excess > 4 * se  # the effect is resolved
     # allowance: the next order in Var(‖x‖²/d), ≈ excess² / (1 − R)
     assert abs(risk - (float(theory.rotation_risk(n / d)) + excess)) < 3 * se + 2 * excess**2 / (1 - risk)
+
+
+@pytest.mark.parametrize("p", [0.25, 0.3, 0.36, 0.5, 1.0])
+def test_partial_identity_near_the_rotation_matches_the_edgeworth_series(p):
+    """For small a the closed form must follow the kurtosis term of the Edgeworth expansion,
+    E|u| ≈ sqrt(2/π)(1 − k4 a²/24), i.e. R(a) − R(0) ≈ r (2/π) k4 a² / 12 (the sign flips at p = 1/3)."""
+    a, r = 0.03, 0.8
+    k4 = 1 / p - 3  # sparse Rademacher, independent of theory.excess_kurtosis
+    change = float(theory.partial_identity_risk(p, a, r, "sr") - theory.partial_identity_risk(p, 0.0, r, "sr"))
+    assert change == pytest.approx(r * (2 / np.pi) * k4 * a**2 / 12, rel=0.1)
