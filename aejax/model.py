@@ -235,7 +235,28 @@ def identity_likeness(B: Array, mask: Array | None = None) -> Array:
         >>> float(identity_likeness(jnp.eye(3)[::-1] * -2.0))
         1.0
     """
-    peak = jnp.max(normalize_rows(B) ** 2, axis=-1)
+    return _mean_over_rows(jnp.max(normalize_rows(B) ** 2, axis=-1), mask)
+
+
+def inverse_participation_ratio(B: Array, mask: Array | None = None) -> Array:
+    """Localisation of an encoder's rows: mean over rows of Σ_j b̄_ij⁴.
+
+    1 for a signed permutation, 3/(d + 2) on average for Haar rows, 1/d for flat rows (|b̄_ij| = 1/√d).
+    On sparse data a rotation's risk moves by about (1 − R_Gauss)·kurtosis·IPR/12
+    (``aejax.theory.kurtosis_correction``).
+
+    Args:
+        B: ``(n, d)`` encoder (rows need not be normalised; zero rows count as 0).
+        mask: optional ``(n,)`` 0/1 hidden-unit mask; the mean is over live rows.
+
+    Example:
+        >>> float(inverse_participation_ratio(jnp.ones((2, 4))))
+        0.25
+    """
+    return _mean_over_rows(jnp.sum(normalize_rows(B) ** 4, axis=-1), mask)
+
+
+def _mean_over_rows(values: Array, mask: Array | None) -> Array:
     if mask is None:
-        return jnp.mean(peak)
-    return jnp.sum(peak * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+        return jnp.mean(values)
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)

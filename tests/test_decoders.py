@@ -7,7 +7,7 @@ import pytest
 
 from aejax import theory
 from aejax.decoders import Decoder, denoise, init_denoiser, init_params, shallow_scale
-from aejax.model import Params, apply, encode, identity_likeness, init
+from aejax.model import Params, apply, encode, identity_likeness, init, inverse_participation_ratio
 from aejax.risk import exact_risk, mc_risk
 from aejax.sources import BernoulliGaussian, Gaussian
 from aejax.train import TrainConfig, full_hparams, make_train
@@ -94,6 +94,18 @@ def test_identity_likeness_of_permutation_and_rotation():
     rotation = identity_likeness(init(jax.random.key(0), d, d, kind="orthogonal").B)
     assert 1.0 / d < float(rotation) < 4 * np.log(d) / d
     assert float(identity_likeness(jnp.eye(4), mask=jnp.array([1.0, 1.0, 0.0, 0.0]))) == 1.0
+
+
+def test_inverse_participation_ratio_of_permutation_flat_and_haar_rows():
+    d = 64
+    assert float(inverse_participation_ratio(-3.0 * jnp.eye(d)[::-1])) == pytest.approx(1.0)
+    flat = np.sign(np.random.default_rng(0).standard_normal((8, d)))
+    assert float(inverse_participation_ratio(jnp.asarray(flat))) == pytest.approx(1 / d, rel=1e-6)
+    # Haar rows: E Σ_j b_j⁴ = d · 3/(d(d + 2)) (uniform unit vector), averaged over 8 rotations
+    haar = [inverse_participation_ratio(init(jax.random.key(k), d, d, kind="orthogonal").B) for k in range(8)]
+    assert float(np.mean(haar)) == pytest.approx(3 / (d + 2), rel=0.03)
+    mixed = jnp.concatenate([jnp.eye(4), jnp.ones((4, 4))])
+    assert float(inverse_participation_ratio(mixed, mask=jnp.array([1.0] * 4 + [0.0] * 4))) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("kwargs, match", [

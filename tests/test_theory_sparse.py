@@ -215,3 +215,18 @@ def test_partial_identity_near_the_rotation_matches_the_edgeworth_series(p):
     k4 = 1 / p - 3  # sparse Rademacher, independent of theory.excess_kurtosis
     change = float(theory.partial_identity_risk(p, a, r, "sr") - theory.partial_identity_risk(p, 0.0, r, "sr"))
     assert change == pytest.approx(r * (2 / np.pi) * k4 * a**2 / 12, rel=0.1)
+
+
+def test_kurtosis_correction_for_flat_rows_vs_monte_carlo():
+    """Brute force: n = 256 rows of a Sylvester Hadamard matrix / √512 (orthonormal, IPR = 1/d exactly)
+    on Bernoulli–Gaussian data, tied decoder; the excess over R_Gauss is a third of a Haar frame's."""
+    from scipy.linalg import hadamard
+
+    rng, d, n, p = np.random.default_rng(8), 512, 256, 0.05
+    B = hadamard(d)[rng.choice(d, n, replace=False)] / np.sqrt(d)
+    abs_u = np.concatenate([np.abs(sample_sparse(rng, "bg", p, (4000, d)) @ B.T).mean(axis=1) for _ in range(16)])
+    risk = 1 - n / d * abs_u.mean() ** 2
+    se = 2 * n / d * abs_u.mean() * abs_u.std() / np.sqrt(abs_u.size)
+    excess = float(theory.kurtosis_correction(p, n / d, "bg", 1 / d))
+    assert excess == pytest.approx(float(theory.rotation_excess(p, n / d, d, "bg")) / 3)
+    assert abs(risk - (float(theory.rotation_risk(n / d)) + excess)) < 3 * se + 2 * excess**2 / (1 - risk)

@@ -4,7 +4,7 @@
   ``finite_d_optimum``.
 - Sparse sources (priors ``"bg"``, ``"sr"`` or a ``Prior``): ``kappa``, ``rotation_risk``,
   ``identity_risk``, ``critical_sparsity``, ``fourth_moment``, ``excess_kurtosis``,
-  ``kurtosis_threshold``, ``rotation_excess``, ``partial_identity_risk``, ``best_partial_identity``.
+  ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``, ``best_partial_identity``.
 - Denoising the shallow decoder: ``effective_channel``, ``posterior_mean``, ``denoiser_risk``,
   ``mmse``, ``posterior``.
 - Multi-layer VAMP decoder of the 1-bit code: ``multilayer_decode`` and its ``state_evolution``,
@@ -24,16 +24,16 @@ from aejax.theory.gaussian import activation_moments, gaussian_limit, pca_risk, 
 from aejax.theory.priors import BG, SR, Prior, mmse, posterior, resolve_prior
 from aejax.theory.sign_channel import sign_channel_mmse, sign_posterior
 from aejax.theory.sparse import (CONVENTIONS, best_partial_identity, critical_sparsity, excess_kurtosis, fourth_moment,
-                                 identity_risk, kappa, kurtosis_threshold, partial_identity_risk, rotation_excess,
-                                 rotation_risk)
+                                 identity_risk, kappa, kurtosis_correction, kurtosis_threshold, partial_identity_risk,
+                                 rotation_excess, rotation_risk)
 from aejax.theory.state_evolution import state_evolution, state_evolution_fixed_point
 from aejax.theory.table import format_table, prediction_table
 
 __all__ = [
     "BG", "CONVENTIONS", "FiniteDOptimum", "Prior", "SR", "activation_moments", "best_partial_identity",
     "critical_sparsity", "denoiser_risk", "effective_channel", "excess_kurtosis", "finite_d_optimum",
-    "format_table", "fourth_moment", "gaussian_limit", "identity_risk", "kappa", "kurtosis_threshold", "mmse",
-    "multilayer_decode", "partial_identity_risk", "pca_risk", "posterior", "posterior_mean",
+    "format_table", "fourth_moment", "gaussian_limit", "identity_risk", "kappa", "kurtosis_correction",
+    "kurtosis_threshold", "mmse", "multilayer_decode", "partial_identity_risk", "pca_risk", "posterior", "posterior_mean",
     "prediction_table", "resolve_prior", "rotation_excess", "rotation_risk", "shannon_limit",
     "sign_channel_mmse", "sign_posterior", "state_evolution", "state_evolution_fixed_point",
 ]
