@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-RECORD_FIELDS = ("risk", "risk_se", "exact_risk", "identity_likeness", "loss_trace", "risk_trace",
-                 "identity_likeness_trace", "wall_time")
+RECORD_FIELDS = ("risk", "risk_se", "exact_risk", "identity_likeness", "inverse_participation_ratio", "loss_trace",
+                 "risk_trace", "identity_likeness_trace", "wall_time")
 ENGINE = "h5netcdf"
 
 
@@ -216,7 +216,7 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
     shape = grid.shape
     dims = grid.dims
     data = {name: (dims, records[name].reshape(shape))
-            for name in ("risk", "risk_se", "exact_risk", "identity_likeness", "wall_time")}
+            for name in ("risk", "risk_se", "exact_risk", "identity_likeness", "inverse_participation_ratio", "wall_time")}
     data["theory"] = (dims, np.asarray(theory, np.float64).reshape(shape))
     data["status"] = (dims, run_status(records).astype(object).reshape(shape))
     for name in ("loss_trace", "risk_trace", "identity_likeness_trace"):
@@ -234,6 +234,7 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
     ds["exact_risk"].attrs["long_name"] = "exact Gaussian risk of the final parameters (NaN if not Gaussian)"
     ds["theory"].attrs["long_name"] = "theory value (aejax.theory.gaussian_limit at the run's rate)"
     ds["identity_likeness"].attrs["long_name"] = "encoder's identity-likeness (aejax.model.identity_likeness)"
+    ds["inverse_participation_ratio"].attrs["long_name"] = "mean over rows of sum_j b_ij^4 (normalised rows)"
     ds["wall_time"].attrs["units"] = "s"
     return ds
 

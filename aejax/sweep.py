@@ -37,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aejax import _validate, theory
 from aejax.grid import Grid, bucket_sizes, padding_overhead, units
-from aejax.model import identity_likeness
+from aejax.model import identity_likeness, inverse_participation_ratio
 from aejax.progress import ChunkProgress
 from aejax.results import RECORD_FIELDS, RunStore, build_dataset, save_results
 from aejax.risk import exact_risk, mc_risk
@@ -64,7 +64,8 @@ def make_run(config: TrainConfig, mc_samples: int):
     """One run as a pure function ``(key_data, hparams) -> record``: train, then final risks.
 
     The record holds the final Monte Carlo risk and its standard error, the exact risk (NaN for
-    non-Gaussian sources), the encoder's identity-likeness and the traces.
+    non-Gaussian sources), the encoder's identity-likeness and inverse participation ratio, and the
+    traces.
     """
     train = make_train(config)
 
@@ -82,6 +83,7 @@ def make_run(config: TrainConfig, mc_samples: int):
             exact = jnp.nan
         return {"risk": risk, "risk_se": risk_se, "exact_risk": jnp.asarray(exact, jnp.float32),
                 "identity_likeness": identity_likeness(params.B, model_kw["mask"]),
+                "inverse_participation_ratio": inverse_participation_ratio(params.B, model_kw["mask"]),
                 "loss_trace": trace["loss"], "risk_trace": trace["risk"],
                 "identity_likeness_trace": trace["identity_likeness"]}
 
@@ -321,8 +323,9 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
 
     Returns:
         ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
-        traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``identity_likeness``, ``theory``,
-        ``status``, ``wall_time``, ``loss_trace``, ``risk_trace``, ``identity_likeness_trace``.
+        traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``identity_likeness``,
+        ``inverse_participation_ratio``, ``theory``, ``status``, ``wall_time``, ``loss_trace``,
+        ``risk_trace``, ``identity_likeness_trace``.
 
     Example:
         >>> cfg = TrainConfig(d=16, n=16, steps=20, mode="population")

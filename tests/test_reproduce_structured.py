@@ -12,6 +12,9 @@ def test_sparse_tiny(tmp_path):
     ds = load_results(result["nc"])
     assert result["png"].stat().st_size > 0 and "| decoder |" in result["md"].read_text()
     assert np.all(np.isfinite(ds["risk"].values))
+    assert np.all((ds["shallow_ipr"] >= 1 / 32 - 1e-6) & (ds["shallow_ipr"] <= 1))  # d = 32
+    # at p = 1 (Gaussian) there is no finite-d kurtosis correction
+    np.testing.assert_allclose(ds["shallow_finite_d"].sel(p=1.0), ds["theory"].sel(decoder="shallow", p=1.0), atol=1e-6)
     # untrained posterior mean and layer 1 of the multilayer decoder are the same estimator
     np.testing.assert_allclose(ds["risk"].sel(decoder="posterior_mean"), ds["risk"].sel(decoder="multilayer_1"), atol=1e-4)
 

@@ -17,7 +17,7 @@ import pytest
 
 import aejax
 from aejax.grid import units
-from aejax.model import identity_likeness
+from aejax.model import identity_likeness, inverse_participation_ratio
 from aejax.results import RunStore
 from aejax.sweep import EVAL_FOLD
 from aejax.train import full_hparams
@@ -32,8 +32,8 @@ CONFIG = aejax.TrainConfig(d=16, n=16, steps=20, batch=32)
 GRID = {"seed": [0, 1], "rate": [0.875, 1.0], "lr": [0.01, 0.03]}  # 14 and 16 units: one bucket of 16
 MC = 1024
 KW = dict(mc_samples=MC, progress=False)
-COMPARED = ("risk", "risk_se", "exact_risk", "identity_likeness", "loss_trace", "risk_trace",
-            "identity_likeness_trace")
+COMPARED = ("risk", "risk_se", "exact_risk", "identity_likeness", "inverse_participation_ratio", "loss_trace",
+            "risk_trace", "identity_likeness_trace")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,7 @@ def test_sweep_equals_runs_trained_one_at_a_time(base):
         exact = aejax.exact_risk(params, source, config.activation, mask=kw["mask"], row_normalize=config.row_normalize)
         return {"risk": risk, "risk_se": risk_se, "exact_risk": exact, "loss_trace": trace["loss"],
                 "risk_trace": trace["risk"], "identity_likeness": identity_likeness(params.B),
+                "inverse_participation_ratio": inverse_participation_ratio(params.B),
                 "identity_likeness_trace": trace["identity_likeness"]}
 
     reference = jax.jit(reference, static_argnums=0)

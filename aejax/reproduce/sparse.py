@@ -3,8 +3,9 @@
 Per rate r and sparsity p (THEORY §4), mean ± standard error over seeds of the Monte Carlo risk of
 
 - ``shallow``: the sign autoencoder trained by online Adam from a Gaussian init (theory: R_Gauss(r),
-  the same for every p: gradient descent ignores sparsity; at finite d a rotation pays
-  ``theory.rotation_excess`` more on sparse data, reported as ``shallow_finite_d``);
+  the same for every p: gradient descent ignores sparsity; at finite d an encoder pays
+  ``theory.kurtosis_correction`` more on sparse data, reported as ``shallow_finite_d`` for the
+  trained encoders' inverse participation ratio and ``rotation_finite_d`` for Haar rows);
 - ``learned_denoiser``: a Haar encoder with ``A = c(r) B̄ᵀ``, both frozen, and the learned odd
   entrywise denoiser (``decoders.DenoiserHead``) trained by online Adam (theory: ``denoiser_risk``);
 - ``posterior_mean``: the same linear decoder followed by ``theory.posterior_mean`` (no training;
@@ -67,12 +68,13 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     risk = np.full((len(methods), len(rates), len(ps), len(seeds)), np.nan)
     grid = {"seed": seeds, "rate": rates, "p": ps}
     base = TrainConfig(d=d, n=d, steps=p["steps"], batch=p["batch"], source="bg", schedule="cosine", risk_eval="none")
-    for m, (config, lr) in enumerate(((base, SHALLOW_LR),
-                                      (dataclasses.replace(base, init="orthogonal", decoder="denoiser",
-                                                           trainable="head"), DENOISER_LR))):
-        ds = sweep(config, {**grid, "lr": [lr]}, out=Path(out) / f"{NAME}-{methods[m]}", mc_samples=p["samples"],
-                   progress=progress)
-        risk[m] = ds["risk"].squeeze("lr").transpose("rate", "p", "seed").values
+    trained = [sweep(config, {**grid, "lr": [lr]}, out=Path(out) / f"{NAME}-{name}", mc_samples=p["samples"],
+                     progress=progress).squeeze("lr").transpose("rate", "p", "seed", ...)
+               for name, config, lr in (("shallow", base, SHALLOW_LR),
+                                        ("learned_denoiser", dataclasses.replace(base, init="orthogonal", decoder="denoiser",
+                                                                                 trainable="head"), DENOISER_LR))]
+    risk[:2] = [t["risk"].values for t in trained]
+    ipr = trained[0]["inverse_participation_ratio"].values
     for i, r in enumerate(rates):
         for j, sparsity in enumerate(ps):
             for k, seed in enumerate(seeds):
@@ -81,9 +83,13 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
                             *[np.asarray(theory.denoiser_risk("bg", np.asarray(ps)[None, :], np.asarray(rates)[:, None]))] * 2,
                             *np.moveaxis(np.asarray(theory.state_evolution("bg", np.asarray(ps)[None, :],
                                                                            np.asarray(rates)[:, None], layers)), -1, 0)])
-    excess = np.asarray(theory.rotation_excess(np.asarray(ps)[None, :], np.asarray(rates)[:, None], d, "bg"))
+    p_grid, r_grid = np.asarray(ps)[None, :], np.asarray(rates)[:, None]
+    trained_excess = np.asarray(theory.kurtosis_correction(p_grid, r_grid, "bg", ipr.mean(axis=-1)))
+    haar_excess = np.asarray(theory.rotation_excess(p_grid, r_grid, d, "bg"))
     ds = xr.Dataset({"risk": (("decoder", "rate", "p", "seed"), risk), "theory": (("decoder", "rate", "p"), theory_risk),
-                     "shallow_finite_d": (("rate", "p"), theory_risk[0] + excess)},
+                     "shallow_ipr": (("rate", "p", "seed"), ipr),
+                     "shallow_finite_d": (("rate", "p"), theory_risk[0] + trained_excess),
+                     "rotation_finite_d": (("rate", "p"), theory_risk[0] + haar_excess)},
                     coords={"decoder": methods, "rate": rates, "p": ps, "seed": seeds},
                     attrs={"d": d, "steps": p["steps"], "shallow": f"online Adam lr {SHALLOW_LR}, batch {p['batch']}, cosine",
                            "learned_denoiser": f"Haar encoder and A = c(r) B̄ᵀ frozen; denoiser by online Adam lr "
@@ -99,8 +105,8 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
             for name in methods for r in rates for sp in ps]
     table = (f"# {NAME} ({size})\n\nBernoulli–Gaussian data, d = {d}; Monte Carlo risk ({p['samples']} samples), "
              f"mean ± standard error over {len(seeds)} seeds; gap = mean − theory. shallow: {ds.attrs['shallow']}, "
-             f"{p['steps']} steps; its finite-d gap is a rotation's excess on sparse data at this d "
-             "(`theory.rotation_excess`). "
+             f"{p['steps']} steps; its finite-d gap is the predicted excess on sparse data of the trained "
+             "encoders at this d (`theory.kurtosis_correction` at their mean inverse participation ratio). "
              f"learned_denoiser: {ds.attrs['learned_denoiser']}. posterior_mean and multilayer_t: "
              "Haar encoder, Bayes-optimal parameters, no training.\n\n"
              + markdown_table(["decoder", "r", "p", "theory", "risk", "± se", "gap", "finite-d gap"], rows) + "\n")
@@ -143,7 +149,8 @@ def _figure(ds: xr.Dataset, mean: xr.DataArray, se: xr.DataArray, rates: list[fl
             ax.plot(ds["p"], ds["theory"].sel(decoder=name, rate=r), "-", color=color, lw=1)
             ax.errorbar(ds["p"], mean.sel(decoder=name, rate=r), se.sel(decoder=name, rate=r), fmt="o", color=color,
                         ms=3, capsize=2, label=name.replace("_", " "))
-        ax.plot(ds["p"], ds["shallow_finite_d"].sel(rate=r), ":", color="C0", lw=1, label=f"shallow at d = {ds.attrs['d']}")
+        ax.plot(ds["p"], ds["shallow_finite_d"].sel(rate=r), ":", color="C0", lw=1,
+                label=f"shallow at d = {ds.attrs['d']} (trained rows' IPR)")
         ax.set(xscale="log", xlabel="sparsity p", ylabel="risk", title=f"r = {r:g} (lines: theory)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6)
