@@ -10,16 +10,37 @@ Example:
 
 from aejax import activations, nn, sources, theory
 from aejax.activations import get_activation, helu, sign
-from aejax.model import Params, apply, decode, encode, init
+from aejax.config import Model, TrainConfig, default_hparams
+from aejax.model import Architecture, Params, apply, decode, encode, init
 from aejax.results import load_results
 from aejax.risk import exact_risk, mc_risk, optimal_decoder
-from aejax.sweep import run_key, sweep
-from aejax.train import TrainConfig, default_hparams, make_train
+from aejax.sweeping import sweep
+from aejax.train import make_train, run_key
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Params", "TrainConfig", "activations", "apply", "decode", "default_hparams", "encode", "exact_risk",
-    "get_activation", "helu", "init", "load_results", "make_train", "mc_risk", "nn", "optimal_decoder", "sign", "sources",
-    "run_key", "sweep", "theory",
+    "Architecture",
+    "Model",
+    "Params",
+    "TrainConfig",
+    "activations",
+    "apply",
+    "decode",
+    "default_hparams",
+    "encode",
+    "exact_risk",
+    "get_activation",
+    "helu",
+    "init",
+    "load_results",
+    "make_train",
+    "mc_risk",
+    "nn",
+    "optimal_decoder",
+    "run_key",
+    "sign",
+    "sources",
+    "sweep",
+    "theory",
 ]

@@ -18,8 +18,9 @@ from typing import Any
 from aejax import _validate
 
 BENCHMARKS = ("sweep", "risk", "scaling")
-SWEEP_DEFAULTS = {"d": 256, "rates": "0.25,0.5,1,1.5,2", "seeds": "0,1,2", "steps": 1000, "batch": 128,
-                  "lr": 0.01, "out": "runs/sweep"}
+# What the commands choose beyond TrainConfig's own defaults (batch, schedule, lr, ... come from
+# TrainConfig and aejax.default_hparams, so `aejax train`, `aejax sweep` and Python agree).
+CLI_DEFAULTS = {"d": 256, "steps": 1000, "rates": "0.25,0.5,1,1.5,2", "seeds": "0,1,2", "out": "runs/sweep"}
 
 
 def _floats(text: str) -> list[float]:
@@ -37,8 +38,8 @@ def _ints(text: str) -> list[int]:
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--d", type=int, help="input dimension")
-    p.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--d", type=int, help=f"input dimension (default {CLI_DEFAULTS['d']})")
+    p.add_argument("--steps", type=int, help=f"optimizer steps (default {CLI_DEFAULTS['steps']})")
     p.add_argument("--batch", type=int, help="samples per step")
     p.add_argument("--mode", choices=["online", "dataset", "population"], help="training mode")
     p.add_argument("--activation", help="sign, helu, relu, tanh or linear")
@@ -68,16 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--slope", type=float, help="surrogate slope")
     train.add_argument("--p", type=float, help="sparsity of a sparse source")
     train.add_argument("--seed", type=int, default=0, help="random seed")
+    train.add_argument("--mc-samples", type=int, help="Monte Carlo samples for the final risk (default as sweep)")
 
     sweep = sub.add_parser("sweep", help="train a grid of runs, write netCDF results and a figure")
     _add_model_flags(sweep)
     sweep.add_argument("--config", type=Path, help="TOML file with [train], [grid] and [sweep] tables")
-    sweep.add_argument("--rates", type=_floats, help=f"comma-separated rates (default {SWEEP_DEFAULTS['rates']})")
-    sweep.add_argument("--seeds", type=_ints, help=f"comma-separated seeds (default {SWEEP_DEFAULTS['seeds']})")
+    sweep.add_argument("--rates", type=_floats, help=f"comma-separated rates (default {CLI_DEFAULTS['rates']})")
+    sweep.add_argument("--seeds", type=_ints, help=f"comma-separated seeds (default {CLI_DEFAULTS['seeds']})")
     sweep.add_argument("--lr", type=_floats, help="comma-separated learning rates")
     sweep.add_argument("--slope", type=_floats, help="comma-separated surrogate slopes")
     sweep.add_argument("--p", type=_floats, help="comma-separated sparsities")
-    sweep.add_argument("--out", type=Path, help=f"output directory (default {SWEEP_DEFAULTS['out']})")
+    sweep.add_argument("--out", type=Path, help=f"output directory (default {CLI_DEFAULTS['out']})")
     sweep.add_argument("--resume", action="store_true", help="continue the sweep already in --out")
     sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
     sweep.add_argument("--chunk", type=int, help="runs per compiled chunk (default from the memory budget)")
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_fields(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
-    fields = dict(base)
+    fields = {"d": CLI_DEFAULTS["d"], "steps": CLI_DEFAULTS["steps"], **base}
     for name in ("d", "steps", "batch", "mode", "activation", "surrogate", "optimizer", "schedule", "source"):
         value = getattr(args, name, None)
         if value is not None:
@@ -115,29 +117,26 @@ def _train_fields(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, A
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    import jax
-
+    """One run: the sweep engine on a one-run grid, so its numbers equal ``aejax sweep``'s for that run."""
     from aejax import theory
-    from aejax.sweep import run_key
-    from aejax.risk import mc_risk
-    from aejax.train import TrainConfig, full_hparams, make_train
+    from aejax.config import TrainConfig
+    from aejax.sweeping import DEFAULT_MC_SAMPLES, sweep
 
-    fields = _train_fields(args, {"d": 128, "steps": 2000, "batch": 256, "schedule": "cosine"})
+    fields = _train_fields(args, {})
     d = _validate.positive_int("--d", fields["d"])
-    _validate.positive_number("--rate", args.rate)
-    n = max(1, round(args.rate * d))
-    config = TrainConfig(n=n, **fields)
-    hparams = {k: getattr(args, k) for k in ("lr", "slope", "p") if getattr(args, k) is not None}
-    hparams["rate"] = args.rate
-    key = run_key(0, args.seed)
-    params, trace = jax.jit(make_train(config))(key, hparams)
-    hp = full_hparams(config, hparams)
-    risk, se = mc_risk(params, config.make_source(hp), jax.random.fold_in(key, 1), 100_000, **config.model_kw(hp))
+    _validate.positive_number("--rate", args.rate, scalar=True)
+    config = TrainConfig(n=max(1, round(args.rate * d)), **fields)
+    grid: dict[str, list] = {"seed": [args.seed], "rate": [args.rate]}
+    grid.update({k: [getattr(args, k)] for k in ("lr", "slope", "p") if getattr(args, k) is not None})
+    mc_samples = DEFAULT_MC_SAMPLES if args.mc_samples is None else args.mc_samples
+    run = sweep(config, grid, mc_samples=mc_samples, progress=False).squeeze()
     limit = float(theory.gaussian_limit(args.rate, config.activation))
     rows = [("rate", f"{args.rate:g}"), ("activation", config.activation), ("mode", config.mode),
-            ("steps", str(config.steps)), ("risk (Monte Carlo)", f"{float(risk):.4f} ± {float(se):.4f}"),
+            ("steps", str(config.steps)),
+            ("risk (Monte Carlo)", f"{float(run['risk']):.4f} ± {float(run['risk_se']):.4f}"),
+            ("exact risk", f"{float(run['exact_risk']):.4f}"),
             ("theory (Gaussian limit)", f"{limit:.4f}"), ("Shannon bound", f"{float(theory.shannon_limit(args.rate)):.4f}"),
-            ("PCA", f"{float(theory.pca_risk(args.rate)):.4f}")]
+            ("PCA", f"{float(theory.pca_risk(args.rate)):.4f}"), ("status", str(run["status"].item()))]
     _print_table(["quantity", "value"], rows)
 
 
@@ -156,42 +155,32 @@ def _load_toml(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def use_all_cpu_cores() -> None:
-    """One JAX CPU device per core (before JAX starts), so small CPU runs can be spread over them
-    (see ``aejax.sweep.default_devices``). A device count already chosen — ``jax_num_cpu_devices``
-    or XLA_FLAGS — is left alone."""
-    import os
-
-    import jax
-
-    chosen = jax.config.jax_num_cpu_devices != -1
-    if not chosen and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
-
-
 def cmd_sweep(args: argparse.Namespace) -> None:
     import jax
+
+    from aejax.devices import use_all_cpu_cores
 
     use_all_cpu_cores()
     if args.coordinator or args.num_processes or args.process_id is not None:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    from aejax.config import TrainConfig
     from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
-    from aejax.sweep import sweep
-    from aejax.train import TrainConfig
+    from aejax.sweeping import sweep
 
     file = _load_toml(args.config)
-    fields = _train_fields(args, {"d": SWEEP_DEFAULTS["d"], "steps": SWEEP_DEFAULTS["steps"],
-                                  "batch": SWEEP_DEFAULTS["batch"], "schedule": "cosine", **file.get("train", {})})
+    fields = _train_fields(args, file.get("train", {}))
     grid = dict(file.get("grid", {}))
-    grid.setdefault("seed", _ints(SWEEP_DEFAULTS["seeds"]))
-    grid.setdefault("rate", _floats(SWEEP_DEFAULTS["rates"]))
-    grid.setdefault("lr", [SWEEP_DEFAULTS["lr"]])
+    grid.setdefault("seed", _ints(CLI_DEFAULTS["seeds"]))
+    grid.setdefault("rate", _floats(CLI_DEFAULTS["rates"]))
     for flag, axis in (("seeds", "seed"), ("rates", "rate"), ("lr", "lr"), ("slope", "slope"), ("p", "p")):
         if getattr(args, flag) is not None:
             grid[axis] = getattr(args, flag)
     options = dict(file.get("sweep", {}))
-    out = Path(args.out or options.pop("out", SWEEP_DEFAULTS["out"]))
+    # flags override the file: take each option out of the file's table, then let its flag win
+    out = Path(options.pop("out", CLI_DEFAULTS["out"]) if args.out is None else args.out)
+    resume = options.pop("resume", False) or args.resume
+    progress = options.pop("progress", True) and not args.quiet
     for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples")):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
@@ -199,8 +188,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     rates = [run["rate"] for run in Grid.from_spec(grid, d).runs]
     fields.setdefault("n", max(1, round(max(rates) * d)))
     config = TrainConfig(**fields)
-    resume = args.resume or options.pop("resume", False)
-    progress = not args.quiet and options.pop("progress", True)
     ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
 
     if jax.process_index() != 0:

@@ -1,6 +1,6 @@
 """Non-linear decoders of the code s = σ(Bx) (THEORY §4): denoisers and the unrolled VAMP decoder.
 
-A ``Decoder`` is the decoder's structure (``kind``, ``prior``, ``layers``, ``width``; static) and
+A ``NonlinearDecoder`` is the decoder's structure (``kind``, ``prior``, ``layers``, ``width``; static) and
 the numbers it needs (sparsity ``p`` and rate; may be traced). Its trainable parameters are the
 ``head`` of ``aejax.Params``, a pytree trained with the encoder and decoder by ``aejax.make_train``
 (``TrainConfig(decoder=...)``), and ``aejax.apply(params, x, decoder=dec)`` dispatches to it.
@@ -19,7 +19,7 @@ the numbers it needs (sparsity ``p`` and rate; may be traced). Its trainable par
 Example:
     >>> import jax, jax.numpy as jnp
     >>> from aejax.model import init, apply
-    >>> dec = Decoder("posterior_mean", prior="bg", p=0.2, rate=0.5)
+    >>> dec = NonlinearDecoder("posterior_mean", prior="bg", p=0.2, rate=0.5)
     >>> params = init_params(dec, init(jax.random.key(1), 32, 16, kind="orthogonal"))
     >>> apply(params, jnp.ones((2, 32)), decoder=dec).shape
     (2, 32)
@@ -109,7 +109,7 @@ def shallow_scale(rate: Any) -> Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class Decoder:
+class NonlinearDecoder:
     """A non-linear decoder: structure (static) and the numbers it reads (``p``, ``rate``; leaves).
 
     Args:
@@ -121,7 +121,7 @@ class Decoder:
         rate: rate n/d of the code (sets the posterior mean's channel and the initial ``A``).
 
     Example:
-        >>> Decoder("multilayer", layers=3).init_head().log_snr.shape
+        >>> NonlinearDecoder("multilayer", layers=3).init_head().log_snr.shape
         (3,)
     """
 
@@ -175,7 +175,8 @@ class Decoder:
         return out.reshape(*s.shape[:-1], *out.shape[1:])
 
 
-jax.tree_util.register_dataclass(Decoder, data_fields=["p", "rate"], meta_fields=["kind", "prior", "layers", "width"])
+jax.tree_util.register_dataclass(NonlinearDecoder, data_fields=["p", "rate"],
+                                 meta_fields=["kind", "prior", "layers", "width"])
 
 
 def _check_head(head: Any, kind: type) -> None:
@@ -184,14 +185,14 @@ def _check_head(head: Any, kind: type) -> None:
                          "build it with aejax.decoders.init_params")
 
 
-def init_params(decoder: Decoder, params: Params) -> Params:
+def init_params(decoder: NonlinearDecoder, params: Params) -> Params:
     """Attach the decoder's initial head, and set ``A`` to its starting value (deterministic).
 
     ``A = c(rate) B̄ᵀ`` (``shallow_scale``) for the denoisers, so that their entrywise map sees the
     shallow decoder's effective channel from the first step; a scalar 0 (unused) for multilayer.
 
     Args:
-        decoder: the ``Decoder``.
+        decoder: the ``NonlinearDecoder``.
         params: ``Params`` with the encoder ``B`` (its ``A`` is replaced; the code only sees B̄).
 
     Returns:
@@ -199,7 +200,7 @@ def init_params(decoder: Decoder, params: Params) -> Params:
 
     Example:
         >>> from aejax.model import init
-        >>> p = init_params(Decoder("denoiser"), init(jax.random.key(1), 8, 8))
+        >>> p = init_params(NonlinearDecoder("denoiser"), init(jax.random.key(1), 8, 8))
         >>> p.A.shape, p.head.coef.shape
         ((8, 8), (8,))
     """

@@ -2,7 +2,7 @@
 
 A grid is either a dict ``{axis: values}`` (the full product, one result dimension per axis) or
 a list of dicts (explicit runs, indexed by a ``run`` dimension). Axes are ``seed`` and the swept
-hyper-parameters of ``aejax.train.HPARAMS``.
+hyper-parameters of ``aejax.config.HPARAMS``.
 
 Example:
     >>> g = Grid.from_spec({"seed": [0, 1], "rate": [0.5, 1.0]}, d=64)
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from aejax import _validate
-from aejax.train import HPARAMS
+from aejax.config import HPARAMS
 
 AXES = ("seed", *HPARAMS)
 

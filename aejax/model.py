@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -26,7 +27,7 @@ Array = jax.Array
 
 
 class Params(NamedTuple):
-    """Autoencoder weights: decoder ``A`` ((d, n), or scalar α when weight-tied) and encoder ``B`` (n, d).
+    """Architecture weights: decoder ``A`` ((d, n), or scalar α when weight-tied) and encoder ``B`` (n, d).
 
     ``head`` holds the parameters of a non-linear decoder (``aejax.decoders``); ``None`` for the
     linear decoder ``A s``.
@@ -144,57 +145,130 @@ def decoder_matrix(params: Params, row_normalize: bool = False, mask: Array | No
     return A if mask is None else A * mask
 
 
-def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", *, surrogate: str = "clip",
-           slope: Any = 1.0, margin: Any = 0.0, mask: Array | None = None, row_normalize: bool = False) -> Array:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Architecture:
+    """How an autoencoder maps ``x`` to ``x̂`` given its ``Params``: everything but the weights.
+
+    A pytree: ``activation``, ``surrogate`` and ``row_normalize`` are static structure; ``slope``,
+    ``margin``, ``mask`` and the non-linear ``decoder``'s numbers are leaves, so an ``Architecture``
+    can be built inside ``jit`` and ``vmap``-ed over them. ``aejax.mc_risk`` and ``aejax.exact_risk``
+    take it as ``arch=``; ``TrainConfig.bind(hparams).arch`` is the one a run trains.
+
+    Args:
+        activation: name (``sign``, ``helu``, ``relu``, ``tanh``, ``linear``) or a callable.
+        surrogate: surrogate derivative used when differentiating through ``sign``.
+        row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B``.
+        slope: surrogate slope (array, broadcasts per hidden unit).
+        margin: HeLU margin / sign hysteresis window.
+        mask: optional ``(n,)`` 0/1 hidden-unit mask.
+        decoder: an ``aejax.decoders.NonlinearDecoder`` (``params.head`` holds its parameters), or
+            ``None`` for the linear decoder ``A s``.
+
+    Example:
+        >>> model = Architecture(row_normalize=True)
+        >>> model.apply(Params(jnp.eye(2) * 2.0, jnp.eye(2) * 3.0), jnp.array([0.5, -0.1]))
+        Array([ 2., -2.], dtype=float32)
+    """
+
+    activation: str | ActivationFn = dataclasses.field(default="sign", metadata={"static": True})
+    surrogate: str = dataclasses.field(default="clip", metadata={"static": True})
+    row_normalize: bool = dataclasses.field(default=False, metadata={"static": True})
+    slope: Any = 1.0
+    margin: Any = 0.0
+    mask: Array | None = None
+    decoder: Any = None
+
+    def encode(self, params: Params, x: Array) -> Array:
+        """Hidden code ``σ(B x)`` for a batch ``x`` of shape ``(..., d)``; masked units are 0."""
+        act = get_activation(self.activation, self.surrogate)
+        _validate.params_shape(params)
+        n, d = params.B.shape
+        _validate.trailing_size("x", x, d, f"the input dimension of params.B, shape {(n, d)}")
+        if self.mask is not None:
+            _validate.trailing_size("mask", self.mask, n, "one entry per hidden unit")
+        s = act(x @ encoder_matrix(params, self.row_normalize).T, slope=self.slope, margin=self.margin)
+        return s if self.mask is None else s * self.mask
+
+    def decode(self, params: Params, s: Array) -> Array:
+        """Reconstruction ``A s`` for codes of shape ``(..., n)``, or the non-linear decoder's."""
+        if self.decoder is not None:
+            return self.decoder.decode(params, s, row_normalize=self.row_normalize)
+        _validate.params_shape(params)
+        _validate.trailing_size("s", s, params.B.shape[0], "one entry per hidden unit")
+        return s @ decoder_matrix(params, self.row_normalize).T
+
+    def apply(self, params: Params, x: Array) -> Array:
+        """Reconstruction ``x̂`` of ``x`` (shape ``(..., d)``)."""
+        return self.decode(params, self.encode(params, x))
+
+    def loss(self, params: Params, x: Array) -> Array:
+        """Mean over the batch ``x`` of ``||x − x̂||² / d``."""
+        return jnp.mean((x - self.apply(params, x)) ** 2)
+
+
+jax.tree_util.register_dataclass(Architecture, data_fields=["slope", "margin", "mask", "decoder"],
+                                 meta_fields=["activation", "surrogate", "row_normalize"])
+
+MODEL_FIELDS = ("activation", "surrogate", "row_normalize", "slope", "margin", "mask", "decoder")
+
+
+def as_architecture(arch: Architecture | None, fields: dict[str, Any]) -> Architecture:
+    """``arch``, or an ``Architecture`` built from keyword ``fields`` (never both).
+
+    The one place that turns the keyword form (``activation=..., mask=...``) of ``apply``,
+    ``mc_risk`` and ``exact_risk`` into the model object.
+
+    Example:
+        >>> as_architecture(None, {"activation": "relu"}).activation
+        'relu'
+    """
+    unknown = sorted(set(fields) - set(MODEL_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown model keyword(s) {unknown}; allowed: {', '.join(MODEL_FIELDS)}")
+    if arch is None:
+        return Architecture(**fields)
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an aejax.model.Architecture, got {type(arch).__name__}")
+    if fields:
+        raise TypeError(f"pass either arch= or the architecture keywords {sorted(fields)}, not both")
+    return arch
+
+
+def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", **model_kw: Any) -> Array:
     """Hidden code ``σ(B x)`` for a batch ``x`` of shape ``(..., d)``; masked units are 0.
+
+    Keywords are the fields of ``Architecture`` (``surrogate``, ``slope``, ``margin``, ``mask``,
+    ``row_normalize``).
 
     Example:
         >>> p = Params(jnp.zeros((2, 2)), jnp.eye(2))
         >>> encode(p, jnp.array([[0.3, -2.0]]))
         Array([[ 1., -1.]], dtype=float32)
     """
-    act = get_activation(activation, surrogate)
-    _validate.params_shape(params)
-    n, d = params.B.shape
-    _validate.trailing_size("x", x, d, f"the input dimension of params.B, shape {(n, d)}")
-    if mask is not None:
-        _validate.trailing_size("mask", mask, n, "one entry per hidden unit")
-    s = act(x @ encoder_matrix(params, row_normalize).T, slope=slope, margin=margin)
-    return s if mask is None else s * mask
+    return as_architecture(None, {"activation": activation, **model_kw}).encode(params, x)
 
 
-def decode(params: Params, s: Array, *, row_normalize: bool = False, decoder: Any = None) -> Array:
-    """Reconstruction ``A s`` for codes of shape ``(..., n)``, or ``decoder.decode(params, s)``.
-
-    ``decoder`` is an ``aejax.decoders.Decoder`` for the non-linear decoders (``None``: linear).
+def decode(params: Params, s: Array, **model_kw: Any) -> Array:
+    """Reconstruction ``A s`` for codes of shape ``(..., n)``; keywords as for ``Architecture``.
 
     Example:
         >>> decode(Params(jnp.eye(2) * 0.5, jnp.eye(2)), jnp.array([1.0, -1.0]))
         Array([ 0.5, -0.5], dtype=float32)
     """
-    if decoder is not None:
-        return decoder.decode(params, s, row_normalize=row_normalize)
-    _validate.params_shape(params)
-    _validate.trailing_size("s", s, params.B.shape[0], "one entry per hidden unit")
-    return s @ decoder_matrix(params, row_normalize).T
+    return as_architecture(None, model_kw).decode(params, s)
 
 
-def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", *, surrogate: str = "clip",
-          slope: Any = 1.0, margin: Any = 0.0, mask: Array | None = None, row_normalize: bool = False,
-          decoder: Any = None) -> Array:
-    """Autoencoder output ``x̂ = A σ(B x)`` for ``x`` of shape ``(..., d)`` (or a non-linear decoder of σ(Bx)).
+def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", **model_kw: Any) -> Array:
+    """Architecture output ``x̂ = A σ(B x)`` for ``x`` of shape ``(..., d)``.
+
+    The functional form of ``Architecture(activation, **model_kw).apply(params, x)``.
 
     Args:
         params: ``Params(A, B)``.
         x: inputs.
         activation: name (``sign``, ``helu``, ``relu``, ``tanh``, ``linear``) or a callable.
-        surrogate: surrogate derivative used when differentiating through ``sign``.
-        slope: surrogate slope (array, broadcasts per hidden unit).
-        margin: HeLU margin / sign hysteresis window.
-        mask: optional ``(n,)`` 0/1 hidden-unit mask.
-        row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B``.
-        decoder: an ``aejax.decoders.Decoder`` (non-linear decoders; ``params.head`` holds their
-            parameters), or ``None`` for the linear decoder.
+        **model_kw: the other fields of ``Architecture`` (``surrogate``, ``slope``, ``margin``,
+            ``mask``, ``row_normalize``, ``decoder``).
 
     Returns:
         Reconstructions with the shape of ``x``.
@@ -204,9 +278,7 @@ def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", *, 
         >>> apply(p, jnp.array([0.5, -0.1]))
         Array([ 2., -2.], dtype=float32)
     """
-    s = encode(params, x, activation, surrogate=surrogate, slope=slope, margin=margin, mask=mask,
-               row_normalize=row_normalize)
-    return decode(params, s, row_normalize=row_normalize, decoder=decoder)
+    return as_architecture(None, {"activation": activation, **model_kw}).apply(params, x)
 
 
 def rate_mask(rate: Any, d: int, n: int) -> Array:

@@ -17,7 +17,13 @@ import numpy as np
 import xarray as xr
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's ``pyplot`` on the non-interactive Agg backend (figures are only written to files).
+
+    Example:
+        >>> pyplot().figure is not None
+        True
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +49,7 @@ def plot_risk_vs_rate(ds: xr.Dataset, path: str | os.PathLike, activation: str =
     """
     from aejax import theory
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
     grid = np.linspace(0.02, max(2.0, float(ds["rate"].max())) * 1.05, 300)
     ax.plot(grid, np.asarray(theory.gaussian_limit(grid, activation)), "k-", lw=1.5, label=f"theory ({activation})")

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-RECORD_FIELDS = ("risk", "risk_se", "exact_risk", "identity_likeness", "inverse_participation_ratio", "loss_trace",
-                 "risk_trace", "identity_likeness_trace", "wall_time")
+from aejax import record
+
 ENGINE = "h5netcdf"
 
 
@@ -124,7 +124,7 @@ class RunStore:
             try:
                 with np.load(file) as z:
                     ids = z["run_ids"]
-                    fields = {name: z[name] for name in RECORD_FIELDS}
+                    fields = {name: z[name] for name in record.NAMES}
             except Exception as err:  # a truncated or corrupted file: recompute its runs
                 warnings.warn(f"ignoring unreadable chunk file {file} ({type(err).__name__}: {err}); "
                               "its runs will be recomputed", stacklevel=2)
@@ -140,7 +140,7 @@ class RunStore:
 
         def write(tmp):
             with open(tmp, "wb") as f:
-                np.savez(f, run_ids=run_ids, **{name: records[name] for name in RECORD_FIELDS})
+                np.savez(f, run_ids=run_ids, **{name: records[name] for name in record.NAMES})
 
         atomic_write(path, write)
 
@@ -205,7 +205,7 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
 
     Args:
         grid: the ``aejax.grid.Grid`` of the sweep.
-        records: arrays of ``RECORD_FIELDS``; traces have a trailing step axis.
+        records: arrays of ``aejax.record.FIELDS`` by name; traces have a trailing step axis.
         steps: the trace's step values.
         theory: per-run theory value.
         attrs: JSON-able attributes.
@@ -215,12 +215,13 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
     """
     shape = grid.shape
     dims = grid.dims
-    data = {name: (dims, records[name].reshape(shape))
-            for name in ("risk", "risk_se", "exact_risk", "identity_likeness", "inverse_participation_ratio", "wall_time")}
+    data: dict[str, Any] = {}
+    for field in record.FIELDS:
+        values = records[field.name]
+        data[field.name] = ((*dims, "step"), values.reshape(*shape, len(steps))) if field.per_step else \
+            (dims, values.reshape(shape))
     data["theory"] = (dims, np.asarray(theory, np.float64).reshape(shape))
     data["status"] = (dims, run_status(records).astype(object).reshape(shape))
-    for name in ("loss_trace", "risk_trace", "identity_likeness_trace"):
-        data[name] = ((*dims, "step"), records[name].reshape(*shape, len(steps)))
     coords: dict[str, Any] = {"step": np.asarray(steps)}
     if dims == ("run",):
         coords["run"] = np.arange(len(grid.runs))
@@ -229,13 +230,10 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
     else:
         coords.update({dim: np.asarray(grid.coords[dim]) for dim in dims})
     ds = xr.Dataset(data, coords=coords, attrs={k: _attr(v) for k, v in attrs.items()})
-    ds["risk"].attrs["long_name"] = "final Monte Carlo risk"
-    ds["risk_se"].attrs["long_name"] = "standard error of risk"
-    ds["exact_risk"].attrs["long_name"] = "exact Gaussian risk of the final parameters (NaN if not Gaussian)"
+    for field in record.FIELDS:
+        ds[field.name].attrs.update(long_name=field.long_name, units=field.units)
     ds["theory"].attrs["long_name"] = "theory value (aejax.theory.gaussian_limit at the run's rate)"
-    ds["identity_likeness"].attrs["long_name"] = "encoder's identity-likeness (aejax.model.identity_likeness)"
-    ds["inverse_participation_ratio"].attrs["long_name"] = "mean over rows of sum_j b_ij^4 (normalised rows)"
-    ds["wall_time"].attrs["units"] = "s"
+    ds["status"].attrs["long_name"] = "ok, overflow or diverged (aejax.results.run_status)"
     return ds
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from aejax import _validate
 from aejax.activations import ActivationFn, get_activation
-from aejax.model import Params, apply, decoder_matrix, encoder_matrix
+from aejax.model import Architecture, Params, as_architecture, decoder_matrix, encoder_matrix
 from aejax.sources import Source
 
 Array = jax.Array
@@ -113,19 +113,20 @@ def _risk_from_moments(A: Array, c_xs: Array, c_ss: Array, trace: Array, d: int)
     return (trace - 2 * m * jnp.sum(a * c_xs) + m * (m * jnp.sum((a @ c_ss) * a))) / d
 
 
-def exact_risk(params: Params, source: Source, activation: str | ActivationFn = "sign", *,
-               mask: Array | None = None, row_normalize: bool = False) -> Array:
-    """Exact population risk ``E||x − A σ(Bx)||² / d`` for a Gaussian source.
+def exact_risk(params: Params, source: Source, *, arch: Architecture | None = None, **model_kw: Any) -> Array:
+    """Exact population risk ``E||x − x̂||² / d`` for a Gaussian source.
 
     Differentiable in ``params`` without NaN, including at orthogonal or repeated rows. Only the
-    linear decoder has a closed form: for params with a non-linear decoder head it returns NaN.
+    linear decoder has a closed form: with a non-linear decoder (``params.head`` or
+    ``arch.decoder`` set) it returns NaN. Only the forward map matters, so ``slope`` and
+    ``surrogate`` have no effect.
 
     Args:
         params: ``Params(A, B)``.
         source: ``Gaussian`` source (isotropic, spectrum or covariance).
-        activation: activation name or callable (forward only matters here).
-        mask: optional ``(n,)`` hidden-unit mask.
-        row_normalize: whether the model applies ``B̄`` instead of ``B``.
+        arch: the ``aejax.model.Architecture`` (default: sign activation, no mask, raw rows).
+        **model_kw: or its fields as keywords (``activation``, ``mask``, ``row_normalize``, ...),
+            exactly as ``mc_risk`` takes them.
 
     Returns:
         Scalar risk.
@@ -135,17 +136,18 @@ def exact_risk(params: Params, source: Source, activation: str | ActivationFn = 
         >>> float(exact_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4)))
         1.0
     """
+    arch = as_architecture(arch, model_kw)
+    mask, row_normalize, activation = arch.mask, arch.row_normalize, arch.activation
     _check_shapes(params, source, mask)
-    if params.head is not None:
+    if params.head is not None or arch.decoder is not None:
         return jnp.full((), jnp.nan)
     c_xs, c_ss = gaussian_moments(encoder_matrix(params, row_normalize), source, activation)
     A = decoder_matrix(params, row_normalize, mask)
     return _risk_from_moments(A, c_xs, c_ss, source.cov_trace(), source.d)
 
 
-def optimal_decoder(B: Array, source: Source, activation: str | ActivationFn = "sign", *,
-                    mask: Array | None = None, row_normalize: bool = False, ridge: float = 1e-6,
-                    key: Array | None = None, n_samples: int = 100_000) -> Array:
+def optimal_decoder(B: Array, source: Source, *, arch: Architecture | None = None, ridge: float = 1e-6,
+                    key: Array | None = None, n_samples: int = 100_000, **model_kw: Any) -> Array:
     """Best linear decoder for a fixed encoder: ``A* = C_xs C_ss⁻¹`` (THEORY §2).
 
     Moments are exact for Gaussian sources; for other sources pass ``key`` to estimate them from
@@ -155,9 +157,8 @@ def optimal_decoder(B: Array, source: Source, activation: str | ActivationFn = "
     Args:
         B: ``(n, d)`` encoder.
         source: the data source.
-        activation: activation name or callable.
-        mask: optional ``(n,)`` hidden-unit mask.
-        row_normalize: whether the model applies ``B̄``.
+        arch: the ``aejax.model.Architecture`` (its ``activation``, ``mask`` and ``row_normalize``
+            matter), or its fields as keywords, as for ``exact_risk``.
         ridge: Tikhonov term relative to the mean diagonal of ``C_ss``.
         key: PRNG key, required for non-Gaussian sources.
         n_samples: number of samples for the estimated moments.
@@ -171,11 +172,13 @@ def optimal_decoder(B: Array, source: Source, activation: str | ActivationFn = "
         >>> bool(jnp.allclose(A, jnp.sqrt(2 / jnp.pi) * jnp.eye(3), atol=1e-5))
         True
     """
+    arch = as_architecture(arch, model_kw)
+    activation, mask = arch.activation, arch.mask
     _check_source(source)
     _validate.encoder_shape("B", B, source.d)
     _check_mask(mask, B.shape[0])
     _validate.positive_number("ridge", ridge, allow_zero=True, scalar=True)
-    W = encoder_matrix(Params(jnp.zeros(()), B), row_normalize)
+    W = encoder_matrix(Params(jnp.zeros(()), B), arch.row_normalize)
     if getattr(source, "is_gaussian", False):
         c_xs, c_ss = gaussian_moments(W, source, activation)
     else:
@@ -209,7 +212,7 @@ def sample_moments(W: Array, source: Source, key: Array, n_samples: int,
 
 
 def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000, *, chunk: int = 4096,
-            activation: str | ActivationFn = "sign", **model_kw: Any) -> tuple[Array, Array]:
+            arch: Architecture | None = None, **model_kw: Any) -> tuple[Array, Array]:
     """Monte Carlo risk: mean of ``||x − x̂||² / d`` over fresh samples, and its standard error.
 
     Samples are drawn and reduced ``chunk`` at a time inside a ``lax.scan`` (Chan's pairwise
@@ -221,8 +224,9 @@ def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000
         key: PRNG key.
         n_samples: number of samples (>= 2).
         chunk: samples per chunk.
-        activation: activation name or callable.
-        **model_kw: forwarded to ``aejax.apply`` (surrogate, slope, margin, mask, row_normalize).
+        arch: the ``aejax.model.Architecture`` (default: sign activation, no mask, raw rows).
+        **model_kw: or its fields as keywords (``activation``, ``surrogate``, ``slope``,
+            ``margin``, ``mask``, ``row_normalize``, ``decoder``), exactly as ``exact_risk``.
 
     Returns:
         ``(mean, standard_error)``.
@@ -234,7 +238,8 @@ def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000
         >>> bool(abs(mean - 1.0) < 5 * se)
         True
     """
-    _check_shapes(params, source, model_kw.get("mask"))
+    arch = as_architecture(arch, model_kw)
+    _check_shapes(params, source, arch.mask)
     _validate.prng_key("key", key)
     n_samples = _validate.positive_int("n_samples", n_samples, minimum=2)  # 2 for a standard error
     chunk = min(_validate.positive_int("chunk", chunk), n_samples)
@@ -242,7 +247,7 @@ def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000
 
     def body(acc, i):
         x = source.sample(jax.random.fold_in(key, i), chunk)
-        loss = jnp.mean((x - apply(params, x, activation, **model_kw)) ** 2, axis=-1)
+        loss = jnp.mean((x - arch.apply(params, x)) ** 2, axis=-1)
         keep = i * chunk + jnp.arange(chunk) < n_samples
         count = jnp.sum(keep).astype(loss.dtype)
         mean = jnp.sum(jnp.where(keep, loss, 0)) / count

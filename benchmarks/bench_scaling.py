@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from _common import best_time, machine, write
-from aejax.sweep import compile_program, make_mesh, sweep
-from aejax.train import TrainConfig
+from aejax.config import TrainConfig
+from aejax.devices import make_mesh
+from aejax.sweeping import compile_program, sweep
 
 BATCH = 128
 GIB = 2**30

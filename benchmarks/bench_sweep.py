@@ -28,10 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from _common import best_time, machine, matmul_flops_per_second, write
-from aejax.cli import use_all_cpu_cores
-from aejax.model import apply, init
-from aejax.sweep import compile_program, default_devices, make_mesh, make_run
-from aejax.train import TrainConfig, full_hparams
+from aejax.config import TrainConfig
+from aejax.devices import default_devices, make_mesh, use_all_cpu_cores
+from aejax.model import init
+from aejax.sweeping import compile_program, make_run
 
 BATCH = 128
 MC_SAMPLES = 1024
@@ -150,14 +150,10 @@ def time_numpy(config: TrainConfig, runs: int) -> float:
 def analytic_vs_cost_analysis(d: int) -> float:
     """Ratio of XLA's FLOP count for one training step (loss and gradient) to the analytic 10·b·d·n."""
     config = config_for(d, 1)
-    model_kw = config.model_kw(full_hparams(config, {"lr": LR}))
+    model = config.bind({"lr": LR})
     params = init(jax.random.key(0), d, d)
-
-    def loss(p, x):
-        return jnp.mean((x - apply(p, x, **model_kw)) ** 2)
-
     x = jnp.zeros((BATCH, d))
-    analysis = jax.jit(jax.value_and_grad(loss)).lower(params, x).compile().cost_analysis()
+    analysis = jax.jit(jax.value_and_grad(model.loss)).lower(params, x).compile().cost_analysis()
     analysis = analysis[0] if isinstance(analysis, list) else analysis
     return float(analysis.get("flops", float("nan"))) / (10 * BATCH * d * d)
 

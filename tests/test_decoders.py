@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 
 from aejax import theory
-from aejax.decoders import Decoder, denoise, init_denoiser, init_params, shallow_scale
+from aejax.decoders import NonlinearDecoder, denoise, init_denoiser, init_params, shallow_scale
 from aejax.model import Params, apply, encode, identity_likeness, init, inverse_participation_ratio
 from aejax.risk import exact_risk, mc_risk
 from aejax.sources import BernoulliGaussian, Gaussian
-from aejax.train import TrainConfig, full_hparams, make_train
+from aejax.config import TrainConfig
+from aejax.train import make_train
 
 
 @pytest.mark.parametrize("prior, p, n", [("bg", 0.2, 24), ("sr", 0.4, 64)])
 def test_multilayer_at_init_reproduces_theory_decoder(prior, p, n):
     d = 32
     params = init(jax.random.key(0), d, n, kind="orthogonal")
-    dec = Decoder("multilayer", prior, layers=3, p=p)
+    dec = NonlinearDecoder("multilayer", prior, layers=3, p=p)
     deep = init_params(dec, params)
     x = BernoulliGaussian(d, p).sample(jax.random.key(1), 5)
     s = encode(deep, x, row_normalize=True)
@@ -29,7 +30,7 @@ def test_multilayer_at_init_reproduces_theory_decoder(prior, p, n):
 def test_posterior_mean_decoder_is_the_theory_denoiser_of_the_shallow_output():
     d, n, p = 16, 8, 0.3
     params = init(jax.random.key(2), d, n, kind="orthogonal")
-    dec = Decoder("posterior_mean", "bg", p=p, rate=n / d)
+    dec = NonlinearDecoder("posterior_mean", "bg", p=p, rate=n / d)
     pm = init_params(dec, params)
     x = BernoulliGaussian(d, p).sample(jax.random.key(3), 4)
     s = jnp.where(x @ params.B.T >= 0, 1.0, -1.0)
@@ -57,13 +58,14 @@ def test_learned_denoiser_approaches_posterior_mean_risk():
     d, p = 64, 0.2
     cfg = TrainConfig(d=d, n=d, steps=300, batch=128, source="bg", init="orthogonal", decoder="denoiser",
                       trainable="head", risk_eval="none", schedule="cosine")
-    hp = full_hparams(cfg, {"lr": 0.02, "p": p})
+    hp = {"lr": 0.02, "p": p}
     params, _ = jax.jit(make_train(cfg))(jax.random.key(0), hp)
-    learned = mc_risk(params, cfg.make_source(hp), jax.random.key(9), 20_000, **cfg.model_kw(hp))[0]
-    dec = Decoder("posterior_mean", "bg", p=p, rate=1.0)
-    reference = mc_risk(init_params(dec, params._replace(head=None)), cfg.make_source(hp), jax.random.key(9), 20_000,
+    model = cfg.bind(hp)
+    learned = model.mc_risk(params, jax.random.key(9), 20_000)[0]
+    dec = NonlinearDecoder("posterior_mean", "bg", p=p, rate=1.0)
+    reference = mc_risk(init_params(dec, params._replace(head=None)), model.source, jax.random.key(9), 20_000,
                         row_normalize=True, decoder=dec)[0]
-    linear = mc_risk(params._replace(head=None), cfg.make_source(hp), jax.random.key(9), 20_000, row_normalize=True)[0]
+    linear = mc_risk(params._replace(head=None), model.source, jax.random.key(9), 20_000, row_normalize=True)[0]
     assert float(learned) < float(reference) + 0.01 and float(learned) < float(linear) - 0.05
 
 
@@ -73,7 +75,7 @@ def test_trainable_freezes_the_other_parts(trainable, moved):
     hp = {"p": 0.3}
     params, trace = make_train(cfg)(jax.random.key(0), hp)
     k_init = jax.random.split(jax.random.key(0), 4)[0]
-    start = init_params(cfg.decoder_spec(full_hparams(cfg, hp)), init(k_init, 16, 8))
+    start = cfg.bind(hp).init(k_init)
     for name in ("A", "B", "head"):
         same = jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), getattr(params, name), getattr(start, name)))
         assert same == (name not in moved), name
@@ -123,25 +125,25 @@ def test_bad_decoder_config_raises(kwargs, match):
 
 def test_bad_decoder_arguments_raise():
     with pytest.raises(ValueError, match="unknown kind 'linear'"):
-        Decoder("linear")
+        NonlinearDecoder("linear")
     with pytest.raises(ValueError, match="rate must be n/d"):
         make_train(TrainConfig(d=8, n=8, steps=10, decoder="multilayer"))(jax.random.key(0), {"rate": 0.5})
     with pytest.raises(ValueError, match="params.head must be a DenoiserHead"):
-        apply(init(jax.random.key(0), 8, 8), jnp.ones(8), decoder=Decoder("denoiser"))
+        apply(init(jax.random.key(0), 8, 8), jnp.ones(8), decoder=NonlinearDecoder("denoiser"))
 
 
 @pytest.mark.slow
 def test_decoders_match_theory_at_d_1024():
     d, p = 1024, 0.1
     params = init(jax.random.key(0), d, d, kind="orthogonal")
-    dec = Decoder("multilayer", "bg", layers=3, p=p)
+    dec = NonlinearDecoder("multilayer", "bg", layers=3, p=p)
     deep = init_params(dec, params)
     x = BernoulliGaussian(d, p).sample(jax.random.key(1), 2048)
     risks = np.asarray(jnp.mean((x[:, None] - dec.decode_layers(deep, encode(deep, x, row_normalize=True))) ** 2, axis=(0, 2)))
     assert np.all(np.abs(risks - np.asarray(theory.state_evolution("bg", p, 1.0, 3))) < 0.02)
     cfg = TrainConfig(d=d, n=d, steps=300, batch=128, source="bg", init="orthogonal", decoder="denoiser",
                       trainable="head", risk_eval="none", schedule="cosine")
-    hp = full_hparams(cfg, {"lr": 0.01, "p": p})
+    hp = {"lr": 0.01, "p": p}
     trained, _ = jax.jit(make_train(cfg))(jax.random.key(1), hp)
-    learned = mc_risk(trained, cfg.make_source(hp), jax.random.key(7), 8192, **cfg.model_kw(hp))[0]
+    learned = cfg.bind(hp).mc_risk(trained, jax.random.key(7), 8192)[0]
     assert abs(float(learned) - float(theory.denoiser_risk("bg", p, 1.0))) < 0.01

@@ -15,7 +15,7 @@ import aejax
 from aejax.grid import AXES, Grid
 from aejax.model import Params, init
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian
-from aejax.train import HPARAMS, TrainConfig, full_hparams
+from aejax.config import HPARAMS, TrainConfig, full_hparams
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 D, N = 8, 6
@@ -103,7 +103,8 @@ def test_init_is_finite_or_refuses_decoder_scale(scale, kind):
 @pytest.fixture(scope="module")
 def risks():
     """Jitted exact and Monte Carlo risks at fixed shapes: compiled once per activation."""
-    exact = jax.jit(aejax.exact_risk, static_argnums=2, static_argnames="row_normalize")
+    exact = jax.jit(lambda p, act, row_normalize: aejax.exact_risk(p, Gaussian(D), activation=act, row_normalize=row_normalize),
+                    static_argnums=(1, 2))
     mc = jax.jit(lambda p, act: aejax.mc_risk(p, Gaussian(D), jax.random.key(1), 256, activation=act), static_argnums=1)
     return exact, mc
 
@@ -115,7 +116,7 @@ def test_risks_of_finite_weights_are_finite(risks, a, b, activation, row_normali
     """Any finite weights — zero rows, repeated rows, large entries — give finite, non-negative risks."""
     exact, mc = risks
     params = Params(jnp.asarray(a, jnp.float32).reshape(D, N), jnp.asarray(b, jnp.float32).reshape(N, D))
-    value = float(exact(params, Gaussian(D), activation, row_normalize=row_normalize))
+    value = float(exact(params, activation, row_normalize))
     scale = 1 + float(jnp.sum(params.A**2)) * (1 + float(jnp.sum(params.B**2)))
     assert math.isfinite(value) and value >= -1e-5 * scale, value
     mean, se = mc(params, activation)
@@ -129,7 +130,7 @@ def test_exact_risk_overflow_is_inf_not_nan(risks, scale, activation):
     the sweep), never the NaN of inf − inf."""
     exact, _ = risks
     params = init(jax.random.key(2), D, N, decoder_scale=1.0)
-    value = float(exact(params._replace(A=params.A * scale), Gaussian(D), activation, row_normalize=True))
+    value = float(exact(params._replace(A=params.A * scale), activation, True))
     assert not math.isnan(value) and value > 0
 
 

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 import aejax
-
-sweep_mod = sys.modules["aejax.sweep"]
+from aejax import sweeping as sweep_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = json.loads((ROOT / "tests" / "data" / "golden_spec.json").read_text())

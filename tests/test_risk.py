@@ -40,13 +40,13 @@ def _source(kind, d=D):
 def _test_params(source, activation, n=80, seed=0, row_normalize=False):
     """Random Gaussian B and a decoder near the optimum (so every term of the risk matters)."""
     B = init(jax.random.key(seed), source.d, n).B
-    A = aejax.optimal_decoder(B, source, activation, row_normalize=row_normalize)
+    A = aejax.optimal_decoder(B, source, activation=activation, row_normalize=row_normalize)
     noise = jax.random.normal(jax.random.key(seed + 1), A.shape) * 0.3 / np.sqrt(n)
     return Params(A + noise, B)
 
 
 def _assert_exact_matches_mc(params, source, activation, **kw):
-    exact = float(aejax.exact_risk(params, source, activation, **kw))
+    exact = float(aejax.exact_risk(params, source, activation=activation, **kw))
     mean, se = aejax.mc_risk(params, source, jax.random.key(123), 100_000, activation=activation, **kw)
     assert abs(exact - float(mean)) < 4 * float(se), (exact, float(mean), float(se))
 
@@ -138,7 +138,7 @@ def test_exact_risk_gradient_is_finite_at_degenerate_encoders(activation, case, 
     """jax.grad of exact_risk has no NaN/inf at orthogonal, duplicated, antipodal and zero rows."""
     B, mask = _special_encoders()[case]
     A = jax.random.normal(jax.random.key(8), B.shape[::-1]) * 0.3
-    grads = jax.grad(lambda p: aejax.exact_risk(p, Gaussian(16), activation, mask=mask,
+    grads = jax.grad(lambda p: aejax.exact_risk(p, Gaussian(16), activation=activation, mask=mask,
                                                 row_normalize=row_normalize))(Params(A, B))
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
 
@@ -148,11 +148,11 @@ def test_zero_row_is_a_dead_unit():
     source = _source("covariance", 16)
     B = init(jax.random.key(9), 16, 8).B
     A = jax.random.normal(jax.random.key(10), (16, 8)) * 0.2
-    full = aejax.exact_risk(Params(A.at[:, 2].set(0.0), B.at[2].set(0.0)), source, "relu")
-    pruned = aejax.exact_risk(Params(jnp.delete(A, 2, axis=1), jnp.delete(B, 2, axis=0)), source, "relu")
+    full = aejax.exact_risk(Params(A.at[:, 2].set(0.0), B.at[2].set(0.0)), source, activation="relu")
+    pruned = aejax.exact_risk(Params(jnp.delete(A, 2, axis=1), jnp.delete(B, 2, axis=0)), source, activation="relu")
     assert float(full) == pytest.approx(float(pruned), rel=1e-6)
     mean, se = aejax.mc_risk(Params(A, B.at[2].set(0.0)), source, jax.random.key(11), 100_000, activation="tanh")
-    exact = aejax.exact_risk(Params(A, B.at[2].set(0.0)), source, "tanh")
+    exact = aejax.exact_risk(Params(A, B.at[2].set(0.0)), source, activation="tanh")
     assert abs(float(exact) - float(mean)) < 4 * float(se)
 
 
@@ -169,7 +169,7 @@ def test_exact_risk_gradient_matches_finite_differences(activation, option):
         params = Params(A, jnp.asarray(rng.normal(size=(n, d)) / np.sqrt(d)))
         kw = {"mask": jnp.asarray(rng.integers(0, 2, n), jnp.float64)} if option == "mask" else {}
         kw["row_normalize"] = option in ("tied", "row_normalize")
-        risk = lambda p: aejax.exact_risk(p, source, activation, **kw)  # noqa: E731
+        risk = lambda p: aejax.exact_risk(p, source, activation=activation, **kw)  # noqa: E731
         dirs = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=(4, *np.shape(a)))), params)
 
         @jax.jit
@@ -277,7 +277,7 @@ def test_optimal_decoder_equals_least_squares_for_gaussian_sources(activation, s
     d, n = 16, 24
     source = _source(source_kind, d)
     B = np.asarray(init(jax.random.key(3), d, n).B, np.float64)
-    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation)
+    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation=activation)
     cov = np.asarray(source.covariance(), np.float64)
     x = np.random.default_rng(4).normal(size=(200_000, d)) @ np.linalg.cholesky(cov).T
     np.testing.assert_allclose(A, _lstsq_decoder(x, B, activation), atol=0.03)
@@ -289,7 +289,7 @@ def test_optimal_decoder_for_sparse_source_uses_sample_moments():
     d, n, p = 16, 12, 0.2
     source = BernoulliGaussian(d, p)
     B = np.asarray(init(jax.random.key(5), d, n).B, np.float64)
-    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, "sign", key=jax.random.key(6), n_samples=200_000)
+    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation="sign", key=jax.random.key(6), n_samples=200_000)
     rng = np.random.default_rng(7)
     x = (rng.uniform(size=(200_000, d)) < p) * rng.normal(size=(200_000, d)) / np.sqrt(p)
     np.testing.assert_allclose(A, _lstsq_decoder(x, B, "sign"), atol=0.03)
@@ -303,7 +303,7 @@ def test_optimal_decoder_with_mask_fits_only_the_kept_units():
     source = _source("spectrum", d)
     B = np.asarray(init(jax.random.key(8), d, n).B, np.float64)
     mask = (np.arange(n) % 3 != 0).astype(np.float32)
-    A = np.asarray(aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, "sign", mask=jnp.asarray(mask)))
+    A = np.asarray(aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation="sign", mask=jnp.asarray(mask)))
     np.testing.assert_array_equal(A[:, mask == 0], 0)
     x = np.random.default_rng(9).normal(size=(200_000, d)) * np.sqrt(np.asarray(source.spectrum, np.float64))
     np.testing.assert_allclose(A[:, mask == 1], _lstsq_decoder(x, B[mask == 1], "sign"), atol=0.02)

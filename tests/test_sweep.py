@@ -17,12 +17,11 @@ import pytest
 
 import aejax
 from aejax.grid import units
-from aejax.model import identity_likeness, inverse_participation_ratio
+from aejax import sweeping as sweep_mod
+from aejax.model import Architecture, identity_likeness, inverse_participation_ratio, rate_mask
+from aejax.record import EVAL_FOLD
 from aejax.results import RunStore
-from aejax.sweep import EVAL_FOLD
-from aejax.train import full_hparams
-
-sweep_mod = sys.modules["aejax.sweep"]  # the package attribute aejax.sweep is the function
+from aejax.sources import Gaussian
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).parent / "helpers" / "run_sweep.py"
@@ -61,16 +60,16 @@ def assert_same_runs(actual, expected, rtol=0.0):
 
 def test_sweep_equals_runs_trained_one_at_a_time(base):
     """Reference: make_train at the run's exact n (no vmap, mask, padding or sharding), then the final
-    Monte Carlo risk with the sweep's documented key fold_in(run key, EVAL_FOLD)."""
+    risks with an architecture built by hand (not through the run's Model) and the sweep's documented
+    Monte Carlo key fold_in(run key, EVAL_FOLD)."""
 
     def reference(config, seed, hparams):
         key = aejax.run_key(0, seed)
         params, trace = aejax.make_train(config)(key, hparams)
-        hp = full_hparams(config, hparams)
-        kw = config.model_kw(hp)
-        source = config.make_source(hp)
-        risk, risk_se = aejax.mc_risk(params, source, jax.random.fold_in(key, EVAL_FOLD), MC, **kw)
-        exact = aejax.exact_risk(params, source, config.activation, mask=kw["mask"], row_normalize=config.row_normalize)
+        arch = Architecture("sign", "clip", row_normalize=True, mask=rate_mask(hparams["rate"], config.d, config.n))
+        source = Gaussian(config.d)
+        risk, risk_se = aejax.mc_risk(params, source, jax.random.fold_in(key, EVAL_FOLD), MC, arch=arch)
+        exact = aejax.exact_risk(params, source, arch=arch)
         return {"risk": risk, "risk_se": risk_se, "exact_risk": exact, "loss_trace": trace["loss"],
                 "risk_trace": trace["risk"], "identity_likeness": identity_likeness(params.B),
                 "inverse_participation_ratio": inverse_participation_ratio(params.B),

@@ -184,7 +184,7 @@ def test_changing_hparams_does_not_retrace():
 
     finals = set()
     for lr, slope, margin, rate, p in [(0.01, 1.0, 0.0, 1.0, 0.5), (0.03, 2.0, 0.1, 0.5, 0.2), (0.1, 5.0, 0.2, 0.25, 0.9)]:
-        hp = {name: jnp.float32(v) for name, v in zip(aejax.train.HPARAMS, (lr, slope, margin, rate, p))}
+        hp = {name: jnp.float32(v) for name, v in zip(aejax.config.HPARAMS, (lr, slope, margin, rate, p))}
         finals.add(float(run(jax.random.key(0), hp)))
     assert len(traces) == 1 and len(finals) == 3
 

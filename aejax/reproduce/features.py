@@ -33,8 +33,8 @@ from aejax.model import Params, haar_frame, init, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import exact_risk
 from aejax.sources import Gaussian
-from aejax.sweep import run_key
-from aejax.train import TrainConfig, make_train
+from aejax.config import TrainConfig
+from aejax.train import make_train, run_key
 
 NAME = "features"
 ENCODERS = ("trained", "haar", "init")
@@ -68,12 +68,12 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         ``{"png", "nc", "md"}`` paths and ``"summary"``: per rate, the mean eigenvalue spread,
         overlap RMS and decoder cosine/scale of the trained encoders.
     """
-    p = pick_size(PRESETS, size)
-    d, seeds = p["d"], list(p["seeds"])
+    preset = pick_size(PRESETS, size)
+    d, seeds = preset["d"], list(preset["seeds"])
     eig, hist, stats = [], [], []
-    for r in p["rates"]:
+    for r in preset["rates"]:
         n = round(r * d)
-        config = TrainConfig(d=d, n=n, steps=p["steps"], batch=BATCH, surrogate="clip", schedule="cosine",
+        config = TrainConfig(d=d, n=n, steps=preset["steps"], batch=BATCH, surrogate="clip", schedule="cosine",
                              risk_eval="none")
         keys = jnp.stack([run_key(0, s) for s in seeds])
         params, _ = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(keys, {"lr": LR})
@@ -83,9 +83,9 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         eig.append([_frame_eigenvalues(B) for B in encoders.values()])
         hist.append([_overlap_histogram(B) for B in encoders.values()])
         stats.append([_decoder_stats(params.A[i], params.B[i], d) for i in range(len(seeds))])
-    ds = _dataset(p, eig, hist, stats)
+    ds = _dataset(preset, eig, hist, stats)
     rows = []
-    for r in p["rates"]:
+    for r in preset["rates"]:
         s = ds.sel(rate=r)
         rows.append([f"{r:g}", float(s["eig_spread"].sel(encoder="trained").mean()), float(s["eig_spread"].sel(encoder="haar").mean()),
                      float(s["overlap_rms"].sel(encoder="trained").mean()), float(s["overlap_rms"].sel(encoder="haar").mean()),
@@ -95,12 +95,12 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     header = ["r", "eig spread trained", "eig spread Haar", "RMS overlap trained", "RMS overlap Haar",
               "RMS overlap init", "cos(A, B̄ᵀ)",
               "scale α", "optimal α", "exact risk", "R_Gauss"]
-    table = (f"# {NAME} ({size})\n\nd = {d}, online Adam lr {LR}, batch {BATCH}, {p['steps']} steps, clip, cosine; "
+    table = (f"# {NAME} ({size})\n\nd = {d}, online Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip, cosine; "
              f"means over {len(seeds)} seeds. Eigenvalue spread: std/mean of the min(n, d) largest eigenvalues of "
              "B̄ᵀB̄ (0 for a rotation and for a unit-norm tight frame; a row-normalised Haar frame is only "
              "nearly tight). RMS overlap: root mean square of the off-diagonal entries of B̄B̄ᵀ (0 for a rotation). "
              "α: least-squares scale of A on B̄ᵀ.\n\n" + markdown_table(header, rows) + "\n")
-    summary = {r: dict(zip(header[1:], row[1:])) for r, row in zip(p["rates"], rows)}
+    summary = {r: dict(zip(header[1:], row[1:])) for r, row in zip(preset["rates"], rows)}
     paths = write_outputs(NAME, out, ds, _figure(ds), table)
     return {**paths, "summary": summary}
 
@@ -125,8 +125,8 @@ def _decoder_stats(A: jax.Array, B: jax.Array, d: int) -> tuple[float, float, fl
     return cosine, inner / float(jnp.sum(Bt**2)), risk
 
 
-def _dataset(p: dict[str, Any], eig: list, hist: list, stats: list) -> xr.Dataset:
-    rates, seeds, d = list(p["rates"]), list(p["seeds"]), p["d"]
+def _dataset(preset: dict[str, Any], eig: list, hist: list, stats: list) -> xr.Dataset:
+    rates, seeds, d = list(preset["rates"]), list(preset["seeds"]), preset["d"]
     eigs = np.asarray(eig)  # (rate, encoder, seed, d)
     counts = np.asarray([[h[0] for h in per_rate] for per_rate in hist])
     rms = np.asarray([[h[1] for h in per_rate] for per_rate in hist])
@@ -141,7 +141,7 @@ def _dataset(p: dict[str, Any], eig: list, hist: list, stats: list) -> xr.Datase
                        "decoder_scale": (("rate", "seed"), stats[..., 1]),
                        "exact_risk": (("rate", "seed"), stats[..., 2]),
                        "optimal_scale": ("rate", [optimal_scale(r) for r in rates])},
-                      coords=coords, attrs={"d": d, "steps": p["steps"], "lr": LR, "batch": BATCH})
+                      coords=coords, attrs={"d": d, "steps": preset["steps"], "lr": LR, "batch": BATCH})
 
 
 def _spread(eigs: np.ndarray, rates: list[float], d: int) -> np.ndarray:
@@ -154,9 +154,9 @@ def _spread(eigs: np.ndarray, rates: list[float], d: int) -> np.ndarray:
 
 
 def _figure(ds: xr.Dataset):
-    from aejax.plot import _pyplot
+    from aejax.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     rates = ds["rate"].values
     fig, axes = plt.subplots(2, len(rates), figsize=(4 * len(rates), 6), dpi=80, squeeze=False)
     for c, r in enumerate(rates):

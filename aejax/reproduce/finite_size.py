@@ -30,8 +30,8 @@ from aejax.model import Params, haar_frame
 from aejax.reproduce._common import fit_power_law, markdown_table, pick_size, write_outputs
 from aejax.risk import exact_risk, optimal_decoder
 from aejax.sources import Gaussian
-from aejax.sweep import sweep
-from aejax.train import TrainConfig
+from aejax.sweeping import sweep
+from aejax.config import TrainConfig
 
 NAME = "finite-size"
 RATES = (0.5, 1.0, 2.0)
@@ -59,18 +59,18 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         ``{"png", "nc", "md"}`` paths and ``"exponents"``: ``{trainer: {rate: (α, standard error)}}``
         for every (trainer, rate) with at least three gaps above ``NOISE_FLOOR``.
     """
-    p = pick_size(PRESETS, size)
-    dims, seeds = list(p["dims"]), list(p["seeds"])
+    preset = pick_size(PRESETS, size)
+    dims, seeds = list(preset["dims"]), list(preset["seeds"])
     risk = np.full((len(TRAINERS), len(dims), len(RATES), len(seeds)), np.nan)
     for i, d in enumerate(dims):
-        for t, (trainer, steps, lr, allowed) in enumerate((("online_sgd", p["steps"], ONLINE_LR, dims),
-                                                           ("gd_exact", p["pop_steps"], POPULATION_LR, p["pop_dims"]))):
+        for t, (trainer, steps, lr, allowed) in enumerate((("online_sgd", preset["steps"], ONLINE_LR, dims),
+                                                           ("gd_exact", preset["pop_steps"], POPULATION_LR, preset["pop_dims"]))):
             if d not in allowed:
                 continue
             config = TrainConfig(d=d, n=d, steps=steps, batch=BATCH, mode="online" if t == 0 else "population",
                                  surrogate="clip", schedule="cosine", risk_eval="none")
             ds = sweep(config, {"seed": seeds, "rate": list(RATES), "lr": [lr]}, out=Path(out) / f"{NAME}-{trainer}-d{d}",
-                       mc_samples=2048, max_padding=p["max_padding"], progress=progress)
+                       mc_samples=2048, max_padding=preset["max_padding"], progress=progress)
             risk[t, i] = ds["exact_risk"].squeeze("lr").transpose("rate", "seed").values
         for j, r in enumerate(RATES):
             if r > 1:
@@ -79,8 +79,8 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
                      "theory": ("rate", np.asarray(theory.gaussian_limit(np.asarray(RATES)), float))},
                     coords={"trainer": list(TRAINERS), "d": dims, "rate": list(RATES), "seed": seeds},
                     attrs={"size": size,
-                           "online": f"Adam lr {ONLINE_LR}, batch {BATCH}, {p['steps']} steps, clip, cosine",
-                           "gd_exact": f"Adam lr {POPULATION_LR} on the exact risk, {p['pop_steps']} steps, cosine",
+                           "online": f"Adam lr {ONLINE_LR}, batch {BATCH}, {preset['steps']} steps, clip, cosine",
+                           "gd_exact": f"Adam lr {POPULATION_LR} on the exact risk, {preset['pop_steps']} steps, cosine",
                            "tight_frame": "Haar tight frame, optimal decoder, exact risk"})
     return summarize(ds, out)
 
@@ -136,9 +136,9 @@ def _exponent_text(fit: tuple[float, float] | None) -> str:
 
 
 def _figure(ds: xr.Dataset, gap: xr.DataArray, exponents: dict):
-    from aejax.plot import _pyplot
+    from aejax.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(TRAINERS), figsize=(10, 3.4), dpi=90)
     for ax, trainer in zip(axes, TRAINERS):
         for r, color in zip(RATES, ("C0", "C1", "C2")):

@@ -20,8 +20,8 @@ import xarray as xr
 
 from aejax import theory
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
-from aejax.sweep import sweep
-from aejax.train import TrainConfig
+from aejax.sweeping import sweep
+from aejax.config import TrainConfig
 
 NAME = "gaussian-limit"
 METHODS = ("online_sgd", "gd_exact")
@@ -48,14 +48,14 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         ``{"png", "nc", "md"}`` paths and ``"max_gap"``: the largest mean-over-seeds gap to theory for
         ``r ≤ 1`` and ``r > 1`` per method.
     """
-    p = pick_size(PRESETS, size)
+    preset = pick_size(PRESETS, size)
     runs = []
-    for method, d, steps, lr in (("online_sgd", p["d"], p["steps"], ONLINE_LR),
-                                 ("gd_exact", p["pop_d"], p["pop_steps"], POPULATION_LR)):
+    for method, d, steps, lr in (("online_sgd", preset["d"], preset["steps"], ONLINE_LR),
+                                 ("gd_exact", preset["pop_d"], preset["pop_steps"], POPULATION_LR)):
         config = TrainConfig(d=d, n=d, steps=steps, batch=BATCH, mode="online" if method == "online_sgd" else "population",
                              surrogate="clip", schedule="cosine", risk_eval="none")
-        ds = sweep(config, {"seed": list(p["seeds"]), "rate": list(p["rates"]), "lr": [lr]},
-                   out=Path(out) / f"{NAME}-{method}", mc_samples=4096, max_padding=p["max_padding"],
+        ds = sweep(config, {"seed": list(preset["seeds"]), "rate": list(preset["rates"]), "lr": [lr]},
+                   out=Path(out) / f"{NAME}-{method}", mc_samples=4096, max_padding=preset["max_padding"],
                    progress=progress)
         runs.append(ds[["exact_risk", "theory"]].squeeze("lr", drop=True).assign_attrs(d=d, steps=steps, lr=lr))
     ds = xr.concat(runs, dim=xr.DataArray(list(METHODS), dims="trainer"), combine_attrs="drop")
@@ -98,9 +98,9 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
 
 
 def _figure(ds: xr.Dataset, mean: xr.DataArray, se: xr.DataArray):
-    from aejax.plot import _pyplot
+    from aejax.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax_gap) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=90)
     grid = np.linspace(0.02, float(ds["rate"].max()) * 1.05, 300)
     ax.plot(grid, np.asarray(theory.gaussian_limit(grid)), "k-", lw=1.5, label="R_Gauss(r)")

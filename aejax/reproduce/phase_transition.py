@@ -38,8 +38,8 @@ from aejax.model import Params, identity_likeness, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import mc_risk, optimal_decoder
 from aejax.sources import SparseRademacher
-from aejax.sweep import run_key
-from aejax.train import TrainConfig, full_hparams, make_train
+from aejax.config import TrainConfig
+from aejax.train import make_train, run_key
 
 NAME = "phase-transition"
 TRAINERS: dict[str, dict[str, Any]] = {"tied_clip": dict(tied=True, surrogate="clip"),
@@ -68,30 +68,30 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         ``{"png", "nc", "md"}`` paths and ``"p_star"``: ``{trainer: (estimate, bootstrap standard error)}``.
     """
     del progress
-    p = pick_size(PRESETS, size)
-    d, ps, seeds = p["d"], np.asarray(p["ps"], float), list(p["seeds"])
-    results = [_train_grid(TrainConfig(d=d, n=d, steps=p["steps"], batch=BATCH, source="sr", risk_eval="none", **kw),
-                           ps, seeds, p["samples"]) for kw in TRAINERS.values()]
-    order, risk, trace, ties = (np.stack(v) for v in zip(*results))
-    fits = {name: _bootstrap_crossing(ps, order[i], p["bootstrap"]) for i, name in enumerate(TRAINERS)}
+    preset = pick_size(PRESETS, size)
+    d, ps, seeds = preset["d"], np.asarray(preset["ps"], float), list(preset["seeds"])
+    results = [_train_grid(TrainConfig(d=d, n=d, steps=preset["steps"], batch=BATCH, source="sr", risk_eval="none", **kw),
+                           ps, seeds, preset["samples"]) for kw in TRAINERS.values()]
+    likeness, risk, trace, ties = (np.stack(v) for v in zip(*results))
+    fits = {name: _bootstrap_crossing(ps, likeness[i], preset["bootstrap"]) for i, name in enumerate(TRAINERS)}
     best = np.asarray([theory.best_partial_identity(float(sp), "sr") for sp in ps])
     curves = {"rotation": np.full(len(ps), float(theory.rotation_risk(1.0))),
               "identity_tied": np.asarray(theory.identity_risk(ps, 1.0, "sr", "tied")),
               "identity_plus_untied": np.asarray(theory.identity_risk(ps, 1.0, "sr", "plus_untied")),
               "partial_identity": 1 - best[:, 1]}
-    steps = np.arange(1, trace.shape[-1] + 1) * (p["steps"] // trace.shape[-1])
+    steps = np.arange(1, trace.shape[-1] + 1) * (preset["steps"] // trace.shape[-1])
     ds = xr.Dataset(
-        {"identity_likeness": (("trainer", "p", "seed"), order), "risk": (("trainer", "p", "seed"), risk),
+        {"identity_likeness": (("trainer", "p", "seed"), likeness), "risk": (("trainer", "p", "seed"), risk),
          "identity_likeness_trace": (("trainer", "p", "seed", "step"), trace),
          "exact_tie_fraction": (("trainer", "p", "seed"), ties),
-         "identity_risk": (("encoder", "p"), np.stack([_identity_risks(d, sp, p["samples"]) for sp in ps], axis=1)),
+         "identity_risk": (("encoder", "p"), np.stack([_identity_risks(d, sp, preset["samples"]) for sp in ps], axis=1)),
          "theory": (("curve", "p"), np.stack(list(curves.values()))), "a_star": ("p", best[:, 0]),
          "p_star": ("trainer", [fits[k][0] for k in TRAINERS]), "p_star_se": ("trainer", [fits[k][1] for k in TRAINERS]),
-         "p_star_interval": (("trainer", "bound"), [_crossing_interval(ps, order[i].mean(axis=1))
+         "p_star_interval": (("trainer", "bound"), [_crossing_interval(ps, likeness[i].mean(axis=1))
                                                     for i in range(len(TRAINERS))])},
         coords={"trainer": list(TRAINERS), "bound": ["low", "high"], "p": ps, "seed": seeds, "step": steps,
                 "encoder": ["identity", "perturbed_identity"], "curve": list(curves)},
-        attrs={"d": d, "rate": 1.0, "training": f"online Adam lr {LR} (constant), batch {BATCH}, {p['steps']} steps",
+        attrs={"d": d, "rate": 1.0, "training": f"online Adam lr {LR} (constant), batch {BATCH}, {preset['steps']} steps",
                "p_c_tied": theory.critical_sparsity("sr", "tied"),
                "p_c_plus_untied": theory.critical_sparsity("sr", "plus_untied"),
                "p_kurtosis": theory.kurtosis_threshold("sr"), "p_half_partial_identity": _theory_crossing(),
@@ -106,12 +106,12 @@ def _train_grid(config: TrainConfig, ps: np.ndarray, seeds: list[int], samples: 
 
     def one(key_data, sparsity):
         key = jax.random.wrap_key_data(key_data)
-        hp = full_hparams(config, {"lr": LR, "p": sparsity})
-        params, trace = train(key, hp)
-        source = config.make_source(hp)
-        r, _ = mc_risk(params, source, jax.random.fold_in(key, 1), samples, **config.model_kw(hp))
-        ties = _exact_tie_fraction(params.B, source.sample(jax.random.fold_in(key, 2), samples))
-        return identity_likeness(params.B), r, trace["identity_likeness"], ties
+        hparams = {"lr": LR, "p": sparsity}
+        params, trace = train(key, hparams)
+        model = config.bind(hparams)
+        record = model.record(params, trace, key, samples)
+        ties = _exact_tie_fraction(params.B, model.source.sample(jax.random.fold_in(key, 2), samples))
+        return record["identity_likeness"], record["risk"], record["identity_likeness_trace"], ties
 
     keys = np.stack([np.asarray(jax.random.key_data(run_key(0, s))) for _ in ps for s in seeds])
     sparsity = np.repeat(ps, len(seeds)).astype(np.float32)
@@ -163,13 +163,13 @@ def _crossing_interval(ps: np.ndarray, values: np.ndarray) -> tuple[float, float
     return (float("nan"), float("nan")) if k is None else (float(ps[k - 1]), float(ps[k]))
 
 
-def _bootstrap_crossing(ps: np.ndarray, order: np.ndarray, samples: int) -> tuple[float, float]:
+def _bootstrap_crossing(ps: np.ndarray, likeness: np.ndarray, samples: int) -> tuple[float, float]:
     """Crossing of the seed-mean order parameter and its bootstrap (over seeds) standard error."""
     rng = np.random.default_rng(0)
-    picks = rng.integers(0, order.shape[1], (samples, order.shape[1]))
-    boot = np.asarray([_crossing(ps, order[:, pick].mean(axis=1)) for pick in picks])
+    picks = rng.integers(0, likeness.shape[1], (samples, likeness.shape[1]))
+    boot = np.asarray([_crossing(ps, likeness[:, pick].mean(axis=1)) for pick in picks])
     boot = boot[np.isfinite(boot)]
-    return _crossing(ps, order.mean(axis=1)), float(np.std(boot, ddof=1)) if boot.size > 1 else float("nan")
+    return _crossing(ps, likeness.mean(axis=1)), float(np.std(boot, ddof=1)) if boot.size > 1 else float("nan")
 
 
 def _theory_crossing() -> float:
@@ -186,7 +186,7 @@ def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_se
             + [float(mean["exact_tie_fraction"].sel(p=sp).max()), float(ds["a_star"].sel(p=sp))]
             + [float(v) for v in ds["theory"].sel(p=sp).values] + [float(v) for v in ds["identity_risk"].sel(p=sp).values]
             for sp in ps]
-    header = ["p", *sum(([f"order {name}", f"risk {name}"] for name in TRAINERS), []), "exact ties", "a*",
+    header = ["p", *sum(([f"identity-likeness {name}", f"risk {name}"] for name in TRAINERS), []), "exact ties", "a*",
               *[f"R {c.replace('_', ' ')}" for c in ds["curve"].values], "R(identity)", "R(perturbed id.)"]
     interval = ds["p_star_interval"]
     fit_text = "; ".join(f"{k}: p* = {fits[k][0]:.3f} ± {fits[k][1]:.3f} (between p = "
@@ -194,7 +194,7 @@ def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_se
                          for k in TRAINERS)
     a = ds.attrs
     return (f"# {NAME} ({size})\n\nSparse Rademacher, d = {a['d']}, r = 1, {a['training']}; means over {n_seeds} seeds. "
-            f"order = identity-likeness (mean over rows of max_j b̄_ij²); exact ties = largest fraction of zero dominant "
+            f"identity-likeness: mean over rows of max_j b̄_ij²; exact ties = largest fraction of zero dominant "
             f"inputs that gave u = 0 exactly (1: sign(0) = +1 decides; 0: ties broken by the other coordinates). "
             f"a* and R partial identity: best B̄ = √a I + √(1−a) M (d → ∞). R(identity), R(perturbed id.): exact "
             f"identity and {a['perturbation']}, sample-moment optimal decoder.\n\n"
@@ -206,9 +206,9 @@ def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_se
 
 
 def _figure(ds: xr.Dataset, fits: dict[str, tuple[float, float]]):
-    from aejax.plot import _pyplot
+    from aejax.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_order, ax_risk) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=90)
     ps = ds["p"].values
     for c, trainer in enumerate(TRAINERS):

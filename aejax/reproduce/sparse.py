@@ -32,12 +32,12 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
-from aejax.decoders import Decoder, init_params
+from aejax.decoders import NonlinearDecoder, init_params
 from aejax.model import encode, init
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.sources import BernoulliGaussian
-from aejax.sweep import sweep
-from aejax.train import TrainConfig
+from aejax.sweeping import sweep
+from aejax.config import TrainConfig
 
 NAME = "sparse"
 PRESETS: dict[str, dict[str, Any]] = {
@@ -62,13 +62,13 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         ``{"png", "nc", "md"}`` paths and ``"max_gap"``: per method, the largest |mean − theory|
         over rates and over p ≥ 0.1.
     """
-    p = pick_size(PRESETS, size)
-    d, rates, ps, seeds, layers = p["d"], list(p["rates"]), list(p["ps"]), list(p["seeds"]), p["layers"]
+    preset = pick_size(PRESETS, size)
+    d, rates, ps, seeds, layers = preset["d"], list(preset["rates"]), list(preset["ps"]), list(preset["seeds"]), preset["layers"]
     methods = ["shallow", "learned_denoiser", "posterior_mean", *[f"multilayer_{t}" for t in range(1, layers + 1)]]
     risk = np.full((len(methods), len(rates), len(ps), len(seeds)), np.nan)
     grid = {"seed": seeds, "rate": rates, "p": ps}
-    base = TrainConfig(d=d, n=d, steps=p["steps"], batch=p["batch"], source="bg", schedule="cosine", risk_eval="none")
-    trained = [sweep(config, {**grid, "lr": [lr]}, out=Path(out) / f"{NAME}-{name}", mc_samples=p["samples"],
+    base = TrainConfig(d=d, n=d, steps=preset["steps"], batch=preset["batch"], source="bg", schedule="cosine", risk_eval="none")
+    trained = [sweep(config, {**grid, "lr": [lr]}, out=Path(out) / f"{NAME}-{name}", mc_samples=preset["samples"],
                      progress=progress).squeeze("lr").transpose("rate", "p", "seed", ...)
                for name, config, lr in (("shallow", base, SHALLOW_LR),
                                         ("learned_denoiser", dataclasses.replace(base, init="orthogonal", decoder="denoiser",
@@ -78,7 +78,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     for i, r in enumerate(rates):
         for j, sparsity in enumerate(ps):
             for k, seed in enumerate(seeds):
-                risk[2:, i, j, k] = _untrained_risks(d, r, sparsity, seed, layers, p["samples"])
+                risk[2:, i, j, k] = _untrained_risks(d, r, sparsity, seed, layers, preset["samples"])
     theory_risk = np.stack([np.broadcast_to(np.asarray(theory.gaussian_limit(np.asarray(rates)))[:, None], (len(rates), len(ps))),
                             *[np.asarray(theory.denoiser_risk("bg", np.asarray(ps)[None, :], np.asarray(rates)[:, None]))] * 2,
                             *np.moveaxis(np.asarray(theory.state_evolution("bg", np.asarray(ps)[None, :],
@@ -91,9 +91,9 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
                      "shallow_finite_d": (("rate", "p"), theory_risk[0] + trained_excess),
                      "rotation_finite_d": (("rate", "p"), theory_risk[0] + haar_excess)},
                     coords={"decoder": methods, "rate": rates, "p": ps, "seed": seeds},
-                    attrs={"d": d, "steps": p["steps"], "shallow": f"online Adam lr {SHALLOW_LR}, batch {p['batch']}, cosine",
+                    attrs={"d": d, "steps": preset["steps"], "shallow": f"online Adam lr {SHALLOW_LR}, batch {preset['batch']}, cosine",
                            "learned_denoiser": f"Haar encoder and A = c(r) B̄ᵀ frozen; denoiser by online Adam lr "
-                                               f"{DENOISER_LR}, batch {p['batch']}, cosine"})
+                                               f"{DENOISER_LR}, batch {preset['batch']}, cosine"})
     ds["gap"] = ds["risk"] - ds["theory"]
     mean, se = ds["risk"].mean("seed"), ds["risk"].std("seed", ddof=1) / np.sqrt(len(seeds))
     gap = ds["gap"].mean("seed")
@@ -103,9 +103,9 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
              float(gap.sel(decoder=name, rate=r, p=sp)),
              float(finite_d_gap.sel(rate=r, p=sp)) if name == "shallow" else "–"]
             for name in methods for r in rates for sp in ps]
-    table = (f"# {NAME} ({size})\n\nBernoulli–Gaussian data, d = {d}; Monte Carlo risk ({p['samples']} samples), "
+    table = (f"# {NAME} ({size})\n\nBernoulli–Gaussian data, d = {d}; Monte Carlo risk ({preset['samples']} samples), "
              f"mean ± standard error over {len(seeds)} seeds; gap = mean − theory. shallow: {ds.attrs['shallow']}, "
-             f"{p['steps']} steps; its finite-d gap is the predicted excess on sparse data of the trained "
+             f"{preset['steps']} steps; its finite-d gap is the predicted excess on sparse data of the trained "
              "encoders at this d (`theory.kurtosis_correction` at their mean inverse participation ratio). "
              f"learned_denoiser: {ds.attrs['learned_denoiser']}. posterior_mean and multilayer_t: "
              "Haar encoder, Bayes-optimal parameters, no training.\n\n"
@@ -120,8 +120,8 @@ def _untrained_risks(d: int, r: float, p: float, seed: int, layers: int, samples
     n = round(r * d)
     source = BernoulliGaussian(d, p)
     params = init(jax.random.key(seed), d, n, kind="orthogonal")
-    denoised = init_params(Decoder("posterior_mean", "bg", p=p, rate=n / d), params)
-    multilayer = Decoder("multilayer", "bg", layers=layers, p=p)
+    denoised = init_params(NonlinearDecoder("posterior_mean", "bg", p=p, rate=n / d), params)
+    multilayer = NonlinearDecoder("multilayer", "bg", layers=layers, p=p)
     return np.asarray(_risks(denoised, init_params(multilayer, params), source, jax.random.key(10_000 + seed),
                              samples, n / d))
 
@@ -130,17 +130,17 @@ def _untrained_risks(d: int, r: float, p: float, seed: int, layers: int, samples
 def _risks(denoised, deep, source, key, samples, rate):
     x = source.sample(key, samples)
     s = encode(deep, x, row_normalize=True)
-    pm = Decoder("posterior_mean", "bg", p=source.p, rate=rate).decode(denoised, s, row_normalize=True)
+    pm = NonlinearDecoder("posterior_mean", "bg", p=source.p, rate=rate).decode(denoised, s, row_normalize=True)
     layers = deep.head.log_snr.shape[0]
-    xs = Decoder("multilayer", "bg", layers=layers, p=source.p).decode_layers(deep, s)
+    xs = NonlinearDecoder("multilayer", "bg", layers=layers, p=source.p).decode_layers(deep, s)
     per_layer = jnp.mean((x[:, None, :] - xs) ** 2, axis=(0, 2))
     return jnp.concatenate([jnp.mean((x - pm) ** 2)[None], per_layer])
 
 
 def _figure(ds: xr.Dataset, mean: xr.DataArray, se: xr.DataArray, rates: list[float]):
-    from aejax.plot import _pyplot
+    from aejax.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(rates), figsize=(4 * len(rates), 3.6), dpi=90, squeeze=False)
     shown = ["shallow", "learned_denoiser", "posterior_mean", *[m for m in ds["decoder"].values if m.startswith("multi")]]
     for ax, r in zip(axes[0], rates):

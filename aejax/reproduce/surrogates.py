@@ -23,8 +23,8 @@ import xarray as xr
 from aejax import theory
 from aejax.activations import SURROGATES
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
-from aejax.sweep import sweep
-from aejax.train import TrainConfig
+from aejax.sweeping import sweep
+from aejax.config import TrainConfig
 
 NAME = "surrogates"
 TOLERANCE = 0.01
@@ -62,15 +62,15 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         ``{"png", "nc", "md"}`` paths and ``"rows"``: per variant, its final risk (mean over seeds),
         theory and mean steps to reach.
     """
-    p = pick_size(PRESETS, size)
-    jobs = [("sign", kind, {"slope": [1.0] if kind == "ste" else list(p["slopes"])}) for kind in p["kinds"]]
-    jobs.append(("helu", "clip", {"margin": list(p["margins"])}))
+    preset = pick_size(PRESETS, size)
+    jobs = [("sign", kind, {"slope": [1.0] if kind == "ste" else list(preset["slopes"])}) for kind in preset["kinds"]]
+    jobs.append(("helu", "clip", {"margin": list(preset["margins"])}))
     variants = []
     for activation, kind, axis in jobs:
-        config = TrainConfig(d=p["d"], n=round(p["rate"] * p["d"]), steps=p["steps"], batch=BATCH, activation=activation,
+        config = TrainConfig(d=preset["d"], n=round(preset["rate"] * preset["d"]), steps=preset["steps"], batch=BATCH, activation=activation,
                              surrogate=kind, schedule="cosine", risk_eval="exact")
         name = kind if activation == "sign" else "helu"
-        ds = sweep(config, {"seed": list(p["seeds"]), **axis, "lr": [LR]}, out=Path(out) / f"{NAME}-{name}",
+        ds = sweep(config, {"seed": list(preset["seeds"]), **axis, "lr": [LR]}, out=Path(out) / f"{NAME}-{name}",
                    mc_samples=2048, progress=progress)
         (axis_name, values), = axis.items()
         for v in values:
@@ -78,18 +78,18 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
             variants.append(xr.Dataset({"exact_risk": one["exact_risk"], "risk_trace": one["risk_trace"]}).assign_coords(
                 variant=f"{name} {axis_name}={v:g}" if name != "ste" else "ste", activation=activation,
                 surrogate=name, slope=v if axis_name == "slope" else np.nan, margin=v if axis_name == "margin" else np.nan,
-                theory=float(theory.gaussian_limit(p["rate"], activation))))
+                theory=float(theory.gaussian_limit(preset["rate"], activation))))
     ds = xr.concat(variants, dim="variant", coords="different", compat="equals")
     steps = ds["step"].values
     reach = np.asarray([[steps_to_reach(ds["risk_trace"].sel(variant=v, seed=s), steps) for s in ds["seed"].values]
                         for v in ds["variant"].values])
     ds["steps_to_reach"] = (("variant", "seed"), reach)
-    ds.attrs.update(d=p["d"], rate=p["rate"], steps=p["steps"], lr=LR, batch=BATCH, tolerance=TOLERANCE)
+    ds.attrs.update(d=preset["d"], rate=preset["rate"], steps=preset["steps"], lr=LR, batch=BATCH, tolerance=TOLERANCE)
     rows = [[str(v), float(ds["exact_risk"].sel(variant=v).mean()), float(ds["theory"].sel(variant=v)),
              float(ds["exact_risk"].sel(variant=v).mean() - ds["theory"].sel(variant=v)),
              float(ds["steps_to_reach"].sel(variant=v).mean())] for v in ds["variant"].values]
-    table = (f"# {NAME} ({size})\n\nd = {p['d']}, r = {p['rate']:g}, online Adam lr {LR}, batch {BATCH}, {p['steps']} "
-             f"steps, cosine schedule; means over {len(p['seeds'])} seeds. Theory: R_Gauss for sign, the orthogonal-rows "
+    table = (f"# {NAME} ({size})\n\nd = {preset['d']}, r = {preset['rate']:g}, online Adam lr {LR}, batch {BATCH}, {preset['steps']} "
+             f"steps, cosine schedule; means over {len(preset['seeds'])} seeds. Theory: R_Gauss for sign, the orthogonal-rows "
              f"value 1 − r·μ1²/v for HeLU/ReLU. Steps to reach: first trace step within {TOLERANCE} of the run's final "
              "exact risk.\n\n" + markdown_table(["variant", "exact risk", "theory", "gap", "steps to reach"], rows) + "\n")
     paths = write_outputs(NAME, out, ds, _figure(ds), table)
@@ -97,9 +97,9 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
 
 
 def _figure(ds: xr.Dataset):
-    from aejax.plot import _pyplot
+    from aejax.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_slope, ax_margin, ax_trace) = plt.subplots(1, 3, figsize=(12, 3.6), dpi=80)
     sign = ds.where(ds["activation"] == "sign", drop=True)
     for kind in dict.fromkeys(sign["surrogate"].values):

@@ -27,12 +27,12 @@ import xarray as xr
 
 from aejax import theory
 from aejax.data import train_test_sources
-from aejax.model import apply, rate_mask
+from aejax.model import Architecture
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import exact_risk
 from aejax.sources import Empirical, Gaussian
-from aejax.sweep import run_key
-from aejax.train import TrainConfig, make_train
+from aejax.config import TrainConfig
+from aejax.train import make_train, run_key
 
 NAME = "universality"
 CONDITIONS = ("whitened", "unwhitened", "gaussian_control")
@@ -53,7 +53,7 @@ def digits(min_lit: float = 0.01) -> np.ndarray:
     return x[:, (x > 0).mean(axis=0) >= min_lit]
 
 
-def heldout_risk(params: Any, source: Empirical, **model_kw: Any) -> jax.Array:
+def heldout_risk(params: Any, source: Empirical, arch: Architecture | None = None) -> jax.Array:
     """Mean ``||x − x̂||²/d`` over every row of an ``Empirical`` source (no resampling).
 
     Example:
@@ -62,8 +62,7 @@ def heldout_risk(params: Any, source: Empirical, **model_kw: Any) -> jax.Array:
         >>> float(heldout_risk(init(jax.random.key(0), 4, 2), src))
         1.0
     """
-    x = source.data
-    return jnp.mean((x - apply(params, x, **model_kw)) ** 2)
+    return (arch or Architecture()).loss(params, source.data)
 
 
 def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
@@ -77,30 +76,30 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     Returns:
         ``{"png", "nc", "md"}`` paths and ``"rows"`` of the table.
     """
-    p = pick_size(PRESETS, size)
+    preset = pick_size(PRESETS, size)
     x = digits()
-    d, rates, seeds = x.shape[1], list(p["rates"]), list(p["seeds"])
+    d, rates, seeds = x.shape[1], list(preset["rates"]), list(preset["seeds"])
     control = np.random.default_rng(0).normal(size=x.shape)
     results = {}
     for condition in CONDITIONS:
         train, test, _ = train_test_sources(control if condition == "gaussian_control" else x, TEST_FRACTION, seed=0,
                                             whiten=None if condition == "unwhitened" else "zca")
-        config = TrainConfig(d=d, n=round(max(rates) * d), steps=p["steps"], batch=BATCH, mode="dataset", source=train,
+        config = TrainConfig(d=d, n=round(max(rates) * d), steps=preset["steps"], batch=BATCH, mode="dataset", source=train,
                              surrogate="clip", schedule="cosine", risk_eval="none")
         gaussian = Gaussian(d, covariance=np.cov(train.data.T, bias=True))
 
         def one(key, rate, config=config, train=train, test=test, gaussian=gaussian):
-            params, _ = make_train(config)(key, {"lr": LR, "rate": rate})
-            kw = config.model_kw({"slope": 1.0, "margin": 0.0, "rate": rate})
-            mask = rate_mask(rate, d, config.n)
-            return jnp.stack([heldout_risk(params, train, **kw), heldout_risk(params, test, **kw),
-                              exact_risk(params, gaussian, mask=mask, row_normalize=True)])
+            hparams = {"lr": LR, "rate": rate}
+            params, _ = make_train(config)(key, hparams)
+            arch = config.bind(hparams).arch
+            return jnp.stack([heldout_risk(params, train, arch), heldout_risk(params, test, arch),
+                              exact_risk(params, gaussian, arch=arch)])
 
         keys = jnp.stack([run_key(0, s) for s in seeds])
         grid = jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))
         results[condition] = np.asarray(jax.jit(grid)(keys, jnp.asarray(rates, jnp.float32)))  # (seed, rate, 3)
         results[condition + "_spectrum"] = np.linalg.eigvalsh(np.cov(train.data.T, bias=True))[::-1]
-    ds = _dataset(results, rates, seeds, d, p)
+    ds = _dataset(results, rates, seeds, d, preset)
     rows = []
     for r in rates:
         s = ds.sel(rate=r).mean("seed")
@@ -111,7 +110,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
               "PCA (unwhitened spectrum)"]
     table = (f"# {NAME} ({size})\n\nscikit-learn digits, pixels lit in under 1% of images dropped (d = {d}), "
              f"{int(round((1 - TEST_FRACTION) * len(x)))} training / {int(round(TEST_FRACTION * len(x)))} test rows; "
-             f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {p['steps']} steps, clip "
+             f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip "
              f"surrogate, cosine; means over {len(seeds)} seeds. Gaussian-equiv.: exact risk of the trained autoencoder "
              "on a Gaussian with the training covariance. gaussian_control: i.i.d. N(0, 1) data of the digits' shape, "
              "split and whitened the same way.\n\n" + markdown_table(header, rows) + "\n")
@@ -119,7 +118,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     return {**paths, "rows": rows}
 
 
-def _dataset(results: dict, rates: list[float], seeds: list[int], d: int, p: dict[str, Any]) -> xr.Dataset:
+def _dataset(results: dict, rates: list[float], seeds: list[int], d: int, preset: dict[str, Any]) -> xr.Dataset:
     values = np.stack([results[c] for c in CONDITIONS])  # (condition, seed, rate, 3)
     actual = np.round(np.asarray(rates) * d) / d
     spectra = np.stack([results[c + "_spectrum"] for c in CONDITIONS])
@@ -131,13 +130,13 @@ def _dataset(results: dict, rates: list[float], seeds: list[int], d: int, p: dic
                        "pca_risk": (("condition", "rate"), pca),
                        "spectrum": (("condition", "k"), spectra)},
                       coords={"condition": list(CONDITIONS), "seed": seeds, "rate": rates, "k": np.arange(d)},
-                      attrs={"d": d, "steps": p["steps"], "lr": LR, "batch": BATCH, "test_fraction": TEST_FRACTION})
+                      attrs={"d": d, "steps": preset["steps"], "lr": LR, "batch": BATCH, "test_fraction": TEST_FRACTION})
 
 
 def _figure(ds: xr.Dataset):
-    from aejax.plot import _pyplot
+    from aejax.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax_spec) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=90)
     grid = np.linspace(0.02, float(ds["rate"].max()) * 1.05, 200)
     ax.plot(grid, np.asarray(theory.gaussian_limit(grid)), "k-", lw=1.5, label="R_Gauss(r)")

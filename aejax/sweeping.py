@@ -35,148 +35,33 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from aejax import _validate, theory
+from aejax import _validate, record, theory
+from aejax.config import TrainConfig
+from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, padding_overhead, units
-from aejax.model import identity_likeness, inverse_participation_ratio
 from aejax.progress import ChunkProgress
-from aejax.results import RECORD_FIELDS, RunStore, build_dataset, save_results
-from aejax.risk import exact_risk, mc_risk
-from aejax.train import TrainConfig, full_hparams, make_train
+from aejax.results import RunStore, build_dataset, save_results
+from aejax.train import make_train, run_key
 
-EVAL_FOLD = 0x5EED  # fold_in constant separating the final Monte Carlo key from the training key
+__all__ = ["compile_program", "config_description", "make_run", "plan_program", "sweep"]
+
 MAX_RUNS_PER_DEVICE = 256
-CPU_SHARD_MAX_FLOPS = 5e7  # per run and step: see large_cpu_runs
-
-
-def run_key(base_seed: int, seed: int) -> jax.Array:
-    """Training key of the run with grid coordinate ``seed`` in a sweep with base ``seed``.
-
-    Reproduce one run of a sweep with ``make_train(replace(config, n=...))(run_key(s0, s), hparams)``.
-
-    Example:
-        >>> run_key(0, 3).shape
-        ()
-    """
-    return jax.random.fold_in(jax.random.key(base_seed), seed)
+DEFAULT_MC_SAMPLES = 16384  # Monte Carlo samples of each run's final risk
 
 
 def make_run(config: TrainConfig, mc_samples: int):
-    """One run as a pure function ``(key_data, hparams) -> record``: train, then final risks.
+    """One run as a pure function ``(key_data, hparams) -> record``: train, then ``Model.record``.
 
-    The record holds the final Monte Carlo risk and its standard error, the exact risk (NaN for
-    non-Gaussian sources), the encoder's identity-likeness and inverse participation ratio, and the
-    traces.
+    The record's fields are ``aejax.record.FIELDS`` (all but ``wall_time``, which the host fills in).
     """
     train = make_train(config)
 
     def run(key_data, hparams):
         key = jax.random.wrap_key_data(key_data)
         params, trace = train(key, hparams)
-        hp = full_hparams(config, hparams)
-        model_kw = config.model_kw(hp)
-        source = config.make_source(hp)
-        risk, risk_se = mc_risk(params, source, jax.random.fold_in(key, EVAL_FOLD), mc_samples, **model_kw)
-        if config.is_gaussian:
-            exact = exact_risk(params, source, config.activation, mask=model_kw["mask"],
-                               row_normalize=config.row_normalize)
-        else:
-            exact = jnp.nan
-        return {"risk": risk, "risk_se": risk_se, "exact_risk": jnp.asarray(exact, jnp.float32),
-                "identity_likeness": identity_likeness(params.B, model_kw["mask"]),
-                "inverse_participation_ratio": inverse_participation_ratio(params.B, model_kw["mask"]),
-                "loss_trace": trace["loss"], "risk_trace": trace["risk"],
-                "identity_likeness_trace": trace["identity_likeness"]}
+        return config.bind(hparams).record(params, trace, key, mc_samples)
 
     return run
-
-
-def large_cpu_runs(config: TrainConfig) -> bool:
-    """Whether each run has enough work per step (10·batch·d·n FLOPs >= ``CPU_SHARD_MAX_FLOPS``)
-    that, on a CPU, XLA's intra-op threads already keep every core busy.
-
-    Example:
-        >>> large_cpu_runs(TrainConfig(d=512, n=512, steps=10, batch=128))
-        True
-    """
-    return 10 * config.batch * config.d * config.n >= CPU_SHARD_MAX_FLOPS
-
-
-def default_devices(config: TrainConfig) -> int | None:
-    """Devices a sweep uses when none are named: all of them (``None``), except that a single-process
-    CPU sweep of large runs (``large_cpu_runs``) keeps to one device.
-
-    Each CPU device runs its shard on its own thread. Small runs gain from that (on 2 cores, 64
-    runs at d = 32 went 1.8x faster on 2 CPU devices than on 1), while large runs already keep
-    every core busy through XLA's intra-op threads and lose to the extra synchronisation (8 runs
-    at d = 512: 0.8x).
-
-    Example:
-        >>> default_devices(TrainConfig(d=16, n=16, steps=10)) is None
-        True
-    """
-    if jax.process_count() > 1 or jax.devices()[0].platform != "cpu":
-        return None
-    return 1 if large_cpu_runs(config) else None
-
-
-def batch_runs(run, config: TrainConfig, mesh: Mesh):
-    """Map ``run`` over a chunk's leading runs axis: ``vmap``, except for large runs on a single
-    CPU device, where ``lax.map`` runs them one after another inside the program.
-
-    XLA's CPU backend turns vmapped matrix products into batched products that are slower than
-    plain ones (8 runs at d = 512 on 2 cores: vmap 0.82 s, a Python loop of jitted runs 0.62 s,
-    ``lax.map`` 0.52 s), while small runs gain from batching (16 runs at d = 128: vmap 0.27 s,
-    loop 0.42 s).
-    """
-    devices = mesh.devices
-    if devices.size == 1 and devices.flat[0].platform == "cpu" and large_cpu_runs(config):
-        return lambda keys, hparams: jax.lax.map(lambda args: run(*args), (keys, hparams))
-    return jax.vmap(run)
-
-
-def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
-    """A 1-D ``("runs",)`` mesh over ``devices`` (a count, a list, or ``None`` for all, every host).
-
-    Example:
-        >>> make_mesh(1).shape["runs"]
-        1
-    """
-    available = jax.devices()
-    if devices is None:
-        chosen = available
-    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
-        if not 1 <= devices <= len(available):
-            raise ValueError(f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}")
-        chosen = available[:devices]
-    elif isinstance(devices, Sequence) and not isinstance(devices, str):
-        chosen = list(devices)
-        if not chosen or not all(isinstance(dev, jax.Device) for dev in chosen):
-            raise ValueError(f"devices as a list must be a non-empty list of jax.Device, got {devices!r}")
-    else:
-        raise TypeError(f"devices must be a device count, a list of jax.Device or None, got {devices!r}")
-    return Mesh(np.asarray(chosen), ("runs",))
-
-
-def memory_budget_bytes(mesh: Mesh) -> int:
-    """Default per-device memory budget: 70% of an accelerator's memory, or half the free host RAM
-    shared among the local CPU devices."""
-    device = mesh.devices.flat[0]
-    stats = device.memory_stats() if device.platform != "cpu" else None
-    if stats and "bytes_limit" in stats:
-        return int(0.7 * stats["bytes_limit"])
-    local = sum(1 for d in mesh.devices.flat if d.process_index == jax.process_index())
-    return int(0.5 * _available_host_bytes() / max(1, local))
-
-
-def _available_host_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @dataclasses.dataclass
@@ -300,7 +185,7 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
 
 def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, out: str | os.PathLike | None = None,
           resume: bool = False, devices: int | Sequence[jax.Device] | None = None, chunk: int | None = None,
-          seed: int = 0, mc_samples: int = 16384, max_padding: float = 0.25, memory_budget: int | None = None,
+          seed: int = 0, mc_samples: int = DEFAULT_MC_SAMPLES, max_padding: float = 0.25, memory_budget: int | None = None,
           progress: bool = True):
     """Train every run of ``grid`` and collect final risks, traces and theory in a Dataset.
 
@@ -378,12 +263,12 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                     if store:
                         store.save(ids, chunk_records)
                     for j, run in enumerate(ids.tolist()):
-                        records[run] = {name: chunk_records[name][j] for name in RECORD_FIELDS}
+                        records[run] = {name: chunk_records[name][j] for name in record.NAMES}
                     stats["chunks"] += 1
                     stats["chunk_fill"].append(len(ids) / program.runs)
                     bar.advance(len(ids))
 
-        stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in RECORD_FIELDS}
+        stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in record.NAMES}
         rates = np.asarray([units_i / config.d for units_i in n_units])
         attrs = {"config": manifest["config"], "seed": seed, "mc_samples": mc_samples, "versions": _versions(),
                  "device": _device_description(mesh), "buckets": {str(k): v for k, v in buckets.items()},
@@ -427,12 +312,11 @@ def _share_finished(done: dict[int, dict[str, np.ndarray]], n_runs: int, n_steps
     """With several processes, every process takes process 0's finished runs (only it reads the store)."""
     if jax.process_count() == 1:
         return done
-    packed = {"finished": np.zeros(n_runs, np.int32)}
-    for name in RECORD_FIELDS:
-        packed[name] = np.zeros((n_runs, n_steps) if name.endswith("_trace") else (n_runs,), np.float32)
-    for run, record in done.items():
+    packed = {"finished": np.zeros(n_runs, np.int32), **record.empty(n_runs, n_steps)}
+    for run, values in done.items():
         packed["finished"][run] = 1
-        for name in RECORD_FIELDS:
-            packed[name][run] = record[name]
+        for name in record.NAMES:
+            packed[name][run] = values[name]
     packed = jax.tree_util.tree_map(np.asarray, multihost_utils.broadcast_one_to_all(packed))
-    return {run: {name: packed[name][run] for name in RECORD_FIELDS} for run in np.flatnonzero(packed["finished"]).tolist()}
+    return {run: {name: packed[name][run] for name in record.NAMES}
+            for run in np.flatnonzero(packed["finished"]).tolist()}

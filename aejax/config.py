@@ -1,0 +1,338 @@
+"""A run's structure (``TrainConfig``) and the model it trains once bound to its swept numbers.
+
+``TrainConfig`` is static structure: changing it recompiles. ``TrainConfig.bind(hparams)`` returns
+a ``Model``: the config plus the swept numbers (learning rate ``lr``, surrogate ``slope``,
+HeLU/hysteresis ``margin``, ``rate`` and sparsity ``p``) as traced leaves. The ``Model`` is the one
+object that knows how a run's autoencoder is applied, which data it sees, how its exact and Monte
+Carlo risks are computed and what its per-run record holds; training, sweeps, the CLI and the
+reproductions all evaluate runs through it.
+
+Example:
+    >>> import jax
+    >>> model = TrainConfig(d=32, n=16, steps=100).bind({"rate": 0.25})
+    >>> params = model.init(jax.random.key(0))
+    >>> round(float(model.exact_risk(params)), 4)  # the initial decoder is zero: R = tr Σ / d
+    1.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from aejax import _validate, record
+from aejax.activations import ACTIVATIONS, SURROGATES
+from aejax.decoders import DECODERS, NonlinearDecoder, init_params
+from aejax.model import INIT_KINDS, Architecture, Params, init, rate_mask
+from aejax.optim import OPTIMIZERS, SCHEDULES
+from aejax.risk import exact_risk, mc_risk
+from aejax.sources import SOURCE_ALIASES, SOURCES, Source, make_source
+
+Array = jax.Array
+MODES = ("online", "dataset", "population")
+RISK_EVALS = ("auto", "exact", "mc", "none")
+HPARAMS = ("lr", "slope", "margin", "rate", "p")
+TRAINABLE = ("all", "decoder", "head")
+MAX_STEPS = 2**31 - 1  # step indices are int32 inside the compiled scan
+_SGD_LIKE = ("sgd", "momentum", "nesterov")
+_SOURCE_PRIORS = {"gaussian": "bg", "bernoulli_gaussian": "bg", "bg": "bg", "sparse_rademacher": "sr", "sr": "sr"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static structure of a training run.
+
+    The defaults (online Adam, lr 0.01, batch 128, cosine schedule, clip surrogate, row-normalised
+    encoder) are the ones every entry point uses; with them ``make_train(TrainConfig(d, n, steps))``
+    reaches the Gaussian limit (docs/theory.md §3) up to the finite-time gap.
+
+    Args:
+        d: input dimension.
+        n: hidden units compiled (the largest rate's ``round(rate·d)``).
+        steps: optimizer steps.
+        batch: samples per step (online and dataset modes).
+        activation: ``sign``, ``helu``, ``relu``, ``tanh`` or ``linear``.
+        surrogate: surrogate derivative of ``sign`` (see ``aejax.activations.SURROGATES``).
+        optimizer: optimizer name (``aejax.optim.OPTIMIZERS``) or an optax transformation built
+            with learning rate 1.
+        schedule: learning-rate schedule shape: ``constant``, ``cosine`` or ``linear``.
+        warmup: linear warm-up steps.
+        mode: ``online``, ``dataset`` or ``population``.
+        source: source name (``gaussian``, ``bernoulli_gaussian``/``bg``, ``sparse_rademacher``/``sr``)
+            or a ``Source`` object.
+        n_train: dataset size in ``dataset`` mode for named sources.
+        init: encoder initialisation, ``gaussian`` or ``orthogonal``.
+        row_normalize: apply unit-norm rows ``B̄`` (pre-activations of unit variance on whitened data).
+        tied: weight-tied decoder ``A = α B̄ᵀ``.
+        eval_every: steps between trace points (``None``: about steps/20, dividing ``steps``;
+            ``trace_every`` holds the value in use).
+        risk_eval: trace risk: ``exact`` (Gaussian sources), ``mc``, ``none`` or ``auto``.
+        trace_samples: Monte Carlo samples per trace point when the risk is estimated.
+        decoder: kind of decoder: ``linear`` (``A s``), or the non-linear ``denoiser``,
+            ``posterior_mean`` or ``multilayer`` (``aejax.decoders``).
+        layers: layers of the multilayer decoder.
+        width: tanh pairs of the learned denoiser.
+        prior: prior of the posterior-mean and multilayer decoders (``bg``, ``sr`` or a
+            ``theory.Prior``; default: that of a named source).
+        trainable: ``all``, ``decoder`` (encoder frozen) or ``head`` (only the non-linear head trains).
+
+    Example:
+        >>> TrainConfig(d=64, n=32, steps=100).trace_every
+        5
+    """
+
+    d: int
+    n: int
+    steps: int
+    batch: int = 128
+    activation: str = "sign"
+    surrogate: str = "clip"
+    optimizer: Any = "adam"
+    schedule: str = "cosine"
+    warmup: int = 0
+    mode: str = "online"
+    source: Any = "gaussian"
+    n_train: int = 4096
+    init: str = "gaussian"
+    row_normalize: bool = True
+    tied: bool = False
+    eval_every: int | None = None
+    risk_eval: str = "auto"
+    trace_samples: int = 2048
+    decoder: str = "linear"
+    layers: int = 1
+    width: int = 8
+    prior: Any = None
+    trainable: str = "all"
+
+    def __post_init__(self):
+        for name in ("d", "n", "steps", "batch", "n_train", "trace_samples"):
+            _validate.positive_int(name, getattr(self, name))
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.steps}")
+        _validate.non_negative_int("warmup", self.warmup)
+        _validate.boolean("row_normalize", self.row_normalize)
+        _validate.boolean("tied", self.tied)
+        _validate.choice("activation", self.activation, ACTIVATIONS)
+        _validate.choice("surrogate", self.surrogate, SURROGATES)
+        if not isinstance(self.optimizer, optax.GradientTransformation):
+            _validate.choice("optimizer", self.optimizer, OPTIMIZERS)
+        _validate.choice("schedule", self.schedule, SCHEDULES)
+        _validate.choice("mode", self.mode, MODES)
+        _validate.choice("init", self.init, INIT_KINDS)
+        _validate.choice("risk_eval", self.risk_eval, RISK_EVALS)
+        if isinstance(self.source, Source):
+            if self.source.d != self.d:
+                raise ValueError(f"source has d={self.source.d} but the config has d={self.d}")
+        else:
+            _validate.choice("source", self.source, [*SOURCES, *SOURCE_ALIASES])
+        if self.mode == "population" and not self.is_gaussian:
+            raise ValueError(f"mode 'population' needs a Gaussian source, got source={self.source!r}")
+        if self.risk_eval == "exact" and not self.is_gaussian:
+            raise ValueError(f"risk_eval 'exact' needs a Gaussian source, got source={self.source!r}")
+        self._check_decoder()
+        if self.eval_every is not None:
+            every = _validate.positive_int("eval_every", self.eval_every)
+            if self.steps % every:
+                raise ValueError(f"eval_every must divide steps={self.steps}, got {every}")
+
+    def _check_decoder(self) -> None:
+        _validate.choice("decoder", self.decoder, DECODERS)
+        _validate.choice("trainable", self.trainable, TRAINABLE)
+        _validate.positive_int("layers", self.layers)
+        _validate.positive_int("width", self.width)
+        if self.decoder == "linear":
+            if self.trainable == "head":
+                raise ValueError("trainable 'head' needs a non-linear decoder, got decoder='linear'")
+            return
+        if self.mode == "population" or self.risk_eval == "exact":
+            raise ValueError(f"decoder {self.decoder!r} has no exact risk: use mode 'online'/'dataset' and risk_eval "
+                             f"'mc'/'auto'/'none', got mode={self.mode!r}, risk_eval={self.risk_eval!r}")
+        if self.tied:
+            raise ValueError(f"decoder {self.decoder!r} needs an untied decoder, got tied=True")
+        if self.decoder in ("posterior_mean", "multilayer") and self.prior is None and isinstance(self.source, Source):
+            raise ValueError(f"decoder {self.decoder!r} with a Source object needs prior= ('bg', 'sr' or a theory.Prior)")
+
+    @property
+    def is_gaussian(self) -> bool:
+        """Whether the source is Gaussian (exact risk available)."""
+        if isinstance(self.source, Source):
+            return self.source.is_gaussian
+        return self.source == "gaussian"
+
+    @property
+    def trace_every(self) -> int:
+        """Steps between trace points: ``eval_every``, or the default chosen from ``steps``."""
+        return self.eval_every if self.eval_every is not None else default_trace_every(self.steps)
+
+    @property
+    def trace_steps(self) -> tuple[int, ...]:
+        """The step counts at which the trace is recorded."""
+        return tuple(range(self.trace_every, self.steps + 1, self.trace_every))
+
+    @property
+    def trace_risk(self) -> str:
+        """How the trace's risk is computed: ``exact``, ``mc`` or ``none`` (``auto`` resolved)."""
+        if self.risk_eval != "auto":
+            return self.risk_eval
+        return "exact" if self.is_gaussian and self.decoder == "linear" else "mc"
+
+    def bind(self, hparams: dict[str, Any] | None = None) -> Model:
+        """The ``Model`` of this config with swept numbers ``hparams`` (defaults filled in, checked).
+
+        Example:
+            >>> TrainConfig(d=8, n=8, steps=10).bind({"rate": 0.5}).mask
+            Array([1., 1., 1., 1., 0., 0., 0., 0.], dtype=float32)
+        """
+        return Model(self, full_hparams(self, hparams))
+
+
+def default_trace_every(steps: int) -> int:
+    """The largest divisor of ``steps`` that is at most ``steps // 20`` (at least 1): about 20 trace points.
+
+    Divisors are found by trial division up to √steps, so even ``steps = 2**31 - 1`` is instant.
+
+    Example:
+        >>> default_trace_every(1000), default_trace_every(97)
+        (50, 1)
+    """
+    target = max(1, steps // 20)
+    best = 1
+    for k in range(1, math.isqrt(steps) + 1):
+        if steps % k == 0:
+            for divisor in (k, steps // k):
+                if best < divisor <= target:
+                    best = divisor
+    return best
+
+
+def default_hparams(config: TrainConfig) -> dict[str, float]:
+    """Default swept numbers for a config.
+
+    Example:
+        >>> default_hparams(TrainConfig(d=8, n=4, steps=10))["rate"]
+        0.5
+    """
+    return {"lr": 1.0 if config.optimizer in _SGD_LIKE else 0.01,
+            "slope": 1.0, "margin": 0.05 if config.activation == "helu" else 0.0,
+            "rate": config.n / config.d, "p": 1.0}
+
+
+def full_hparams(config: TrainConfig, hparams: dict[str, Any] | None) -> dict[str, Array]:
+    """Defaults overridden by ``hparams``; unknown names and bad concrete values are refused."""
+    if hparams is not None and not isinstance(hparams, dict):
+        raise TypeError(f"hparams must be a dict {{name: number}} or None, got {type(hparams).__name__}")
+    hparams = dict(hparams or {})
+    unknown = sorted(set(hparams) - set(HPARAMS))
+    if unknown:
+        raise ValueError(f"unknown hparams {unknown}; allowed: {', '.join(HPARAMS)}")
+    _validate.positive_number("lr", hparams.get("lr", 1.0))
+    _validate.positive_number("slope", hparams.get("slope", 1.0))
+    _validate.positive_number("margin", hparams.get("margin", 0.0), allow_zero=True)
+    _validate.probability("p", hparams.get("p", 1.0))
+    if "rate" in hparams:
+        _check_rate(hparams["rate"], config)
+    merged = {**default_hparams(config), **hparams}
+    return {k: jnp.asarray(v, jnp.float32) for k, v in merged.items()}
+
+
+def _check_rate(rate: Any, config: TrainConfig) -> None:
+    _validate.positive_number("rate", rate)
+    if _validate.is_concrete(rate):
+        units = jnp.round(jnp.asarray(rate) * config.d)
+        if jnp.any(units < 1) or jnp.any(units > config.n):
+            raise ValueError(f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
+                             f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}")
+        if config.decoder == "multilayer" and jnp.any(units != config.n):
+            raise ValueError(f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
+                             f"{config.n / config.d:.4g}, got {rate}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A ``TrainConfig`` bound to its swept numbers: the one object that evaluates a run.
+
+    A pytree whose ``config`` is static and whose ``hparams`` (a dict of float32 arrays) are
+    leaves, so it can be built inside ``jit`` and ``vmap``-ed. Build it with ``config.bind(hparams)``.
+
+    Example:
+        >>> import jax
+        >>> model = TrainConfig(d=16, n=16, steps=10, source="bg").bind({"p": 0.5})
+        >>> model.source.p, model.arch.row_normalize
+        (Array(0.5, dtype=float32), True)
+    """
+
+    config: TrainConfig
+    hparams: dict[str, Array]
+
+    @property
+    def decoder(self) -> NonlinearDecoder | None:
+        """The non-linear decoder, or ``None`` for the linear one."""
+        config = self.config
+        if config.decoder == "linear":
+            return None
+        prior = config.prior if config.prior is not None else _SOURCE_PRIORS.get(config.source, "bg")
+        return NonlinearDecoder(config.decoder, prior, config.layers, config.width, self.hparams["p"],
+                                self.hparams["rate"])
+
+    @property
+    def mask(self) -> Array | None:
+        """The rate's hidden-unit mask (``None`` for the multilayer decoder, which reads every unit)."""
+        if self.config.decoder == "multilayer":
+            return None
+        return rate_mask(self.hparams["rate"], self.config.d, self.config.n)
+
+    @property
+    def arch(self) -> Architecture:
+        """The map x ↦ x̂ of this run (``aejax.model.Architecture``)."""
+        config = self.config
+        return Architecture(config.activation, config.surrogate, config.row_normalize, self.hparams["slope"],
+                           self.hparams["margin"], self.mask, self.decoder)
+
+    @property
+    def source(self) -> Source:
+        """The data source (named sparse sources take the swept ``p``)."""
+        if isinstance(self.config.source, Source):
+            return self.config.source
+        return make_source(self.config.source, self.config.d, self.hparams["p"])
+
+    def init(self, key: Array) -> Params:
+        """Initial parameters (with the non-linear decoder's head attached)."""
+        config = self.config
+        params = init(key, config.d, config.n, kind=config.init, tied=config.tied)
+        decoder = self.decoder
+        return params if decoder is None else init_params(decoder, params)
+
+    def apply(self, params: Params, x: Array) -> Array:
+        """Reconstructions of ``x`` (shape ``(..., d)``)."""
+        return self.arch.apply(params, x)
+
+    def loss(self, params: Params, x: Array) -> Array:
+        """Mean squared reconstruction error per coordinate on the batch ``x``."""
+        return self.arch.loss(params, x)
+
+    def exact_risk(self, params: Params) -> Array:
+        """Exact population risk (docs/theory.md §2); NaN for non-Gaussian sources and non-linear decoders."""
+        if not self.config.is_gaussian:
+            return jnp.full((), jnp.nan, jnp.float32)
+        return jnp.asarray(exact_risk(params, self.source, arch=self.arch), jnp.float32)
+
+    def mc_risk(self, params: Params, key: Array, n_samples: int) -> tuple[Array, Array]:
+        """Monte Carlo risk on ``n_samples`` fresh samples and its standard error."""
+        return mc_risk(params, self.source, key, n_samples, arch=self.arch)
+
+    def record(self, params: Params, trace: dict[str, Array], key: Array, mc_samples: int) -> dict[str, Array]:
+        """The run's record (``aejax.record.FIELDS``) from its final ``params``, ``trace`` and run ``key``.
+
+        The final Monte Carlo risk uses the key ``fold_in(key, record.EVAL_FOLD)`` and
+        ``mc_samples`` samples, in ``aejax sweep``, ``aejax train`` and ``aejax.sweep`` alike.
+        """
+        return record.evaluate(self, params, trace, key, mc_samples)
+
+
+jax.tree_util.register_dataclass(Model, data_fields=["hparams"], meta_fields=["config"])

@@ -1,0 +1,117 @@
+"""The per-run record: one schema, name → dimensions, units, long name and how it is computed.
+
+``FIELDS`` drives everything that touches a run's results: the compiled run (``evaluate``), the
+training trace (``trace_observables``), the chunk store, the results ``Dataset`` and the
+multi-host gather. A new observable is one line here. An ``Observable`` is a function of the
+model and its weights, recorded at the end of the run and, when ``traced``, at every trace point
+too (as ``<name>_trace``). A ``Field`` is computed from the finished run (``Outcome``); a field
+without ``value`` is filled in on the host (``wall_time``).
+
+Example:
+    >>> [f.name for f in FIELDS if f.per_step]
+    ['identity_likeness_trace', 'loss_trace', 'risk_trace']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import jax
+import numpy as np
+
+from aejax.model import Params, identity_likeness, inverse_participation_ratio
+
+if TYPE_CHECKING:
+    from aejax.config import Model
+
+Array = jax.Array
+EVAL_FOLD = 0x5EED  # fold_in constant separating the final Monte Carlo key from the training key
+
+
+class Outcome:
+    """A finished run as its record fields see it: ``model``, final ``params``, ``trace``, and
+    the final Monte Carlo estimate ``mc = (mean, se)``, computed once on first use."""
+
+    def __init__(self, model: Model, params: Params, trace: dict[str, Array], key: Array, mc_samples: int):
+        self.model, self.params, self.trace = model, params, trace
+        self._key, self._mc_samples = key, mc_samples
+
+    @functools.cached_property
+    def mc(self) -> tuple[Array, Array]:
+        return self.model.mc_risk(self.params, jax.random.fold_in(self._key, EVAL_FOLD), self._mc_samples)
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One recorded quantity: a float32 scalar per run, or one value per trace point (``per_step``)."""
+
+    name: str
+    long_name: str
+    units: str = "1"
+    per_step: bool = False
+    value: Callable[[Outcome], Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Observable:
+    """A function ``of(model, params)`` of the weights, recorded at the end and, if ``traced``, at every trace point."""
+
+    name: str
+    long_name: str
+    of: Callable[[Model, Params], Any]
+    traced: bool = False
+    units: str = "1"
+
+    def fields(self) -> tuple[Field, ...]:
+        final = Field(self.name, self.long_name, self.units, value=lambda o: self.of(o.model, o.params))
+        if not self.traced:
+            return (final,)
+        trace = Field(f"{self.name}_trace", f"{self.long_name}, at each trace point", self.units, per_step=True,
+                      value=lambda o: o.trace[self.name])
+        return final, trace
+
+
+OBSERVABLES = (
+    Observable("identity_likeness", "encoder's identity-likeness: mean over live rows of max_j b̄_ij²",
+               lambda m, p: identity_likeness(p.B, m.mask), traced=True),
+    Observable("inverse_participation_ratio", "encoder's inverse participation ratio: mean over live rows of Σ_j b̄_ij⁴",
+               lambda m, p: inverse_participation_ratio(p.B, m.mask)),
+)
+
+FIELDS: tuple[Field, ...] = (
+    Field("risk", "final Monte Carlo risk", value=lambda o: o.mc[0]),
+    Field("risk_se", "standard error of risk", value=lambda o: o.mc[1]),
+    Field("exact_risk", "exact Gaussian risk of the final parameters (NaN if not Gaussian)",
+          value=lambda o: o.model.exact_risk(o.params)),
+    *(field for observable in OBSERVABLES for field in observable.fields()),
+    Field("loss_trace", "mean training loss over each trace block", per_step=True, value=lambda o: o.trace["loss"]),
+    Field("risk_trace", "risk after each trace block (exact, Monte Carlo or NaN)", per_step=True,
+          value=lambda o: o.trace["risk"]),
+    Field("wall_time", "wall time per run (its chunk's time over its runs)", units="s"),
+)
+NAMES = tuple(field.name for field in FIELDS)
+COMPUTED = tuple(field for field in FIELDS if field.value is not None)
+
+
+def trace_observables(model: Model, params: Params) -> dict[str, Array]:
+    """The traced observables of ``params``, by name (called at every trace point during training)."""
+    return {o.name: o.of(model, params) for o in OBSERVABLES if o.traced}
+
+
+def evaluate(model: Model, params: Params, trace: dict[str, Array], key: Array, mc_samples: int) -> dict[str, Array]:
+    """Every computed field of a finished run (jittable; ``key`` is the run's training key)."""
+    outcome = Outcome(model, params, trace, key, mc_samples)
+    return {field.name: jax.numpy.asarray(field.value(outcome), jax.numpy.float32) for field in COMPUTED}
+
+
+def empty(n_runs: int, n_steps: int) -> dict[str, np.ndarray]:
+    """Zero-filled float32 arrays for ``n_runs`` records (``n_steps`` trace points), by field name."""
+    return {field.name: np.zeros((n_runs, n_steps) if field.per_step else (n_runs,), np.float32) for field in FIELDS}
+
+
+def shape_of(field: Field, n_steps: int) -> tuple[int, ...]:
+    """The per-run shape of ``field``'s values: ``()`` or ``(n_steps,)``."""
+    return (n_steps,) if field.per_step else ()
