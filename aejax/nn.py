@@ -163,7 +163,7 @@ class Autoencoder(nnx.Module):
         return model.Params(self.A[...], self.B[...])
 
     def model_kw(self) -> dict[str, Any]:
-        """Keyword arguments of ``aejax.apply`` / ``encode`` / ``mc_risk`` giving this module's model.
+        """This module's ``aejax.Architecture`` fields as keywords of ``aejax.apply`` / ``encode`` / ``mc_risk``.
 
         Example:
             >>> sorted(Autoencoder(8, 4, rngs=nnx.Rngs(0)).model_kw())
@@ -172,17 +172,26 @@ class Autoencoder(nnx.Module):
         return dict(activation=self.activation, surrogate=self.surrogate, slope=self.slope[...],
                     margin=self.margin[...], mask=self.mask[...], row_normalize=self.row_normalize)
 
+    def arch(self) -> model.Architecture:
+        """This module's ``aejax.Architecture`` (pass it as ``arch=`` to ``mc_risk`` and ``exact_risk``).
+
+        Example:
+            >>> Autoencoder(8, 4, rngs=nnx.Rngs(0)).arch().activation
+            'sign'
+        """
+        return model.Architecture(**self.model_kw())
+
     def encode(self, x: Array) -> Array:
         """Hidden code ``σ(B x)`` of inputs ``(..., d)``: ``aejax.encode`` with this module's options."""
-        return model.encode(self.to_params(), x, **self.model_kw())
+        return self.arch().encode(self.to_params(), x)
 
     def decode(self, s: Array) -> Array:
         """Reconstruction ``A s`` of codes ``(..., n)``: ``aejax.decode`` with this module's options."""
-        return model.decode(self.to_params(), s, row_normalize=self.row_normalize)
+        return self.arch().decode(self.to_params(), s)
 
     def __call__(self, x: Array) -> Array:
         """Reconstruction ``x̂ = A σ(B x)`` of inputs ``(..., d)``: ``aejax.apply``."""
-        return model.apply(self.to_params(), x, **self.model_kw())
+        return self.arch().apply(self.to_params(), x)
 
 
 def _check_params(params: model.Params, d: int, n: int) -> None:

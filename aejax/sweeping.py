@@ -168,8 +168,9 @@ def _versions() -> dict[str, str]:
 
 
 def config_description(config: TrainConfig) -> dict[str, Any]:
-    """JSON-able description of a config (sources and optimizer objects by type and content hash)."""
-    out = {}
+    """JSON-able description of a config (sources and optimizer objects by type and content hash;
+    ``eval_every`` as resolved, ``config.trace_every``)."""
+    out: dict[str, Any] = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if isinstance(value, (str, int, float, bool)) or value is None:
@@ -180,6 +181,7 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
             out[field.name] = {"type": type(value).__name__, "d": value.d, "sha1": digest}
         else:
             out[field.name] = repr(value)
+    out["eval_every"] = config.trace_every
     return out
 
 

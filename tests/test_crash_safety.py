@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax.results import RECORD_FIELDS, RunStore
+from aejax.record import NAMES as RECORD_FIELDS
+from aejax.results import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = ROOT / "tests" / "helpers" / "run_sweep.py"
