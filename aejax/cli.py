@@ -37,9 +37,18 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--d", type=int, help=f"input dimension (default {CLI_DEFAULTS['d']})")
-    p.add_argument("--steps", type=int, help=f"optimizer steps (default {CLI_DEFAULTS['steps']})")
+def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> None:
+    if several_d:
+        p.add_argument("--d", type=_ints, help=f"input dimension, or comma-separated dimensions for a d axis "
+                       f"(default {CLI_DEFAULTS['d']})")
+    else:
+        p.add_argument("--d", type=int, help=f"input dimension (default {CLI_DEFAULTS['d']})")
+    p.add_argument("--steps", type=int, help=f"optimizer steps (default {CLI_DEFAULTS['steps']}, unless --time)")
+    p.add_argument("--time", type=float, help="training time per input dimension τ = steps·batch/d, instead of --steps "
+                   "(every d trains for the same τ)")
+    p.add_argument("--trace-points", type=int, help="trace points on the τ grid (with --time or log spacing)")
+    p.add_argument("--trace-spacing", choices=["linear", "log"], help="spacing of the trace's τ grid")
+    p.add_argument("--lr-power", type=float, help="learning rate applied = lr·(d_ref/d)^lr_power (docs/theory.md §11)")
     p.add_argument("--batch", type=int, help="samples per step")
     p.add_argument("--mode", choices=["online", "dataset", "population"], help="training mode")
     p.add_argument("--activation", help="sign, helu, relu, tanh or linear")
@@ -72,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mc-samples", type=int, help="Monte Carlo samples for the final risk (default as sweep)")
 
     sweep = sub.add_parser("sweep", help="train a grid of runs, write netCDF results and a figure")
-    _add_model_flags(sweep)
+    _add_model_flags(sweep, several_d=True)
     sweep.add_argument("--config", type=Path, help="TOML file with [train], [grid] and [sweep] tables")
     sweep.add_argument("--rates", type=_floats, help=f"comma-separated rates (default {CLI_DEFAULTS['rates']})")
     sweep.add_argument("--seeds", type=_ints, help=f"comma-separated seeds (default {CLI_DEFAULTS['seeds']})")
@@ -107,12 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAIN_FLAGS = ("d", "steps", "time", "trace_points", "trace_spacing", "lr_power", "batch", "mode", "activation",
+               "surrogate", "optimizer", "schedule", "source")
+
+
 def _train_fields(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
-    fields = {"d": CLI_DEFAULTS["d"], "steps": CLI_DEFAULTS["steps"], **base}
-    for name in ("d", "steps", "batch", "mode", "activation", "surrogate", "optimizer", "schedule", "source"):
+    """TrainConfig fields: CLI_DEFAULTS, then ``base`` (the TOML's [train]), then the flags."""
+    fields = {"d": CLI_DEFAULTS["d"], **base}
+    for name in TRAIN_FLAGS:
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = value
+    if args.steps is not None:
+        fields.pop("time", None)  # a flag wins over the file's choice of clock
+    elif args.time is not None:
+        fields.pop("steps", None)
+    if "steps" not in fields and "time" not in fields:
+        fields["steps"] = CLI_DEFAULTS["steps"]
     return fields
 
 
@@ -132,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     run = sweep(config, grid, mc_samples=mc_samples, progress=False).squeeze()
     limit = float(theory.gaussian_limit(args.rate, config.activation))
     rows = [("rate", f"{args.rate:g}"), ("activation", config.activation), ("mode", config.mode),
-            ("steps", str(config.steps)),
+            ("steps", str(config.total_steps)),
             ("risk (Monte Carlo)", f"{float(run['risk']):.4f} ± {float(run['risk_se']):.4f}"),
             ("exact risk", f"{float(run['exact_risk']):.4f}"),
             ("theory (Gaussian limit)", f"{limit:.4f}"), ("Shannon bound", f"{float(theory.shannon_limit(args.rate)):.4f}"),
@@ -176,6 +196,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     for flag, axis in (("seeds", "seed"), ("rates", "rate"), ("lr", "lr"), ("slope", "slope"), ("p", "p")):
         if getattr(args, flag) is not None:
             grid[axis] = getattr(args, flag)
+    if isinstance(fields["d"], list):  # --d 256,512: a d axis (one value: a plain d)
+        if len(fields["d"]) == 1:
+            fields["d"] = fields["d"][0]
+        else:
+            grid["d"] = fields.pop("d")
+    if "d" in grid:
+        fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
     out = Path(options.pop("out", CLI_DEFAULTS["out"]) if args.out is None else args.out)
@@ -192,8 +219,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     if jax.process_index() != 0:
         return
+    dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
+    length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
     figure = plot_risk_vs_rate(ds, out / "risk_vs_rate.png", config.activation,
-                               title=f"{config.activation}, {config.mode}, d={config.d}, {config.steps} steps")
+                               title=f"{config.activation}, {config.mode}, d={dims}, {length}")
     _print_sweep_table(ds)
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from aejax import _validate, record
@@ -39,6 +40,7 @@ RISK_EVALS = ("auto", "exact", "mc", "none")
 HPARAMS = ("lr", "slope", "margin", "rate", "p")
 TRAINABLE = ("all", "decoder", "head")
 MAX_STEPS = 2**31 - 1  # step indices are int32 inside the compiled scan
+TRACE_SPACINGS = ("linear", "log")
 _SGD_LIKE = ("sgd", "momentum", "nesterov")
 _SOURCE_PRIORS = {"gaussian": "bg", "bernoulli_gaussian": "bg", "bg": "bg", "sparse_rademacher": "sr", "sr": "sr"}
 
@@ -54,7 +56,7 @@ class TrainConfig:
     Args:
         d: input dimension.
         n: hidden units compiled (the largest rate's ``round(rate·d)``).
-        steps: optimizer steps.
+        steps: optimizer steps (or give ``time``).
         batch: samples per step (online and dataset modes).
         activation: ``sign``, ``helu``, ``relu``, ``tanh`` or ``linear``.
         surrogate: surrogate derivative of ``sign`` (see ``aejax.activations.SURROGATES``).
@@ -80,15 +82,25 @@ class TrainConfig:
         prior: prior of the posterior-mean and multilayer decoders (``bg``, ``sr`` or a
             ``theory.Prior``; default: that of a named source).
         trainable: ``all``, ``decoder`` (encoder frozen) or ``head`` (only the non-linear head trains).
+        time: training time per input dimension τ = steps·batch/d (samples seen per input
+            dimension; steps for GD on the exact risk), instead of ``steps``: runs at different d
+            then train for the same τ (``total_steps = ceil(τ·d/batch)``) and trace on a shared τ grid.
+        trace_points: trace points on the τ grid (with ``time`` or log spacing).
+        trace_spacing: ``linear`` or ``log`` (three decades) τ grid.
+        lr_power: the learning rate applied is ``lr · (d_ref/d) ** lr_power`` (0: the same at every d;
+            see docs/theory.md §11 for the measured rule).
+        d_ref: the dimension at which the swept ``lr`` applies unchanged.
 
     Example:
         >>> TrainConfig(d=64, n=32, steps=100).trace_every
         5
+        >>> TrainConfig(d=256, n=256, time=10.0, batch=128).total_steps
+        20
     """
 
     d: int
     n: int
-    steps: int
+    steps: int | None = None
     batch: int = 128
     activation: str = "sign"
     surrogate: str = "clip"
@@ -109,12 +121,27 @@ class TrainConfig:
     width: int = 8
     prior: Any = None
     trainable: str = "all"
+    time: float | None = None
+    trace_points: int = 20
+    trace_spacing: str = "linear"
+    lr_power: float = 0.0
+    d_ref: int = 128
 
     def __post_init__(self):
-        for name in ("d", "n", "steps", "batch", "n_train", "trace_samples"):
+        for name in ("d", "n", "batch", "n_train", "trace_samples", "trace_points", "d_ref"):
             _validate.positive_int(name, getattr(self, name))
-        if self.steps > MAX_STEPS:
-            raise ValueError(f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.steps}")
+        if (self.steps is None) == (self.time is None):
+            raise ValueError(f"give exactly one of steps (optimizer steps) and time (samples seen per input "
+                             f"dimension, τ = steps·batch/d), got steps={self.steps!r}, time={self.time!r}")
+        if self.steps is not None:
+            _validate.positive_int("steps", self.steps)
+        else:
+            _validate.positive_number("time", self.time, scalar=True)
+        if self.total_steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"
+                             + ("" if self.steps is not None else f" from time={self.time} at d={self.d}"))
+        _validate.choice("trace_spacing", self.trace_spacing, TRACE_SPACINGS)
+        _validate.positive_number("lr_power", self.lr_power, allow_zero=True, scalar=True)
         _validate.non_negative_int("warmup", self.warmup)
         _validate.boolean("row_normalize", self.row_normalize)
         _validate.boolean("tied", self.tied)
@@ -138,8 +165,15 @@ class TrainConfig:
         self._check_decoder()
         if self.eval_every is not None:
             every = _validate.positive_int("eval_every", self.eval_every)
-            if self.steps % every:
-                raise ValueError(f"eval_every must divide steps={self.steps}, got {every}")
+            if self.total_steps % every:
+                raise ValueError(f"eval_every must divide steps={self.total_steps}, got {every}")
+        steps = self.trace_steps
+        if len(set(steps)) != len(steps):
+            given = f"time={self.time} is" if self.time is not None else "the run has"
+            raise ValueError(f"trace_points={self.trace_points} ({self.trace_spacing} spacing) needs distinct trace "
+                             f"steps, but {given} only {self.total_steps} steps at d={self.d}, batch={self.batch}; "
+                             "lower trace_points" + (", use trace_spacing='linear'" if self.trace_spacing == "log" else "")
+                             + " or train longer")
 
     def _check_decoder(self) -> None:
         _validate.choice("decoder", self.decoder, DECODERS)
@@ -166,14 +200,55 @@ class TrainConfig:
         return self.source == "gaussian"
 
     @property
-    def trace_every(self) -> int:
-        """Steps between trace points: ``eval_every``, or the default chosen from ``steps``."""
-        return self.eval_every if self.eval_every is not None else default_trace_every(self.steps)
+    def tau_per_step(self) -> float:
+        """Training time per optimizer step: ``batch/d`` samples per input dimension (online and dataset
+        modes); 1 for gradient descent on the exact risk, where a step sees the whole population."""
+        return 1.0 if self.mode == "population" else self.batch / self.d
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps: ``steps``, or ``ceil(time / tau_per_step)`` when the run is given a ``time``."""
+        if self.steps is not None:
+            return self.steps
+        return max(1, math.ceil(self.time / self.tau_per_step * (1 - 1e-12)))
+
+    @property
+    def traced_by_time(self) -> bool:
+        """Whether trace points sit on a grid of τ shared by every d (``time`` or log spacing)."""
+        return self.eval_every is None and (self.time is not None or self.trace_spacing == "log")
+
+    @property
+    def trace_taus(self) -> tuple[float, ...]:
+        """The τ grid of the trace: ``trace_points`` values ending at the run's time, evenly or
+        log-spaced (three decades), shared by every d at the same ``time``."""
+        end = self.time if self.time is not None else self.total_steps * self.tau_per_step
+        k = np.arange(1, self.trace_points + 1)
+        if self.trace_spacing == "log":
+            fractions = 1e-3 ** ((self.trace_points - k) / max(1, self.trace_points - 1))
+        else:
+            fractions = k / self.trace_points
+        return tuple(float(end * f) for f in fractions)
+
+    @property
+    def trace_every(self) -> int | None:
+        """Steps between evenly spaced trace points (``None`` when traced on a τ grid)."""
+        if self.traced_by_time:
+            return None
+        return self.eval_every if self.eval_every is not None else default_trace_every(self.total_steps)
 
     @property
     def trace_steps(self) -> tuple[int, ...]:
-        """The step counts at which the trace is recorded."""
-        return tuple(range(self.trace_every, self.steps + 1, self.trace_every))
+        """The step counts at which the trace is recorded (the last is ``total_steps``)."""
+        if not self.traced_by_time:
+            every = self.trace_every
+            return tuple(range(every, self.total_steps + 1, every))
+        steps = [max(1, math.ceil(tau / self.tau_per_step * (1 - 1e-12))) for tau in self.trace_taus]
+        steps[-1] = self.total_steps
+        return tuple(steps)
+
+    def learning_rate(self, lr: Any) -> Any:
+        """The learning rate applied at this d: ``lr · (d_ref / d) ** lr_power`` (docs/theory.md §11)."""
+        return lr * (self.d_ref / self.d) ** self.lr_power
 
     @property
     def trace_risk(self) -> str:

@@ -21,7 +21,8 @@ import numpy as np
 from aejax import _validate
 from aejax.config import HPARAMS
 
-AXES = ("seed", *HPARAMS)
+AXES = ("seed", "d", *HPARAMS)
+MAX_D = 2**24  # a larger input dimension does not fit any device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,14 +67,25 @@ class Grid:
         else:
             raise TypeError(f"grid must be a dict of axis values or a list of run dicts, got {type(spec).__name__}")
         for run in grid.runs:
-            if "rate" in run and not 1 <= round(run["rate"] * d):
-                raise ValueError(f"rate {run['rate']} gives no hidden unit at d={d}; rates must be >= {0.5 / d:.4g}")
+            run_d = run.get("d", d)
+            if "rate" in run and not 1 <= round(run["rate"] * run_d):
+                raise ValueError(f"rate {run['rate']} gives no hidden unit at d={run_d}; rates must be >= "
+                                 f"{0.5 / run_d:.4g}")
         return grid
 
     @property
     def shape(self) -> tuple[int, ...]:
         """Result array shape (without the trace's step dimension)."""
         return tuple(len(self.coords[dim]) for dim in self.dims)
+
+
+def _dimensions(values: list) -> list[int]:
+    """The ``d`` axis: distinct integers in [1, MAX_D]."""
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float)) or not float(v).is_integer() \
+                or not 1 <= v <= MAX_D:
+            raise ValueError(f"grid axis 'd' must hold integers in [1, {MAX_D}], got {v!r}")
+    return [int(v) for v in values]
 
 
 def _axis_values(name: str, values: Any) -> list:
@@ -83,6 +95,8 @@ def _axis_values(name: str, values: Any) -> list:
         raise ValueError(f"grid axis {name!r} has no values")
     if len(set(values)) != len(values):
         raise ValueError(f"grid axis {name!r} has duplicate values: {values}")
+    if name == "d":
+        return _dimensions(values)
     if name == "seed":
         for v in values:
             if isinstance(v, bool) or not float(v).is_integer() or not 0 <= v < 2**31:

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from aejax import record
+from aejax.grid import Grid
 
 ENGINE = "h5netcdf"
 
@@ -199,14 +200,15 @@ def run_status(records: dict[str, np.ndarray]) -> np.ndarray:
     return np.where(finite, "ok", np.where(inf | huge, "overflow", "diverged"))
 
 
-def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], theory: np.ndarray,
+def build_dataset(grid: Grid, records: dict[str, np.ndarray], trace_coords: dict[str, Any], theory: np.ndarray,
                   attrs: dict[str, Any]) -> xr.Dataset:
     """Arrange per-run records (leading axis = run index) into a Dataset with one dim per axis.
 
     Args:
         grid: the ``aejax.grid.Grid`` of the sweep.
         records: arrays of ``aejax.record.FIELDS`` by name; traces have a trailing step axis.
-        steps: the trace's step values.
+        trace_coords: coordinates of the trace dimension, which is the first key: ``{"step": steps}``,
+            or ``{"tau": taus, "step": ("tau", steps)}`` for a τ grid.
         theory: per-run theory value.
         attrs: JSON-able attributes.
 
@@ -215,14 +217,16 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
     """
     shape = grid.shape
     dims = grid.dims
+    trace_dim = next(iter(trace_coords))
+    points = len(trace_coords[trace_dim])
     data: dict[str, Any] = {}
     for field in record.FIELDS:
         values = records[field.name]
-        data[field.name] = ((*dims, "step"), values.reshape(*shape, len(steps))) if field.per_step else \
+        data[field.name] = ((*dims, trace_dim), values.reshape(*shape, points)) if field.per_step else \
             (dims, values.reshape(shape))
     data["theory"] = (dims, np.asarray(theory, np.float64).reshape(shape))
     data["status"] = (dims, run_status(records).astype(object).reshape(shape))
-    coords: dict[str, Any] = {"step": np.asarray(steps)}
+    coords: dict[str, Any] = dict(trace_coords)
     if dims == ("run",):
         coords["run"] = np.arange(len(grid.runs))
         for axis in grid.runs[0]:

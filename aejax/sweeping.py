@@ -38,9 +38,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from aejax import _validate, record, theory
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
-from aejax.grid import Grid, bucket_sizes, padding_overhead, units
+from aejax.grid import Grid, bucket_sizes, units
 from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, save_results
+from aejax.sources import Source
 from aejax.train import make_train, run_key
 
 __all__ = ["compile_program", "config_description", "make_run", "plan_program", "sweep"]
@@ -230,30 +231,36 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
     _validate.boolean("resume", resume)
     _validate.boolean("progress", progress)
     grid = Grid.from_spec(grid, config.d)
+    if "d" in grid.runs[0] and isinstance(config.source, Source):
+        raise ValueError(f"a 'd' grid axis needs a named source (the config's source object has d={config.source.d}); "
+                         "sweep d with source='gaussian', 'bg' or 'sr'")
     mesh = make_mesh(default_devices(config) if devices is None else devices)
     budget = memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
-    n_units = [units(run["rate"], config.d) if "rate" in run else config.n for run in grid.runs]
+    run_dims = [run.get("d", config.d) for run in grid.runs]
+    n_units = [_units_of(run, d, config) for run, d in zip(grid.runs, run_dims)]
     cost_power = 2.0 if config.mode == "population" else 1.0
-    buckets = bucket_sizes(n_units, max_padding, cost_power)
+    buckets = {d: bucket_sizes([n for n, dd in zip(n_units, run_dims) if dd == d], max_padding, cost_power)
+               for d in sorted(set(run_dims), reverse=True)}
     manifest = {"config": config_description(config), "runs": list(grid.runs), "dims": list(grid.dims),
                 "seed": seed, "mc_samples": mc_samples}
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
         done = _share_finished(store.load() if store else {}, len(grid.runs), len(config.trace_steps))
         records: dict[int, dict[str, np.ndarray]] = dict(done)
-        hparam_names = tuple(k for k in grid.runs[0] if k != "seed")
+        hparam_names = tuple(k for k in grid.runs[0] if k not in ("seed", "d"))
         stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
 
         plans = []
-        for bucket_n in sorted(set(buckets.values()), reverse=True):
-            members = [i for i, n in enumerate(n_units) if buckets[n] == bucket_n]
-            pending = [i for i in members if i not in records]
-            if pending:
-                bucket_config = dataclasses.replace(config, n=bucket_n)
-                program = plan_program(bucket_config, mc_samples, mesh, len(members), hparam_names, chunk, budget)
-                stats["compilations"] += program.compilations
-                stats["compile_seconds"] += program.compile_seconds
-                plans.append((program, pending))
+        for d, d_buckets in buckets.items():
+            for bucket_n in sorted(set(d_buckets.values()), reverse=True):
+                members = [i for i, (n, dd) in enumerate(zip(n_units, run_dims)) if dd == d and d_buckets[n] == bucket_n]
+                pending = [i for i in members if i not in records]
+                if pending:
+                    bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
+                    program = plan_program(bucket_config, mc_samples, mesh, len(members), hparam_names, chunk, budget)
+                    stats["compilations"] += program.compilations
+                    stats["compile_seconds"] += program.compile_seconds
+                    plans.append((program, pending))
 
         total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p in plans)
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
@@ -271,18 +278,46 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                     bar.advance(len(ids))
 
         stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in record.NAMES}
-        rates = np.asarray([units_i / config.d for units_i in n_units])
+        rates = np.asarray([n / d for n, d in zip(n_units, run_dims)])
+        bucket_attr = ({str(k): v for k, v in buckets[config.d].items()} if list(buckets) == [config.d]
+                       else {str(d): {str(k): v for k, v in b.items()} for d, b in buckets.items()})
+        overhead = sum(buckets[d][n] ** cost_power for n, d in zip(n_units, run_dims)) / \
+            sum(n**cost_power for n in n_units) - 1  # grid.padding_overhead, over every d
         attrs = {"config": manifest["config"], "seed": seed, "mc_samples": mc_samples, "versions": _versions(),
-                 "device": _device_description(mesh), "buckets": {str(k): v for k, v in buckets.items()},
-                 "padding_overhead": padding_overhead(n_units, buckets, cost_power),
+                 "device": _device_description(mesh), "buckets": bucket_attr, "padding_overhead": overhead,
                  "compilations": stats["compilations"], "compile_seconds": stats["compile_seconds"],
                  "chunks": stats["chunks"], "reused_runs": len(done),
                  "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0}
         theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
-        ds = build_dataset(grid, stacked, config.trace_steps, theory_values, attrs)
+        ds = build_dataset(grid, stacked, trace_coordinates(config, set(run_dims)), theory_values, attrs)
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))
         return ds
+
+
+def _units_of(run: dict[str, Any], d: int, config: TrainConfig) -> int:
+    """Hidden units of a run at dimension ``d``: ``round(rate·d)``, or the config's rate n/d."""
+    return units(run["rate"] if "rate" in run else config.n / config.d, d)
+
+
+def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
+    """Coordinates of the results' trace dimension: ``tau`` (the shared τ grid) for runs given a
+    ``time``, else ``step``; the other one is added as a coordinate where it is the same for every run.
+
+    Example:
+        >>> list(trace_coordinates(TrainConfig(d=64, n=64, time=4.0, trace_points=4), {64, 128}))
+        ['tau']
+    """
+    if config.time is not None:
+        coords: dict[str, Any] = {"tau": np.asarray(config.trace_taus)}
+        if len(dims) == 1:
+            coords["step"] = ("tau", np.asarray(dataclasses.replace(config, d=next(iter(dims))).trace_steps))
+        return coords
+    coords = {"step": np.asarray(config.trace_steps)}
+    if len(dims) == 1:
+        d = next(iter(dims))
+        coords["tau"] = ("step", coords["step"] * dataclasses.replace(config, d=d).tau_per_step)
+    return coords
 
 
 def _run_chunk(program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,

@@ -31,6 +31,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from aejax import _validate, record
@@ -80,8 +81,10 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
         raise TypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
     optimizer = get_optimizer(config.optimizer)
     trace_risk = config.trace_risk
-    every = config.trace_every
-    blocks = config.steps // every
+    total = config.total_steps
+    ends = np.asarray(config.trace_steps)
+    starts = np.concatenate([[0], ends[:-1]])
+    lengths = set((ends - starts).tolist())
 
     def train(key: Array, hparams: dict[str, Any] | None = None) -> tuple[Params, dict[str, Array]]:
         _validate.prng_key("key", key)
@@ -111,7 +114,7 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
             loss, grads = jax.value_and_grad(loss_fn)(params, batch_at(t))
             updates, opt_state = optimizer.update(grads, opt_state, params)
             updates = _freeze(updates, config.trainable, jnp.zeros_like)  # also no weight decay
-            lr = model.hparams["lr"] * schedule_factor(config.schedule, t, config.steps, config.warmup)
+            lr = config.learning_rate(model.hparams["lr"]) * schedule_factor(config.schedule, t, total, config.warmup)
             params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: lr * u, updates))
             return (params, opt_state), loss
 
@@ -122,14 +125,29 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
                 return model.mc_risk(params, jax.random.fold_in(k_eval, j), config.trace_samples)[0]
             return jnp.full((), jnp.nan, jnp.float32)
 
+        def run_block(carry, j):
+            """The steps of trace block ``j`` and the mean of their losses."""
+            if len(lengths) == 1:  # evenly spaced: a scan of fixed length
+                every = next(iter(lengths))
+                carry, losses = jax.lax.scan(step, carry, j * every + jnp.arange(every))
+                return carry, jnp.mean(losses)
+            start, end = jnp.asarray(starts)[j], jnp.asarray(ends)[j]  # a τ grid: blocks of different lengths
+
+            def body(t, state):
+                carry, total_loss = state
+                carry, loss = step(carry, t)
+                return carry, total_loss + loss
+
+            carry, total_loss = jax.lax.fori_loop(start, end, body, (carry, jnp.zeros((), jnp.float32)))
+            return carry, total_loss / (end - start)
+
         def block(carry, j):
-            carry, losses = jax.lax.scan(step, carry, j * every + jnp.arange(every))
+            carry, mean_loss = run_block(carry, j)
             params = carry[0]
-            point = {"loss": jnp.mean(losses), "risk": trace_risk_of(params, j),
-                     **record.trace_observables(model, params)}
+            point = {"loss": mean_loss, "risk": trace_risk_of(params, j), **record.trace_observables(model, params)}
             return carry, point
 
-        (params, _), trace = jax.lax.scan(block, (params, optimizer.init(params)), jnp.arange(blocks))
+        (params, _), trace = jax.lax.scan(block, (params, optimizer.init(params)), jnp.arange(len(ends)))
         return params, trace
 
     return train
