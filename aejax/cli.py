@@ -113,6 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     th.add_argument("--rates", type=_floats, default=[0.5, 1.0, 2.0], help="comma-separated rates")
     th.add_argument("--ps", type=_floats, default=[0.1, 0.3, 0.5, 1.0], help="comma-separated sparsities")
     th.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    scaling = sub.add_parser("scaling", help="fit finite-size scaling laws R = R∞ + C·d^(−α) to a results file")
+    scaling.add_argument("results", type=Path, help="results file (results.nc) or a sweep's output directory")
+    scaling.add_argument("--var", default="exact_risk", help="variable to extrapolate (default exact_risk)")
+    scaling.add_argument("--along", default="d", help="size axis (default d)")
+    scaling.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
+    scaling.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    scaling.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
     return parser
 
 
@@ -272,6 +280,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         runpy.run_path(str(folder / f"bench_{part}.py"), run_name="__main__")
 
 
+def cmd_scaling(args: argparse.Namespace) -> None:
+    from aejax.scaling import report
+
+    done = report(args.results, var=args.var, along=args.along, out=args.out, bootstrap=args.bootstrap,
+                  level=args.level)
+    print(done["table"])
+    for label, path in done["files"].items():
+        print(f"{label}: {path}")
+
+
 def cmd_theory(args: argparse.Namespace) -> None:
     from aejax.theory import format_table, prediction_table
 
@@ -296,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory, "reproduce": cmd_reproduce,
-                "bench": cmd_bench}
+                "bench": cmd_bench, "scaling": cmd_scaling}
     try:
         handlers[args.command](args)
     except (ValueError, TypeError, OSError) as err:  # bad input, or an unusable file or directory

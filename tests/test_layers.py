@@ -22,6 +22,7 @@ LAYERS = [
     ["train", "grid", "devices"],
     ["results"],
     ["sweeping", "plot", "nn"],
+    ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],
     ["cli", "__init__"],
 ]
