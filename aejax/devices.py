@@ -70,7 +70,7 @@ def batch_runs(run, config: TrainConfig, mesh: Mesh):
     """
     devices = mesh.devices
     if devices.size == 1 and devices.flat[0].platform == "cpu" and large_cpu_runs(config):
-        return lambda keys, hparams: jax.lax.map(lambda args: run(*args), (keys, hparams))
+        return lambda *args: jax.lax.map(lambda one: run(*one), args)
     return jax.vmap(run)
 
 

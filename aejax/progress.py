@@ -1,15 +1,27 @@
 """Progress over sweep chunks: a rich progress bar with ETA, or nothing in quiet mode.
 
-Nothing is printed from compiled code; the bar advances on the host after each chunk.
+Nothing is printed from compiled code; the bar advances on the host after each chunk and, for
+chunks trained in segments (checkpointed sweeps), after each segment: steps done, steps per
+second and the chunk's ETA.
 
 Example:
     >>> with ChunkProgress(total=2, enabled=False) as bar:
+    ...     bar.steps(50, 100)
     ...     bar.advance(4)
 """
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
+
+
+class _Rate(ProgressColumn):
+    """Items per second of a task (chunks, or steps within a chunk)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.3g}/s" if task.speed else "")
 
 
 class ChunkProgress:
@@ -24,10 +36,11 @@ class ChunkProgress:
     def __init__(self, total: int, enabled: bool = True, done_runs: int = 0):
         self.enabled = enabled and total > 0
         self.runs = done_runs
-        self._progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                                  TextColumn("{task.fields[runs]} runs"), TimeElapsedColumn(),
-                                  TextColumn("ETA"), TimeRemainingColumn()) if self.enabled else None
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[runs]} runs done"), _Rate(),
+                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()) if self.enabled else None
         self._task = self._progress.add_task("sweep", total=total, runs=done_runs) if self.enabled else None
+        self._steps: int | None = None
 
     def __enter__(self) -> ChunkProgress:
         if self._progress:
@@ -39,6 +52,17 @@ class ChunkProgress:
         self.runs += runs
         if self._progress:
             self._progress.update(self._task, advance=1, runs=self.runs)
+            if self._steps is not None:
+                self._progress.remove_task(self._steps)
+                self._steps = None
+
+    def steps(self, done: int, total: int) -> None:
+        """Within a chunk trained in segments: ``done`` of ``total`` steps (rate and ETA from rich)."""
+        if not self._progress:
+            return
+        if self._steps is None:
+            self._steps = self._progress.add_task("chunk", total=total, runs=self.runs)
+        self._progress.update(self._steps, completed=done)
 
     def __exit__(self, *exc) -> None:
         if self._progress:

@@ -96,6 +96,11 @@ NAMES = tuple(field.name for field in FIELDS)
 COMPUTED = tuple(field for field in FIELDS if field.value is not None)
 
 
+def trace_observables_names() -> tuple[str, ...]:
+    """Names of the observables recorded at every trace point."""
+    return tuple(o.name for o in OBSERVABLES if o.traced)
+
+
 def trace_observables(model: Model, params: Params) -> dict[str, Array]:
     """The traced observables of ``params``, by name (called at every trace point during training)."""
     return {o.name: o.of(model, params) for o in OBSERVABLES if o.traced}

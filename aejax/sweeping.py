@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import platform
@@ -32,6 +33,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -39,10 +41,11 @@ from aejax import _validate, record, theory
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
+from aejax.checkpoint import ChunkCheckpoints
 from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, save_results
 from aejax.sources import Source
-from aejax.train import make_train, run_key
+from aejax.train import make_train, make_trainer, run_key
 
 __all__ = ["compile_program", "config_description", "make_run", "plan_program", "sweep"]
 
@@ -189,7 +192,8 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
 def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, out: str | os.PathLike | None = None,
           resume: bool = False, devices: int | Sequence[jax.Device] | None = None, chunk: int | None = None,
           seed: int = 0, mc_samples: int = DEFAULT_MC_SAMPLES, max_padding: float = 0.25, memory_budget: int | None = None,
-          progress: bool = True):
+          progress: bool = True, checkpoint_every: int | None = None,
+          checkpoint_seconds: float | None = None) -> xr.Dataset:
     """Train every run of ``grid`` and collect final risks, traces and theory in a Dataset.
 
     Args:
@@ -207,7 +211,12 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         mc_samples: Monte Carlo samples for each run's final risk.
         max_padding: largest padded-work fraction allowed when grouping rates into buckets.
         memory_budget: bytes per device (default: ``memory_budget_bytes``).
-        progress: show a progress bar with ETA over chunks.
+        progress: show a progress bar with ETA over chunks (and steps within a checkpointed chunk).
+        checkpoint_every: save each chunk's training state every this many steps (rounded to whole
+            trace blocks) under ``out/checkpoints``; a rerun continues an interrupted chunk from its
+            last checkpoint, bit-identically (``aejax.checkpoint``). Needs ``out``.
+        checkpoint_seconds: save it when this many seconds have passed since the last save (checked
+            after every trace block); may be combined with ``checkpoint_every``.
 
     Returns:
         ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
@@ -230,6 +239,13 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         _validate.path("out", out)
     _validate.boolean("resume", resume)
     _validate.boolean("progress", progress)
+    if checkpoint_every is not None:
+        _validate.positive_int("checkpoint_every", checkpoint_every)
+    if checkpoint_seconds is not None:
+        _validate.positive_number("checkpoint_seconds", checkpoint_seconds, scalar=True)
+    checkpointing = checkpoint_every is not None or checkpoint_seconds is not None
+    if checkpointing and out is None:
+        raise ValueError("checkpoint_every/checkpoint_seconds need out= (checkpoints are saved under out/checkpoints)")
     grid = Grid.from_spec(grid, config.d)
     if "d" in grid.runs[0] and isinstance(config.source, Source):
         raise ValueError(f"a 'd' grid axis needs a named source (the config's source object has d={config.source.d}); "
@@ -260,17 +276,30 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                     program = plan_program(bucket_config, mc_samples, mesh, len(members), hparam_names, chunk, budget)
                     stats["compilations"] += program.compilations
                     stats["compile_seconds"] += program.compile_seconds
-                    plans.append((program, pending))
+                    plans.append((program, pending, bucket_config))
 
-        total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p in plans)
+        total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p, _ in plans)
+        fingerprint = hashlib.sha1(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
-            for program, pending in plans:
+            for program, pending, bucket_config in plans:
                 for start in range(0, len(pending), program.runs):
                     ids = np.asarray(pending[start:start + program.runs])
-                    chunk_records, seconds = _run_chunk(program, mesh, grid, ids, seed, hparam_names)
+                    checkpoints = None
+                    if checkpointing and is_writer:
+                        segment = segment_blocks(bucket_config, checkpoint_every)
+                        tag = hashlib.sha1(f"{fingerprint}/{ids.tolist()}/{segment}".encode()).hexdigest()[:16]
+                        checkpoints = ChunkCheckpoints(os.path.join(out, "checkpoints"), f"chunk-{int(ids[0]):07d}-{tag}")
+                    if checkpointing:
+                        chunk_records, seconds = _run_chunk_in_segments(
+                            bucket_config, mc_samples, program.runs, mesh, grid, ids, seed, hparam_names,
+                            checkpoint_every, checkpoint_seconds, checkpoints, bar)
+                    else:
+                        chunk_records, seconds = _run_chunk(program, mesh, grid, ids, seed, hparam_names)
                     chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
                     if store:
                         store.save(ids, chunk_records)
+                    if checkpoints is not None:
+                        checkpoints.clear()
                     for j, run in enumerate(ids.tolist()):
                         records[run] = {name: chunk_records[name][j] for name in record.NAMES}
                     stats["chunks"] += 1
@@ -320,19 +349,118 @@ def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
     return coords
 
 
+def _chunk_inputs(runs: int, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,
+                  hparam_names: tuple[str, ...]) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Run keys and swept values of the runs ``ids``, padded to ``runs`` with copies of the last one,
+    as global arrays sharded over the mesh."""
+    padded = np.concatenate([ids, np.full(runs - len(ids), ids[-1])])
+    chosen = [grid.runs[i] for i in padded.tolist()]
+    keys = np.stack([np.asarray(jax.random.key_data(run_key(seed, run.get("seed", 0)))) for run in chosen])
+    hparams = {name: np.asarray([run[name] for run in chosen], np.float32) for name in hparam_names}
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    return _global_array(keys, sharding), {k: _global_array(v, sharding) for k, v in hparams.items()}
+
+
 def _run_chunk(program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,
                hparam_names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], float]:
     """Run the runs ``ids`` (padded to the program's chunk size with copies of the last one)."""
-    padded = np.concatenate([ids, np.full(program.runs - len(ids), ids[-1])])
-    runs = [grid.runs[i] for i in padded.tolist()]
-    keys = np.stack([np.asarray(jax.random.key_data(run_key(seed, run.get("seed", 0)))) for run in runs])
-    hparams = {name: np.asarray([run[name] for run in runs], np.float32) for name in hparam_names}
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    keys, hparams = _chunk_inputs(program.runs, mesh, grid, ids, seed, hparam_names)
     start = time.perf_counter()
-    outputs = program.compiled(_global_array(keys, sharding), {k: _global_array(v, sharding) for k, v in hparams.items()})
-    host = _to_host(outputs)
+    host = _to_host(program.compiled(keys, hparams))
     seconds = time.perf_counter() - start
     return {name: np.asarray(value)[:len(ids)] for name, value in host.items()}, seconds
+
+
+def segment_blocks(config: TrainConfig, checkpoint_every: int | None) -> int:
+    """Trace blocks per training segment of a checkpointed chunk: about ``checkpoint_every`` steps
+    (at least one block), or one block when checkpoints are timed by seconds only.
+
+    Example:
+        >>> segment_blocks(TrainConfig(d=8, n=8, steps=1000), 200)  # 20 blocks of 50 steps
+        4
+    """
+    if checkpoint_every is None:
+        return 1
+    blocks = len(config.trace_steps)
+    return max(1, min(blocks, round(checkpoint_every * blocks / config.total_steps)))
+
+
+_SEGMENT_PROGRAMS: dict[tuple, Any] = {}
+
+
+def _segment_programs(config: TrainConfig, mc_samples: int, mesh: Mesh):
+    """Jitted ``start``, ``advance(count)`` and ``finish`` of a chunk trained in segments (cached by
+    structure; the state is donated to ``advance``, so a segment holds one copy of it)."""
+    key = (config, mc_samples, mesh)
+    if key in _SEGMENT_PROGRAMS:
+        return _SEGMENT_PROGRAMS[key]
+    trainer = make_trainer(config)
+
+    def wrap(key_data):
+        return jax.random.wrap_key_data(key_data)
+
+    start = jax.jit(batch_runs(lambda k, h: trainer.start(wrap(k), h), config, mesh))
+    finish = jax.jit(batch_runs(lambda s, k, h: config.bind(h).record(s.params, s.trace, wrap(k), mc_samples),
+                                config, mesh))
+    advances: dict[int, Any] = {}
+
+    def advance(count: int):
+        if count not in advances:
+            def one_segment(state, keys, hparams, first):
+                step = batch_runs(lambda s, k, h: trainer.advance(s, wrap(k), h, first, count), config, mesh)
+                return step(state, keys, hparams)
+
+            advances[count] = jax.jit(one_segment, donate_argnums=0)
+        return advances[count]
+
+    _SEGMENT_PROGRAMS[key] = programs = (trainer, start, advance, finish)
+    if len(_SEGMENT_PROGRAMS) > _MAX_PROGRAMS:
+        del _SEGMENT_PROGRAMS[next(iter(_SEGMENT_PROGRAMS))]
+    return programs
+
+
+def _run_chunk_in_segments(config: TrainConfig, mc_samples: int, runs: int, mesh: Mesh, grid: Grid, ids: np.ndarray,
+                           seed: int, hparam_names: tuple[str, ...], checkpoint_every: int | None,
+                           checkpoint_seconds: float | None, checkpoints: ChunkCheckpoints | None,
+                           bar: ChunkProgress) -> tuple[dict[str, np.ndarray], float]:
+    """Like ``_run_chunk``, in segments of trace blocks with a checkpoint between them; continues
+    from the chunk's newest checkpoint when there is one (only process 0 reads and writes them)."""
+    trainer, start_fn, advance, finish = _segment_programs(config, mc_samples, mesh)
+    keys, hparams = _chunk_inputs(runs, mesh, grid, ids, seed, hparam_names)
+    segment = segment_blocks(config, checkpoint_every)
+    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    started = time.perf_counter()
+    state = start_fn(keys, hparams)
+    first = 0
+    restored = checkpoints.restore(_to_host(state)) if checkpoints is not None else None
+    if jax.process_count() > 1:
+        restored = _broadcast_restored(restored, _to_host(state))
+    if restored is not None:
+        first, host_state = restored
+        state = jax.tree_util.tree_map(lambda a: _global_array(np.asarray(a), sharding), host_state)
+    last_save = time.perf_counter()
+    steps = config.trace_steps
+    while first < trainer.blocks:
+        count = min(segment, trainer.blocks - first)
+        state = advance(count)(state, keys, hparams, jnp.int32(first))
+        first += count
+        bar.steps(steps[first - 1], config.total_steps)
+        due = checkpoint_every is not None or time.perf_counter() - last_save >= (checkpoint_seconds or 0.0)
+        if first < trainer.blocks and due:
+            host_state = _to_host(state)  # every process takes part in the gather; process 0 writes
+            if checkpoints is not None:
+                checkpoints.save(first, host_state)
+            last_save = time.perf_counter()
+    host = _to_host(finish(state, keys, hparams))
+    seconds = time.perf_counter() - started
+    return {name: np.asarray(value)[:len(ids)] for name, value in host.items()}, seconds
+
+
+def _broadcast_restored(restored: tuple[int, Any] | None, like: Any) -> tuple[int, Any] | None:
+    """Process 0's restored checkpoint (or none), on every process."""
+    block, state = restored if restored is not None else (-1, like)
+    block, state = multihost_utils.broadcast_one_to_all((np.int64(block), state))
+    return None if int(block) < 0 else (int(block), state)
 
 
 def _global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:

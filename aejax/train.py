@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +42,7 @@ from aejax.sources import Empirical, Source
 
 Array = jax.Array
 
-__all__ = ["make_train", "run_key"]
+__all__ = ["TrainState", "Trainer", "make_train", "make_trainer", "run_key"]
 
 
 def run_key(base_seed: int, seed: int) -> jax.Array:
@@ -58,23 +58,41 @@ def run_key(base_seed: int, seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(base_seed), seed)
 
 
-def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], tuple[Params, dict[str, Array]]]:
-    """Build the pure training function for ``config``.
+class TrainState(NamedTuple):
+    """A run between two segments of training: weights, optimizer state and the trace so far
+    (``trace`` holds every trace point; those not reached yet are 0)."""
 
-    Args:
-        config: a ``TrainConfig``.
+    params: Params
+    opt_state: Any
+    trace: dict[str, Array]
 
-    Returns:
-        ``train(key, hparams) -> (params, trace)``: jittable and vmappable over ``key`` and every
-        entry of ``hparams``. ``trace`` has ``loss`` (mean training loss over each block of
-        ``config.trace_every`` steps), ``risk`` (exact or Monte Carlo risk after the block; NaN
-        when ``risk_eval="none"``) and the traced observables of ``aejax.record``, one entry per
-        ``config.trace_steps``.
+
+class Trainer(NamedTuple):
+    """Training in segments of trace blocks, so a long run can be checkpointed between them.
+
+    ``start(key, hparams) -> state``; ``advance(state, key, hparams, first, count) -> state`` trains
+    the ``count`` (static) trace blocks from block ``first`` (may be traced); ``blocks`` is the number
+    of trace blocks (``len(config.trace_steps)``). Every function is pure, jittable and vmappable, and
+    ``advance`` over all blocks at once is exactly ``make_train``'s ``train``: splitting a run into
+    segments does not change a bit of it.
+    """
+
+    start: Callable[[Array, dict[str, Any] | None], TrainState]
+    advance: Callable[[TrainState, Array, dict[str, Any] | None, Any, int], TrainState]
+    blocks: int
+
+
+def make_trainer(config: TrainConfig) -> Trainer:
+    """Build the segment-wise training functions of ``config`` (see ``Trainer``).
 
     Example:
-        >>> cfg = TrainConfig(d=16, n=8, steps=20, mode="population")
+        >>> cfg = TrainConfig(d=16, n=8, steps=20, mode="population", eval_every=5)
+        >>> trainer = make_trainer(cfg)
+        >>> state = trainer.start(jax.random.key(0), {"lr": 0.05})
+        >>> state = trainer.advance(state, jax.random.key(0), {"lr": 0.05}, 0, 2)
+        >>> state = trainer.advance(state, jax.random.key(0), {"lr": 0.05}, 2, 2)
         >>> params, trace = make_train(cfg)(jax.random.key(0), {"lr": 0.05})
-        >>> bool(trace["risk"][-1] < trace["risk"][0])
+        >>> bool(jnp.array_equal(state.trace["risk"], trace["risk"]))
         True
     """
     if not isinstance(config, TrainConfig):
@@ -85,12 +103,19 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
     ends = np.asarray(config.trace_steps)
     starts = np.concatenate([[0], ends[:-1]])
     lengths = set((ends - starts).tolist())
+    traced = ("loss", "risk", *record.trace_observables_names())
 
-    def train(key: Array, hparams: dict[str, Any] | None = None) -> tuple[Params, dict[str, Array]]:
+    def start(key: Array, hparams: dict[str, Any] | None = None) -> TrainState:
         _validate.prng_key("key", key)
         model = config.bind(hparams)
-        k_init, k_data, k_steps, k_eval = jax.random.split(key, 4)
-        params = model.init(k_init)
+        params = model.init(jax.random.split(key, 4)[0])
+        trace = {name: jnp.zeros(len(ends), jnp.float32) for name in traced}
+        return TrainState(params, optimizer.init(params), trace)
+
+    def advance(state: TrainState, key: Array, hparams: dict[str, Any] | None, first: Any, count: int) -> TrainState:
+        _validate.prng_key("key", key)
+        model = config.bind(hparams)
+        _, k_data, k_steps, k_eval = jax.random.split(key, 4)
         data = _training_set(config, model.source, k_data)
 
         def sample_loss(params, x):
@@ -131,15 +156,15 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
                 every = next(iter(lengths))
                 carry, losses = jax.lax.scan(step, carry, j * every + jnp.arange(every))
                 return carry, jnp.mean(losses)
-            start, end = jnp.asarray(starts)[j], jnp.asarray(ends)[j]  # a τ grid: blocks of different lengths
+            begin, end = jnp.asarray(starts)[j], jnp.asarray(ends)[j]  # a τ grid: blocks of different lengths
 
             def body(t, state):
                 carry, total_loss = state
                 carry, loss = step(carry, t)
                 return carry, total_loss + loss
 
-            carry, total_loss = jax.lax.fori_loop(start, end, body, (carry, jnp.zeros((), jnp.float32)))
-            return carry, total_loss / (end - start)
+            carry, total_loss = jax.lax.fori_loop(begin, end, body, (carry, jnp.zeros((), jnp.float32)))
+            return carry, total_loss / (end - begin)
 
         def block(carry, j):
             carry, mean_loss = run_block(carry, j)
@@ -147,8 +172,38 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
             point = {"loss": mean_loss, "risk": trace_risk_of(params, j), **record.trace_observables(model, params)}
             return carry, point
 
-        (params, _), trace = jax.lax.scan(block, (params, optimizer.init(params)), jnp.arange(len(ends)))
-        return params, trace
+        first = jnp.asarray(first, jnp.int32)
+        (params, opt_state), points = jax.lax.scan(block, (state.params, state.opt_state), first + jnp.arange(count))
+        trace = {name: jax.lax.dynamic_update_slice(state.trace[name], jnp.asarray(points[name], jnp.float32), (first,))
+                 for name in traced}
+        return TrainState(params, opt_state, trace)
+
+    return Trainer(start, advance, len(ends))
+
+
+def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], tuple[Params, dict[str, Array]]]:
+    """Build the pure training function for ``config``.
+
+    Args:
+        config: a ``TrainConfig``.
+
+    Returns:
+        ``train(key, hparams) -> (params, trace)``: jittable and vmappable over ``key`` and every
+        entry of ``hparams``. ``trace`` has ``loss`` (mean training loss over each trace block, the
+        steps up to each of ``config.trace_steps``), ``risk`` (exact or Monte Carlo risk after the
+        block; NaN when ``risk_eval="none"``) and the traced observables of ``aejax.record``.
+
+    Example:
+        >>> cfg = TrainConfig(d=16, n=8, steps=20, mode="population")
+        >>> params, trace = make_train(cfg)(jax.random.key(0), {"lr": 0.05})
+        >>> bool(trace["risk"][-1] < trace["risk"][0])
+        True
+    """
+    trainer = make_trainer(config)
+
+    def train(key: Array, hparams: dict[str, Any] | None = None) -> tuple[Params, dict[str, Array]]:
+        state = trainer.advance(trainer.start(key, hparams), key, hparams, 0, trainer.blocks)
+        return state.params, state.trace
 
     return train
 

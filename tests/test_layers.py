@@ -20,7 +20,7 @@ LAYERS = [
     ["record"],
     ["config"],
     ["train", "grid", "devices"],
-    ["results"],
+    ["results", "checkpoint"],
     ["sweeping", "plot", "nn"],
     ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],
