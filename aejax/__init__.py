@@ -16,7 +16,7 @@ from aejax.risk import exact_risk, mc_risk, optimal_decoder
 from aejax.sweep import run_key, sweep
 from aejax.train import TrainConfig, default_hparams, make_train
 
-__version__ = "0.1.0"
+from aejax._version import __version__ as __version__
 
 __all__ = [
     "Params", "TrainConfig", "activations", "apply", "decode", "default_hparams", "encode", "exact_risk",
