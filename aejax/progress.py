@@ -9,7 +9,17 @@ Example:
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typing import Self
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class ChunkProgress:
@@ -24,22 +34,25 @@ class ChunkProgress:
     def __init__(self, total: int, enabled: bool = True, done_runs: int = 0):
         self.enabled = enabled and total > 0
         self.runs = done_runs
-        self._progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                                  TextColumn("{task.fields[runs]} runs"), TimeElapsedColumn(),
-                                  TextColumn("ETA"), TimeRemainingColumn()) if self.enabled else None
-        self._task = self._progress.add_task("sweep", total=total, runs=done_runs) if self.enabled else None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if self.enabled:
+            self._progress = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+                                      TextColumn("{task.fields[runs]} runs"), TimeElapsedColumn(),
+                                      TextColumn("ETA"), TimeRemainingColumn())
+            self._task = self._progress.add_task("sweep", total=total, runs=done_runs)
 
-    def __enter__(self) -> ChunkProgress:
-        if self._progress:
+    def __enter__(self) -> Self:
+        if self._progress is not None:
             self._progress.start()
         return self
 
     def advance(self, runs: int) -> None:
         """Mark one chunk of ``runs`` runs finished."""
         self.runs += runs
-        if self._progress:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, advance=1, runs=self.runs)
 
-    def __exit__(self, *exc) -> None:
-        if self._progress:
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
             self._progress.stop()
