@@ -17,7 +17,7 @@ from aejax.risk import exact_risk, mc_risk, optimal_decoder
 from aejax.sweeping import sweep
 from aejax.train import make_train, run_key
 
-__version__ = "0.1.0"
+from aejax._version import __version__ as __version__
 
 __all__ = [
     "Architecture",

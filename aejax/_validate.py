@@ -17,12 +17,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 
 def is_concrete(value: Any) -> bool:
     """True when ``value`` holds no tracer, so it can be inspected eagerly."""
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value))
+    return not any(isinstance(leaf, Tracer) for leaf in jax.tree_util.tree_leaves(value))
 
 
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
@@ -61,7 +63,7 @@ def path(name: str, value: Any) -> Any:
 def prng_key(name: str, value: Any) -> Any:
     """Check that ``value`` is a JAX PRNG key: typed (``jax.random.key``) or raw ``uint32`` (``PRNGKey``)."""
     dtype = getattr(value, "dtype", None)
-    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
     raw = dtype == np.uint32 and np.ndim(value) >= 1 and np.shape(value)[-1] == 2
     if not (typed or raw):
         raise TypeError(f"{name} must be a JAX PRNG key (jax.random.key(seed)), got {_brief(value)}")

@@ -116,6 +116,7 @@ class Autoencoder(nnx.Module):
         if (rngs is None) == (params is None):
             raise TypeError("Autoencoder needs exactly one of rngs= (random weights) or params= (given weights)")
         if params is None:
+            assert rngs is not None  # exactly one of rngs= and params= was given (checked above)
             params = model.init(rngs.params(), d, n, kind=init, tied=tied, decoder_scale=decoder_scale)
         _check_params(params, d, n)
         if not callable(activation):

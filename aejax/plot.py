@@ -64,7 +64,7 @@ def plot_risk_vs_rate(ds: xr.Dataset, path: str | os.PathLike, activation: str =
         mean = curve.mean("seed") if "seed" in curve.dims else curve
         spread = curve.std("seed", ddof=1) / np.sqrt(seeds) if seeds > 1 else ds["risk_se"].max()
         name = "trained" if not others else "trained " + ", ".join(f"{o}={v:g}" for o, v in
-                                                                    zip(others, np.atleast_1d(label)))
+                                                                    zip(others, np.atleast_1d(label), strict=True))
         ax.errorbar(mean["rate"], mean, yerr=np.broadcast_to(np.asarray(spread), mean.shape), fmt="o", ms=4,
                     capsize=2, label=name)
     ax.set_xlabel("rate r = n/d")

@@ -12,8 +12,19 @@ Example:
 
 from __future__ import annotations
 
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from typing import Self
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 
@@ -36,21 +47,24 @@ class ChunkProgress:
     def __init__(self, total: int, enabled: bool = True, done_runs: int = 0):
         self.enabled = enabled and total > 0
         self.runs = done_runs
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("{task.fields[runs]} runs done"), _Rate(),
-                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()) if self.enabled else None
-        self._task = self._progress.add_task("sweep", total=total, runs=done_runs) if self.enabled else None
-        self._steps: int | None = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._steps: TaskID | None = None
+        if self.enabled:
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[runs]} runs done"), _Rate(), TimeElapsedColumn(),
+                                      TextColumn("ETA"), TimeRemainingColumn())
+            self._task = self._progress.add_task("sweep", total=total, runs=done_runs)
 
-    def __enter__(self) -> ChunkProgress:
-        if self._progress:
+    def __enter__(self) -> Self:
+        if self._progress is not None:
             self._progress.start()
         return self
 
     def advance(self, runs: int) -> None:
         """Mark one chunk of ``runs`` runs finished."""
         self.runs += runs
-        if self._progress:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, advance=1, runs=self.runs)
             if self._steps is not None:
                 self._progress.remove_task(self._steps)
@@ -58,12 +72,12 @@ class ChunkProgress:
 
     def steps(self, done: int, total: int) -> None:
         """Within a chunk trained in segments: ``done`` of ``total`` steps (rate and ETA from rich)."""
-        if not self._progress:
+        if self._progress is None:
             return
         if self._steps is None:
             self._steps = self._progress.add_task("chunk", total=total, runs=self.runs)
         self._progress.update(self._steps, completed=done)
 
-    def __exit__(self, *exc) -> None:
-        if self._progress:
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
             self._progress.stop()
