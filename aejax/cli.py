@@ -267,12 +267,12 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     import runpy
 
-    folder = Path(__file__).resolve().parent.parent / "benchmarks"
-    if not folder.is_dir():
-        raise ValueError(f"benchmarks/ not found next to the package ({folder}); run from a source checkout")
     unknown = sorted(set(args.parts) - set(BENCHMARKS))
     if unknown:
         raise ValueError(f"unknown benchmarks {unknown}; allowed: {', '.join(BENCHMARKS)}")
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not folder.is_dir():
+        raise ValueError(f"benchmarks/ not found next to the package ({folder}); run from a source checkout")
     sys.path.insert(0, str(folder))
     for part in args.parts or BENCHMARKS:
         print(f"== {part}", flush=True)
