@@ -278,6 +278,9 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                     stats["compile_seconds"] += program.compile_seconds
                     plans.append((program, pending, bucket_config))
 
+        memory = memory_plan(plans, mesh, budget)
+        if progress and is_writer and memory:
+            print(memory["summary"], flush=True)
         total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p, _ in plans)
         fingerprint = hashlib.sha1(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
@@ -316,12 +319,33 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                  "device": _device_description(mesh), "buckets": bucket_attr, "padding_overhead": overhead,
                  "compilations": stats["compilations"], "compile_seconds": stats["compile_seconds"],
                  "chunks": stats["chunks"], "reused_runs": len(done),
-                 "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0}
+                 "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0,
+                 "memory": memory}
         theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
         ds = build_dataset(grid, stacked, trace_coordinates(config, set(run_dims)), theory_values, attrs)
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))
         return ds
+
+
+def memory_plan(plans: list, mesh: Mesh, budget: int) -> dict[str, Any]:
+    """What the planned chunk programs need per device (``memory_analysis()`` of each compiled
+    program) and, for the largest bucket, the largest d that one run per device would fit at the
+    same rate: a run's memory grows as d·n (weights, optimizer state, gradients), so
+    ``d_max = d·sqrt(budget / bytes_per_run)`` (``bytes_per_run`` measured, so a lower bound when
+    fixed costs dominate)."""
+    if not plans:
+        return {}
+    measured = [(cfg.d, cfg.n, prog.bytes_per_device, prog.runs // mesh.devices.size) for prog, _, cfg in plans]
+    d, n, per_device, runs = max(measured, key=lambda m: m[0] * m[1])
+    if per_device <= 0:  # the backend reports no memory
+        return {}
+    per_run = per_device / max(1, runs)
+    d_max = int(d * math.sqrt(budget / per_run))
+    return {"bytes_per_device": int(max(m[2] for m in measured)), "bytes_per_run": int(per_run), "budget": int(budget),
+            "largest_d": d_max,
+            "summary": f"memory: {per_device / 2**20:.1f} MiB per device ({runs} runs) at d={d}, n={n}; budget "
+                       f"{budget / 2**30:.2f} GiB per device; one run per device fits up to d ≈ {d_max} at rate {n / d:g}"}
 
 
 def _units_of(run: dict[str, Any], d: int, config: TrainConfig) -> int:
