@@ -42,6 +42,8 @@ def test_finite_size(out):
     frame = ds["gap"].sel(trainer="tight_frame", rate=2.0).mean("seed")
     assert np.all(frame.values > 0) and frame.values[1] < frame.values[0]  # excess shrinks with d
     assert np.isnan(ds["gap"].sel(trainer="tight_frame", rate=0.5)).all()
+    assert ds["online_risk_trace"].dims == ("d", "rate", "seed", "tau")  # every d on the same τ grid
+    np.testing.assert_allclose(ds["tau"], [4.0, 8.0, 12.0, 16.0])
 
 
 def test_finite_size_fit_recovers_a_planted_exponent(tmp_path):
@@ -51,11 +53,11 @@ def test_finite_size_fit_recovers_a_planted_exponent(tmp_path):
     risk[2, :, 2, :] = theory_values[2] + 0.2 * np.asarray(dims, float)[:, None] ** -1.5
     ds = xr.Dataset({"exact_risk": (("trainer", "d", "rate", "seed"), risk), "theory": ("rate", theory_values)},
                     coords={"trainer": list(finite_size.TRAINERS), "d": dims, "rate": list(finite_size.RATES),
-                            "seed": [0, 1]}, attrs={"size": "tiny", "online": "-", "gd_exact": "-", "tight_frame": "-"})
+                            "seed": [0, 1]}, attrs={"size": "tiny", "online_adam": "-", "gd_exact": "-", "tight_frame": "-"})
     result = finite_size.summarize(ds, tmp_path)
-    exponent, se = result["exponents"]["tight_frame"][2.0]
-    assert abs(exponent + 1.5) < 1e-3 and se < 1e-3
-    assert "-1.50 ± 0.00" in result["md"].read_text()
+    fit = result["exponents"]["tight_frame"][2.0]
+    assert abs(fit.alpha - 1.5) < 1e-3 and fit.alpha_ci[1] - fit.alpha_ci[0] < 1e-3
+    assert "1.50 [1.50, 1.50]" in result["md"].read_text()
 
 
 def test_features(out):
