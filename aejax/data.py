@@ -136,7 +136,7 @@ def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str
                [3. , 4.5]])
     """
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(i + 1, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter)) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{path}: cannot read CSV file ({err})") from None
