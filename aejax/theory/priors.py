@@ -121,6 +121,9 @@ def resolve_prior(prior: str | Prior) -> Prior:
         return prior
     if isinstance(prior, str) and prior in PRIORS:
         return PRIORS[prior]
+    if not isinstance(prior, str):
+        raise TypeError(f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
+                        "aejax.theory functions take (prior, p, r, ...) with the prior first")
     raise ValueError(f"unknown prior {prior!r}; allowed: 'bg', 'sr' or an aejax.theory.Prior")
 
 
@@ -133,23 +136,23 @@ def _scalar_mixture(prior: Prior, p: jax.Array) -> tuple[list, list, list]:
     return w, m, v
 
 
-def posterior(y: Any, prior: str | Prior, p: Any, snr: Any) -> tuple[jax.Array, jax.Array]:
+def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     """Posterior mean and variance of x given ``y = x + N(0, 1/snr)``, x from the sparse prior.
 
     Jittable and broadcasting over ``y``, ``p`` and ``snr``. Each mixture component is conjugate, so
     both moments are exact: a softmax over components of their Gaussian evidences.
 
     Args:
-        y: observations.
         prior: ``"bg"``, ``"sr"`` or a ``Prior``.
         p: sparsity P(x ≠ 0), in (0, 1].
-        snr: precision of the observation noise, > 0.
+        snr: precision of the observation noise, > 0 (the channel's parameter, in the place of r).
+        y: observations.
 
     Returns:
         ``(mean, variance)``, broadcast shape of the inputs.
 
     Example:
-        >>> mean, var = posterior(0.0, "sr", 0.5, 10.0)
+        >>> mean, var = posterior("sr", 0.5, 10.0, 0.0)
         >>> float(mean)
         0.0
     """
@@ -200,6 +203,6 @@ def mmse(prior: str | Prior, p: Any, snr: Any) -> jax.Array:
     total = jnp.zeros_like(p)
     for wk, mk, vk in zip(w, m, v):
         y = mk[..., None] + jnp.sqrt(vk + 1 / snr)[..., None] * t
-        _, var = posterior(y, prior, p[..., None], snr[..., None])
+        _, var = posterior(prior, p[..., None], snr[..., None], y)
         total = total + wk * jnp.sum(q * var, axis=-1)
     return total

@@ -1,7 +1,7 @@
 """Every prediction of the theory subpackage at given rates and sparsities, as table rows.
 
 Example:
-    >>> rows = prediction_table([0.5], [0.3])
+    >>> rows = prediction_table(ps=[0.3], rates=[0.5])
     >>> [row["prior"] for row in rows]
     ['bg', 'sr']
 """
@@ -23,7 +23,7 @@ COLUMNS = ("r", "p", "prior", "gaussian_limit", "shannon", "pca", "rotation", "i
            "p_c_tied", "p_c_plus_untied", "p_kurtosis")
 
 
-def prediction_table(rates: Sequence[float], ps: Sequence[float]) -> list[dict]:
+def prediction_table(*, ps: Sequence[float], rates: Sequence[float]) -> list[dict]:
     """One row per (r, p, prior) with every prediction; keys are ``COLUMNS``.
 
     Identity-encoder risks are ``None`` for r > 1 (the identity has at most d rows);
@@ -32,9 +32,12 @@ def prediction_table(rates: Sequence[float], ps: Sequence[float]) -> list[dict]:
     ``p_c_*`` are the critical sparsities (≥ 1: no transition) and ``p_kurtosis`` the sparsity above
     which a rotation is locally unstable.
 
+    Not jittable (it returns Python rows); both arguments are keyword-only, since two lists of
+    numbers cannot be told apart.
+
     Args:
-        rates: rates r > 0.
         ps: sparsities in (0, 1].
+        rates: rates r > 0.
 
     Returns:
         List of dicts with Python floats (JSON-serialisable).
@@ -50,15 +53,15 @@ def prediction_table(rates: Sequence[float], ps: Sequence[float]) -> list[dict]:
         low = np.minimum(grid_r, 1.0)
         values = dict(shared, denoiser=denoiser_risk(prior, grid_p, grid_r),
                       se_fixed_point=state_evolution_fixed_point(prior, grid_p, grid_r),
-                      identity_tied=identity_risk(grid_p, low, prior, "tied"),
-                      identity_plus_untied=identity_risk(grid_p, low, prior, "plus_untied"))
+                      identity_tied=identity_risk(prior, grid_p, low, "tied"),
+                      identity_plus_untied=identity_risk(prior, grid_p, low, "plus_untied"))
         layers = np.asarray(state_evolution(prior, grid_p, grid_r, 3))
         values = {k: np.asarray(v) for k, v in values.items()}
         for i, (r, p) in enumerate(zip(grid_r, grid_p)):
             row = {"r": float(r), "p": float(p), "prior": prior}
             row.update({k: float(v[i]) for k, v in values.items()})
             row.update({f"se_{t + 1}": float(layers[i, t]) for t in range(3)})
-            row["partial_identity"] = 1 - r * best_partial_identity(float(p), prior)[1]
+            row["partial_identity"] = 1 - r * float(best_partial_identity(prior, float(p))[1])
             if r > 1:
                 row["identity_tied"] = row["identity_plus_untied"] = row["partial_identity"] = None
             row["p_c_tied"] = critical_sparsity(prior, "tied")
@@ -72,7 +75,7 @@ def format_table(rows: list[dict]) -> str:
     """Fixed-width text rendering of ``prediction_table`` rows (4 decimals, '-' for None).
 
     Example:
-        >>> print(format_table(prediction_table([1.0], [1.0])).splitlines()[0].split()[:3])
+        >>> print(format_table(prediction_table(ps=[1.0], rates=[1.0])).splitlines()[0].split()[:3])
         ['r', 'p', 'prior']
     """
     def cell(v):
