@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import _validate
-from aejax.theory._quad import as_float
+from aejax.theory._quad import as_float, check_sparsity
 from aejax.theory.priors import Prior, posterior, resolve_prior
 from aejax.theory.sign_channel import sign_posterior
 from aejax.theory.state_evolution import precision_bounds
@@ -139,7 +139,7 @@ def multilayer_decode(prior: str | Prior, p: Any, B: Any, s: Any, layers: int) -
         See the module docstring.
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     layers = _validate.positive_int("layers", layers)
     B, s = as_float(B), as_float(s)
     if B.ndim != 2 or s.shape[-1:] != B.shape[:1]:

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax import _validate
+from aejax.theory._quad import check_sparsity
 from aejax.theory.gaussian import gaussian_limit
 from aejax.theory.priors import Prior, mmse, posterior, resolve_prior
 
@@ -60,7 +61,7 @@ def posterior_mean(prior: str | Prior, p: Any, r: Any, y: Any) -> jax.Array:
         0.5
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     mu, snr = effective_channel(r)
     return posterior(prior, p, snr, jnp.asarray(y) / mu)[0]
 
@@ -83,5 +84,5 @@ def denoiser_risk(prior: str | Prior, p: Any, r: Any) -> jax.Array:
         0.6817
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     return mmse(prior, p, effective_channel(r)[1])

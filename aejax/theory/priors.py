@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax import _validate
-from aejax.theory._quad import NORMAL_NODES, NORMAL_WEIGHTS, as_float
+from aejax.theory._quad import NORMAL_NODES, NORMAL_WEIGHTS, as_float, check_sparsity
 
 _TOL = 1e-9
 
@@ -157,6 +157,7 @@ def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, 
         0.0
     """
     prior = resolve_prior(prior)
+    check_sparsity("p", p)
     y, p, snr = (as_float(a) for a in (y, p, snr))
     noise = 1 / snr
     w, m, v = _scalar_mixture(prior, p)
@@ -194,7 +195,7 @@ def mmse(prior: str | Prior, p: Any, snr: Any) -> jax.Array:
         0.25
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     _validate.positive_number("snr", snr)
     p, snr = jnp.broadcast_arrays(as_float(p), as_float(snr))
     t = as_float(NORMAL_NODES)

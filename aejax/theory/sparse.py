@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import _validate
-from aejax.theory._quad import as_float
+from aejax.theory._quad import as_float, check_sparsity
 from aejax.theory.gaussian import gaussian_limit
 from aejax.theory.priors import Prior, resolve_prior
 
@@ -96,7 +96,7 @@ def identity_risk(prior: str | Prior, p: Any, r: Any, convention: str) -> jax.Ar
         0.3333
     """
     k = kappa(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     _validate.positive_number("r", r)
     _validate.choice("convention", convention, CONVENTIONS)
     if _validate.is_concrete(r) and (np.asarray(r, dtype=np.float64) > 1).any():
@@ -124,7 +124,7 @@ def excess_kurtosis(prior: str | Prior, p: Any) -> jax.Array:
         (-1.0, 3.0)
     """
     fourth = fourth_moment(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     return fourth / as_float(p) - 3
 
 
@@ -194,7 +194,7 @@ def partial_identity_risk(prior: str | Prior, p: Any, r: Any, a: Any) -> jax.Arr
         [0.3634, 0.3388, 0.5]
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     _validate.positive_number("r", r)
     if _validate.is_concrete((a, r)):
         a_np, r_np = _validate._numbers("a", a), np.asarray(r, dtype=np.float64)
@@ -236,7 +236,7 @@ def best_partial_identity(prior: str | Prior, p: Any) -> tuple[jax.Array, jax.Ar
         (0.72, 0.3387)
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     p = as_float(p)
     return _best_partial_identity(prior, p)
 

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax import _validate
-from aejax.theory._quad import as_float
+from aejax.theory._quad import as_float, check_sparsity
 from aejax.theory.priors import Prior, mmse, resolve_prior
 from aejax.theory.sign_channel import sign_channel_mmse
 
@@ -60,7 +60,7 @@ def precision_bounds(dtype: Any) -> tuple[float, float]:
 
 def _check(prior: str | Prior, p: Any, r: Any) -> tuple[Prior, jax.Array, jax.Array]:
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     _validate.positive_number("r", r)
     p, r = jnp.broadcast_arrays(as_float(p), as_float(r))
     return prior, p, r

@@ -17,7 +17,7 @@ from aejax import _validate
 from aejax.theory.gaussian import gaussian_limit, pca_risk, shannon_limit
 from aejax.theory.sparse import (best_partial_identity, critical_sparsity, identity_risk, kurtosis_threshold,
                                  rotation_risk)
-from aejax.theory._quad import as_float
+from aejax.theory._quad import as_float, check_sparsity
 from aejax.theory.state_evolution import _check, _layers_and_fixed_point
 
 COLUMNS = ("r", "p", "prior", "gaussian_limit", "shannon", "pca", "rotation", "identity_tied",
@@ -38,7 +38,7 @@ def prediction_table(*, ps: Sequence[float], rates: Sequence[float]) -> list[dic
     numbers cannot be told apart.
 
     Args:
-        ps: sparsities in (0, 1].
+        ps: sparsities in [``P_MIN`` = 1e-12, 1] (``_quad.P_MIN``: smaller p underflows).
         rates: rates r > 0.
 
     Returns:
@@ -47,7 +47,7 @@ def prediction_table(*, ps: Sequence[float], rates: Sequence[float]) -> list[dic
     Example:
         See the module docstring.
     """
-    _validate.probability("ps", ps)
+    check_sparsity("ps", ps)
     _validate.positive_number("rates", rates)
     grid_r, grid_p = (np.asarray(a, dtype=np.float64).ravel() for a in np.meshgrid(rates, ps, indexing="ij"))
     shared = {"gaussian_limit": gaussian_limit(grid_r), "shannon": shannon_limit(grid_r),
