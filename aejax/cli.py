@@ -295,7 +295,7 @@ def cmd_theory(args: argparse.Namespace) -> None:
 
     _validate.positive_number("--rates", args.rates)
     _validate.probability("--ps", args.ps)
-    rows = prediction_table(args.rates, args.ps)
+    rows = prediction_table(ps=args.ps, rates=args.rates)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
 
 

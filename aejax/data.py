@@ -136,7 +136,7 @@ def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str
                [3. , 4.5]])
     """
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(i + 1, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter)) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{path}: cannot read CSV file ({err})") from None
@@ -260,12 +260,19 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     if whiten is not None:
         _validate.choice("whiten", whiten, WHITENINGS)
     d = x.shape[1]
+    # Work on x / 2^e with 2^e ≈ max|x| (exact in binary): data at 1e-300 or 1e300 would otherwise
+    # underflow to a zero covariance (NaN transform) or overflow in xᵀx. ``scale`` undoes it.
+    scale = float(np.ldexp(1.0, np.frexp(np.max(np.abs(x)))[1]))
+    x = x / scale
     mean = x.mean(axis=0) if center else np.zeros(d)
     x = x - mean
+    mean = mean * scale
     eigval, eigvec = np.linalg.eigh(x.T @ x / x.shape[0])
     eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
+    with np.errstate(under="ignore", over="ignore"):
+        true_eigval = eigval * np.float64(scale) * np.float64(scale)  # Σ's own eigenvalues: may under/overflow
     if whiten is None:
-        return Preprocessing(mean, np.eye(d) * np.sqrt(d / np.sum(eigval)), eigval)
+        return Preprocessing(mean, np.eye(d) * (np.sqrt(d / np.sum(eigval)) / scale), true_eigval)
     k = d if components is None else _validate.positive_int("components", components)
     if k > d or (whiten == "zca" and k != d):
         raise ValueError(f"components must be at most d={d} (and all of them for zca), got {components}")
@@ -276,7 +283,7 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     transform = eigvec[:, :k] / np.sqrt(eigval[:k])
     if whiten == "zca":
         transform = transform @ eigvec[:, :k].T
-    return Preprocessing(mean, transform, eigval)
+    return Preprocessing(mean, transform / scale, true_eigval)
 
 
 def preprocess(data: Any, center: bool = True, whiten: str | None = None, components: int | None = None,

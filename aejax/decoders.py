@@ -159,7 +159,7 @@ class NonlinearDecoder:
             _check_head(head, DenoiserHead)
             return denoise(head, y)
         _check_head(head, PosteriorMeanHead)
-        return posterior_mean(y * jnp.exp(head.log_gain), self.prior, self.p, self.rate)
+        return posterior_mean(self.prior, self.p, self.rate, y * jnp.exp(head.log_gain))
 
     def decode_layers(self, params: Params, s: Array) -> Array:
         """Multilayer only: the estimates after every layer, shape ``(..., layers, d)``."""
@@ -171,7 +171,7 @@ class NonlinearDecoder:
         tweaks = jnp.stack([head.log_snr, head.log_p, head.log_precision], axis=-1)
         prior = resolve_prior(self.prior)
         flat = s.reshape(-1, s.shape[-1])
-        out = jax.vmap(lambda si: decode_one(Bn, si, prior, self.p, tweaks))(flat)
+        out = jax.vmap(lambda si: decode_one(prior, self.p, Bn, si, tweaks))(flat)
         return out.reshape(*s.shape[:-1], *out.shape[1:])
 
 

@@ -88,20 +88,30 @@ def _dimensions(values: list) -> list[int]:
     return [int(v) for v in values]
 
 
+MAX_RATE = 1e6
+"""Largest rate a grid accepts: round(rate·d) hidden units must stay a sane integer."""
+
+
 def _axis_values(name: str, values: Any) -> list:
     _validate.choice("grid axis", name, AXES)
     values = list(np.atleast_1d(np.asarray(values)).tolist()) if not isinstance(values, list) else values
     if not values:
         raise ValueError(f"grid axis {name!r} has no values")
+    if name == "seed":
+        for v in values:
+            if not _is_integer(v) or not 0 <= v < 2**31:
+                raise ValueError(f"grid axis 'seed' must hold integers in [0, 2**31), got {v!r}"
+                                 f"{f' ({type(v).__name__})' if not _is_integer(v) else ''}")
+        values = [int(v) for v in values]
+    else:
+        for v in values:
+            _check_float32(name, v)
     if len(set(values)) != len(values):
         raise ValueError(f"grid axis {name!r} has duplicate values: {values}")
     if name == "d":
         return _dimensions(values)
     if name == "seed":
-        for v in values:
-            if isinstance(v, bool) or not float(v).is_integer() or not 0 <= v < 2**31:
-                raise ValueError(f"grid axis 'seed' must hold integers in [0, 2**31), got {v!r}")
-        return [int(v) for v in values]
+        return values
     out = [float(v) for v in values]
     if name == "p":
         _validate.probability("grid axis 'p'", out)
@@ -109,7 +119,37 @@ def _axis_values(name: str, values: Any) -> list:
         _validate.positive_number("grid axis 'margin'", out, allow_zero=True)
     else:
         _validate.positive_number(f"grid axis {name!r}", out)
+    if name == "rate" and max(out) > MAX_RATE:
+        raise ValueError(f"grid axis 'rate' must be at most {MAX_RATE:g} (round(rate·d) hidden units), "
+                         f"got {max(out)!r}")
     return out
+
+
+def _is_integer(v: Any) -> bool:
+    """An int, a numpy integer or an integral float (never a bool or a string)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    return float(v).is_integer()
+
+
+def _check_float32(name: str, v: Any) -> None:
+    """Refuse non-numbers (bool, str, None, ...) and finite values that float32 turns into 0 or inf.
+
+    Training runs in float32 by default, so 1e-50 would silently become 0 and 1e40 inf.
+    """
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise ValueError(f"grid axis {name!r} must hold numbers (int or float), got {v!r} ({type(v).__name__})")
+    v = float(v)
+    if not np.isfinite(v):
+        return  # reported with the axis's own range below
+    with np.errstate(over="ignore", under="ignore"):
+        single = np.float32(v)
+    if np.isinf(single):
+        raise ValueError(f"grid axis {name!r} value {v!r} overflows float32 (max {float(np.finfo(np.float32).max):.4g}); "
+                         "allowed: finite numbers of float32 range")
+    if v != 0 and single == 0:
+        raise ValueError(f"grid axis {name!r} value {v!r} becomes 0 in float32 (smallest positive "
+                         f"{float(np.finfo(np.float32).smallest_subnormal):.4g}); allowed: numbers of float32 range")
 
 
 def units(rate: float, d: int) -> int:

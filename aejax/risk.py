@@ -4,7 +4,9 @@ The exact risk uses THEORY §2: with ``u_i = b_iᵀx`` and ``s = σ(u)``,
 ``d·R = tr Σ − 2 tr(A C_xs) + tr(A C_ss Aᵀ)``. sign, relu (and helu, whose forward is relu) and
 linear are in closed form; any other activation uses Gauss–Hermite quadrature for the diagonal
 and a normalised Hermite (Mehler) series for the off-diagonal correlations. Correlations are
-clipped just inside ±1 so gradients stay finite even for parallel rows.
+clipped just inside ±1 so gradients stay finite even for parallel rows. A dead row (q_i = b_iᵀΣb_i = 0:
+a zero row, or a row in the null space of a low-rank Σ) is the constant unit σ(0), so several dead
+units are perfectly correlated with each other (for sign, all output +1).
 
 Example:
     >>> import jax
@@ -68,18 +70,30 @@ def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = 
     eye = jnp.eye(W.shape[0], dtype=bool)
     rho = jnp.where(eye, 0.0, jnp.clip(gram * inv_sq[:, None] * inv_sq[None, :], -_RHO_MAX, _RHO_MAX))
     name = activation if isinstance(activation, str) else None
+    # A dead unit (q_i = 0) outputs the constant σ(0): below, ``at_zero`` is σ(0) and ``mean`` is
+    # E σ(u_j) of each live unit, so that C_ss = σ(0)² between dead units and σ(0) E σ(u_j) between a
+    # dead and a live one (not the independent-unit formulas), and the dead unit's C_xs column is 0.
     if name == "sign":
         c_xs = jnp.sqrt(2 / jnp.pi) * sigma_wt * inv_sq
         c_ss = jnp.where(eye, 1.0, (2 / jnp.pi) * jnp.arcsin(rho))
+        at_zero, mean = 1.0, jnp.zeros_like(q)  # sign(0) = +1; E sign(u_j) = 0
     elif name in ("relu", "helu"):
         c_xs = sigma_wt / 2
         off = sq[:, None] * sq[None, :] / (2 * jnp.pi) * (jnp.sqrt(1 - rho**2) + rho * (jnp.pi - jnp.arccos(rho)))
         c_ss = jnp.where(eye, q[:, None] / 2, off)
+        at_zero, mean = 0.0, sq / jnp.sqrt(2 * jnp.pi)
     elif name == "linear":
         c_xs, c_ss = sigma_wt, gram
+        at_zero, mean = 0.0, jnp.zeros_like(q)
     else:
         sigma = get_activation(activation)
-        c_xs, c_ss = _quadrature_moments(sigma, sigma_wt, sq, inv_sq, rho, eye)
+        c_xs, c_ss, mean = _quadrature_moments(sigma, sigma_wt, sq, inv_sq, rho, eye)
+        at_zero = sigma(jnp.zeros((), q.dtype))
+    dead = ~live
+    c_ss = jnp.where(dead[:, None] & dead[None, :], at_zero * at_zero,
+                     jnp.where(dead[:, None], at_zero * mean[None, :],
+                               jnp.where(dead[None, :], at_zero * mean[:, None], c_ss)))
+    c_xs = jnp.where(dead[None, :], 0.0, c_xs)
     return c_xs, c_ss
 
 
@@ -95,7 +109,7 @@ def _quadrature_moments(sigma, sigma_wt, sq, inv_sq, rho, eye):
     powers = rho[None, :, :] ** jnp.arange(_SERIES_TERMS + 1)[:, None, None]
     off = jnp.einsum("ik,jk,kij->ij", coef, coef, powers)
     diag = values**2 @ w
-    return c_xs, jnp.where(eye, diag[:, None], off)
+    return c_xs, jnp.where(eye, diag[:, None], off), coef[:, 0]  # coef[:, 0] = E σ(√q g)
 
 
 def _require_gaussian(source: Source) -> None:

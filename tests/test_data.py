@@ -67,6 +67,16 @@ def test_csv_with_and_without_header(tmp_path, text, header):
     np.testing.assert_array_equal(data.load_csv(path, header=header), [[1, 2, 3], [4, 5, 6.5]])
 
 
+@pytest.mark.parametrize("raw, header", [(b"\xef\xbb\xbf1,2\n3,4\n", None), (b"\xef\xbb\xbfa,b\n1,2\n3,4\n", None),
+                                         (b"\xef\xbb\xbfa,b\n1,2\n3,4\n", True), (b"\xef\xbb\xbf1,2\n3,4\n", False)])
+def test_csv_with_utf8_byte_order_mark(tmp_path, raw, header):
+    """Excel's "CSV UTF-8" starts with a BOM: it must not turn the first data row into a "header"."""
+    path = tmp_path / "bom.csv"
+    path.write_bytes(raw)
+    np.testing.assert_array_equal(data.load(path, header=header), [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(data.load(path), [[1, 2], [3, 4]])
+
+
 @pytest.mark.parametrize("text, message", [("1,2\n3\n", "line 2 has 1 fields, expected 2"),
                                            ("1,2\n3,x\n", "line 2, column 2: 'x' is not a number"),
                                            ("a,b\n", "no data rows")])

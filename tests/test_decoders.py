@@ -22,7 +22,7 @@ def test_multilayer_at_init_reproduces_theory_decoder(prior, p, n):
     deep = init_params(dec, params)
     x = BernoulliGaussian(d, p).sample(jax.random.key(1), 5)
     s = encode(deep, x, row_normalize=True)
-    ref = theory.multilayer_decode(params.B, s, prior, p, 3)
+    ref = theory.multilayer_decode(prior, p, params.B, s, 3)
     np.testing.assert_allclose(dec.decode_layers(deep, s), ref, atol=1e-5)
     np.testing.assert_allclose(apply(deep, x, row_normalize=True, decoder=dec), ref[:, -1], atol=1e-5)
 
@@ -36,7 +36,7 @@ def test_posterior_mean_decoder_is_the_theory_denoiser_of_the_shallow_output():
     s = jnp.where(x @ params.B.T >= 0, 1.0, -1.0)
     y = s @ (np.sqrt(2 / np.pi) * params.B)  # rows are unit: A = sqrt(2/π) B̄ᵀ
     np.testing.assert_allclose(apply(pm, x, row_normalize=True, decoder=dec),
-                               theory.posterior_mean(y, "bg", p, n / d), rtol=1e-5, atol=1e-6)
+                               theory.posterior_mean("bg", p, n / d, y), rtol=1e-5, atol=1e-6)
 
 
 def test_shallow_scale_is_the_optimal_decoder_of_a_rotation_and_a_tight_frame():

@@ -87,3 +87,30 @@ def test_padding_overhead_matches_hand_computation():
     squares = (64**2 + 64**2 + 52**2 + 52**2) / (64**2 + 60**2 + 52**2 + 50**2) - 1
     assert padding_overhead(ns, bucket_sizes(ns, 0.25, 2.0), 2.0) == pytest.approx(squares, rel=1e-12)
     assert padding_overhead(ns, {n: n for n in ns}) == 0.0
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"lr": [True]}, r"grid axis 'lr' must hold numbers \(int or float\), got True \(bool\)"),
+    ({"rate": ["0.5"]}, r"grid axis 'rate' must hold numbers \(int or float\), got '0.5' \(str\)"),
+    ({"slope": [None]}, r"grid axis 'slope' must hold numbers \(int or float\), got None"),
+    ({"lr": [1e-50]}, r"grid axis 'lr' value 1e-50 becomes 0 in float32"),
+    ({"lr": [1e40]}, r"grid axis 'lr' value 1e\+40 overflows float32"),
+    ({"margin": [1e-46]}, r"grid axis 'margin' value 1e-46 becomes 0 in float32"),
+    ([{"lr": 1e40}], r"grid axis 'lr' value 1e\+40 overflows float32"),
+    ({"seed": [True]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got True"),
+    ({"seed": [np.bool_(False)]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got (np\.)?False"),
+    ({"seed": ["3"]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got '3'"),
+    ({"seed": [2**31]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got 2147483648"),
+    ({"seed": [float("inf")]}, r"grid axis 'seed' must hold integers"),
+    ({"rate": [1e7]}, r"grid axis 'rate' must be at most 1e\+06"),
+    ({"rate": [1e300]}, r"grid axis 'rate' value 1e\+300 overflows float32"),
+])
+def test_grid_refuses_non_numbers_and_values_lost_in_float32(spec, message):
+    """Booleans, strings, values that float32 turns into 0 or inf, and absurd rates are refused by name."""
+    with pytest.raises(ValueError, match=message):
+        Grid.from_spec(spec, d=16)
+
+
+def test_grid_keeps_small_but_representable_float32_values():
+    grid = Grid.from_spec({"lr": [1e-30, 1e30], "margin": [0.0], "rate": [1e6]}, d=1)
+    assert [run["lr"] for run in grid.runs] == [1e-30, 1e30]

@@ -41,7 +41,7 @@ _REFERENCE = {"bg": _bg_denoiser, "sr": _sr_denoiser}
 def test_posterior_mean_matches_closed_form(prior, r):
     mu, sigma = _channel(r)
     y = np.linspace(-3, 3, 41)
-    np.testing.assert_allclose(theory.posterior_mean(y, prior, 0.3, r), _REFERENCE[prior](y, 0.3, mu, sigma),
+    np.testing.assert_allclose(theory.posterior_mean(prior, 0.3, r, y), _REFERENCE[prior](y, 0.3, mu, sigma),
                                rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(theory.effective_channel(r), (mu, mu / (1 - mu)), rtol=1e-12)
 
@@ -84,21 +84,21 @@ def test_denoised_reconstruction_monte_carlo(prior, p, r):
     B = haar_rows(rng, n, d) if r <= 1 else harmonic_frame(rng, n, d)
     x = sample_sparse(rng, prior, p, (samples, d))
     y = shallow_gain(r) * sign(x @ B.T) @ B
-    err = np.mean((x - np.asarray(theory.posterior_mean(y, prior, p, r))) ** 2, axis=1)
+    err = np.mean((x - np.asarray(theory.posterior_mean(prior, p, r, y))) ** 2, axis=1)
     assert abs(err.mean() - float(theory.denoiser_risk(prior, p, r))) < 0.01
     assert err.std() / np.sqrt(samples) < 0.004  # the tolerance is not swamped by noise
 
 
 def test_posterior_mean_jit_vmap_and_dtypes():
-    f = jax.jit(jax.vmap(lambda y, p: theory.posterior_mean(y, "sr", p, 1.0)))
+    f = jax.jit(jax.vmap(lambda y, p: theory.posterior_mean("sr", p, 1.0, y)))
     out = f(jnp.ones(3), jnp.array([0.1, 0.5, 1.0]))
     assert out.dtype == jnp.float64 and out.shape == (3,)
     with jax.enable_x64(False) if hasattr(jax, "enable_x64") else jax.experimental.enable_x64(False):
-        assert theory.posterior_mean(jnp.ones(2, jnp.float32), "bg", 0.3, 0.5).dtype == jnp.float32
+        assert theory.posterior_mean("bg", 0.3, 0.5, jnp.ones(2, jnp.float32)).dtype == jnp.float32
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: theory.posterior_mean(0.0, "bg", 1.5, 0.5), "p must lie in"),
+    (lambda: theory.posterior_mean("bg", 1.5, 0.5, 0.0), "p must lie in"),
     (lambda: theory.denoiser_risk("bg", 0.5, -1.0), "r must be finite and positive"),
     (lambda: theory.denoiser_risk("gauss", 0.5, 1.0), "unknown prior 'gauss'"),
     (lambda: theory.mmse("sr", 0.5, 0.0), "snr must be finite and positive"),

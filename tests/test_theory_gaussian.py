@@ -87,9 +87,9 @@ def test_bad_input(call, match):
 
 def test_finite_d_optimum_small_d():
     key = jax.random.key(3)
-    low = theory.finite_d_optimum(8, 0.5, restarts=2, steps=300, key=key)
+    low = theory.finite_d_optimum(0.5, d=8, restarts=2, steps=300, key=key)
     assert float(low.risk) == pytest.approx(1 - 1 / np.pi, abs=2e-3)
-    high = theory.finite_d_optimum(8, 2.0, restarts=2, steps=300, key=key)
+    high = theory.finite_d_optimum(2.0, d=8, restarts=2, steps=300, key=key)
     frames = [exact_sign_risk(haar_tight_frame(np.random.default_rng(s), 16, 8)) for s in range(3)]
     assert float(theory.shannon_limit(2.0)) < float(high.risk) <= min(frames) + 1e-6
     assert float(high.risk) == pytest.approx(exact_sign_risk(np.asarray(high.encoder)), abs=1e-5)

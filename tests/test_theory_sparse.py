@@ -59,7 +59,7 @@ def test_identity_tied_random_tie_break(prior, p):
         return np.where(u == 0, rng.choice([-1.0, 1.0], u.shape), sign(u))
 
     # δ_d = 0: the bits are independent with mean 0, so R*_d equals the d → ∞ value exactly
-    _assert_bracketed(float(theory.identity_risk(p, R, prior, "tied")), _fit_and_bracket(encode, prior, p, 0), 0.0)
+    _assert_bracketed(float(theory.identity_risk(prior, p, R, "tied")), _fit_and_bracket(encode, prior, p, 0), 0.0)
 
 
 def test_identity_tied_decoder_with_plus_convention():
@@ -71,7 +71,7 @@ def test_identity_tied_decoder_with_plus_convention():
     c = np.sum(x[:, :n] * s) / np.sum(s * s)
     errors = np.mean((x - np.pad(c * s, ((0, 0), (0, D - n)))) ** 2, axis=1)
     se = errors.std() / np.sqrt(errors.size)
-    assert abs(errors.mean() - float(theory.identity_risk(p, R, "sr", "tied"))) < 3 * se + 2e-3
+    assert abs(errors.mean() - float(theory.identity_risk("sr", p, R, "tied"))) < 3 * se + 2e-3
 
 
 @pytest.mark.parametrize("prior, p", [("sr", 0.3), ("bg", 0.5)])
@@ -79,7 +79,7 @@ def test_identity_plus_untied(prior, p):
     n = int(R * D)
     # δ_d: with C_ss = p(2−p) I + (1−p)² 11ᵀ the exact finite-d risk exceeds the limit by
     # κ/((2−p) d) ≤ 1/d (the mean direction costs one dimension)
-    _assert_bracketed(float(theory.identity_risk(p, R, prior, "plus_untied")),
+    _assert_bracketed(float(theory.identity_risk(prior, p, R, "plus_untied")),
                       _fit_and_bracket(lambda x, rng: sign(x[:, :n]), prior, p, 2), 1 / D)
 
 
@@ -110,20 +110,20 @@ def test_critical_sparsity_values_and_meaning():
     assert theory.critical_sparsity("bg", "tied") == pytest.approx(1.0)
     for convention in theory.CONVENTIONS:
         p_c = theory.critical_sparsity("sr", convention)
-        risks = theory.identity_risk(np.array([p_c - 0.05, p_c, p_c + 0.05]), 0.7, "sr", convention)
+        risks = theory.identity_risk("sr", np.array([p_c - 0.05, p_c, p_c + 0.05]), 0.7, convention)
         rot = float(theory.rotation_risk(0.7))
         assert risks[0] > rot and risks[2] < rot and float(risks[1]) == pytest.approx(rot)
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: theory.identity_risk(0.0, 0.5, "sr", "tied"), "p must lie in"),
-    (lambda: theory.identity_risk(0.5, 1.5, "sr", "tied"), "r must be <= 1"),
-    (lambda: theory.identity_risk(0.5, 0.5, "sr", "untied"), "unknown convention 'untied'"),
-    (lambda: theory.identity_risk(0.5, 0.5, "laplace", "tied"), "unknown prior 'laplace'"),
+    (lambda: theory.identity_risk("sr", 0.0, 0.5, "tied"), "p must lie in"),
+    (lambda: theory.identity_risk("sr", 0.5, 1.5, "tied"), "r must be <= 1"),
+    (lambda: theory.identity_risk("sr", 0.5, 0.5, "untied"), "unknown convention 'untied'"),
+    (lambda: theory.identity_risk("laplace", 0.5, 0.5, "tied"), "unknown prior 'laplace'"),
     (lambda: theory.critical_sparsity("bg", "tie"), "unknown convention"),
-    (lambda: theory.partial_identity_risk(0.5, 1.2, 1.0, "sr"), "a must lie in"),
-    (lambda: theory.partial_identity_risk(0.5, 0.5, 2.0, "sr"), r"r in \(0, 1\]"),
-    (lambda: theory.best_partial_identity(1.5, "sr"), "p must lie in"),
+    (lambda: theory.partial_identity_risk("sr", 0.5, 1.0, 1.2), "a must lie in"),
+    (lambda: theory.partial_identity_risk("sr", 0.5, 2.0, 0.5), r"r in \(0, 1\]"),
+    (lambda: theory.best_partial_identity("sr", 1.5), "p must lie in"),
     (lambda: theory.Prior("x", (0.5,), (0.0,), (1.0,)), "E ξ² = 1"),
     (lambda: theory.Prior.discrete((1.0, 2.0), (0.5, 0.5)), "symmetric"),
 ])
@@ -133,7 +133,7 @@ def test_bad_input(call, match):
 
 
 def test_traced_arguments_skip_eager_checks():
-    f = jax.jit(lambda p: theory.identity_risk(p, 0.5, "sr", "plus_untied"))
+    f = jax.jit(lambda p: theory.identity_risk("sr", p, 0.5, "plus_untied"))
     assert float(f(0.5)) == pytest.approx(1 - 0.5 / 1.5)
 
 
@@ -158,24 +158,24 @@ def test_partial_identity_risk_vs_monte_carlo(p, a):
     errors = np.mean((x - c * decoded) ** 2, axis=1)
     se = errors.std() / np.sqrt(errors.size)
     # allowance: one fitted scalar (≈ 1/N) and the O(1/d) non-Gaussianity of the delocalised part
-    assert abs(errors.mean() - float(theory.partial_identity_risk(p, a, 1.0, "sr"))) < 3 * se + 2e-3
+    assert abs(errors.mean() - float(theory.partial_identity_risk("sr", p, 1.0, a))) < 3 * se + 2e-3
 
 
 def test_partial_identity_interpolates_and_beats_both_pure_encoders():
     p = np.array([0.2, 0.5, 0.9])
-    np.testing.assert_allclose(theory.partial_identity_risk(p, 0.0, 0.7, "sr"), theory.rotation_risk(0.7), atol=1e-12)
-    np.testing.assert_allclose(theory.partial_identity_risk(p, 1.0, 0.7, "sr"),
-                               theory.identity_risk(p, 0.7, "sr", "tied"), atol=1e-12)
-    np.testing.assert_allclose(theory.partial_identity_risk(p, 1.0, 0.7, "bg"),
-                               theory.identity_risk(p, 0.7, "bg", "tied"), atol=1e-12)
+    np.testing.assert_allclose(theory.partial_identity_risk("sr", p, 0.7, 0.0), theory.rotation_risk(0.7), atol=1e-12)
+    np.testing.assert_allclose(theory.partial_identity_risk("sr", p, 0.7, 1.0),
+                               theory.identity_risk("sr", p, 0.7, "tied"), atol=1e-12)
+    np.testing.assert_allclose(theory.partial_identity_risk("bg", p, 0.7, 1.0),
+                               theory.identity_risk("bg", p, 0.7, "tied"), atol=1e-12)
     threshold = theory.kurtosis_threshold("sr")
-    assert theory.best_partial_identity(threshold - 0.01, "sr")[0] == 0.0
+    assert theory.best_partial_identity("sr", threshold - 0.01)[0] == 0.0
     for sparsity in (threshold + 0.02, 0.5, 0.6, 0.8):
-        a, gain = theory.best_partial_identity(sparsity, "sr")
+        a, gain = theory.best_partial_identity("sr", sparsity)
         assert 0 < a < 1
-        assert 1 - gain < min(float(theory.rotation_risk(1.0)), float(theory.identity_risk(sparsity, 1.0, "sr", "tied")))
+        assert 1 - gain < min(float(theory.rotation_risk(1.0)), float(theory.identity_risk("sr", sparsity, 1.0, "tied")))
     for sparsity in (0.1, 0.5, 0.95):  # Bernoulli–Gaussian: the rotation always wins
-        assert theory.best_partial_identity(sparsity, "bg")[0] == 0.0
+        assert theory.best_partial_identity("bg", sparsity)[0] == 0.0
 
 
 def test_kurtosis_vs_monte_carlo_and_quadrature():
@@ -184,7 +184,7 @@ def test_kurtosis_vs_monte_carlo_and_quadrature():
         x = sample_sparse(rng, prior, p, (400_000,))
         kurt = np.mean(x**4) - 3
         se = np.std(x**4) / np.sqrt(x.size)
-        assert abs(kurt - float(theory.excess_kurtosis(p, prior))) < 4 * se
+        assert abs(kurt - float(theory.excess_kurtosis(prior, p))) < 4 * se
     prior = theory.Prior.mixture(means=(-1.0, 1.0), stds=(0.5, 0.5), weights=(1.0, 1.0))
     scale = math.sqrt(1.25)
     pdf = lambda v: 0.5 * (stats.norm.pdf(v, -1 / scale, 0.5 / scale) + stats.norm.pdf(v, 1 / scale, 0.5 / scale))  # noqa: E731
@@ -201,7 +201,7 @@ def test_rotation_finite_size_excess_vs_monte_carlo(prior, p):
     abs_u = np.concatenate([np.abs(sample_sparse(rng, prior, p, (4000, d)) @ B.T).mean(axis=1) for _ in range(8)])
     risk = 1 - n / d * abs_u.mean() ** 2
     se = 2 * n / d * abs_u.mean() * abs_u.std() / np.sqrt(abs_u.size)
-    excess = float(theory.rotation_excess(p, n / d, d, prior))
+    excess = float(theory.rotation_excess(prior, p, n / d, d))
     assert excess > 4 * se  # the effect is resolved
     # allowance: the next order in Var(‖x‖²/d), ≈ excess² / (1 − R)
     assert abs(risk - (float(theory.rotation_risk(n / d)) + excess)) < 3 * se + 2 * excess**2 / (1 - risk)
@@ -213,7 +213,7 @@ def test_partial_identity_near_the_rotation_matches_the_edgeworth_series(p):
     E|u| ≈ sqrt(2/π)(1 − k4 a²/24), i.e. R(a) − R(0) ≈ r (2/π) k4 a² / 12 (the sign flips at p = 1/3)."""
     a, r = 0.03, 0.8
     k4 = 1 / p - 3  # sparse Rademacher, independent of theory.excess_kurtosis
-    change = float(theory.partial_identity_risk(p, a, r, "sr") - theory.partial_identity_risk(p, 0.0, r, "sr"))
+    change = float(theory.partial_identity_risk("sr", p, r, a) - theory.partial_identity_risk("sr", p, r, 0.0))
     assert change == pytest.approx(r * (2 / np.pi) * k4 * a**2 / 12, rel=0.1)
 
 
@@ -227,6 +227,6 @@ def test_kurtosis_correction_for_flat_rows_vs_monte_carlo():
     abs_u = np.concatenate([np.abs(sample_sparse(rng, "bg", p, (4000, d)) @ B.T).mean(axis=1) for _ in range(16)])
     risk = 1 - n / d * abs_u.mean() ** 2
     se = 2 * n / d * abs_u.mean() * abs_u.std() / np.sqrt(abs_u.size)
-    excess = float(theory.kurtosis_correction(p, n / d, "bg", 1 / d))
-    assert excess == pytest.approx(float(theory.rotation_excess(p, n / d, d, "bg")) / 3)
+    excess = float(theory.kurtosis_correction("bg", p, n / d, 1 / d))
+    assert excess == pytest.approx(float(theory.rotation_excess("bg", p, n / d, d)) / 3)
     assert abs(risk - (float(theory.rotation_risk(n / d)) + excess)) < 3 * se + 2 * excess**2 / (1 - risk)

@@ -45,9 +45,9 @@ def test_first_layer_is_shallow_decoder_plus_denoiser():
     for r, B in [(0.5, haar_rows(rng, 100, 200)), (2.0, harmonic_frame(rng, 400, 200))]:
         x = sample_sparse(rng, "bg", 0.2, (3, 200))
         s = sign(x @ B.T)
-        first = np.asarray(theory.multilayer_decode(B, s, "bg", 0.2, 2))[:, 0]
+        first = np.asarray(theory.multilayer_decode("bg", 0.2, B, s, 2))[:, 0]
         shallow = shallow_gain(r) * s @ B
-        np.testing.assert_allclose(first, theory.posterior_mean(shallow, "bg", 0.2, r), atol=1e-9)
+        np.testing.assert_allclose(first, theory.posterior_mean("bg", 0.2, r, shallow), atol=1e-9)
 
 
 def test_gaussian_data_gains_only_above_rate_one():
@@ -66,7 +66,7 @@ def test_state_evolution_vs_decoder_on_samples(prior, p, r):
     n = int(r * d)
     B = haar_rows(rng, n, d) if r <= 1 else harmonic_frame(rng, n, d)
     x = sample_sparse(rng, prior, p, (samples, d)) if p < 1 else rng.standard_normal((samples, d))
-    xs = np.asarray(theory.multilayer_decode(B, sign(x @ B.T), prior, p, layers))
+    xs = np.asarray(theory.multilayer_decode(prior, p, B, sign(x @ B.T), layers))
     err = np.mean((xs - x[:, None, :]) ** 2, axis=2)
     se = np.asarray(theory.state_evolution(prior, p, r, layers))
     assert np.all(np.abs(err.mean(0) - se) < 0.01), (err.mean(0), se)
@@ -84,8 +84,8 @@ def test_decoder_is_jittable_with_traced_sparsity():
     rng = np.random.default_rng(4)
     B = haar_rows(rng, 32, 64)
     s = sign(sample_sparse(rng, "sr", 0.2, (2, 64)) @ B.T)
-    traced = jax.jit(lambda p: theory.multilayer_decode(B, s, "sr", p, 3))(0.2)
-    np.testing.assert_allclose(traced, theory.multilayer_decode(B, s, "sr", 0.2, 3), atol=1e-12)
+    traced = jax.jit(lambda p: theory.multilayer_decode("sr", p, B, s, 3))(0.2)
+    np.testing.assert_allclose(traced, theory.multilayer_decode("sr", 0.2, B, s, 3), atol=1e-12)
 
 
 @pytest.mark.parametrize("call, match", [
@@ -93,7 +93,7 @@ def test_decoder_is_jittable_with_traced_sparsity():
     (lambda: theory.state_evolution("bg", 0.0, 1.0, 2), "p must lie in"),
     (lambda: theory.state_evolution("bg", 0.5, np.nan, 2), "r must be finite"),
     (lambda: theory.state_evolution_fixed_point("xx", 0.5, 1.0), "unknown prior 'xx'"),
-    (lambda: theory.multilayer_decode(np.random.default_rng(0).normal(size=(20, 40)), np.ones(20), "bg", 0.5, 2),
+    (lambda: theory.multilayer_decode("bg", 0.5, np.random.default_rng(0).normal(size=(20, 40)), np.ones(20), 2),
      "orthonormal rows"),
     (lambda: theory.sign_channel_mmse(0.5), "precision must be >= 1"),
 ])
@@ -103,7 +103,7 @@ def test_bad_input(call, match):
 
 
 def test_prediction_table_rows():
-    rows = theory.prediction_table([0.5, 2.0], [0.3, 1.0])
+    rows = theory.prediction_table(ps=[0.3, 1.0], rates=[0.5, 2.0])
     assert len(rows) == 8 and {row["prior"] for row in rows} == {"bg", "sr"}
     json.dumps(rows)
     row = next(r for r in rows if r["prior"] == "sr" and r["r"] == 0.5 and r["p"] == 0.3)

@@ -74,10 +74,10 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
                            ps, seeds, preset["samples"]) for kw in TRAINERS.values()]
     likeness, risk, trace, ties = (np.stack(v) for v in zip(*results))
     fits = {name: _bootstrap_crossing(ps, likeness[i], preset["bootstrap"]) for i, name in enumerate(TRAINERS)}
-    best = np.asarray([theory.best_partial_identity(float(sp), "sr") for sp in ps])
+    best = np.asarray([theory.best_partial_identity("sr", float(sp)) for sp in ps])
     curves = {"rotation": np.full(len(ps), float(theory.rotation_risk(1.0))),
-              "identity_tied": np.asarray(theory.identity_risk(ps, 1.0, "sr", "tied")),
-              "identity_plus_untied": np.asarray(theory.identity_risk(ps, 1.0, "sr", "plus_untied")),
+              "identity_tied": np.asarray(theory.identity_risk("sr", ps, 1.0, "tied")),
+              "identity_plus_untied": np.asarray(theory.identity_risk("sr", ps, 1.0, "plus_untied")),
               "partial_identity": 1 - best[:, 1]}
     steps = np.arange(1, trace.shape[-1] + 1) * (preset["steps"] // trace.shape[-1])
     ds = xr.Dataset(
@@ -174,7 +174,7 @@ def _bootstrap_crossing(ps: np.ndarray, likeness: np.ndarray, samples: int) -> t
 
 def _theory_crossing() -> float:
     """Sparsity where the optimal partial identity's a*(p) reaches ``LEVEL`` (d → ∞)."""
-    return float(optimize.brentq(lambda sp: theory.best_partial_identity(sp, "sr")[0] - LEVEL,
+    return float(optimize.brentq(lambda sp: float(theory.best_partial_identity("sr", sp)[0]) - LEVEL,
                                  theory.kurtosis_threshold("sr") + 1e-6, 1.0, xtol=1e-8))
 
 

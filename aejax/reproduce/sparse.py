@@ -84,8 +84,8 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
                             *np.moveaxis(np.asarray(theory.state_evolution("bg", np.asarray(ps)[None, :],
                                                                            np.asarray(rates)[:, None], layers)), -1, 0)])
     p_grid, r_grid = np.asarray(ps)[None, :], np.asarray(rates)[:, None]
-    trained_excess = np.asarray(theory.kurtosis_correction(p_grid, r_grid, "bg", ipr.mean(axis=-1)))
-    haar_excess = np.asarray(theory.rotation_excess(p_grid, r_grid, d, "bg"))
+    trained_excess = np.asarray(theory.kurtosis_correction("bg", p_grid, r_grid, ipr.mean(axis=-1)))
+    haar_excess = np.asarray(theory.rotation_excess("bg", p_grid, r_grid, d))
     ds = xr.Dataset({"risk": (("decoder", "rate", "p", "seed"), risk), "theory": (("decoder", "rate", "p"), theory_risk),
                      "shallow_ipr": (("rate", "p", "seed"), ipr),
                      "shallow_finite_d": (("rate", "p"), theory_risk[0] + trained_excess),

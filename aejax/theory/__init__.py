@@ -11,6 +11,24 @@
   ``state_evolution_fixed_point``; the output channel ``sign_posterior``, ``sign_channel_mmse``.
 - ``prediction_table`` / ``format_table`` for the ``aejax theory`` command.
 
+Argument order (one rule for every function here): the model's parameters come first, positionally,
+in the order ``prior, p, r`` — each one only where the function depends on it — then everything else
+(``identity_risk(prior, p, r, convention)``, ``partial_identity_risk(prior, p, r, a)``,
+``kurtosis_correction(prior, p, r, ipr)``, ``posterior_mean(prior, p, r, y)``,
+``multilayer_decode(prior, p, B, s, layers)``; the SNR of a scalar channel stands where r would:
+``mmse(prior, p, snr)``, ``posterior(prior, p, snr, y)``). Functions of r alone stay ``f(r, ...)``
+(``gaussian_limit``, ``rotation_risk``, ``effective_channel``). The prior is always required (no
+default), so a call in the old order (a number where the prior goes) raises a TypeError naming
+``prior``; a p outside (0, 1] raises a ValueError naming ``p``. Two same-kind arguments that could be
+swapped silently are keyword-only: ``finite_d_optimum(r, *, d)``, ``prediction_table(*, ps, rates)``.
+
+Return values: functions of the prior alone (``kappa``, ``fourth_moment``, ``kurtosis_threshold``,
+``critical_sparsity``, ``activation_moments``) return Python floats — constants of a static argument,
+usable inside jit. All the others return jax arrays and are jittable in their numeric arguments
+(prior, convention, activation and counts such as ``layers`` are static; checks of values run only on
+concrete inputs), except ``finite_d_optimum`` (r and d fix array shapes) and ``prediction_table`` /
+``format_table`` (Python rows and text).
+
 Example:
     >>> from aejax import theory
     >>> round(float(theory.gaussian_limit(0.5)), 4), round(theory.critical_sparsity("sr", "tied"), 4)

@@ -35,7 +35,7 @@ Example:
     >>> from aejax.sources import BernoulliGaussian
     >>> B = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (64, 64)))[0][:32]
     >>> x = BernoulliGaussian(64, 0.2).sample(jax.random.key(1), 4)
-    >>> xs = multilayer_decode(B, jnp.where(x @ B.T >= 0, 1.0, -1.0), "bg", 0.2, 3)
+    >>> xs = multilayer_decode("bg", 0.2, B, jnp.where(x @ B.T >= 0, 1.0, -1.0), 3)
     >>> xs.shape
     (4, 3, 64)
 """
@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import _validate
-from aejax.theory._quad import as_float
+from aejax.theory._quad import as_float, check_sparsity
 from aejax.theory.priors import Prior, posterior, resolve_prior
 from aejax.theory.sign_channel import sign_posterior
 from aejax.theory.state_evolution import precision_bounds
@@ -66,7 +66,7 @@ def _extrinsic(estimate, variance, h_in, g_in, low, high):
     return eta * estimate - h_in, jnp.clip(eta - g_in, low, high)
 
 
-def decode_one(Bn: jax.Array, s: jax.Array, prior: Prior, p: Any, tweaks: jax.Array) -> jax.Array:
+def decode_one(prior: Prior, p: Any, Bn: jax.Array, s: jax.Array, tweaks: jax.Array) -> jax.Array:
     """VAMP on one code ``s`` (n,) with unit-row ``Bn``; one layer per row of ``tweaks``.
 
     ``tweaks`` is ``(layers, 3)``: per layer, log-factors on the x-denoiser's SNR and sparsity and on
@@ -74,7 +74,7 @@ def decode_one(Bn: jax.Array, s: jax.Array, prior: Prior, p: Any, tweaks: jax.Ar
     docstring; ``aejax.decoders`` trains them. Returns the ``(layers, d)`` estimates.
 
     Example:
-        >>> decode_one(jnp.eye(2), jnp.array([1.0, -1.0]), resolve_prior("bg"), 1.0, jnp.zeros((2, 3))).shape
+        >>> decode_one(resolve_prior("bg"), 1.0, jnp.eye(2), jnp.array([1.0, -1.0]), jnp.zeros((2, 3))).shape
         (2, 2)
     """
     n, d = Bn.shape
@@ -95,7 +95,7 @@ def decode_one(Bn: jax.Array, s: jax.Array, prior: Prior, p: Any, tweaks: jax.Ar
         h2z, g2z = _extrinsic(z_hat, z_var, h1z, g1z, low, high)
         x_lin, var_x, _ = linear(h2x, g2x, h2z, g2z)
         h1x, g1x = _extrinsic(x_lin, var_x, h2x, g2x, low, high)
-        x_hat, x_var = posterior(h1x / g1x, prior, jnp.minimum(p * jnp.exp(log_p), 1.0), g1x * jnp.exp(log_snr))
+        x_hat, x_var = posterior(prior, jnp.minimum(p * jnp.exp(log_p), 1.0), g1x * jnp.exp(log_snr), h1x / g1x)
         h2x_new, g2x_new = _extrinsic(x_hat, x_var, h1x, g1x, low, high)
         x_lin, _, var_z = linear(h2x_new, g2x_new, h2z, g2z)
         h1z_new, g1z_new = _extrinsic(Bn @ x_lin, var_z, h2z, g2z, low, high)
@@ -111,24 +111,25 @@ def decode_one(Bn: jax.Array, s: jax.Array, prior: Prior, p: Any, tweaks: jax.Ar
 
 
 @functools.partial(jax.jit, static_argnames=("prior", "layers"))
-def _decode(B, s, prior, p, layers):
+def _decode(prior, p, B, s, layers):
     Bn = B / jnp.linalg.norm(B, axis=1, keepdims=True)
     flat = s.reshape(-1, s.shape[-1])
     tweaks = jnp.zeros((layers, 3), Bn.dtype)
-    out = jax.vmap(lambda si: decode_one(Bn, si, prior, p, tweaks))(flat)
+    out = jax.vmap(lambda si: decode_one(prior, p, Bn, si, tweaks))(flat)
     return out.reshape(*s.shape[:-1], layers, B.shape[1])
 
 
-def multilayer_decode(B: Any, s: Any, prior: str | Prior, p: Any, layers: int) -> jax.Array:
+def multilayer_decode(prior: str | Prior, p: Any, B: Any, s: Any, layers: int) -> jax.Array:
     """Decode 1-bit codes ``s = sign(Bx)`` with ``layers`` layers of VAMP (module docstring).
 
     Pure and jitted (``prior`` and ``layers`` are static; ``p`` may be traced).
 
     Args:
-        B: ``(n, d)`` encoder (rows need not be normalised; only their directions are used).
-        s: ``(..., n)`` codes in {−1, +1}; leading axes are independent samples.
         prior: ``"bg"``, ``"sr"`` or a ``Prior``.
         p: sparsity in (0, 1], scalar.
+        B: ``(n, d)`` encoder (rows need not be normalised; only their directions are used; the rate
+            is its n/d).
+        s: ``(..., n)`` codes in {−1, +1}; leading axes are independent samples.
         layers: number of layers ≥ 1.
 
     Returns:
@@ -138,14 +139,14 @@ def multilayer_decode(B: Any, s: Any, prior: str | Prior, p: Any, layers: int) -
         See the module docstring.
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     layers = _validate.positive_int("layers", layers)
     B, s = as_float(B), as_float(s)
     if B.ndim != 2 or s.shape[-1:] != B.shape[:1]:
         raise ValueError(f"B must be (n, d) and s (..., n); got B {B.shape} and s {s.shape}")
     if _validate.is_concrete(B):
         _check_structure(np.asarray(B, dtype=np.float64))
-    return _decode(B, s, prior, as_float(p), layers)
+    return _decode(prior, as_float(p), B, s, layers)
 
 
 def _check_structure(B: np.ndarray, tol: float = 0.25) -> None:

@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from aejax import _validate
+from aejax.theory._quad import check_sparsity
 from aejax.theory.gaussian import gaussian_limit
-from aejax.theory.priors import Prior, mmse, posterior
+from aejax.theory.priors import Prior, mmse, posterior, resolve_prior
 
 
 def effective_channel(r: Any) -> tuple[jax.Array, jax.Array]:
@@ -41,27 +42,28 @@ def effective_channel(r: Any) -> tuple[jax.Array, jax.Array]:
     return mu, mu / (1 - mu)
 
 
-def posterior_mean(y: Any, prior: str | Prior, p: Any, r: Any) -> jax.Array:
+def posterior_mean(prior: str | Prior, p: Any, r: Any, y: Any) -> jax.Array:
     """The denoiser f(y) = E[x | μ x + sqrt(μ(1 − μ)) z = y] for the channel of rate r. Jittable.
 
     Apply it entrywise to the shallow decoder's output ``A sign(Bx)``.
 
     Args:
-        y: shallow-decoder outputs (any shape).
         prior: ``"bg"``, ``"sr"`` or a ``Prior``.
         p: sparsity in (0, 1] (broadcasts with ``y``).
         r: rate > 0 (broadcasts with ``y``).
+        y: shallow-decoder outputs (any shape).
 
     Returns:
         The denoised values, broadcast shape.
 
     Example:
-        >>> round(float(posterior_mean(0.5, "bg", 1.0, 1.0)), 4)  # Gaussian prior: f(y) = y
+        >>> round(float(posterior_mean("bg", 1.0, 1.0, 0.5)), 4)  # Gaussian prior: f(y) = y
         0.5
     """
-    _validate.probability("p", p)
+    prior = resolve_prior(prior)
+    check_sparsity("p", p)
     mu, snr = effective_channel(r)
-    return posterior(jnp.asarray(y) / mu, prior, p, snr)[0]
+    return posterior(prior, p, snr, jnp.asarray(y) / mu)[0]
 
 
 def denoiser_risk(prior: str | Prior, p: Any, r: Any) -> jax.Array:
@@ -81,5 +83,6 @@ def denoiser_risk(prior: str | Prior, p: Any, r: Any) -> jax.Array:
         >>> round(float(denoiser_risk("bg", 1.0, 0.5)), 4)
         0.6817
     """
-    _validate.probability("p", p)
+    prior = resolve_prior(prior)
+    check_sparsity("p", p)
     return mmse(prior, p, effective_channel(r)[1])

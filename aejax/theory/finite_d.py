@@ -5,7 +5,7 @@ value, approached from above, and this function is the finite-d reference.
 
 Example:
     >>> import jax
-    >>> out = finite_d_optimum(8, 0.5, restarts=2, steps=300, key=jax.random.key(0))
+    >>> out = finite_d_optimum(0.5, d=8, restarts=2, steps=300, key=jax.random.key(0))
     >>> bool(abs(out.risk - (1 - 1 / 3.141592653589793)) < 5e-3)
     True
 """
@@ -29,16 +29,20 @@ class FiniteDOptimum(NamedTuple):
     restart_risks: jax.Array
 
 
-def finite_d_optimum(d: int, r: Any, *, restarts: int = 4, steps: int = 2000, lr: float = 0.01,
+def finite_d_optimum(r: Any, *, d: int, restarts: int = 4, steps: int = 2000, lr: float = 0.01,
                      key: jax.Array | None = None) -> FiniteDOptimum:
     """Minimise the exact N(0, I) risk of the sign autoencoder over B, with A = A*(B) optimal.
 
     Each restart starts from an i.i.d. Gaussian B (``aejax.model.init``) and runs Adam on
     ``exact_risk(Params(optimal_decoder(B), B))`` (THEORY §2), all restarts vmapped.
 
+    Not jittable: the number of rows n = round(r d) fixes array shapes, so ``r`` must be concrete
+    (the optimisation itself is compiled inside). ``d`` is keyword-only so that the two numbers
+    cannot be swapped.
+
     Args:
-        d: input dimension.
         r: rate; n = round(r d) hidden units (≥ 1).
+        d: input dimension (keyword-only).
         restarts: number of random initialisations.
         steps: Adam steps per restart.
         lr: Adam learning rate.

@@ -38,7 +38,7 @@ def activation_moments(activation: str | Callable[[jax.Array], jax.Array] = "sig
         activation: a name (sign, relu, helu, linear, tanh) or an entrywise callable.
 
     Returns:
-        ``(μ1, v)`` as Python floats.
+        ``(μ1, v)`` as Python floats (computed eagerly, so usable inside jit).
 
     Example:
         >>> [round(m, 4) for m in activation_moments("relu")]
@@ -54,7 +54,8 @@ def activation_moments(activation: str | Callable[[jax.Array], jax.Array] = "sig
     if not callable(activation):
         raise TypeError(f"activation must be a name or a callable, got {activation!r}")
     g, w = NORMAL_NODES, NORMAL_WEIGHTS
-    values = np.asarray(activation(jnp.asarray(g)), dtype=np.float64)
+    with jax.ensure_compile_time_eval():  # constants of σ: computed eagerly, even while tracing
+        values = np.asarray(activation(jnp.asarray(g)), dtype=np.float64)
     mu1 = float(np.sum(w * g * values))
     mean = float(np.sum(w * values))
     var = float(np.sum(w * values**2)) - mean**2

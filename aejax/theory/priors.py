@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax import _validate
-from aejax.theory._quad import NORMAL_NODES, NORMAL_WEIGHTS, as_float
+from aejax.theory._quad import NORMAL_NODES, NORMAL_WEIGHTS, as_float, check_sparsity
 
 _TOL = 1e-9
 
@@ -121,6 +121,9 @@ def resolve_prior(prior: str | Prior) -> Prior:
         return prior
     if isinstance(prior, str) and prior in PRIORS:
         return PRIORS[prior]
+    if not isinstance(prior, str):
+        raise TypeError(f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
+                        "aejax.theory functions take (prior, p, r, ...) with the prior first")
     raise ValueError(f"unknown prior {prior!r}; allowed: 'bg', 'sr' or an aejax.theory.Prior")
 
 
@@ -133,27 +136,28 @@ def _scalar_mixture(prior: Prior, p: jax.Array) -> tuple[list, list, list]:
     return w, m, v
 
 
-def posterior(y: Any, prior: str | Prior, p: Any, snr: Any) -> tuple[jax.Array, jax.Array]:
+def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     """Posterior mean and variance of x given ``y = x + N(0, 1/snr)``, x from the sparse prior.
 
     Jittable and broadcasting over ``y``, ``p`` and ``snr``. Each mixture component is conjugate, so
     both moments are exact: a softmax over components of their Gaussian evidences.
 
     Args:
-        y: observations.
         prior: ``"bg"``, ``"sr"`` or a ``Prior``.
         p: sparsity P(x ≠ 0), in (0, 1].
-        snr: precision of the observation noise, > 0.
+        snr: precision of the observation noise, > 0 (the channel's parameter, in the place of r).
+        y: observations.
 
     Returns:
         ``(mean, variance)``, broadcast shape of the inputs.
 
     Example:
-        >>> mean, var = posterior(0.0, "sr", 0.5, 10.0)
+        >>> mean, var = posterior("sr", 0.5, 10.0, 0.0)
         >>> float(mean)
         0.0
     """
     prior = resolve_prior(prior)
+    check_sparsity("p", p)
     y, p, snr = (as_float(a) for a in (y, p, snr))
     noise = 1 / snr
     w, m, v = _scalar_mixture(prior, p)
@@ -191,7 +195,7 @@ def mmse(prior: str | Prior, p: Any, snr: Any) -> jax.Array:
         0.25
     """
     prior = resolve_prior(prior)
-    _validate.probability("p", p)
+    check_sparsity("p", p)
     _validate.positive_number("snr", snr)
     p, snr = jnp.broadcast_arrays(as_float(p), as_float(snr))
     t = as_float(NORMAL_NODES)
@@ -200,6 +204,6 @@ def mmse(prior: str | Prior, p: Any, snr: Any) -> jax.Array:
     total = jnp.zeros_like(p)
     for wk, mk, vk in zip(w, m, v):
         y = mk[..., None] + jnp.sqrt(vk + 1 / snr)[..., None] * t
-        _, var = posterior(y, prior, p[..., None], snr[..., None])
+        _, var = posterior(prior, p[..., None], snr[..., None], y)
         total = total + wk * jnp.sum(q * var, axis=-1)
     return total
