@@ -175,7 +175,7 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
         value = getattr(config, field.name)
         if isinstance(value, (str, int, float, bool)) or value is None:
             out[field.name] = value
-        elif field.name == "source":
+        elif field.name in ("source", "test_source"):
             leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(value)]
             digest = hashlib.sha1(b"".join(leaf.tobytes() for leaf in leaves)).hexdigest()[:16]
             out[field.name] = {"type": type(value).__name__, "d": value.d, "sha1": digest}
