@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
     sweep.add_argument("--data", type=Path, help="train on a data file (npz, npy, IDX, CSV; samples along the first "
-                       "axis) in dataset mode instead of --source; records held-out, training and Gaussian-equivalent risks")
+                       "axis) in dataset mode instead of --source; records held-out, training and "
+                       "Gaussian-equivalent risks")
     sweep.add_argument("--whiten", choices=["none", "pca", "zca"], help="with --data: whitening fitted on the training "
                        "split (default none: centred, scaled to unit mean variance)")
     sweep.add_argument("--components", type=int, help="with --data --whiten pca: principal components kept")
@@ -253,7 +254,8 @@ def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[st
         seed=table.get("split_seed", 0), name=table.get("name"))
     given_d = args.d if args.d is not None else file.get("train", {}).get("d")
     if given_d is not None and given_d != train.d:
-        raise ValueError(f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is {train.d}")
+        raise ValueError(f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is "
+                         f"{train.d}")
     size = train.data.nbytes + test.data.nbytes
     budget = options.get("memory_budget") or memory_budget_bytes(make_mesh(options.get("devices")))
     if size > budget:
@@ -264,7 +266,8 @@ def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[st
     fields.setdefault("mode", "dataset")
     info["summary"] = (f"{whiten} whitening" + (f", {info['components']} components" if info["components"] else "")
                        + f" of {info['input_d']} columns -> d = {info['d']}; fitted on {info['n_train']} training rows "
-                       f"({info['n_test']} held out, split seed {info['split_seed']}); {info['constant_columns']} columns "
+                       f"({info['n_test']} held out, split seed {info['split_seed']}); "
+                       f"{info['constant_columns']} columns "
                        f"constant in the training split; {info['ignored_directions']} zero- or near-zero-variance "
                        f"directions left out (covariance rank {info['rank']})")
     return info

@@ -545,8 +545,9 @@ def dataset_sources(path: str | os.PathLike, *, whiten: str | None = None, compo
     x = as_samples(raw, f"{path}")
     train, test, prep = train_test_sources(x, test_fraction, seed, center=center, whiten=whiten,
                                            components=components, eig_floor=eig_floor, drop_constant=drop_constant)
-    info = {"file": str(path), "shape": list(raw.shape), "samples": int(x.shape[0]), "n_train": int(train.data.shape[0]),
-            "n_test": int(test.data.shape[0]), "whiten": whiten or "none", "components": components,
+    info = {"file": str(path), "shape": list(raw.shape), "samples": int(x.shape[0]),
+            "n_train": int(train.data.shape[0]), "n_test": int(test.data.shape[0]),
+            "whiten": whiten or "none", "components": components,
             "test_fraction": test_fraction, "drop_constant": drop_constant, "split_seed": seed, "center": center,
             "eig_floor": eig_floor, **prep.describe()}
     return train, test, prep, info

@@ -211,7 +211,8 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
     Returns:
         ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
         traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``identity_likeness``,
-        ``inverse_participation_ratio``, ``theory``, ``status``, ``wall_time``, ``loss_trace``,
+        ``inverse_participation_ratio``, ``heldout_risk``, ``train_risk``, ``gaussian_equivalent_risk``
+        (real data; NaN otherwise), ``theory``, ``status``, ``wall_time``, ``loss_trace``,
         ``risk_trace``, ``identity_likeness_trace``.
 
     Example:

@@ -95,7 +95,8 @@ def test_zca_and_full_pca_refuse_rank_deficiency_and_name_what_works(idx_file):
 def test_dataset_risk_in_blocks_equals_the_mean_over_rows():
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(37, 6)), jnp.float32)
-    params = Params(jnp.asarray(rng.normal(size=(6, 4)), jnp.float32), jnp.asarray(rng.normal(size=(4, 6)), jnp.float32))
+    A, B = (jnp.asarray(rng.normal(size=shape), jnp.float32) for shape in ((6, 4), (4, 6)))
+    params = Params(A, B)
     expected = np.mean((np.asarray(x) - np.sign(np.asarray(x) @ np.asarray(params.B).T) @ np.asarray(params.A).T) ** 2)
     for block in (1, 5, 37, 100):
         assert float(dataset_risk(params, x, block=block, row_normalize=False)) == pytest.approx(expected, rel=1e-5)
@@ -136,7 +137,8 @@ def test_cli_sweep_on_an_idx_file_records_heldout_training_and_gaussian_equivale
     info = json.loads(ds.attrs["data"])
     assert info["file"] == str(idx_file) and info["whiten"] == "pca" and info["components"] == 16
     assert info["d"] == 16 and info["input_d"] == SIDE * SIDE and info["n_train"] == 160 and info["n_test"] == 40
-    assert info["constant_columns"] > SIDE * SIDE - 8 * 8 - 10 and info["ignored_directions"] >= info["constant_columns"]
+    assert info["constant_columns"] > SIDE * SIDE - 8 * 8 - 10
+    assert info["ignored_directions"] >= info["constant_columns"]
     assert "pca whitening, 16 components of 144 columns -> d = 16" in ds.attrs["preprocessing"]
     assert json.loads(ds.attrs["config"])["mode"] == "dataset"
 

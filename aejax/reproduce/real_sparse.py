@@ -27,9 +27,16 @@ Compared on the held-out patches (``Model.heldout_risk``), mean ± standard erro
   with its per-layer factors trained on the training patches (``decoder="multilayer",
   trainable="head"``; theory: ``state_evolution`` after the last layer).
 
+Where the theory fails, and why: the coefficients of one patch share its contrast (a Gaussian
+scale mixture ``x = σ g``: their squares are correlated), and the sign code ``sign(Bx)`` does not
+see σ. The shallow decoder then follows ``scale_mixture_risk`` rather than R_Gauss or the BG
+finite-d correction, and entrywise denoisers, which need σ, gain almost nothing.
+
 The second figure, ``real-sparse-reconstructions.png``, shows a held-out crop next to its
 reconstructions, patch by patch, by the shallow and the trained multilayer decoders at each rate
-(the DC coefficient, not coded, is taken from the original).
+(the DC coefficient, not coded, is taken from the original), on the held-out block of largest pixel
+variance. It shows the scale-mixture failure: every patch is reconstructed at the average
+contrast, so flat patches get texture and strong edges are damped.
 
 Example:
     >>> fit_bg(np.random.default_rng(0).normal(size=(20000, 4)))["p_moments"] > 0.95  # Gaussian: p = 1
@@ -146,20 +153,39 @@ def fit_bg(x: np.ndarray, t: float = NEAR_ZERO) -> dict[str, float]:
     Returns:
         ``{"kurtosis": pooled E x⁴, "p_moments": min(1, 3/E x⁴), "near_zero": P(|x| < t),
         "p_near_zero": the p of BG(p) with that fraction (1 if the data have fewer near-zero
-        values than a Gaussian)}``.
+        values than a Gaussian), "scale_factor": (E‖x‖)² / E‖x‖² over the rows (``x`` 2-D; see
+        ``scale_mixture_risk``)}``.
     """
     from scipy.optimize import brentq
     from scipy.special import erf
 
     x = np.asarray(x, np.float64)
     kurtosis = float(np.mean(x**4))
+    norms = np.linalg.norm(x.reshape(len(x), -1), axis=1)
+    scale = float(np.mean(norms) ** 2 / np.mean(norms**2))
     fraction = float(np.mean(np.abs(x) < t))
 
     def excess(p):
         return 1 - p + p * erf(t * np.sqrt(p / 2)) - fraction
 
     p_zero = 1.0 if excess(1.0) >= 0 else float(brentq(excess, 1e-6, 1.0))
-    return {"kurtosis": kurtosis, "p_moments": min(1.0, 3.0 / kurtosis), "near_zero": fraction, "p_near_zero": p_zero}
+    return {"kurtosis": kurtosis, "p_moments": min(1.0, 3.0 / kurtosis), "near_zero": fraction, "p_near_zero": p_zero,
+            "scale_factor": scale}
+
+
+def scale_mixture_risk(r: Any, scale_factor: float) -> np.ndarray:
+    """Sign-autoencoder risk on a Gaussian scale mixture ``x = σ g`` (``g ~ N(0, I)``, one σ per sample, E σ² = 1).
+
+    The code ``sign(B x) = sign(B g)`` does not see σ, so ``C_ss`` is that of ``g`` and ``C_xs`` is
+    ``E σ`` times it: the optimal linear decoder of the rotation / tight frame reaches
+    ``1 − (E σ)² (1 − R_Gauss(r))``. For patches σ ∝ ‖x‖ (at large d), so ``(E σ)²`` is the
+    ``scale_factor`` of ``fit_bg``. Entrywise denoisers cannot recover σ from the signs either.
+
+    Example:
+        >>> float(scale_mixture_risk(1.0, 1.0)) == float(theory.gaussian_limit(1.0))  # no mixing: R_Gauss
+        True
+    """
+    return 1 - scale_factor * (1 - np.asarray(theory.gaussian_limit(np.asarray(r)), float))
 
 
 def sparse_sources(ims: np.ndarray, n_train: int, n_test: int, seed: int = 0):
@@ -212,13 +238,12 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         n = max(1, round(r * d))
         base = TrainConfig(d=d, n=n, steps=preset["steps"], batch=preset["batch"], mode="dataset", source=train,
                            test_source=test, risk_eval="none", schedule="cosine")
+        haar = dataclasses.replace(base, init="orthogonal", prior="bg")
         configs = {"shallow": base,
-                   "learned_denoiser": dataclasses.replace(base, init="orthogonal", decoder="denoiser", trainable="head"),
-                   "posterior_mean": dataclasses.replace(base, init="orthogonal", decoder="posterior_mean", prior="bg"),
-                   "multilayer_untrained": dataclasses.replace(base, init="orthogonal", decoder="multilayer", prior="bg",
-                                                               layers=layers),
-                   "multilayer": dataclasses.replace(base, init="orthogonal", decoder="multilayer", prior="bg",
-                                                     layers=layers, trainable="head")}
+                   "learned_denoiser": dataclasses.replace(haar, decoder="denoiser", trainable="head"),
+                   "posterior_mean": dataclasses.replace(haar, decoder="posterior_mean"),
+                   "multilayer_untrained": dataclasses.replace(haar, decoder="multilayer", layers=layers),
+                   "multilayer": dataclasses.replace(haar, decoder="multilayer", layers=layers, trainable="head")}
         for i, method in enumerate(METHODS):
             config = configs[method]
             hparams = {"rate": n / d, "p": p, "lr": LR.get(method, 0.01)}
@@ -247,7 +272,10 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
              f"(gap = risk − theory), and at the near-zero fit; gain = shallow − method (measured, and the theory's). "
              f"shallow: minibatch Adam lr {LR['shallow']}, batch {preset['batch']}, {preset['steps']} steps, cosine; "
              f"theory R_Gauss(r), finite-d: + kurtosis_correction at the trained rows' IPR; Gauss-equiv.: its exact "
-             f"risk on a Gaussian with the training covariance. learned_denoiser and multilayer (head trained): lr "
+             "risk on a Gaussian with the training covariance; scale-mixture theory: "
+             f"1 − (E‖x‖)²/E‖x‖² · (1 − R_Gauss(r)) with "
+             f"(E‖x‖)²/E‖x‖² = {fit['scale_factor']:.4f} (`scale_mixture_risk`). learned_denoiser and multilayer "
+             "(head trained): lr "
              f"{LR['learned_denoiser']} / {LR['multilayer']}, Haar encoder frozen; multilayer: {layers} VAMP layers."
              "\n\n" + markdown_table(["decoder", "r", "held-out risk", "± se", "train risk", "theory", "gap",
                                       "theory (near-zero p)", "gain", "theory gain"], rows) + "\n")
@@ -264,7 +292,8 @@ def _ipr(params, model) -> jax.Array:
 
 def _crop_rows(info: dict[str, Any], train: Empirical) -> tuple[jnp.ndarray, np.ndarray, tuple[int, int]]:
     """A held-out crop tiled into 8×8 patches: its normalised coefficients, DC terms and tile grid."""
-    region = info["test_region"][0]  # the first held-out block
+    blocks = info["test_region"]
+    region = blocks[int(np.argmax(blocks.reshape(len(blocks), -1).std(axis=1)))]  # the most textured held-out block
     tiles_h, tiles_w = region.shape[0] // PATCH, region.shape[1] // PATCH
     crop = region[:tiles_h * PATCH, :tiles_w * PATCH]
     patches = crop.reshape(tiles_h, PATCH, tiles_w, PATCH).transpose(0, 2, 1, 3).reshape(-1, PATCH * PATCH)
@@ -298,7 +327,7 @@ def _reconstruction_figure(shown: dict, info: dict[str, Any], train: Empirical, 
             image = _tile(shown[(method, r)], dc, info, grid)
             error = float(np.mean((np.asarray(coef) - shown[(method, r)]) ** 2))
             axes[row][col].imshow(image, cmap="gray", vmin=lo, vmax=hi)
-            axes[row][col].set_title(f"{method.replace('_', ' ')} r={r:g}\nrisk {error:.2f}", fontsize=7)
+            axes[row][col].set_title(f"{method.replace('_', ' ')} r={r:g}\ncoefficient risk {error:.2f}", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -324,13 +353,15 @@ def _dataset(risk, ipr, gauss_equiv, fit, rates, seeds, d, layers, preset, data)
     theory_m = _theory(fit, rates, d, layers, "p_moments")
     finite_d = theory_m[0] + np.asarray(theory.kurtosis_correction(fit["p_moments"], actual, "bg", ipr.mean(axis=-1)))
     coords = {"decoder": list(METHODS), "rate": rates, "seed": seeds}
+    mixture = scale_mixture_risk(actual, fit["scale_factor"])
     return xr.Dataset({"heldout_risk": (("decoder", "rate", "seed"), risk[..., 0]),
                        "train_risk": (("decoder", "rate", "seed"), risk[..., 1]),
                        "gaussian_equivalent_risk": (("rate", "seed"), gauss_equiv),
                        "shallow_ipr": (("rate", "seed"), ipr),
                        "theory": (("decoder", "rate"), theory_m),
                        "theory_near_zero": (("decoder", "rate"), _theory(fit, rates, d, layers, "p_near_zero")),
-                       "shallow_finite_d": ("rate", finite_d)},
+                       "shallow_finite_d": ("rate", finite_d),
+                       "shallow_scale_mixture": ("rate", mixture)},
                       coords=coords,
                       attrs={"d": d, "layers": layers, "steps": preset["steps"], "batch": preset["batch"],
                              "n_train": preset["train"], "n_test": preset["test"], "patch": PATCH,
@@ -356,6 +387,11 @@ def _table_rows(ds: xr.Dataset, rates: list[float]) -> tuple[list[list[Any]], di
                          "–" if method == "shallow" else f"{shallow_m - m:+.4f}",
                          "–" if method == "shallow" else f"{shallow_t - t:+.4f}"])
     for r in rates:
+        m = float(mean.sel(decoder="shallow", rate=r))
+        rows.append(["shallow, scale-mixture theory", f"{r:g}", m, "–", "–",
+                     float(ds["shallow_scale_mixture"].sel(rate=r)),
+                     m - float(ds["shallow_scale_mixture"].sel(rate=r)), "–", "–", "–"])
+    for r in rates:
         rows.append(["shallow, finite-d theory / Gauss-equiv.", f"{r:g}",
                      float(ds["gaussian_equivalent_risk"].sel(rate=r).mean("seed")), "–", "–",
                      float(ds["shallow_finite_d"].sel(rate=r)),
@@ -378,7 +414,8 @@ def _figure(ds: xr.Dataset):
                     label=f"{method.replace('_', ' ')} (held-out)")
         ax.plot(rates, ds["theory"].sel(decoder=method), "-", color=color, lw=1)
         ax.plot(rates, ds["theory_near_zero"].sel(decoder=method), ":", color=color, lw=1)
-    ax.plot(rates, ds["shallow_finite_d"], "--", color="C0", lw=1, label=f"shallow at d = {ds.attrs['d']}")
+    ax.plot(rates, ds["shallow_finite_d"], "--", color="C0", lw=1, label=f"shallow at d = {ds.attrs['d']} (BG)")
+    ax.plot(rates, ds["shallow_scale_mixture"], "-.", color="k", lw=1, label="shallow, scale mixture")
     ax.set(xlabel="rate r = n/d", ylabel="risk per coordinate",
            title=f"DCT of 8×8 patches; BG fit p = {ds.attrs['p_moments']:.3f} (lines), "
                  f"{ds.attrs['p_near_zero']:.3f} (dotted)")
