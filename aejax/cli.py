@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--coordinator", help="multi-host: coordinator address host:port")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
+    sweep.add_argument("--data", type=Path, help="train on a data file (npz, npy, IDX, CSV; samples along the first "
+                       "axis) in dataset mode instead of --source; records held-out, training and "
+                       "Gaussian-equivalent risks")
+    sweep.add_argument("--whiten", choices=["none", "pca", "zca"], help="with --data: whitening fitted on the training "
+                       "split (default none: centred, scaled to unit mean variance)")
+    sweep.add_argument("--components", type=int, help="with --data --whiten pca: principal components kept")
+    sweep.add_argument("--test-fraction", type=float, help="with --data: fraction of samples held out (default 0.2)")
+    sweep.add_argument("--drop-constant", action="store_true", default=None,
+                       help="with --data: leave out columns constant in the training split")
 
     rep = sub.add_parser("reproduce", help="reproduce a paper experiment: figure, netCDF and markdown table")
     rep.add_argument("name", help="experiment name (see aejax.reproduce.TARGETS)")
@@ -104,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="tiny (seconds), small (minutes on a CPU) or large (accelerator)")
     rep.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    rep.add_argument("--data", type=Path, help="universality: a data file instead of the bundled digits; real-sparse: "
+                     "an image file (N, H, W) instead of the bundled sample photographs")
 
     bench = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
     bench.add_argument("parts", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
@@ -177,9 +188,9 @@ def _load_toml(path: Path | None) -> dict[str, Any]:
         raise ValueError(f"--config {str(path)!r} cannot be read: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"--config {str(path)!r} is not valid TOML: {err}") from None
-    unknown = sorted(set(data) - {"train", "grid", "sweep"})
+    unknown = sorted(set(data) - {"train", "grid", "sweep", "data"})
     if unknown:
-        raise ValueError(f"--config {str(path)!r} has unknown tables {unknown}; allowed: train, grid, sweep")
+        raise ValueError(f"--config {str(path)!r} has unknown tables {unknown}; allowed: train, grid, sweep, data")
     return data
 
 
@@ -219,6 +230,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples")):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
+    data_info = _data_fields(args, file, fields, options)
     d = _validate.positive_int("d", fields["d"])
     rates = [run["rate"] for run in Grid.from_spec(grid, d).runs]
     fields.setdefault("n", max(1, round(max(rates) * d)))
@@ -227,15 +239,78 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     if jax.process_index() != 0:
         return
+    if data_info is not None:
+        from aejax.results import save_results
+
+        ds.attrs["data"] = json.dumps(data_info, sort_keys=True)
+        ds.attrs["preprocessing"] = data_info["summary"]
+        save_results(ds, out / "results.nc")
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
     figure = plot_risk_vs_rate(ds, out / "risk_vs_rate.png", config.activation,
                                title=f"{config.activation}, {config.mode}, d={dims}, {length}")
-    _print_sweep_table(ds)
+    _print_sweep_table(ds, data=data_info is not None)
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
 
 
-def _print_sweep_table(ds) -> None:
+DATA_KEYS = ("file", "whiten", "components", "test_fraction", "drop_constant", "name", "split_seed")
+
+
+def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[str, Any],
+                 options: dict[str, Any]) -> dict[str, Any] | None:
+    """``--data`` and the TOML ``[data]`` table (flags win): load, split and preprocess the file, set the
+    config's ``source``/``test_source``/``d``/``mode`` in ``fields``, and return the data's description
+    (``aejax.data.dataset_sources``'s info), or ``None`` without a data file."""
+    table = dict(file.get("data", {}))
+    unknown = sorted(set(table) - set(DATA_KEYS))
+    if unknown:
+        raise ValueError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
+    if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
+        table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
+    for flag, key in (("data", "file"), ("whiten", "whiten"), ("components", "components"),
+                      ("test_fraction", "test_fraction"), ("drop_constant", "drop_constant")):
+        if getattr(args, flag, None) is not None:
+            table[key] = getattr(args, flag)
+    if "file" not in table:
+        if table:
+            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(table))
+            raise ValueError(f"{flags} apply to a data file: give --data FILE (or file = ... in the [data] table)")
+        return None
+    from aejax.data import dataset_sources
+    from aejax.devices import make_mesh, memory_budget_bytes
+
+    if "source" in fields:
+        raise ValueError(f"--data trains on the file's rows: drop --source (got source={fields['source']!r})")
+    whiten = table.get("whiten", "none")
+    _validate.choice("--whiten", whiten, ("none", "pca", "zca"))
+    if table.get("components") is not None and whiten != "pca":
+        raise ValueError(f"--components applies to --whiten pca, got --whiten {whiten}")
+    train, test, _, info = dataset_sources(
+        table["file"], whiten=None if whiten == "none" else whiten, components=table.get("components"),
+        test_fraction=table.get("test_fraction", 0.2), drop_constant=bool(table.get("drop_constant", False)),
+        seed=table.get("split_seed", 0), name=table.get("name"))
+    given_d = args.d if args.d is not None else file.get("train", {}).get("d")
+    if given_d is not None and given_d != train.d:
+        raise ValueError(f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is "
+                         f"{train.d}")
+    size = train.data.nbytes + test.data.nbytes
+    budget = options.get("memory_budget") or memory_budget_bytes(make_mesh(options.get("devices")))
+    if size > budget:
+        raise ValueError(f"--data {table['file']}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
+                         f"{train.d} float32, {size / 2**20:.1f} MiB) do not fit the per-device memory budget of "
+                         f"{budget / 2**20:.1f} MiB; use fewer samples or --whiten pca --components K")
+    fields.update(source=train, test_source=test, d=train.d)
+    fields.setdefault("mode", "dataset")
+    info["summary"] = (f"{whiten} whitening" + (f", {info['components']} components" if info["components"] else "")
+                       + f" of {info['input_d']} columns -> d = {info['d']}; fitted on {info['n_train']} training rows "
+                       f"({info['n_test']} held out, split seed {info['split_seed']}); "
+                       f"{info['constant_columns']} columns "
+                       f"constant in the training split; {info['ignored_directions']} zero- or near-zero-variance "
+                       f"directions left out (covariance rank {info['rank']})")
+    return info
+
+
+def _print_sweep_table(ds, data: bool = False) -> None:
     risk = ds["risk"]
     others = [dim for dim in risk.dims if dim != "seed"]
     mean = risk.mean("seed") if "seed" in risk.dims else risk
@@ -249,9 +324,12 @@ def _print_sweep_table(ds) -> None:
     for index in mean.stack(point=others)["point"].values if others else [()]:
         sel = dict(zip(others, index if isinstance(index, tuple) else (index,)))
         m, s, t = (float(x.sel(sel)) for x in (mean, se, theory))
-        rows.append([*(f"{v:g}" for v in sel.values()), f"{m:.4f}", f"{s:.4f}", f"{t:.4f}", f"{m - t:+.4f}",
+        extra = [f"{float(ds[v].mean('seed').sel(sel) if 'seed' in ds[v].dims else ds[v].sel(sel)):.4f}"
+                 for v in ("heldout_risk", "train_risk", "gaussian_equivalent_risk")] if data else []
+        rows.append([*(f"{v:g}" for v in sel.values()), f"{m:.4f}", f"{s:.4f}", *extra, f"{t:.4f}", f"{m - t:+.4f}",
                      str(int(ok.sel(sel)))])
-    _print_table([*others, "risk", "± se", "theory", "gap", "ok runs"], rows)
+    extra = ["held-out", "train", "Gauss-equiv."] if data else []
+    _print_table([*others, "risk", "± se", *extra, "theory", "gap", "ok runs"], rows)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
@@ -259,7 +337,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
     if args.name not in TARGETS:
         raise ValueError(f"unknown experiment {args.name!r}; allowed: {', '.join(sorted(TARGETS))}")
-    written = run(args.name, size=args.size, out=args.out, progress=not args.quiet)
+    written = run(args.name, size=args.size, out=args.out, progress=not args.quiet, data=args.data)
     for label, value in written.items():
         print(f"{label}: {value}")
 

@@ -31,8 +31,8 @@ from aejax.activations import ACTIVATIONS, SURROGATES
 from aejax.decoders import DECODERS, NonlinearDecoder, init_params
 from aejax.model import INIT_KINDS, Architecture, Params, init, rate_mask
 from aejax.optim import OPTIMIZERS, SCHEDULES
-from aejax.risk import exact_risk, mc_risk
-from aejax.sources import SOURCE_ALIASES, SOURCES, Source, make_source
+from aejax.risk import dataset_risk, exact_risk, mc_risk
+from aejax.sources import SOURCE_ALIASES, SOURCES, Empirical, Gaussian, Source, make_source
 
 Array = jax.Array
 MODES = ("online", "dataset", "population")
@@ -90,6 +90,10 @@ class TrainConfig:
         lr_power: the learning rate applied is ``lr · (d_ref/d) ** lr_power`` (0: the same at every d;
             see docs/theory.md §11 for the measured rule).
         d_ref: the dimension at which the swept ``lr`` applies unchanged.
+        test_source: held-out data, an ``Empirical`` source with the same ``d`` (e.g. the second
+            source of ``aejax.data.train_test_sources``); the run then records its risk on every
+            held-out row (``Model.heldout_risk``). Real-data runs train on ``source``, an
+            ``Empirical`` of the training rows, usually in ``dataset`` mode.
 
     Example:
         >>> TrainConfig(d=64, n=32, steps=100).trace_every
@@ -126,6 +130,7 @@ class TrainConfig:
     trace_spacing: str = "linear"
     lr_power: float = 0.0
     d_ref: int = 128
+    test_source: Any = None
 
     def __post_init__(self):
         for name in ("d", "n", "batch", "n_train", "trace_samples", "trace_points", "d_ref"):
@@ -158,6 +163,12 @@ class TrainConfig:
                 raise ValueError(f"source has d={self.source.d} but the config has d={self.d}")
         else:
             _validate.choice("source", self.source, [*SOURCES, *SOURCE_ALIASES])
+        if self.test_source is not None:
+            if not isinstance(self.test_source, Empirical):
+                raise TypeError(f"test_source must be None or an aejax.sources.Empirical of held-out rows, got "
+                                f"{type(self.test_source).__name__}")
+            if self.test_source.d != self.d:
+                raise ValueError(f"test_source has d={self.test_source.d} but the config has d={self.d}")
         if self.mode == "population" and not self.is_gaussian:
             raise ValueError(f"mode 'population' needs a Gaussian source, got source={self.source!r}")
         if self.risk_eval == "exact" and not self.is_gaussian:
@@ -397,6 +408,36 @@ class Model:
             return jnp.full((), jnp.nan, jnp.float32)
         return jnp.asarray(exact_risk(params, self.source, arch=self.arch), jnp.float32)
 
+    def heldout_risk(self, params: Params) -> Array:
+        """Risk on every row of ``config.test_source`` (``risk.dataset_risk``); NaN without one."""
+        if self.config.test_source is None:
+            return jnp.full((), jnp.nan, jnp.float32)
+        return jnp.asarray(dataset_risk(params, self.config.test_source.data, arch=self.arch), jnp.float32)
+
+    def train_risk(self, params: Params) -> Array:
+        """Risk on every training row of an ``Empirical`` source; NaN for the other sources."""
+        if not isinstance(self.config.source, Empirical):
+            return jnp.full((), jnp.nan, jnp.float32)
+        return jnp.asarray(dataset_risk(params, self.config.source.data, arch=self.arch), jnp.float32)
+
+    def gaussian_equivalent_risk(self, params: Params) -> Array:
+        """Exact risk on a Gaussian with the ``Empirical`` training rows' covariance (docs/theory.md §2).
+
+        What the Gaussian theory sees of real data: its second moments only. NaN for the other
+        sources (use ``exact_risk``) and for non-linear decoders.
+
+        Example:
+            >>> import jax, numpy as np
+            >>> rows = Empirical(np.random.default_rng(0).normal(size=(64, 8)), whiten="zca")
+            >>> model = TrainConfig(d=8, n=8, steps=10, mode="dataset", source=rows).bind()
+            >>> round(float(model.gaussian_equivalent_risk(model.init(jax.random.key(0)))), 4)  # A = 0: tr Σ / d
+            1.0
+        """
+        source = self.config.source
+        if not isinstance(source, Empirical) or self.config.decoder != "linear":
+            return jnp.full((), jnp.nan, jnp.float32)
+        return jnp.asarray(exact_risk(params, gaussian_equivalent(source), arch=self.arch), jnp.float32)
+
     def mc_risk(self, params: Params, key: Array, n_samples: int) -> tuple[Array, Array]:
         """Monte Carlo risk on ``n_samples`` fresh samples and its standard error."""
         return mc_risk(params, self.source, key, n_samples, arch=self.arch)
@@ -411,3 +452,21 @@ class Model:
 
 
 jax.tree_util.register_dataclass(Model, data_fields=["hparams"], meta_fields=["config"])
+
+
+def gaussian_equivalent(source: Empirical) -> Gaussian:
+    """The centred Gaussian with an ``Empirical`` source's second-moment matrix ``E[x xᵀ]`` over its rows.
+
+    Computed on the host in float64 from the concrete rows (also while tracing a run, where the
+    source is part of the static config).
+
+    Example:
+        >>> import numpy as np
+        >>> g = gaussian_equivalent(Empirical(np.random.default_rng(0).normal(size=(50, 3)), whiten="zca"))
+        >>> bool(np.allclose(g.cov, np.eye(3), atol=1e-5))
+        True
+    """
+    if not isinstance(source, Empirical):
+        raise TypeError(f"source must be an aejax.sources.Empirical, got {type(source).__name__}")
+    rows = np.asarray(source.data, np.float64)
+    return Gaussian(source.d, covariance=rows.T @ rows / rows.shape[0])

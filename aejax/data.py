@@ -204,8 +204,15 @@ class Preprocessing:
     Attributes:
         mean: ``(d,)`` column means subtracted (zeros without centring).
         transform: ``(d, k)`` matrix: a global scale times the identity (no whitening), the PCA
-            whitening map (k = components) or the ZCA one (k = d).
+            whitening map (k = components) or the ZCA one (k = d). Columns constant in the fitted
+            data (dropped, or never needed by PCA) have zero rows, so other data's values there
+            are ignored.
         eigenvalues: ``(d,)`` covariance eigenvalues of the fitted data, largest first.
+        constant_columns: indices of the columns constant in the fitted data.
+        rank: numerical rank of the fitted covariance (eigenvalues at or above the floor).
+        ignored_directions: directions of zero or near-zero variance (below the floor, constant
+            columns included) that the output leaves out: ``d − rank`` when whitening, the number
+            of dropped constant columns without whitening.
 
     Example:
         >>> prep = fit_preprocessing(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 2.0]]))
@@ -216,6 +223,9 @@ class Preprocessing:
     mean: np.ndarray
     transform: np.ndarray
     eigenvalues: np.ndarray
+    constant_columns: tuple[int, ...] = ()
+    rank: int | None = None
+    ignored_directions: int = 0
 
     def apply(self, data: Any) -> np.ndarray:
         """Transform ``(samples, d)`` data with the fitted statistics; returns ``(samples, k)``."""
@@ -225,23 +235,44 @@ class Preprocessing:
                              f"{self.mean.shape[0]}")
         return (x - self.mean) @ self.transform
 
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary: input and output dimensions, rank, constant columns, ignored directions.
+
+        Example:
+            >>> x = np.c_[np.random.default_rng(0).normal(size=(20, 3)), np.zeros(20)]
+            >>> fit_preprocessing(x, whiten="pca", components=2).describe()["ignored_directions"]
+            1
+        """
+        return {"input_d": int(self.transform.shape[0]), "d": int(self.transform.shape[1]),
+                "rank": self.rank, "constant_columns": len(self.constant_columns),
+                "ignored_directions": int(self.ignored_directions)}
+
 
 def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None, components: int | None = None,
-                      eig_floor: float = 1e-6) -> Preprocessing:
+                      eig_floor: float = 1e-6, drop_constant: bool = False) -> Preprocessing:
     """Fit centring and scaling or whitening on ``data`` (float64).
 
     Without whitening, one global scale makes ``tr Σ / d = 1`` (unit variance per coordinate on
     average, the sources' normalisation). ``"pca"`` rotates to the principal axes, keeps the
     ``components`` largest and scales each to unit variance; ``"zca"`` whitens and rotates back.
-    Σ is the second-moment matrix of the (centred) data. Directions below the relative
-    eigenvalue floor are refused (module docstring).
+    Σ is the second-moment matrix of the (centred) data.
+
+    Rank deficiency (e.g. image pixels that are always blank, or blank in a training split): PCA
+    with ``components`` at most the numerical rank ignores the zero- and near-zero-variance
+    directions (it never needs them; ``Preprocessing.ignored_directions`` says how many there
+    were). ZCA and full PCA refuse a rank-deficient covariance, naming the rank and the option
+    that works; ``drop_constant=True`` removes constant columns first (the output then has fewer
+    coordinates), which is enough when they are the only deficiency.
 
     Args:
-        data: ``(samples, d)`` finite numbers, at least 2 samples, no constant columns.
+        data: ``(samples, d)`` finite numbers, at least 2 samples; without whitening and without
+            ``drop_constant``, no constant columns.
         center: subtract the column means.
         whiten: ``None``, ``"pca"`` or ``"zca"``.
-        components: principal components kept by ``"pca"`` (default all d).
+        components: principal components kept by ``"pca"`` (default all d, or all non-constant
+            columns with ``drop_constant``).
         eig_floor: relative eigenvalue floor for whitening, in (0, 1).
+        drop_constant: leave out the columns constant in ``data`` (zero rows of the transform).
 
     Returns:
         A ``Preprocessing``.
@@ -250,44 +281,66 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
         >>> x = np.random.default_rng(1).normal(size=(50, 3)) * [1.0, 2.0, 3.0]
         >>> fit_preprocessing(x, whiten="pca", components=2).apply(x).shape
         (50, 2)
+        >>> blank = np.c_[x, np.zeros(50)]  # a column that is always zero
+        >>> fit_preprocessing(blank, whiten="zca")
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06 (1 constant column(s), e.g. [3]); use whiten='pca' with components<=3, or drop_constant=True
+        >>> fit_preprocessing(blank, whiten="zca", drop_constant=True).apply(blank).shape
+        (50, 3)
     """
     x = _check_data(data)
-    constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
-    if constant.size:
-        raise ValueError(f"data has constant columns {constant[:10].tolist()} (zero variance); drop them first")
     if not 0 < eig_floor < 1:
         raise ValueError(f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}")
     if whiten is not None:
         _validate.choice("whiten", whiten, WHITENINGS)
+    _validate.boolean("drop_constant", drop_constant)
     d = x.shape[1]
     # Work on x / 2^e with 2^e ≈ max|x| (exact in binary): data at 1e-300 or 1e300 would otherwise
-    # underflow to a zero covariance (NaN transform) or overflow in xᵀx. ``scale`` undoes it.
+    # underflow to a zero covariance (NaN transform) or overflow in xᵀx. ``scale`` undoes it at the end.
     scale = float(np.ldexp(1.0, np.frexp(np.max(np.abs(x)))[1]))
     x = x / scale
+    constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
+    kept = np.nonzero(np.ptp(x, axis=0) > 0)[0]
+    if kept.size == 0:
+        raise ValueError(f"data has only constant columns ({d} of them); nothing to preprocess")
+    if constant.size and whiten is None and not drop_constant:
+        raise ValueError(f"data has constant columns {constant[:10].tolist()} (zero variance); pass "
+                         "drop_constant=True, or whiten='pca' with components")
     mean = x.mean(axis=0) if center else np.zeros(d)
-    x = x - mean
-    mean = mean * scale
-    eigval, eigvec = np.linalg.eigh(x.T @ x / x.shape[0])
+    sub = x[:, kept] - mean[kept]
+    eigval, eigvec = np.linalg.eigh(sub.T @ sub / x.shape[0])
     eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
+    rank = int(np.sum(eigval >= eig_floor * eigval[0]))
+    all_eigval = np.r_[eigval, np.zeros(constant.size)]
+    found = dict(constant_columns=tuple(constant.tolist()), rank=rank)
     with np.errstate(under="ignore", over="ignore"):
-        true_eigval = eigval * np.float64(scale) * np.float64(scale)  # Σ's own eigenvalues: may under/overflow
+        true_eigval = all_eigval * np.float64(scale) * np.float64(scale)  # Σ's own eigenvalues: may under/overflow
     if whiten is None:
-        return Preprocessing(mean, np.eye(d) * (np.sqrt(d / np.sum(eigval)) / scale), true_eigval)
-    k = d if components is None else _validate.positive_int("components", components)
-    if k > d or (whiten == "zca" and k != d):
-        raise ValueError(f"components must be at most d={d} (and all of them for zca), got {components}")
-    if np.any(eigval[:k] < eig_floor * eigval[0]):
-        rank = int(np.sum(eigval >= eig_floor * eigval[0]))
+        transform = np.zeros((d, kept.size))
+        transform[kept, np.arange(kept.size)] = np.sqrt(kept.size / np.sum(eigval))
+        return Preprocessing(mean * scale, transform / scale, true_eigval, ignored_directions=int(constant.size),
+                             **found)
+    allowed = kept.size if drop_constant else d
+    k = allowed if components is None else _validate.positive_int("components", components)
+    if k > allowed or (whiten == "zca" and k != allowed):
+        raise ValueError(f"components must be at most d={allowed} (and all of them for zca), got {components}")
+    if k > rank:
+        constants = (f" ({constant.size} constant column(s), e.g. {constant[:5].tolist()})"
+                     if constant.size and not drop_constant else "")
+        hint = ", or drop_constant=True" if constant.size and not drop_constant and rank == kept.size else ""
         raise ValueError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
-                         f"{eig_floor:g}; use whiten='pca' with components<={rank}")
-    transform = eigvec[:, :k] / np.sqrt(eigval[:k])
+                         f"{eig_floor:g}{constants}; use whiten='pca' with components<={rank}{hint}")
+    kept_transform = eigvec[:, :k] / np.sqrt(eigval[:k])
     if whiten == "zca":
-        transform = transform @ eigvec[:, :k].T
-    return Preprocessing(mean, transform / scale, true_eigval)
+        kept_transform = kept_transform @ eigvec[:, :k].T
+    transform = np.zeros((d, kept_transform.shape[1]))
+    transform[kept] = kept_transform
+    return Preprocessing(mean * scale, transform / scale, true_eigval, ignored_directions=d - rank, **found)
 
 
 def preprocess(data: Any, center: bool = True, whiten: str | None = None, components: int | None = None,
-               eig_floor: float = 1e-6) -> np.ndarray:
+               eig_floor: float = 1e-6, drop_constant: bool = False) -> np.ndarray:
     """``fit_preprocessing(data, ...).apply(data)``: preprocess data with its own statistics.
 
     Example:
@@ -295,7 +348,7 @@ def preprocess(data: Any, center: bool = True, whiten: str | None = None, compon
         >>> bool(np.allclose(preprocess(x).mean(axis=0), 0))
         True
     """
-    return fit_preprocessing(data, center, whiten, components, eig_floor).apply(data)
+    return fit_preprocessing(data, center, whiten, components, eig_floor, drop_constant).apply(data)
 
 
 def _check_data(data: Any, min_samples: int = 2) -> np.ndarray:
@@ -386,7 +439,8 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
 
 
 def train_test_sources(data: Any, test_fraction: float = 0.2, seed: int = 0, *, center: bool = True,
-                       whiten: str | None = None, components: int | None = None, eig_floor: float = 1e-6):
+                       whiten: str | None = None, components: int | None = None, eig_floor: float = 1e-6,
+                       drop_constant: bool = False):
     """Split ``data``, fit the preprocessing on the training part only, and return both as sources.
 
     Train on the first source (e.g. ``TrainConfig(mode="dataset", source=train)``) and measure
@@ -397,7 +451,9 @@ def train_test_sources(data: Any, test_fraction: float = 0.2, seed: int = 0, *, 
         data: ``(samples, d)`` array.
         test_fraction: fraction of rows held out.
         seed: seed of the split.
-        center, whiten, components, eig_floor: see ``fit_preprocessing``.
+        center, whiten, components, eig_floor, drop_constant: see ``fit_preprocessing`` (columns
+            constant in the training part alone count as constant: the test part's values there are
+            ignored).
 
     Returns:
         ``(train_source, test_source, preprocessing)``: two ``aejax.sources.Empirical`` and the
@@ -410,5 +466,95 @@ def train_test_sources(data: Any, test_fraction: float = 0.2, seed: int = 0, *, 
         ((75, 4), (25, 4))
     """
     train_x, test_x = split(data, test_fraction, seed)
-    prep = fit_preprocessing(train_x, center, whiten, components, eig_floor)
+    prep = fit_preprocessing(train_x, center, whiten, components, eig_floor, drop_constant)
     return Empirical(train_x, preprocessing=prep), Empirical(test_x, preprocessing=prep), prep
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    """A single-array ``.npy`` file, as float64.
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "x.npy"
+        >>> np.save(f, np.arange(6).reshape(2, 3))
+        >>> load_npy(f).dtype
+        dtype('float64')
+    """
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable .npy file ({err})") from None
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path}: not a .npy array (it is an .npz archive; name it .npz)")
+    return _numeric(array, path)
+
+
+def load_array(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
+    """``load``, plus ``.npy`` files (``load_npy``); ``name`` picks an ``.npz`` file's array.
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "x.npy"
+        >>> np.save(f, np.ones((2, 3)))
+        >>> load_array(f).shape
+        (2, 3)
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return load_npy(path)
+    return load(path, **({"name": name} if name is not None and suffix == ".npz" else {}))
+
+
+def as_samples(array: Any, what: str = "data") -> np.ndarray:
+    """``(samples, ...)`` → ``(samples, features)``: images ``(N, H, W)`` become rows of ``H·W`` pixels.
+
+    Example:
+        >>> as_samples(np.zeros((5, 3, 4))).shape
+        (5, 12)
+    """
+    x = np.asarray(array, dtype=np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"{what} must hold one sample per row (at least 2-D), got shape {x.shape}")
+    return x.reshape(x.shape[0], -1)
+
+
+def dataset_sources(path: str | os.PathLike, *, whiten: str | None = None, components: int | None = None,
+                    test_fraction: float = 0.2, drop_constant: bool = False, seed: int = 0, center: bool = True,
+                    eig_floor: float = 1e-6, name: str | None = None):
+    """Load a data file, split it, fit the preprocessing on the training part: what ``aejax sweep --data`` trains on.
+
+    The file is ``.npz`` (array ``name``, or its only array), ``.npy``, ``.csv`` or IDX (gzipped
+    or not); samples are its first axis, the other axes are flattened (images become pixel rows).
+
+    Args:
+        path: the file.
+        whiten, components, drop_constant, center, eig_floor: see ``fit_preprocessing``.
+        test_fraction: fraction of the samples held out (``split``).
+        seed: seed of the split.
+        name: array name in an ``.npz`` file.
+
+    Returns:
+        ``(train, test, preprocessing, info)``: two ``Empirical`` sources, the fitted
+        ``Preprocessing`` and a JSON-able ``info`` dict (file, shapes, options, the
+        preprocessing's ``describe()``), recorded by the CLI in the results' attributes.
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "img.npy"
+        >>> images = np.random.default_rng(0).normal(size=(50, 4, 4))
+        >>> images[:, 0, :] = 0.0  # a blank border row
+        >>> np.save(f, images)
+        >>> train, test, prep, info = dataset_sources(f, whiten="pca", components=8, test_fraction=0.2)
+        >>> train.data.shape, test.data.shape, info["ignored_directions"]
+        ((40, 8), (10, 8), 4)
+    """
+    raw = load_array(path, name)
+    x = as_samples(raw, f"{path}")
+    train, test, prep = train_test_sources(x, test_fraction, seed, center=center, whiten=whiten,
+                                           components=components, eig_floor=eig_floor, drop_constant=drop_constant)
+    info = {"file": str(path), "shape": list(raw.shape), "samples": int(x.shape[0]),
+            "n_train": int(train.data.shape[0]), "n_test": int(test.data.shape[0]),
+            "whiten": whiten or "none", "components": components,
+            "test_fraction": test_fraction, "drop_constant": drop_constant, "split_seed": seed, "center": center,
+            "eig_floor": eig_floor, **prep.describe()}
+    return train, test, prep, info

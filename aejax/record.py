@@ -79,6 +79,12 @@ OBSERVABLES = (
                lambda m, p: identity_likeness(p.B, m.mask), traced=True),
     Observable("inverse_participation_ratio", "encoder's inverse participation ratio: mean over live rows of Σ_j b̄_ij⁴",
                lambda m, p: inverse_participation_ratio(p.B, m.mask)),
+    Observable("heldout_risk", "risk on every held-out row (config.test_source; NaN without one)",
+               lambda m, p: m.heldout_risk(p)),
+    Observable("train_risk", "risk on every training row of an Empirical source (NaN for other sources)",
+               lambda m, p: m.train_risk(p)),
+    Observable("gaussian_equivalent_risk", "exact risk on a Gaussian with the Empirical training rows' covariance "
+               "(NaN for other sources and non-linear decoders)", lambda m, p: m.gaussian_equivalent_risk(p)),
 )
 
 FIELDS: tuple[Field, ...] = (

@@ -179,7 +179,7 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
         value = getattr(config, field.name)
         if isinstance(value, (str, int, float, bool)) or value is None:
             out[field.name] = value
-        elif field.name == "source":
+        elif field.name in ("source", "test_source"):
             leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(value)]
             digest = hashlib.sha1(b"".join(leaf.tobytes() for leaf in leaves)).hexdigest()[:16]
             out[field.name] = {"type": type(value).__name__, "d": value.d, "sha1": digest}
@@ -221,7 +221,8 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
     Returns:
         ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
         traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``identity_likeness``,
-        ``inverse_participation_ratio``, ``theory``, ``status``, ``wall_time``, ``loss_trace``,
+        ``inverse_participation_ratio``, ``heldout_risk``, ``train_risk``, ``gaussian_equivalent_risk``
+        (real data; NaN otherwise), ``theory``, ``status``, ``wall_time``, ``loss_trace``,
         ``risk_trace``, ``identity_likeness_trace``.
 
     Example:

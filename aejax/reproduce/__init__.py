@@ -1,12 +1,13 @@
 """Reproductions of the papers' experiments, one module each; ``run(name)`` writes a PNG, a netCDF
 file and a markdown table and returns their paths with the key numbers.
 
-Targets: ``gaussian-limit``, ``finite-size``, ``features``, ``surrogates``, ``universality``.
+Targets: ``gaussian-limit``, ``finite-size``, ``features``, ``surrogates``, ``universality``, ``sparse``,
+``phase-transition``, ``real-sparse``.
 Sizes: ``tiny`` (seconds, for tests), ``small`` (default: minutes on a 2-core CPU), ``large`` (accelerators).
 
 Example:
     >>> sorted(TARGETS)
-    ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'sparse', 'surrogates', 'universality']
+    ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'real-sparse', 'sparse', 'surrogates', 'universality']
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aejax import _validate
-from aejax.reproduce import features, finite_size, gaussian_limit, phase_transition, sparse, surrogates, universality
+from aejax.reproduce import (features, finite_size, gaussian_limit, phase_transition, real_sparse, sparse, surrogates,
+                             universality)
 from aejax.reproduce._common import SIZES
 
 TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -27,10 +29,13 @@ TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
     "universality": universality.run,
     "sparse": sparse.run,
     "phase-transition": phase_transition.run,
+    "real-sparse": real_sparse.run,
 }
+DATA_TARGETS = ("universality", "real-sparse")  # the targets that take a user's data file
 
 
-def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
+def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True,
+        data: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run the reproduction ``name`` and write ``<out>/<name>.png``, ``.nc`` and ``.md``.
 
     Args:
@@ -38,6 +43,8 @@ def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce
         size: one of ``SIZES`` (``tiny``, ``small``, ``large``).
         out: output directory.
         progress: show progress bars.
+        data: a data file for the targets in ``DATA_TARGETS`` (``universality``: samples instead of
+            the bundled digits; ``real-sparse``: images instead of the bundled photographs).
 
     Returns:
         ``{"png": Path, "nc": Path, "md": Path, ...}`` plus the target's key numbers.
@@ -46,11 +53,15 @@ def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce
         >>> run("no-such-target")
         Traceback (most recent call last):
         ...
-        ValueError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, sparse, surrogates, universality
+        ValueError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, real-sparse, sparse, surrogates, universality
     """
     _validate.choice("name", name, TARGETS)
     _validate.choice("size", size, SIZES)
-    return TARGETS[name](size=size, out=out, progress=progress)
+    if data is None:
+        return TARGETS[name](size=size, out=out, progress=progress)
+    if name not in DATA_TARGETS:
+        raise ValueError(f"data applies to the targets {', '.join(DATA_TARGETS)}, got name={name!r}")
+    return TARGETS[name](size=size, out=out, progress=progress, data=data)
 
 
 def main(name: str, argv: list[str] | None = None) -> None:
@@ -68,4 +79,4 @@ def main(name: str, argv: list[str] | None = None) -> None:
     print("wrote", result["png"], result["nc"], result["md"])
 
 
-__all__ = ["SIZES", "TARGETS", "main", "run"]
+__all__ = ["DATA_TARGETS", "SIZES", "TARGETS", "main", "run"]

@@ -10,6 +10,10 @@ same shape, split and ZCA-whitened the same way, which shows what the finite sam
 Training: minibatch Adam on the training rows
 with the clip surrogate (vmapped ``make_train``; the parameters are needed for held-out risks).
 
+``run(data=FILE)`` (``aejax reproduce universality --data FILE``) does the same on a user's samples
+(any format of ``aejax.data.load_array``; images are flattened), with the same rule for rarely lit
+columns.
+
 Example:
     >>> digits().shape
     (1797, 54)
@@ -26,10 +30,10 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
-from aejax.data import train_test_sources
+from aejax.data import as_samples, load_array, train_test_sources
 from aejax.model import Architecture
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
-from aejax.risk import exact_risk
+from aejax.risk import dataset_risk, exact_risk
 from aejax.sources import Empirical, Gaussian
 from aejax.config import TrainConfig
 from aejax.train import make_train, run_key
@@ -49,8 +53,18 @@ def digits(min_lit: float = 0.01) -> np.ndarray:
     images: ``(1797, 54)`` by default (3 pixels are always blank, 4 more are lit in under 1%)."""
     from sklearn.datasets import load_digits
 
-    x = load_digits().data
-    return x[:, (x > 0).mean(axis=0) >= min_lit]
+    return lit_columns(load_digits().data, min_lit)
+
+
+def lit_columns(x: Any, min_lit: float = 0.01) -> np.ndarray:
+    """The columns of ``x`` that are non-zero in at least ``min_lit`` of the rows.
+
+    Example:
+        >>> lit_columns(np.array([[0.0, 1.0], [0.0, 2.0]])).shape
+        (2, 1)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return x[:, (x != 0).mean(axis=0) >= min_lit]
 
 
 def heldout_risk(params: Any, source: Empirical, arch: Architecture | None = None) -> jax.Array:
@@ -62,22 +76,25 @@ def heldout_risk(params: Any, source: Empirical, arch: Architecture | None = Non
         >>> float(heldout_risk(init(jax.random.key(0), 4, 2), src))
         1.0
     """
-    return (arch or Architecture()).loss(params, source.data)
+    return dataset_risk(params, source.data, arch=arch or Architecture())
 
 
-def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
+def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True,
+        data: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train on the digits (whitened and not) over the preset's rates; risks on train and test rows.
 
     Args:
         size: ``tiny``, ``small`` (CPU minutes) or ``large``.
         out: output directory.
         progress: unused (one compiled call per condition); kept for the common signature.
+        data: a data file to use instead of the digits (samples along the first axis).
 
     Returns:
         ``{"png", "nc", "md"}`` paths and ``"rows"`` of the table.
     """
     preset = pick_size(PRESETS, size)
-    x = digits()
+    x = digits() if data is None else lit_columns(as_samples(load_array(data), str(data)))
+    name = "scikit-learn digits" if data is None else f"{data}"
     d, rates, seeds = x.shape[1], list(preset["rates"]), list(preset["seeds"])
     control = np.random.default_rng(0).normal(size=x.shape)
     results = {}
@@ -100,6 +117,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         results[condition] = np.asarray(jax.jit(grid)(keys, jnp.asarray(rates, jnp.float32)))  # (seed, rate, 3)
         results[condition + "_spectrum"] = np.linalg.eigvalsh(np.cov(train.data.T, bias=True))[::-1]
     ds = _dataset(results, rates, seeds, d, preset)
+    ds.attrs["data"] = name
     rows = []
     for r in rates:
         s = ds.sel(rate=r).mean("seed")
@@ -108,7 +126,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
                     + [float(ds["pca_risk"].sel(rate=r, condition="unwhitened"))])
     header = ["r", "R_Gauss", *[f"{c} {v}" for c in CONDITIONS for v in ("train", "test", "Gaussian-equiv.")],
               "PCA (unwhitened spectrum)"]
-    table = (f"# {NAME} ({size})\n\nscikit-learn digits, pixels lit in under 1% of images dropped (d = {d}), "
+    table = (f"# {NAME} ({size})\n\n{name}, columns lit in under 1% of images dropped (d = {d}), "
              f"{int(round((1 - TEST_FRACTION) * len(x)))} training / {int(round(TEST_FRACTION * len(x)))} test rows; "
              f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip "
              f"surrogate, cosine; means over {len(seeds)} seeds. Gaussian-equiv.: exact risk of the trained autoencoder "
