@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from aejax import _validate
+from aejax.preprocessing import WHITENINGS, Preprocessing, check_data, fit_preprocessing, preprocess
 from aejax.sources import Empirical
 
 # IDX type codes (third magic byte) and their big-endian NumPy dtypes.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-WHITENINGS = ("pca", "zca")
 
 
 def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
@@ -197,171 +197,6 @@ def _numeric(array: np.ndarray, path: Any) -> np.ndarray:
     return array.astype(np.float64)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Preprocessing:
-    """Fitted preprocessing ``x ↦ (x − mean) @ transform`` (see ``fit_preprocessing``).
-
-    Attributes:
-        mean: ``(d,)`` column means subtracted (zeros without centring).
-        transform: ``(d, k)`` matrix: a global scale times the identity (no whitening), the PCA
-            whitening map (k = components) or the ZCA one (k = d). Columns constant in the fitted
-            data (dropped, or never needed by PCA) have zero rows, so other data's values there
-            are ignored.
-        eigenvalues: ``(d,)`` covariance eigenvalues of the fitted data, largest first.
-        constant_columns: indices of the columns constant in the fitted data.
-        rank: numerical rank of the fitted covariance (eigenvalues at or above the floor).
-        ignored_directions: directions of zero or near-zero variance (below the floor, constant
-            columns included) that the output leaves out: ``d − rank`` when whitening, the number
-            of dropped constant columns without whitening.
-
-    Example:
-        >>> prep = fit_preprocessing(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 2.0]]))
-        >>> prep.apply(np.array([[2.0, 2.0]]))
-        array([[0., 0.]])
-    """
-
-    mean: np.ndarray
-    transform: np.ndarray
-    eigenvalues: np.ndarray
-    constant_columns: tuple[int, ...] = ()
-    rank: int | None = None
-    ignored_directions: int = 0
-
-    def apply(self, data: Any) -> np.ndarray:
-        """Transform ``(samples, d)`` data with the fitted statistics; returns ``(samples, k)``."""
-        x = _check_data(data, min_samples=1)
-        if x.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"data has {x.shape[1]} columns but the preprocessing was fitted on "
-                             f"{self.mean.shape[0]}")
-        return (x - self.mean) @ self.transform
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able summary: input and output dimensions, rank, constant columns, ignored directions.
-
-        Example:
-            >>> x = np.c_[np.random.default_rng(0).normal(size=(20, 3)), np.zeros(20)]
-            >>> fit_preprocessing(x, whiten="pca", components=2).describe()["ignored_directions"]
-            1
-        """
-        return {"input_d": int(self.transform.shape[0]), "d": int(self.transform.shape[1]),
-                "rank": self.rank, "constant_columns": len(self.constant_columns),
-                "ignored_directions": int(self.ignored_directions)}
-
-
-def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None, components: int | None = None,
-                      eig_floor: float = 1e-6, drop_constant: bool = False) -> Preprocessing:
-    """Fit centring and scaling or whitening on ``data`` (float64).
-
-    Without whitening, one global scale makes ``tr Σ / d = 1`` (unit variance per coordinate on
-    average, the sources' normalisation). ``"pca"`` rotates to the principal axes, keeps the
-    ``components`` largest and scales each to unit variance; ``"zca"`` whitens and rotates back.
-    Σ is the second-moment matrix of the (centred) data.
-
-    Rank deficiency (e.g. image pixels that are always blank, or blank in a training split): PCA
-    with ``components`` at most the numerical rank ignores the zero- and near-zero-variance
-    directions (it never needs them; ``Preprocessing.ignored_directions`` says how many there
-    were). ZCA and full PCA refuse a rank-deficient covariance, naming the rank and the option
-    that works; ``drop_constant=True`` removes constant columns first (the output then has fewer
-    coordinates), which is enough when they are the only deficiency.
-
-    Args:
-        data: ``(samples, d)`` finite numbers, at least 2 samples; without whitening and without
-            ``drop_constant``, no constant columns.
-        center: subtract the column means.
-        whiten: ``None``, ``"pca"`` or ``"zca"``.
-        components: principal components kept by ``"pca"`` (default all d, or all non-constant
-            columns with ``drop_constant``).
-        eig_floor: relative eigenvalue floor for whitening, in (0, 1).
-        drop_constant: leave out the columns constant in ``data`` (zero rows of the transform).
-
-    Returns:
-        A ``Preprocessing``.
-
-    Example:
-        >>> x = np.random.default_rng(1).normal(size=(50, 3)) * [1.0, 2.0, 3.0]
-        >>> fit_preprocessing(x, whiten="pca", components=2).apply(x).shape
-        (50, 2)
-        >>> blank = np.c_[x, np.zeros(50)]  # a column that is always zero
-        >>> fit_preprocessing(blank, whiten="zca")
-        Traceback (most recent call last):
-        ...
-        ValueError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06 (1 constant column(s), e.g. [3]); use whiten='pca' with components<=3, or drop_constant=True
-        >>> fit_preprocessing(blank, whiten="zca", drop_constant=True).apply(blank).shape
-        (50, 3)
-    """
-    x = _check_data(data)
-    if not 0 < eig_floor < 1:
-        raise ValueError(f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}")
-    if whiten is not None:
-        _validate.choice("whiten", whiten, WHITENINGS)
-    _validate.boolean("drop_constant", drop_constant)
-    d = x.shape[1]
-    # Work on x / 2^e with 2^e ≈ max|x| (exact in binary): data at 1e-300 or 1e300 would otherwise
-    # underflow to a zero covariance (NaN transform) or overflow in xᵀx. ``scale`` undoes it at the end.
-    scale = float(np.ldexp(1.0, np.frexp(np.max(np.abs(x)))[1]))
-    x = x / scale
-    constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
-    kept = np.nonzero(np.ptp(x, axis=0) > 0)[0]
-    if kept.size == 0:
-        raise ValueError(f"data has only constant columns ({d} of them); nothing to preprocess")
-    if constant.size and whiten is None and not drop_constant:
-        raise ValueError(f"data has constant columns {constant[:10].tolist()} (zero variance); pass "
-                         "drop_constant=True, or whiten='pca' with components")
-    mean = x.mean(axis=0) if center else np.zeros(d)
-    sub = x[:, kept] - mean[kept]
-    eigval, eigvec = np.linalg.eigh(sub.T @ sub / x.shape[0])
-    eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
-    rank = int(np.sum(eigval >= eig_floor * eigval[0]))
-    all_eigval = np.r_[eigval, np.zeros(constant.size)]
-    found = dict(constant_columns=tuple(constant.tolist()), rank=rank)
-    with np.errstate(under="ignore", over="ignore"):
-        true_eigval = all_eigval * np.float64(scale) * np.float64(scale)  # Σ's own eigenvalues: may under/overflow
-    if whiten is None:
-        transform = np.zeros((d, kept.size))
-        transform[kept, np.arange(kept.size)] = np.sqrt(kept.size / np.sum(eigval))
-        return Preprocessing(mean * scale, transform / scale, true_eigval, ignored_directions=int(constant.size),
-                             **found)
-    allowed = kept.size if drop_constant else d
-    k = allowed if components is None else _validate.positive_int("components", components)
-    if k > allowed or (whiten == "zca" and k != allowed):
-        raise ValueError(f"components must be at most d={allowed} (and all of them for zca), got {components}")
-    if k > rank:
-        constants = (f" ({constant.size} constant column(s), e.g. {constant[:5].tolist()})"
-                     if constant.size and not drop_constant else "")
-        hint = ", or drop_constant=True" if constant.size and not drop_constant and rank == kept.size else ""
-        raise ValueError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
-                         f"{eig_floor:g}{constants}; use whiten='pca' with components<={rank}{hint}")
-    kept_transform = eigvec[:, :k] / np.sqrt(eigval[:k])
-    if whiten == "zca":
-        kept_transform = kept_transform @ eigvec[:, :k].T
-    transform = np.zeros((d, kept_transform.shape[1]))
-    transform[kept] = kept_transform
-    return Preprocessing(mean * scale, transform / scale, true_eigval, ignored_directions=d - rank, **found)
-
-
-def preprocess(data: Any, center: bool = True, whiten: str | None = None, components: int | None = None,
-               eig_floor: float = 1e-6, drop_constant: bool = False) -> np.ndarray:
-    """``fit_preprocessing(data, ...).apply(data)``: preprocess data with its own statistics.
-
-    Example:
-        >>> x = np.random.default_rng(2).normal(size=(40, 3)) + 5
-        >>> bool(np.allclose(preprocess(x).mean(axis=0), 0))
-        True
-    """
-    return fit_preprocessing(data, center, whiten, components, eig_floor, drop_constant).apply(data)
-
-
-def _check_data(data: Any, min_samples: int = 2) -> np.ndarray:
-    x = np.asarray(data, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < min_samples or x.shape[1] < 1:
-        raise ValueError(f"data must be a 2-D array (samples, d) with at least {min_samples} "
-                         f"sample{'s' * (min_samples > 1)}, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        rows = np.unique(np.nonzero(~np.isfinite(x))[0])[:5].tolist()
-        raise ValueError(f"data must be finite; rows {rows} hold NaN or inf")
-    return x
-
-
 def drop_constant(data: Any) -> tuple[np.ndarray, np.ndarray]:
     """Remove constant columns (e.g. always-blank border pixels).
 
@@ -372,7 +207,7 @@ def drop_constant(data: Any) -> tuple[np.ndarray, np.ndarray]:
         >>> drop_constant(np.array([[1.0, 0.0], [2.0, 0.0]]))[1]
         array([0])
     """
-    x = _check_data(data)
+    x = check_data(data)
     kept = np.nonzero(np.ptp(x, axis=0) > 0)[0]
     return x[:, kept], kept
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import _validate
+from aejax.preprocessing import fit_preprocessing
 
 Array = jax.Array
 
@@ -189,7 +190,7 @@ class Empirical(Source):
         whiten: ``None``, ``"pca"`` or ``"zca"``.
         components: number of principal components kept by ``"pca"`` (default: all).
         eig_floor: relative eigenvalue floor for whitening.
-        preprocessing: an ``aejax.data.Preprocessing`` fitted elsewhere (e.g. on a training split)
+        preprocessing: an ``aejax.preprocessing.Preprocessing`` fitted elsewhere (e.g. on a training split)
             to apply instead of fitting one on ``data``; the other options are then ignored.
 
     Example:
@@ -205,7 +206,6 @@ class Empirical(Source):
 
     def __init__(self, data: Any, center: bool = True, whiten: str | None = None,
                  components: int | None = None, eig_floor: float = 1e-6, *, preprocessing: Any = None):
-        from aejax.data import fit_preprocessing  # aejax.data builds Empirical sources, so import it lazily
 
         if preprocessing is None:
             preprocessing = fit_preprocessing(data, center, whiten, components, eig_floor)

@@ -9,6 +9,7 @@ from scipy import integrate, stats
 
 from _theory_helpers import exact_sign_risk, haar_rows, haar_tight_frame
 from aejax import theory
+from aejax.optimum import finite_d_optimum
 
 
 pytestmark = pytest.mark.usefixtures("x64")
@@ -87,9 +88,9 @@ def test_bad_input(call, match):
 
 def test_finite_d_optimum_small_d():
     key = jax.random.key(3)
-    low = theory.finite_d_optimum(0.5, d=8, restarts=2, steps=300, key=key)
+    low = finite_d_optimum(0.5, d=8, restarts=2, steps=300, key=key)
     assert float(low.risk) == pytest.approx(1 - 1 / np.pi, abs=2e-3)
-    high = theory.finite_d_optimum(2.0, d=8, restarts=2, steps=300, key=key)
+    high = finite_d_optimum(2.0, d=8, restarts=2, steps=300, key=key)
     frames = [exact_sign_risk(haar_tight_frame(np.random.default_rng(s), 16, 8)) for s in range(3)]
     assert float(theory.shannon_limit(2.0)) < float(high.risk) <= min(frames) + 1e-6
     assert float(high.risk) == pytest.approx(exact_sign_risk(np.asarray(high.encoder)), abs=1e-5)

@@ -1,7 +1,9 @@
-"""Theory of two-layer autoencoders (THEORY.md §3–4), each formula checked in tests/test_theory_*.
+"""Theory of two-layer autoencoders (docs/theory.md §3–9), each formula checked in tests/test_theory_*.
 
-- Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``,
-  ``finite_d_optimum``.
+Pure mathematics: nothing here imports the engine. (The finite-d optimum by gradient descent on the
+exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``.)
+
+- Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``.
 - Sparse sources (priors ``"bg"``, ``"sr"`` or a ``Prior``): ``kappa``, ``rotation_risk``,
   ``identity_risk``, ``critical_sparsity``, ``fourth_moment``, ``excess_kurtosis``,
   ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``, ``best_partial_identity``.
@@ -20,14 +22,13 @@ in the order ``prior, p, r`` — each one only where the function depends on it 
 (``gaussian_limit``, ``rotation_risk``, ``effective_channel``). The prior is always required (no
 default), so a call in the old order (a number where the prior goes) raises a TypeError naming
 ``prior``; a p outside (0, 1] raises a ValueError naming ``p``. Two same-kind arguments that could be
-swapped silently are keyword-only: ``finite_d_optimum(r, *, d)``, ``prediction_table(*, ps, rates)``.
+swapped silently are keyword-only: ``prediction_table(*, ps, rates)`` (and ``aejax.optimum.finite_d_optimum(r, *, d)``).
 
 Return values: functions of the prior alone (``kappa``, ``fourth_moment``, ``kurtosis_threshold``,
 ``critical_sparsity``, ``activation_moments``) return Python floats — constants of a static argument,
 usable inside jit. All the others return jax arrays and are jittable in their numeric arguments
 (prior, convention, activation and counts such as ``layers`` are static; checks of values run only on
-concrete inputs), except ``finite_d_optimum`` (r and d fix array shapes) and ``prediction_table`` /
-``format_table`` (Python rows and text).
+concrete inputs), except ``prediction_table`` / ``format_table`` (Python rows and text).
 
 Example:
     >>> from aejax import theory
@@ -37,7 +38,6 @@ Example:
 
 from aejax.theory.decoder import multilayer_decode
 from aejax.theory.denoiser import denoiser_risk, effective_channel, posterior_mean
-from aejax.theory.finite_d import FiniteDOptimum, finite_d_optimum
 from aejax.theory.gaussian import activation_moments, gaussian_limit, pca_risk, shannon_limit
 from aejax.theory.priors import BG, SR, Prior, mmse, posterior, resolve_prior
 from aejax.theory.sign_channel import sign_channel_mmse, sign_posterior
@@ -48,8 +48,8 @@ from aejax.theory.state_evolution import state_evolution, state_evolution_fixed_
 from aejax.theory.table import format_table, prediction_table
 
 __all__ = [
-    "BG", "CONVENTIONS", "FiniteDOptimum", "Prior", "SR", "activation_moments", "best_partial_identity",
-    "critical_sparsity", "denoiser_risk", "effective_channel", "excess_kurtosis", "finite_d_optimum",
+    "BG", "CONVENTIONS", "Prior", "SR", "activation_moments", "best_partial_identity",
+    "critical_sparsity", "denoiser_risk", "effective_channel", "excess_kurtosis",
     "format_table", "fourth_moment", "gaussian_limit", "identity_risk", "kappa", "kurtosis_correction",
     "kurtosis_threshold", "mmse", "multilayer_decode", "partial_identity_risk", "pca_risk", "posterior", "posterior_mean",
     "prediction_table", "resolve_prior", "rotation_excess", "rotation_risk", "shannon_limit",

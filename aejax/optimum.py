@@ -1,7 +1,9 @@
 """Finite-d optimum of the sign autoencoder on Gaussian data: GD on the exact risk, best of restarts.
 
 For r ≤ 1 the optimum is 1 − 2r/π at every d; for r > 1, ``gaussian_limit(r)`` is only the d → ∞
-value, approached from above, and this function is the finite-d reference.
+value, approached from above, and this function is the finite-d reference (docs/theory.md §10). It
+runs the engine (exact risk, optimal decoder), so it lives beside them rather than in the pure
+``aejax.theory``.
 
 Example:
     >>> import jax
@@ -19,6 +21,9 @@ import jax.numpy as jnp
 import optax
 
 from aejax import _validate
+from aejax.model import Params, init
+from aejax.risk import exact_risk, optimal_decoder
+from aejax.sources import Gaussian
 
 
 class FiniteDOptimum(NamedTuple):
@@ -54,10 +59,6 @@ def finite_d_optimum(r: Any, *, d: int, restarts: int = 4, steps: int = 2000, lr
     Example:
         See the module docstring.
     """
-    from aejax.model import Params, init
-    from aejax.risk import exact_risk, optimal_decoder
-    from aejax.sources import Gaussian
-
     d = _validate.positive_int("d", d)
     _validate.positive_number("r", r)
     restarts = _validate.positive_int("restarts", restarts)
