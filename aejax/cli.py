@@ -202,7 +202,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     use_all_cpu_cores()
     if args.coordinator or args.num_processes or args.process_id is not None:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    from aejax.config import TrainConfig
+    from aejax.config import DEFAULT_LR, TrainConfig
     from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
     from aejax.sweeping import sweep
@@ -212,6 +212,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     grid = dict(file.get("grid", {}))
     grid.setdefault("seed", _ints(CLI_DEFAULTS["seeds"]))
     grid.setdefault("rate", _floats(CLI_DEFAULTS["rates"]))
+    grid.setdefault("lr", [DEFAULT_LR])  # TrainConfig's default, recorded as a coordinate of the results
     for flag, axis in (("seeds", "seed"), ("rates", "rate"), ("lr", "lr"), ("slope", "slope"), ("p", "p")):
         if getattr(args, flag) is not None:
             grid[axis] = getattr(args, flag)

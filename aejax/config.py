@@ -42,6 +42,7 @@ TRAINABLE = ("all", "decoder", "head")
 MAX_STEPS = 2**31 - 1  # step indices are int32 inside the compiled scan
 TRACE_SPACINGS = ("linear", "log")
 _SGD_LIKE = ("sgd", "momentum", "nesterov")
+DEFAULT_LR = 0.01  # adaptive optimizers (Adam, ...); plain and momentum SGD default to 1
 _SOURCE_PRIORS = {"gaussian": "bg", "bernoulli_gaussian": "bg", "bg": "bg", "sparse_rademacher": "sr", "sr": "sr"}
 
 
@@ -304,7 +305,7 @@ def default_hparams(config: TrainConfig) -> dict[str, float]:
         >>> default_hparams(TrainConfig(d=8, n=4, steps=10))["rate"]
         0.5
     """
-    return {"lr": 1.0 if config.optimizer in _SGD_LIKE else 0.01,
+    return {"lr": 1.0 if config.optimizer in _SGD_LIKE else DEFAULT_LR,
             "slope": 1.0, "margin": 0.05 if config.activation == "helu" else 0.0,
             "rate": config.n / config.d, "p": 1.0}
 
