@@ -1,6 +1,6 @@
 """aejax: a JAX simulation engine for two-layer autoencoders x̂ = A σ(Bx) in the proportional regime.
 
-Example:
+Examples:
     >>> import jax, aejax
     >>> cfg = aejax.TrainConfig(d=32, n=16, steps=100, mode="population")
     >>> params, trace = aejax.make_train(cfg)(jax.random.key(0), {"lr": 0.05})

@@ -4,7 +4,7 @@ Every check raises ``ValueError`` or ``TypeError`` whose message names the argum
 and what is allowed. Checks only look at concrete values: a traced value (inside jit/vmap) is let
 through, so the same functions stay usable inside compiled code.
 
-Example:
+Examples:
     >>> positive_int("d", 64)
     64
 """

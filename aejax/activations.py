@@ -1,12 +1,12 @@
 """Activations: sign with surrogate gradients, HeLU, relu, tanh, linear, and a registry by name.
 
 ``sign`` is exactly +-1 forward (``sign(0) = +1``, also for ``-0.0``) and differentiates through a
-surrogate derivative ``g(u; k)`` chosen by name (THEORY §5). Every surrogate except the identity
+surrogate derivative ``g(u; k)`` chosen by name (docs/theory.md §5). Every surrogate except the identity
 STE has area 2, the size of the jump of sign. The slope ``k`` and the hysteresis margin are array
 arguments: they may be traced, vmapped or broadcast per hidden unit, never cause a retrace, and
 receive zero gradient.
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp
     >>> sign(jnp.array([-0.5, 0.0, 2.0]))
     Array([-1.,  1.,  1.], dtype=float32)
@@ -69,7 +69,7 @@ def sign(x: Array, slope: Array | float = 1.0, surrogate: str = "clip", margin: 
     Returns:
         ``+1`` where ``x >= 0`` and ``-1`` elsewhere, in the dtype of ``x``.
 
-    Example:
+    Examples:
         >>> float(jax.grad(lambda u: sign(u, surrogate="clip", margin=0.5))(-1.2))
         1.0
     """
@@ -101,7 +101,7 @@ def helu(x: Array, margin: Array | float = 0.05) -> Array:
     Returns:
         ``max(x, 0)``.
 
-    Example:
+    Examples:
         >>> float(jax.grad(helu)(-0.01))
         1.0
     """
@@ -140,7 +140,7 @@ def get_activation(name: str | ActivationFn, surrogate: str = "clip") -> Activat
     Returns:
         A function ``act(u, slope=1.0, margin=0.0)``.
 
-    Example:
+    Examples:
         >>> act = get_activation("sign", surrogate="tanh")
         >>> act(jnp.array([-2.0, 3.0]), slope=4.0)
         Array([-1.,  1.], dtype=float32)

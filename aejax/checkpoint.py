@@ -13,7 +13,7 @@ temporary directory and renames it into place, so a kill leaves either a whole c
 The state is copied to the host first, so a checkpoint never holds a second copy of the state on
 the device. Only the newest checkpoint of a chunk is kept.
 
-Example:
+Examples:
     >>> import tempfile, numpy as np
     >>> store = ChunkCheckpoints(tempfile.mkdtemp(), "demo")
     >>> store.save(3, {"w": np.arange(4.0)})

@@ -2,7 +2,7 @@
 
 Bad input prints one line ``aejax: error: ...`` naming the argument and exits with status 2.
 
-Example:
+Examples:
     $ aejax sweep --d 256 --rates 0.25,0.5,1,1.5,2 --seeds 0,1,2 --out runs/sweep
 """
 

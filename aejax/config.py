@@ -7,7 +7,7 @@ object that knows how a run's autoencoder is applied, which data it sees, how it
 Carlo risks are computed and what its per-run record holds; training, sweeps, the CLI and the
 reproductions all evaluate runs through it.
 
-Example:
+Examples:
     >>> import jax
     >>> model = TrainConfig(d=32, n=16, steps=100).bind({"rate": 0.25})
     >>> params = model.init(jax.random.key(0))
@@ -96,7 +96,7 @@ class TrainConfig:
             held-out row (``Model.heldout_risk``). Real-data runs train on ``source``, an
             ``Empirical`` of the training rows, usually in ``dataset`` mode.
 
-    Example:
+    Examples:
         >>> TrainConfig(d=64, n=32, steps=100).trace_every
         5
         >>> TrainConfig(d=256, n=256, time=10.0, batch=128).total_steps
@@ -272,7 +272,7 @@ class TrainConfig:
     def bind(self, hparams: dict[str, Any] | None = None) -> Model:
         """The ``Model`` of this config with swept numbers ``hparams`` (defaults filled in, checked).
 
-        Example:
+        Examples:
             >>> TrainConfig(d=8, n=8, steps=10).bind({"rate": 0.5}).mask
             Array([1., 1., 1., 1., 0., 0., 0., 0.], dtype=float32)
         """
@@ -284,7 +284,7 @@ def default_trace_every(steps: int) -> int:
 
     Divisors are found by trial division up to √steps, so even ``steps = 2**31 - 1`` is instant.
 
-    Example:
+    Examples:
         >>> default_trace_every(1000), default_trace_every(97)
         (50, 1)
     """
@@ -301,7 +301,7 @@ def default_trace_every(steps: int) -> int:
 def default_hparams(config: TrainConfig) -> dict[str, float]:
     """Default swept numbers for a config.
 
-    Example:
+    Examples:
         >>> default_hparams(TrainConfig(d=8, n=4, steps=10))["rate"]
         0.5
     """
@@ -347,7 +347,7 @@ class Model:
     A pytree whose ``config`` is static and whose ``hparams`` (a dict of float32 arrays) are
     leaves, so it can be built inside ``jit`` and ``vmap``-ed. Build it with ``config.bind(hparams)``.
 
-    Example:
+    Examples:
         >>> import jax
         >>> model = TrainConfig(d=16, n=16, steps=10, source="bg").bind({"p": 0.5})
         >>> model.source.p, model.arch.row_normalize
@@ -427,7 +427,7 @@ class Model:
         What the Gaussian theory sees of real data: its second moments only. NaN for the other
         sources (use ``exact_risk``) and for non-linear decoders.
 
-        Example:
+        Examples:
             >>> import jax, numpy as np
             >>> rows = Empirical(np.random.default_rng(0).normal(size=(64, 8)), whiten="zca")
             >>> model = TrainConfig(d=8, n=8, steps=10, mode="dataset", source=rows).bind()
@@ -461,7 +461,7 @@ def gaussian_equivalent(source: Empirical) -> Gaussian:
     Computed on the host in float64 from the concrete rows (also while tracing a run, where the
     source is part of the static config).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> g = gaussian_equivalent(Empirical(np.random.default_rng(0).normal(size=(50, 3)), whiten="zca"))
         >>> bool(np.allclose(g.cov, np.eye(3), atol=1e-5))

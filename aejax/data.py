@@ -9,7 +9,7 @@ direction whose variance is below ``eig_floor`` times the largest variance (defa
 relative floor, independent of the data's units) is refused with a ``ValueError`` that gives the
 numerical rank; keep fewer directions with ``whiten="pca", components=k``.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(200, 4)) @ np.diag([3.0, 1.0, 1.0, 0.5])
     >>> train, test = split(x, test_fraction=0.25, seed=0)
@@ -47,7 +47,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     Returns:
         The array.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "d.npz"
         >>> np.savez(f, images=np.zeros((3, 2)))
@@ -84,7 +84,7 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     Returns:
         The array with the file's shape (e.g. ``(60000, 28, 28)`` for MNIST images).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "x.idx"
         >>> _ = f.write_bytes(bytes([0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3]) + bytes(range(6)))
@@ -127,7 +127,7 @@ def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str
     Returns:
         The array.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "x.csv"
         >>> _ = f.write_text("a,b\\n1,2\\n3,4.5\\n")
@@ -168,7 +168,7 @@ def load(path: str | os.PathLike, **kwargs: Any) -> np.ndarray:
     Returns:
         The array.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "d.npz"
         >>> np.savez(f, x=np.ones((2, 2)))
@@ -203,7 +203,7 @@ def drop_constant(data: Any) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(data without them, indices of the kept columns)``.
 
-    Example:
+    Examples:
         >>> drop_constant(np.array([[1.0, 0.0], [2.0, 0.0]]))[1]
         array([0])
     """
@@ -226,7 +226,7 @@ def random_patches(images: Any, size: int, count: int, seed: int = 0) -> np.ndar
     Returns:
         The patches.
 
-    Example:
+    Examples:
         >>> random_patches(np.arange(32.0).reshape(2, 4, 4), size=2, count=5).shape
         (5, 4)
     """
@@ -259,7 +259,7 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     Returns:
         ``(train, test)``.
 
-    Example:
+    Examples:
         >>> [part.shape for part in split(np.zeros((10, 3)), 0.3)]
         [(7, 3), (3, 3)]
     """
@@ -275,7 +275,7 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
 
 def train_test_sources(data: Any, test_fraction: float = 0.2, seed: int = 0, *, center: bool = True,
                        whiten: str | None = None, components: int | None = None, eig_floor: float = 1e-6,
-                       drop_constant: bool = False):
+                       drop_constant: bool = False) -> tuple[Empirical, Empirical, Preprocessing]:
     """Split ``data``, fit the preprocessing on the training part only, and return both as sources.
 
     Train on the first source (e.g. ``TrainConfig(mode="dataset", source=train)``) and measure
@@ -286,15 +286,18 @@ def train_test_sources(data: Any, test_fraction: float = 0.2, seed: int = 0, *, 
         data: ``(samples, d)`` array.
         test_fraction: fraction of rows held out.
         seed: seed of the split.
-        center, whiten, components, eig_floor, drop_constant: see ``fit_preprocessing`` (columns
-            constant in the training part alone count as constant: the test part's values there are
-            ignored).
+        center: subtract the training mean (``fit_preprocessing``).
+        whiten: ``None``, ``"pca"`` or ``"zca"`` (``fit_preprocessing``).
+        components: PCA components kept (``fit_preprocessing``).
+        eig_floor: relative eigenvalue floor (``fit_preprocessing``).
+        drop_constant: drop columns constant in the training part (``fit_preprocessing``; the test
+            part's values there are ignored).
 
     Returns:
         ``(train_source, test_source, preprocessing)``: two ``aejax.sources.Empirical`` and the
         fitted ``Preprocessing``.
 
-    Example:
+    Examples:
         >>> x = np.random.default_rng(0).normal(size=(100, 4))
         >>> train, test, prep = train_test_sources(x, 0.25, whiten="zca")
         >>> train.data.shape, test.data.shape
@@ -308,7 +311,7 @@ def train_test_sources(data: Any, test_fraction: float = 0.2, seed: int = 0, *, 
 def load_npy(path: str | os.PathLike) -> np.ndarray:
     """A single-array ``.npy`` file, as float64.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "x.npy"
         >>> np.save(f, np.arange(6).reshape(2, 3))
@@ -327,7 +330,7 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
 def load_array(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     """``load``, plus ``.npy`` files (``load_npy``); ``name`` picks an ``.npz`` file's array.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "x.npy"
         >>> np.save(f, np.ones((2, 3)))
@@ -343,7 +346,7 @@ def load_array(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
 def as_samples(array: Any, what: str = "data") -> np.ndarray:
     """``(samples, ...)`` → ``(samples, features)``: images ``(N, H, W)`` become rows of ``H·W`` pixels.
 
-    Example:
+    Examples:
         >>> as_samples(np.zeros((5, 3, 4))).shape
         (5, 12)
     """
@@ -355,7 +358,8 @@ def as_samples(array: Any, what: str = "data") -> np.ndarray:
 
 def dataset_sources(path: str | os.PathLike, *, whiten: str | None = None, components: int | None = None,
                     test_fraction: float = 0.2, drop_constant: bool = False, seed: int = 0, center: bool = True,
-                    eig_floor: float = 1e-6, name: str | None = None):
+                    eig_floor: float = 1e-6, name: str | None = None
+                    ) -> tuple[Empirical, Empirical, Preprocessing, dict[str, Any]]:
     """Load a data file, split it, fit the preprocessing on the training part: what ``aejax sweep --data`` trains on.
 
     The file is ``.npz`` (array ``name``, or its only array), ``.npy``, ``.csv`` or IDX (gzipped
@@ -363,7 +367,11 @@ def dataset_sources(path: str | os.PathLike, *, whiten: str | None = None, compo
 
     Args:
         path: the file.
-        whiten, components, drop_constant, center, eig_floor: see ``fit_preprocessing``.
+        whiten: ``None``, ``"pca"`` or ``"zca"`` (``fit_preprocessing``).
+        components: PCA components kept (``fit_preprocessing``).
+        drop_constant: drop columns constant in the training part (``fit_preprocessing``).
+        center: subtract the training mean (``fit_preprocessing``).
+        eig_floor: relative eigenvalue floor (``fit_preprocessing``).
         test_fraction: fraction of the samples held out (``split``).
         seed: seed of the split.
         name: array name in an ``.npz`` file.
@@ -373,7 +381,7 @@ def dataset_sources(path: str | os.PathLike, *, whiten: str | None = None, compo
         ``Preprocessing`` and a JSON-able ``info`` dict (file, shapes, options, the
         preprocessing's ``describe()``), recorded by the CLI in the results' attributes.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "img.npy"
         >>> images = np.random.default_rng(0).normal(size=(50, 4, 4))

@@ -1,4 +1,4 @@
-"""Non-linear decoders of the code s = σ(Bx) (THEORY §4): denoisers and the unrolled VAMP decoder.
+"""Non-linear decoders of the code s = σ(Bx) (docs/theory.md §4): denoisers and the unrolled VAMP decoder.
 
 A ``NonlinearDecoder`` is the decoder's structure (``kind``, ``prior``, ``layers``, ``width``; static) and
 the numbers it needs (sparsity ``p`` and rate; may be traced). Its trainable parameters are the
@@ -16,7 +16,7 @@ the numbers it needs (sparsity ``p`` and rate; may be traced). Its trainable par
   (a scalar 0 in ``Params``) and assumes B̄ has orthonormal rows (n ≤ d) or is a unit-norm tight
   frame (n > d), as VAMP's closed-form linear step does; it decodes all n units (no rate mask).
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp
     >>> from aejax.model import init, apply
     >>> dec = NonlinearDecoder("posterior_mean", prior="bg", p=0.2, rate=0.5)
@@ -46,7 +46,7 @@ DECODERS = ("linear", "denoiser", "posterior_mean", "multilayer")
 class DenoiserHead(NamedTuple):
     """Learned odd denoiser f(y) = gain·y + Σ_k coef_k [tanh(slope_k (y − shift_k)) + tanh(slope_k (y + shift_k))].
 
-    Example:
+    Examples:
         >>> denoise(DenoiserHead(jnp.asarray(2.0), jnp.zeros(1), jnp.ones(1), jnp.zeros(1)), jnp.asarray(0.5))
         Array(1., dtype=float32)
     """
@@ -74,7 +74,7 @@ class UnrolledHead(NamedTuple):
 def denoise(head: DenoiserHead, y: Array) -> Array:
     """Apply the learned entrywise denoiser to ``y`` (any shape).
 
-    Example:
+    Examples:
         >>> head = init_denoiser(4)
         >>> bool(jnp.allclose(denoise(head, jnp.array([-1.0, 2.0])), jnp.array([-1.0, 2.0])))
         True
@@ -87,7 +87,7 @@ def denoise(head: DenoiserHead, y: Array) -> Array:
 def init_denoiser(width: int) -> DenoiserHead:
     """The identity denoiser f(y) = y, with ``width`` tanh pairs of slope 2 and shifts spread over [0, 3].
 
-    Example:
+    Examples:
         >>> init_denoiser(3).shift
         Array([0. , 1.5, 3. ], dtype=float32)
     """
@@ -101,7 +101,7 @@ def shallow_scale(rate: Any) -> Array:
     c = sqrt(2/π) for r ≤ 1 and sqrt(π/2)/(r + π/2 − 1) for r > 1, i.e. sqrt(π/2) μ(r)/r with μ the
     channel gain of ``theory.effective_channel``.
 
-    Example:
+    Examples:
         >>> round(float(shallow_scale(0.5)), 4), round(float(shallow_scale(2.0)), 4)
         (0.7979, 0.4875)
     """
@@ -120,7 +120,7 @@ class NonlinearDecoder:
         p: sparsity of the prior, in (0, 1].
         rate: rate n/d of the code (sets the posterior mean's channel and the initial ``A``).
 
-    Example:
+    Examples:
         >>> NonlinearDecoder("multilayer", layers=3).init_head().log_snr.shape
         (3,)
     """
@@ -198,7 +198,7 @@ def init_params(decoder: NonlinearDecoder, params: Params) -> Params:
     Returns:
         ``Params(A, B, head)``.
 
-    Example:
+    Examples:
         >>> from aejax.model import init
         >>> p = init_params(NonlinearDecoder("denoiser"), init(jax.random.key(1), 8, 8))
         >>> p.A.shape, p.head.coef.shape

@@ -2,7 +2,7 @@
 on them, and the per-device memory budget. Only the sweep (and the CLI, which sets up JAX's CPU
 devices) use this module.
 
-Example:
+Examples:
     >>> make_mesh(1).shape["runs"]
     1
 """
@@ -34,7 +34,7 @@ def large_cpu_runs(config: TrainConfig) -> bool:
     """Whether each run has enough work per step (10·batch·d·n FLOPs >= ``CPU_SHARD_MAX_FLOPS``)
     that, on a CPU, XLA's intra-op threads already keep every core busy.
 
-    Example:
+    Examples:
         >>> large_cpu_runs(TrainConfig(d=512, n=512, steps=10, batch=128))
         True
     """
@@ -50,7 +50,7 @@ def default_devices(config: TrainConfig) -> int | None:
     every core busy through XLA's intra-op threads and lose to the extra synchronisation (8 runs
     at d = 512: 0.8x).
 
-    Example:
+    Examples:
         >>> default_devices(TrainConfig(d=16, n=16, steps=10)) is None
         True
     """
@@ -77,7 +77,7 @@ def batch_runs(run, config: TrainConfig, mesh: Mesh):
 def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D ``("runs",)`` mesh over ``devices`` (a count, a list, or ``None`` for all, every host).
 
-    Example:
+    Examples:
         >>> make_mesh(1).shape["runs"]
         1
     """

@@ -4,7 +4,7 @@ A grid is either a dict ``{axis: values}`` (the full product, one result dimensi
 a list of dicts (explicit runs, indexed by a ``run`` dimension). Axes are ``seed`` and the swept
 hyper-parameters of ``aejax.config.HPARAMS``.
 
-Example:
+Examples:
     >>> g = Grid.from_spec({"seed": [0, 1], "rate": [0.5, 1.0]}, d=64)
     >>> len(g.runs), g.dims
     (4, ('seed', 'rate'))
@@ -164,7 +164,7 @@ def bucket_sizes(n_values: list[int], max_padding: float, cost_power: float = 1.
     padded cost ``(N/n)^cost_power`` is at most ``1 + max_padding``. ``max_padding = 0`` gives one
     exact shape per distinct ``n``.
 
-    Example:
+    Examples:
         >>> bucket_sizes([64, 60, 32], max_padding=0.25)
         {64: 64, 60: 64, 32: 32}
     """
@@ -181,7 +181,7 @@ def bucket_sizes(n_values: list[int], max_padding: float, cost_power: float = 1.
 def padding_overhead(n_values: list[int], buckets: dict[int, int], cost_power: float = 1.0) -> float:
     """Padded work over useful work, minus one, for runs with hidden-unit counts ``n_values``.
 
-    Example:
+    Examples:
         >>> round(padding_overhead([32, 64], {32: 64, 64: 64}), 6)
         0.333333
     """

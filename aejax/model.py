@@ -5,7 +5,7 @@ for a weight-tied decoder ``A = α Bᵀ`` (``α B̄ᵀ`` when the encoder is row
 ``mask`` of shape ``(n,)`` switches units off, which is how one compiled program serves every
 rate up to ``n``.
 
-Example:
+Examples:
     >>> import jax
     >>> params = init(jax.random.key(0), d=16, n=8, kind="orthogonal")
     >>> apply(params, jax.random.normal(jax.random.key(1), (4, 16))).shape
@@ -32,7 +32,7 @@ class Params(NamedTuple):
     ``head`` holds the parameters of a non-linear decoder (``aejax.decoders``); ``None`` for the
     linear decoder ``A s``.
 
-    Example:
+    Examples:
         >>> Params(A=jnp.zeros((4, 2)), B=jnp.ones((2, 4))).B.shape
         (2, 4)
     """
@@ -61,7 +61,7 @@ def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = Fal
     Returns:
         ``Params(A, B)``.
 
-    Example:
+    Examples:
         >>> p = init(jax.random.key(0), 8, 4, kind="orthogonal")
         >>> bool(jnp.allclose(p.B @ p.B.T, jnp.eye(4), atol=1e-5))
         True
@@ -92,7 +92,7 @@ def gaussian_rows(key: Array, n: int, d: int) -> Array:
     So the first ``k`` rows are the same whatever ``n`` is: a run whose rate masks a larger
     compiled ``n`` starts from the same weights as a run compiled with exactly its own ``n``.
 
-    Example:
+    Examples:
         >>> k = jax.random.key(0)
         >>> bool(jnp.array_equal(gaussian_rows(k, 3, 4), gaussian_rows(k, 5, 4)[:3]))
         True
@@ -106,7 +106,7 @@ def haar_frame(key: Array, n: int, d: int) -> Array:
     For n ≤ d the rows are Gram–Schmidt orthonormalised ``gaussian_rows``, so the first ``k`` rows
     do not depend on ``n`` either.
 
-    Example:
+    Examples:
         >>> B = haar_frame(jax.random.key(0), 8, 4)
         >>> bool(jnp.allclose(B.T @ B, 2 * jnp.eye(4), atol=1e-5))
         True
@@ -133,7 +133,7 @@ def encoder_matrix(params: Params, row_normalize: bool = False) -> Array:
 def decoder_matrix(params: Params, row_normalize: bool = False, mask: Array | None = None) -> Array:
     """The ``(d, n)`` decoder: ``A``, or ``α Bᵀ`` (``α B̄ᵀ``) for a tied decoder; masked columns zeroed.
 
-    Example:
+    Examples:
         >>> p = Params(jnp.asarray(0.5), jnp.eye(2))
         >>> decoder_matrix(p)
         Array([[0.5, 0. ],
@@ -164,7 +164,7 @@ class Architecture:
         decoder: an ``aejax.decoders.NonlinearDecoder`` (``params.head`` holds its parameters), or
             ``None`` for the linear decoder ``A s``.
 
-    Example:
+    Examples:
         >>> model = Architecture(row_normalize=True)
         >>> model.apply(Params(jnp.eye(2) * 2.0, jnp.eye(2) * 3.0), jnp.array([0.5, -0.1]))
         Array([ 2., -2.], dtype=float32)
@@ -218,7 +218,7 @@ def as_architecture(arch: Architecture | None, fields: dict[str, Any]) -> Archit
     The one place that turns the keyword form (``activation=..., mask=...``) of ``apply``,
     ``mc_risk`` and ``exact_risk`` into the model object.
 
-    Example:
+    Examples:
         >>> as_architecture(None, {"activation": "relu"}).activation
         'relu'
     """
@@ -240,7 +240,7 @@ def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", **
     Keywords are the fields of ``Architecture`` (``surrogate``, ``slope``, ``margin``, ``mask``,
     ``row_normalize``).
 
-    Example:
+    Examples:
         >>> p = Params(jnp.zeros((2, 2)), jnp.eye(2))
         >>> encode(p, jnp.array([[0.3, -2.0]]))
         Array([[ 1., -1.]], dtype=float32)
@@ -251,7 +251,7 @@ def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", **
 def decode(params: Params, s: Array, **model_kw: Any) -> Array:
     """Reconstruction ``A s`` for codes of shape ``(..., n)``; keywords as for ``Architecture``.
 
-    Example:
+    Examples:
         >>> decode(Params(jnp.eye(2) * 0.5, jnp.eye(2)), jnp.array([1.0, -1.0]))
         Array([ 0.5, -0.5], dtype=float32)
     """
@@ -273,7 +273,7 @@ def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", **m
     Returns:
         Reconstructions with the shape of ``x``.
 
-    Example:
+    Examples:
         >>> p = Params(jnp.eye(2) * 2.0, jnp.eye(2))
         >>> apply(p, jnp.array([0.5, -0.1]))
         Array([ 2., -2.], dtype=float32)
@@ -284,7 +284,7 @@ def apply(params: Params, x: Array, activation: str | ActivationFn = "sign", **m
 def rate_mask(rate: Any, d: int, n: int) -> Array:
     """0/1 mask keeping the first ``round(rate * d)`` of ``n`` hidden units (``rate`` may be traced).
 
-    Example:
+    Examples:
         >>> rate_mask(0.5, d=4, n=4)
         Array([1., 1., 0., 0.], dtype=float32)
     """
@@ -294,7 +294,7 @@ def rate_mask(rate: Any, d: int, n: int) -> Array:
 def identity_likeness(B: Array, mask: Array | None = None) -> Array:
     """Order parameter of an encoder's alignment with the coordinate axes: mean over rows of max_j b̄_ij².
 
-    1 for a signed permutation (rows of ±I), about 2 log(d)/d for a random rotation (THEORY §4).
+    1 for a signed permutation (rows of ±I), about 2 log(d)/d for a random rotation (docs/theory.md §4).
 
     Args:
         B: ``(n, d)`` encoder (rows need not be normalised; zero rows count as 0).
@@ -303,7 +303,7 @@ def identity_likeness(B: Array, mask: Array | None = None) -> Array:
     Returns:
         Scalar in [1/d, 1].
 
-    Example:
+    Examples:
         >>> float(identity_likeness(jnp.eye(3)[::-1] * -2.0))
         1.0
     """
@@ -321,7 +321,7 @@ def inverse_participation_ratio(B: Array, mask: Array | None = None) -> Array:
         B: ``(n, d)`` encoder (rows need not be normalised; zero rows count as 0).
         mask: optional ``(n,)`` 0/1 hidden-unit mask; the mean is over live rows.
 
-    Example:
+    Examples:
         >>> float(inverse_participation_ratio(jnp.ones((2, 4))))
         0.25
     """

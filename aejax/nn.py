@@ -5,7 +5,7 @@ The modules hold state only; the math is ``aejax.model``'s and ``aejax.activatio
 variables: optimizers and ``nnx.grad`` (which default to ``nnx.Param``) leave them alone, and
 setting a new value never retraces a jitted function.
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp, aejax
     >>> from flax import nnx
     >>> ae = Autoencoder(16, 8, rngs=nnx.Rngs(0), decoder_scale=1.0)
@@ -36,7 +36,7 @@ class Hyper(nnx.Variable):
     Not an ``nnx.Param``, so ``nnx.grad`` and ``nnx.Optimizer(..., wrt=nnx.Param)`` skip it. Its
     value is a leaf of the module's state: change it with ``var[...] = value`` without retracing.
 
-    Example:
+    Examples:
         >>> layer = Sign(slope=2.0)
         >>> layer.slope[...] = 4.0
         >>> float(layer.slope[...])
@@ -57,7 +57,7 @@ class Sign(nnx.Module):
         slope: surrogate slope; scalar or broadcasting against the input (e.g. one per unit).
         margin: hysteresis window (the surrogate is centred at ``-margin``).
 
-    Example:
+    Examples:
         >>> layer = Sign("tanh", slope=2.0)
         >>> layer(jnp.array([-0.5, 0.0, 3.0]))
         Array([-1.,  1.,  1.], dtype=float32)
@@ -97,7 +97,7 @@ class Autoencoder(nnx.Module):
         row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B``.
         mask: ``(n,)`` 0/1 hidden-unit mask (default: all ones).
 
-    Example:
+    Examples:
         >>> class Denoiser(nnx.Module):
         ...     def __init__(self, rngs):
         ...         self.ae = Autoencoder(8, 4, rngs=rngs, surrogate="tanh")
@@ -144,7 +144,7 @@ class Autoencoder(nnx.Module):
         Returns:
             The ``Autoencoder``.
 
-        Example:
+        Examples:
             >>> import aejax
             >>> p = aejax.init(jax.random.key(0), 8, 4, tied=True)
             >>> Autoencoder.from_params(p, row_normalize=True).to_params().A.shape
@@ -156,7 +156,7 @@ class Autoencoder(nnx.Module):
     def to_params(self) -> model.Params:
         """The current weights as ``aejax.Params(A, B)`` (usable with every functional API).
 
-        Example:
+        Examples:
             >>> ae = Autoencoder(8, 4, rngs=nnx.Rngs(0))
             >>> ae.to_params().B.shape
             (4, 8)
@@ -166,7 +166,7 @@ class Autoencoder(nnx.Module):
     def model_kw(self) -> dict[str, Any]:
         """This module's ``aejax.Architecture`` fields as keywords of ``aejax.apply`` / ``encode`` / ``mc_risk``.
 
-        Example:
+        Examples:
             >>> sorted(Autoencoder(8, 4, rngs=nnx.Rngs(0)).model_kw())
             ['activation', 'margin', 'mask', 'row_normalize', 'slope', 'surrogate']
         """
@@ -176,7 +176,7 @@ class Autoencoder(nnx.Module):
     def arch(self) -> model.Architecture:
         """This module's ``aejax.Architecture`` (pass it as ``arch=`` to ``mc_risk`` and ``exact_risk``).
 
-        Example:
+        Examples:
             >>> Autoencoder(8, 4, rngs=nnx.Rngs(0)).arch().activation
             'sign'
         """

@@ -4,7 +4,7 @@ Optimizers are built with unit learning rate; the trainer multiplies their updat
 learning rate times the schedule factor, so the learning rate is data (vmappable, never a
 recompile) while the optimizer family and schedule shape are structure.
 
-Example:
+Examples:
     >>> opt = get_optimizer("adam")
     >>> round(float(schedule_factor("cosine", 50, steps=100, warmup=0)), 6)
     0.5
@@ -43,7 +43,7 @@ def get_optimizer(optimizer: str | optax.GradientTransformation) -> optax.Gradie
     Returns:
         The transformation.
 
-    Example:
+    Examples:
         >>> isinstance(get_optimizer("sgd"), optax.GradientTransformation)
         True
     """
@@ -56,7 +56,7 @@ def get_optimizer(optimizer: str | optax.GradientTransformation) -> optax.Gradie
 def schedule_factor(schedule: str, step, steps: int, warmup: int):
     """Multiplier of the learning rate at ``step`` (0-based) of ``steps``, after a linear warm-up.
 
-    Example:
+    Examples:
         >>> float(schedule_factor("linear", 0, steps=10, warmup=0))
         1.0
     """

@@ -5,7 +5,7 @@ value, approached from above, and this function is the finite-d reference (docs/
 runs the engine (exact risk, optimal decoder), so it lives beside them rather than in the pure
 ``aejax.theory``.
 
-Example:
+Examples:
     >>> import jax
     >>> out = finite_d_optimum(0.5, d=8, restarts=2, steps=300, key=jax.random.key(0))
     >>> bool(abs(out.risk - (1 - 1 / 3.141592653589793)) < 5e-3)
@@ -39,7 +39,7 @@ def finite_d_optimum(r: Any, *, d: int, restarts: int = 4, steps: int = 2000, lr
     """Minimise the exact N(0, I) risk of the sign autoencoder over B, with A = A*(B) optimal.
 
     Each restart starts from an i.i.d. Gaussian B (``aejax.model.init``) and runs Adam on
-    ``exact_risk(Params(optimal_decoder(B), B))`` (THEORY §2), all restarts vmapped.
+    ``exact_risk(Params(optimal_decoder(B), B))`` (docs/theory.md §2), all restarts vmapped.
 
     Not jittable: the number of rows n = round(r d) fixes array shapes, so ``r`` must be concrete
     (the optimisation itself is compiled inside). ``d`` is keyword-only so that the two numbers
@@ -56,7 +56,7 @@ def finite_d_optimum(r: Any, *, d: int, restarts: int = 4, steps: int = 2000, lr
     Returns:
         ``FiniteDOptimum(risk, encoder, restart_risks)``; ``risk`` is the smallest final risk.
 
-    Example:
+    Examples:
         See the module docstring.
     """
     d = _validate.positive_int("d", d)

@@ -1,6 +1,6 @@
 """Standard figures (matplotlib, Agg backend: no display needed).
 
-Example:
+Examples:
     >>> import numpy as np, tempfile, xarray as xr, pathlib
     >>> ds = xr.Dataset({"risk": (("seed", "rate"), [[0.7, 0.4]]), "risk_se": (("seed", "rate"), [[0.01, 0.01]])},
     ...                 coords={"seed": [0], "rate": [0.5, 1.0]})
@@ -20,7 +20,7 @@ import xarray as xr
 def pyplot():
     """matplotlib's ``pyplot`` on the non-interactive Agg backend (figures are only written to files).
 
-    Example:
+    Examples:
         >>> pyplot().figure is not None
         True
     """

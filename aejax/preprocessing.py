@@ -5,7 +5,7 @@ data loaders share.
 the leading components and skips zero- and near-zero-variance directions, ZCA and full PCA refuse
 rank deficiency with a message naming the option that works.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(200, 4)) * [1.0, 2.0, 3.0, 4.0]
     >>> z = preprocess(x, whiten="zca")
@@ -42,7 +42,7 @@ class Preprocessing:
             columns included) that the output leaves out: ``d − rank`` when whitening, the number
             of dropped constant columns without whitening.
 
-    Example:
+    Examples:
         >>> prep = fit_preprocessing(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 2.0]]))
         >>> prep.apply(np.array([[2.0, 2.0]]))
         array([[0., 0.]])
@@ -66,7 +66,7 @@ class Preprocessing:
     def describe(self) -> dict[str, Any]:
         """JSON-able summary: input and output dimensions, rank, constant columns, ignored directions.
 
-        Example:
+        Examples:
             >>> x = np.c_[np.random.default_rng(0).normal(size=(20, 3)), np.zeros(20)]
             >>> fit_preprocessing(x, whiten="pca", components=2).describe()["ignored_directions"]
             1
@@ -105,7 +105,7 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     Returns:
         A ``Preprocessing``.
 
-    Example:
+    Examples:
         >>> x = np.random.default_rng(1).normal(size=(50, 3)) * [1.0, 2.0, 3.0]
         >>> fit_preprocessing(x, whiten="pca", components=2).apply(x).shape
         (50, 2)
@@ -171,7 +171,7 @@ def preprocess(data: Any, center: bool = True, whiten: str | None = None, compon
                eig_floor: float = 1e-6, drop_constant: bool = False) -> np.ndarray:
     """``fit_preprocessing(data, ...).apply(data)``: preprocess data with its own statistics.
 
-    Example:
+    Examples:
         >>> x = np.random.default_rng(2).normal(size=(40, 3)) + 5
         >>> bool(np.allclose(preprocess(x).mean(axis=0), 0))
         True

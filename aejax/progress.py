@@ -4,7 +4,7 @@ Nothing is printed from compiled code; the bar advances on the host after each c
 chunks trained in segments (checkpointed sweeps), after each segment: steps done, steps per
 second and the chunk's ETA.
 
-Example:
+Examples:
     >>> with ChunkProgress(total=2, enabled=False) as bar:
     ...     bar.steps(50, 100)
     ...     bar.advance(4)

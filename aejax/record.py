@@ -7,7 +7,7 @@ model and its weights, recorded at the end of the run and, when ``traced``, at e
 too (as ``<name>_trace``). A ``Field`` is computed from the finished run (``Outcome``); a field
 without ``value`` is filled in on the host (``wall_time``).
 
-Example:
+Examples:
     >>> [f.name for f in FIELDS if f.per_step]
     ['identity_likeness_trace', 'loss_trace', 'risk_trace']
 """

@@ -9,7 +9,7 @@ the same directory is refused instead of interleaving; the kernel releases the l
 process exits, even after ``kill -9``, so a stale lock never blocks a later sweep. (``flock`` is
 advisory and only reliable on a local file system: on NFS two hosts may not see each other's lock.)
 
-Example:
+Examples:
     >>> import tempfile
     >>> with RunStore(tempfile.mkdtemp(), {"config": "x"}) as store:
     ...     store.load()
@@ -186,7 +186,7 @@ def run_status(records: dict[str, np.ndarray]) -> np.ndarray:
     that follows it inside one block are seen only as NaN: ``"diverged"`` may hide an overflow, but
     ``"overflow"`` is never reported without one.
 
-    Example:
+    Examples:
         >>> run_status({"risk": np.array([0.5, np.nan, np.nan]), "exact_risk": np.full(3, np.nan),
         ...             "loss_trace": np.array([[1.0, 0.5], [1.0, np.inf], [1.0, np.nan]]),
         ...             "risk_trace": np.full((3, 2), np.nan)}).tolist()
@@ -250,7 +250,7 @@ def _attr(value: Any) -> Any:
 def save_results(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write ``ds`` as netCDF atomically (write to a temporary file, then rename).
 
-    Example:
+    Examples:
         >>> import tempfile, xarray as xr
         >>> p = save_results(xr.Dataset({"a": ("x", [1.0])}), Path(tempfile.mkdtemp()) / "r.nc")
         >>> float(load_results(p)["a"][0])
@@ -268,7 +268,7 @@ def load_results(path: str | os.PathLike) -> xr.Dataset:
     Raises:
         ValueError: when the file is missing, truncated or not a results file.
 
-    Example:
+    Examples:
         >>> load_results("/nonexistent.nc")
         Traceback (most recent call last):
         ...

@@ -1,6 +1,6 @@
 """Population risk R(A, B) = E ||x − x̂||² / d: streamed Monte Carlo, and exact for Gaussian data.
 
-The exact risk uses THEORY §2: with ``u_i = b_iᵀx`` and ``s = σ(u)``,
+The exact risk uses docs/theory.md §2: with ``u_i = b_iᵀx`` and ``s = σ(u)``,
 ``d·R = tr Σ − 2 tr(A C_xs) + tr(A C_ss Aᵀ)``. sign, relu (and helu, whose forward is relu) and
 linear are in closed form; any other activation uses Gauss–Hermite quadrature for the diagonal
 and a normalised Hermite (Mehler) series for the off-diagonal correlations. Correlations are
@@ -8,7 +8,7 @@ clipped just inside ±1 so gradients stay finite even for parallel rows. A dead 
 a zero row, or a row in the null space of a low-rank Σ) is the constant unit σ(0), so several dead
 units are perfectly correlated with each other (for sign, all output +1).
 
-Example:
+Examples:
     >>> import jax
     >>> from aejax.model import init
     >>> from aejax.sources import Gaussian
@@ -50,7 +50,7 @@ def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = 
     Returns:
         ``(C_xs, C_ss)``.
 
-    Example:
+    Examples:
         >>> from aejax.sources import Gaussian
         >>> c_xs, c_ss = gaussian_moments(jnp.eye(2), Gaussian(2))
         >>> c_ss
@@ -145,7 +145,7 @@ def exact_risk(params: Params, source: Source, *, arch: Architecture | None = No
     Returns:
         Scalar risk.
 
-    Example:
+    Examples:
         >>> from aejax.sources import Gaussian
         >>> float(exact_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4)))
         1.0
@@ -162,7 +162,7 @@ def exact_risk(params: Params, source: Source, *, arch: Architecture | None = No
 
 def optimal_decoder(B: Array, source: Source, *, arch: Architecture | None = None, ridge: float = 1e-6,
                     key: Array | None = None, n_samples: int = 100_000, **model_kw: Any) -> Array:
-    """Best linear decoder for a fixed encoder: ``A* = C_xs C_ss⁻¹`` (THEORY §2).
+    """Best linear decoder for a fixed encoder: ``A* = C_xs C_ss⁻¹`` (docs/theory.md §2).
 
     Moments are exact for Gaussian sources; for other sources pass ``key`` to estimate them from
     ``n_samples`` samples. A relative ``ridge`` keeps the solve stable when ``C_ss`` is singular;
@@ -180,7 +180,7 @@ def optimal_decoder(B: Array, source: Source, *, arch: Architecture | None = Non
     Returns:
         The ``(d, n)`` decoder.
 
-    Example:
+    Examples:
         >>> from aejax.sources import Gaussian
         >>> A = optimal_decoder(jnp.eye(3), Gaussian(3))
         >>> bool(jnp.allclose(A, jnp.sqrt(2 / jnp.pi) * jnp.eye(3), atol=1e-5))
@@ -245,7 +245,7 @@ def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000
     Returns:
         ``(mean, standard_error)``.
 
-    Example:
+    Examples:
         >>> from aejax.sources import Gaussian
         >>> import jax
         >>> mean, se = mc_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4), jax.random.key(0), 1000)
@@ -288,7 +288,7 @@ def dataset_risk(params: Params, data: Array, *, block: int = 4096, arch: Archit
     Returns:
         Scalar risk.
 
-    Example:
+    Examples:
         >>> x = jnp.asarray(np.random.default_rng(0).normal(size=(10, 4)), jnp.float32)
         >>> risk = dataset_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), x, block=3)
         >>> bool(jnp.allclose(risk, jnp.mean(x**2)))

@@ -11,7 +11,7 @@ A sweep over the input dimension ``d`` (one ``results.nc`` with a ``d`` dimensio
 ``report`` does both for a results file and writes ``scaling.nc``, ``scaling.md`` and two figures; it is
 the ``aejax scaling RESULTS.nc`` command.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> d = np.array([64, 128, 256, 512, 1024])
     >>> fit = fit_power_law(d, 0.36 + 0.03 / d, offset=True, bootstrap=0)
@@ -60,7 +60,7 @@ class PowerLawFit:
         level: the intervals' confidence level.
         draws: the bootstrap estimates, one row ``(alpha, C, offset)`` per resample (offset 0 without one).
 
-    Example:
+    Examples:
         >>> fit = fit_power_law([10, 100, 1000], [2.0, 0.2, 0.02], bootstrap=0)
         >>> round(fit.alpha, 12), round(fit.C, 12), fit.offset
         (1.0, 20.0, None)
@@ -161,7 +161,7 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
         ValueError: for non-positive or repeated ``x``, too few points, mismatched shapes, negative ``se``,
             non-positive ``y`` without ``offset``, or a bad ``level``/``bootstrap``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> d = np.array([64, 128, 256, 512, 1024, 2048])
         >>> rng = np.random.default_rng(2)
@@ -439,7 +439,7 @@ def check_inputs(ds: xr.Dataset, var: str, along: str, *, names: dict[str, str] 
         names: how the errors call the arguments (e.g. ``{"var": "--var", "along": "--along"}``).
         minimum: points needed along the axis.
 
-    Example:
+    Examples:
         >>> import xarray as xr
         >>> check_inputs(xr.Dataset({"risk": ("d", [1.0, 0.5])}, coords={"d": [8, 16]}), "risk", "d")
         Traceback (most recent call last):
@@ -498,7 +498,7 @@ def extrapolate(ds: xr.Dataset, var: str = "exact_risk", along: str = "d", *, se
         data ``mean`` and ``mean_se`` over ``along``; and the bootstrap draws ``draw_alpha``, ``draw_C``,
         ``draw_r_inf`` over ``draw`` (for bands, ``plot_gap``).
 
-    Example:
+    Examples:
         >>> import numpy as np, xarray as xr
         >>> d, rate, seed = np.array([64, 128, 256, 512]), np.array([0.5, 2.0]), np.arange(4)
         >>> r_gauss = np.array([1 - 1 / np.pi, (np.pi / 2 - 1) / (1 + np.pi / 2)])
@@ -658,7 +658,7 @@ def collapse(ds: xr.Dataset, var: str = "risk_trace", along: str = "d", time: st
     Returns:
         A DataArray ``<var>_collapse`` over ``along`` and the other coordinates (0 at the largest size).
 
-    Example:
+    Examples:
         >>> import numpy as np, xarray as xr
         >>> tau = np.linspace(0, 5, 11)
         >>> curves = np.stack([np.exp(-tau) + 0.1 * np.exp(-tau) * (d == 64) for d in (64, 128, 256)])
@@ -755,7 +755,7 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> import numpy as np, pathlib, tempfile, xarray as xr
         >>> d = np.array([64, 128, 256, 512])
         >>> y = 0.36 + 0.03 / d + 1e-6 * np.random.default_rng(0).standard_normal((3, 4))
@@ -822,7 +822,7 @@ def plot_trajectories(ds: xr.Dataset, path: str | os.PathLike, var: str = "risk_
     Returns:
         The path written.
 
-    Example:
+    Examples:
         >>> import numpy as np, pathlib, tempfile, xarray as xr
         >>> step = np.arange(1, 6)
         >>> ds = xr.Dataset({"risk_trace": (("d", "step"), [np.exp(-step), np.exp(-step / 2)])},
@@ -878,7 +878,7 @@ TABLE_HEADER = ["α [CI]", "C", "R∞ [CI]", "R_Gauss", "R∞ − R_Gauss", "cov
 def table_rows(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     """The header and rows of the scaling table of an ``extrapolate`` result (one row per remaining coordinate).
 
-    Example:
+    Examples:
         >>> import numpy as np, xarray as xr
         >>> d = np.array([64, 128, 256, 512])
         >>> ds = xr.Dataset({"exact_risk": ("d", 0.36 + 0.03 / d)}, coords={"d": d})
@@ -907,7 +907,7 @@ def table_rows(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
 def markdown(header: list[str], rows: list[list[str]]) -> str:
     """A markdown table.
 
-    Example:
+    Examples:
         >>> print(markdown(["rate", "α"], [["0.5", "1.0"]]))
         | rate | α |
         |---|---|
@@ -940,7 +940,7 @@ def report(results: str | os.PathLike, var: str = "exact_risk", along: str = "d"
     Returns:
         ``{"header", "rows", "table" (markdown), "result" (Dataset), "files" ({label: path})}``.
 
-    Example:
+    Examples:
         >>> import numpy as np, pathlib, tempfile, xarray as xr
         >>> from aejax.results import save_results
         >>> d = np.array([64, 128, 256, 512])

@@ -1,11 +1,11 @@
-"""Data distributions as pure samplers (THEORY §1, §4).
+"""Data distributions as pure samplers (docs/theory.md §1, §4).
 
 Each source is a frozen pytree: its dimension ``d`` is static structure, its numbers (sparsity
 ``p``, spectrum, covariance factor, data) are leaves, so a source can be built inside jit and
 vmapped over ``p``. ``sample(key, batch)`` is pure and returns a ``(batch, d)`` array.
 Sparse sources have unit variance per coordinate.
 
-Example:
+Examples:
     >>> import jax
     >>> x = BernoulliGaussian(d=8, p=0.25).sample(jax.random.key(0), 4)
     >>> x.shape
@@ -79,7 +79,7 @@ class Gaussian(Source):
         spectrum: optional ``(d,)`` variances; Σ = diag(spectrum).
         covariance: optional ``(d, d)`` symmetric positive semi-definite matrix.
 
-    Example:
+    Examples:
         >>> Gaussian(4, spectrum=[2.0, 1.0, 0.5, 0.5]).cov_trace()
         Array(4., dtype=float32)
     """
@@ -153,7 +153,7 @@ class SparseSource(Source):
 class BernoulliGaussian(SparseSource):
     """Bernoulli–Gaussian BG(p): ``x_i = β_i g_i``, ``β_i ~ Bern(p)``, ``g_i ~ N(0, 1/p)``.
 
-    Example:
+    Examples:
         >>> BernoulliGaussian(16, 0.1).sample(jax.random.key(1), 2).shape
         (2, 16)
     """
@@ -166,7 +166,7 @@ class BernoulliGaussian(SparseSource):
 class SparseRademacher(SparseSource):
     """Sparse Rademacher SR(p): ``x_i ∈ {0, ±1/sqrt(p)}`` with ``P(x_i ≠ 0) = p``.
 
-    Example:
+    Examples:
         >>> SparseRademacher(16, 0.5).sample(jax.random.key(2), 3).shape
         (3, 16)
     """
@@ -193,7 +193,7 @@ class Empirical(Source):
         preprocessing: an ``aejax.preprocessing.Preprocessing`` fitted elsewhere (e.g. on a training split)
             to apply instead of fitting one on ``data``; the other options are then ignored.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> src = Empirical(np.random.default_rng(0).normal(size=(100, 5)), whiten="zca")
         >>> bool(jnp.allclose(src.covariance(), jnp.eye(5), atol=1e-4))
@@ -237,7 +237,7 @@ def make_source(name: str, d: int, p: Any = None) -> Source:
     Returns:
         The source object.
 
-    Example:
+    Examples:
         >>> make_source("bg", 4, p=0.5).p
         0.5
     """

@@ -9,7 +9,7 @@ are written as the sweep goes; rerunning the same sweep into the same ``out`` di
 only what is missing. Compiled chunk programs are kept (a few, by structure), so a later sweep
 that changes only swept values does not recompile.
 
-Example:
+Examples:
     >>> from aejax.train import TrainConfig
     >>> cfg = TrainConfig(d=32, n=32, steps=100, mode="population")
     >>> ds = sweep(cfg, {"seed": [0, 1], "rate": [0.5, 1.0]}, progress=False)
@@ -225,7 +225,7 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         (real data; NaN otherwise), ``theory``, ``status``, ``wall_time``, ``loss_trace``,
         ``risk_trace``, ``identity_likeness_trace``.
 
-    Example:
+    Examples:
         >>> cfg = TrainConfig(d=16, n=16, steps=20, mode="population")
         >>> sweep(cfg, {"seed": [0, 1]}, mc_samples=256, progress=False)["status"].values.tolist()
         ['ok', 'ok']
@@ -358,7 +358,7 @@ def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
     """Coordinates of the results' trace dimension: ``tau`` (the shared τ grid) for runs given a
     ``time``, else ``step``; the other one is added as a coordinate where it is the same for every run.
 
-    Example:
+    Examples:
         >>> list(trace_coordinates(TrainConfig(d=64, n=64, time=4.0, trace_points=4), {64, 128}))
         ['tau']
     """
@@ -400,7 +400,7 @@ def segment_blocks(config: TrainConfig, checkpoint_every: int | None) -> int:
     """Trace blocks per training segment of a checkpointed chunk: about ``checkpoint_every`` steps
     (at least one block), or one block when checkpoints are timed by seconds only.
 
-    Example:
+    Examples:
         >>> segment_blocks(TrainConfig(d=8, n=8, steps=1000), 200)  # 20 blocks of 50 steps
         4
     """

@@ -16,7 +16,7 @@ Decoders (``aejax.decoders``): ``decoder="linear"`` (default) or a non-linear on
 (``"decoder"``) or the encoder and the linear decoder (``"head"``). The trace also records the
 traced observables of ``aejax.record`` (the encoder's ``identity_likeness``) at every trace point.
 
-Example:
+Examples:
     >>> import jax
     >>> cfg = TrainConfig(d=32, n=16, steps=200, batch=64)
     >>> params, trace = jax.jit(make_train(cfg))(jax.random.key(0), {"lr": 0.01})
@@ -51,7 +51,7 @@ def run_key(base_seed: int, seed: int) -> jax.Array:
     Reproduce one run of a sweep with ``make_train(replace(config, n=...))(run_key(s0, s), hparams)``;
     its final Monte Carlo risk uses ``fold_in(run_key(s0, s), aejax.record.EVAL_FOLD)``.
 
-    Example:
+    Examples:
         >>> run_key(0, 3).shape
         ()
     """
@@ -85,7 +85,7 @@ class Trainer(NamedTuple):
 def make_trainer(config: TrainConfig) -> Trainer:
     """Build the segment-wise training functions of ``config`` (see ``Trainer``).
 
-    Example:
+    Examples:
         >>> cfg = TrainConfig(d=16, n=8, steps=20, mode="population", eval_every=5)
         >>> trainer = make_trainer(cfg)
         >>> state = trainer.start(jax.random.key(0), {"lr": 0.05})
@@ -193,7 +193,7 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
         steps up to each of ``config.trace_steps``), ``risk`` (exact or Monte Carlo risk after the
         block; NaN when ``risk_eval="none"``) and the traced observables of ``aejax.record``.
 
-    Example:
+    Examples:
         >>> cfg = TrainConfig(d=16, n=8, steps=20, mode="population")
         >>> params, trace = make_train(cfg)(jax.random.key(0), {"lr": 0.05})
         >>> bool(trace["risk"][-1] < trace["risk"][0])

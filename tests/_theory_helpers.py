@@ -38,12 +38,12 @@ def sign(u: np.ndarray) -> np.ndarray:
 
 
 def shallow_gain(r: float) -> float:
-    """THEORY §3: A = c B̄ᵀ with c = sqrt(2/π) (r <= 1) or sqrt(π/2)/(r + π/2 − 1) (r > 1)."""
+    """docs/theory.md §3: A = c B̄ᵀ with c = sqrt(2/π) (r <= 1) or sqrt(π/2)/(r + π/2 − 1) (r > 1)."""
     return np.sqrt(2 / np.pi) if r <= 1 else np.sqrt(np.pi / 2) / (r + np.pi / 2 - 1)
 
 
 def exact_sign_risk(B: np.ndarray) -> float:
-    """THEORY §2 for sign, Σ = I, optimal decoder: 1 − (2/π) tr(B̄ C_ss⁻¹ B̄ᵀ)/d, C_ss = (2/π) arcsin ρ."""
+    """docs/theory.md §2 for sign, Σ = I, optimal decoder: 1 − (2/π) tr(B̄ C_ss⁻¹ B̄ᵀ)/d, C_ss = (2/π) arcsin ρ."""
     Bn = B / np.linalg.norm(B, axis=1, keepdims=True)
     rho = np.clip(Bn @ Bn.T, -1.0, 1.0)
     c_ss = 2 / np.pi * np.arcsin(rho)

@@ -1,6 +1,6 @@
-"""Activations: exact sign forward, surrogate derivatives (THEORY §5), HeLU, registry.
+"""Activations: exact sign forward, surrogate derivatives (docs/theory.md §5), HeLU, registry.
 
-References are the THEORY §5 formulas written out in NumPy below and scipy quadrature, never
+References are the docs/theory.md §5 formulas written out in NumPy below and scipy quadrature, never
 values produced by aejax itself.
 """
 
@@ -13,7 +13,7 @@ from scipy import integrate
 import aejax
 from aejax.activations import ACTIVATIONS, SURROGATES, get_activation, helu, sign
 
-# THEORY §5, written independently of aejax.activations.SURROGATES.
+# docs/theory.md §5, written independently of aejax.activations.SURROGATES.
 FORMULAS = {
     "ste": lambda u, k: np.ones_like(u * k),
     "clip": lambda u, k: k * (np.abs(k * u) <= 1),
@@ -32,7 +32,7 @@ def surrogate_grad(x, slope=1.0, surrogate="clip", margin=0.0):
 
 
 def test_registry_matches_theory_names():
-    """Every surrogate of THEORY §5 is registered, and nothing else."""
+    """Every surrogate of docs/theory.md §5 is registered, and nothing else."""
     assert set(SURROGATES) == set(FORMULAS)
 
 
@@ -61,7 +61,7 @@ def test_surrogate_area_is_two(surrogate, slope):
 
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
 def test_surrogate_gradient_equals_theory_formula(surrogate):
-    """jax.grad of sign at random points and slopes equals g(u; k) of THEORY §5."""
+    """jax.grad of sign at random points and slopes equals g(u; k) of docs/theory.md §5."""
     rng = np.random.default_rng(0)
     u = rng.normal(scale=2.0, size=500).astype(np.float32)
     k = rng.uniform(0.2, 5.0, size=500).astype(np.float32)
@@ -85,7 +85,7 @@ def test_bfloat16_gradient_is_finite_at_large_inputs(surrogate, slope):
 
 @pytest.mark.parametrize("surrogate", ["clip", "tanh", "atan"])
 def test_works_under_jit_vmap_jacfwd_scan(surrogate):
-    """jit, vmap over x and slope, jacfwd and lax.scan all give the THEORY §5 derivative."""
+    """jit, vmap over x and slope, jacfwd and lax.scan all give the docs/theory.md §5 derivative."""
     u = jnp.linspace(-2.0, 2.0, 17) + 0.01  # avoid clip's kink at |u| = 1 for slope 1
     k = jnp.linspace(0.5, 3.0, 17)
     want = FORMULAS[surrogate](np.asarray(u, np.float64), np.asarray(k, np.float64))

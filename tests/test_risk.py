@@ -1,4 +1,4 @@
-"""Risk: exact Gaussian risk (THEORY §2) against Monte Carlo and quadrature, its gradients against
+"""Risk: exact Gaussian risk (docs/theory.md §2) against Monte Carlo and quadrature, its gradients against
 finite differences, the streamed Monte Carlo estimator against NumPy, the optimal decoder against
 least squares."""
 
@@ -186,7 +186,7 @@ def test_exact_risk_gradient_matches_finite_differences(activation, option):
 
 
 def test_exact_risk_of_trivial_decoder_is_trace_over_d():
-    """A = 0 gives R = tr Σ / d (THEORY §1), for any encoder."""
+    """A = 0 gives R = tr Σ / d (docs/theory.md §1), for any encoder."""
     source = _source("covariance")
     params = Params(jnp.zeros((D, 10)), init(jax.random.key(0), D, 10).B)
     assert float(aejax.exact_risk(params, source)) == pytest.approx(np.trace(_covariance(D)) / D, rel=1e-5)

@@ -1,4 +1,4 @@
-"""Sources: moments by large samples against THEORY §1/§4, preprocessing against NumPy, input checks.
+"""Sources: moments by large samples against docs/theory.md §1/§4, preprocessing against NumPy, input checks.
 
 Statistical tolerances are 5 standard errors computed from the known fourth moments.
 """

@@ -1,4 +1,4 @@
-"""Effective channel and posterior-mean denoiser (THEORY §4) against independent numpy/scipy code."""
+"""Effective channel and posterior-mean denoiser (docs/theory.md §4) against independent numpy/scipy code."""
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +19,7 @@ def _channel(r):
 
 
 def _bg_denoiser(y, p, mu, sigma):
-    """THEORY §4 closed form for BG."""
+    """docs/theory.md §4 closed form for BG."""
     v1 = mu**2 / p + sigma**2
     on = p * stats.norm.pdf(y, 0, np.sqrt(v1))
     off = (1 - p) * stats.norm.pdf(y, 0, sigma)

@@ -1,4 +1,4 @@
-"""Gaussian baselines (THEORY §3) against closed forms, quadrature and exact finite-d risks."""
+"""Gaussian baselines (docs/theory.md §3) against closed forms, quadrature and exact finite-d risks."""
 
 import math
 
@@ -41,7 +41,7 @@ def test_callable_activation_and_relu_structure_value():
     softplus = lambda u: np.logaddexp(u, 0.0)  # noqa: E731
     np.testing.assert_allclose(theory.activation_moments(lambda u: jax.numpy.logaddexp(u, 0.0)),
                                _moments_by_quad(softplus), rtol=1e-7)
-    # THEORY §3: relu at r <= 1 gives 1 − 0.7335 r (measured by GD at d = 128)
+    # docs/theory.md §3: relu at r <= 1 gives 1 − 0.7335 r (measured by GD at d = 128)
     np.testing.assert_allclose(theory.gaussian_limit(0.5, "relu"), 1 - 0.5 * 0.7335, atol=1e-4)
 
 

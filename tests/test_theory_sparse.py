@@ -1,4 +1,4 @@
-"""Sparse-source predictions (THEORY §4) against Monte Carlo with fitted linear decoders.
+"""Sparse-source predictions (docs/theory.md §4) against Monte Carlo with fitted linear decoders.
 
 The fitted-decoder brackets are rigorous for the finite-d optimum R*_d of a linear decoder: the
 in-sample risk of the least-squares fit is below R*_d in expectation (it minimises the empirical

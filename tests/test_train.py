@@ -1,5 +1,5 @@
 """Training: modes, traces, vmapped hyper-parameters without retracing, and the risks gradient
-methods reach against the closed forms of THEORY §3 (written out below, independently of
+methods reach against the closed forms of docs/theory.md §3 (written out below, independently of
 aejax.theory).
 
 The d = 256 runs are marked slow (``pytest -m slow``); d = 64 variants run by default. Measured
@@ -20,12 +20,12 @@ RELU_RATES = [0.25, 0.5, 1.0, 1.5, 2.0]
 
 
 def gaussian_limit_sign(r):
-    """THEORY §3: R(r) = 1 - 2r/π for r ≤ 1, (π/2 - 1)/(r + π/2 - 1) for r > 1."""
+    """docs/theory.md §3: R(r) = 1 - 2r/π for r ≤ 1, (π/2 - 1)/(r + π/2 - 1) for r > 1."""
     return 1 - 2 * r / np.pi if r <= 1 else (np.pi / 2 - 1) / (r + np.pi / 2 - 1)
 
 
 def tight_frame_relu(r):
-    """THEORY §3 orthogonal / tight-frame structure for relu: μ1 = 1/2, v = 1/2 - 1/(2π)."""
+    """docs/theory.md §3 orthogonal / tight-frame structure for relu: μ1 = 1/2, v = 1/2 - 1/(2π)."""
     mu1, v = 0.5, 0.5 - 1 / (2 * np.pi)
     return 1 - r * mu1**2 / v if r <= 1 else (v - mu1**2) / (mu1**2 * (r - 1) + v)
 

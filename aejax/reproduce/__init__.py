@@ -5,7 +5,7 @@ Targets: ``gaussian-limit``, ``finite-size``, ``features``, ``surrogates``, ``un
 ``phase-transition``, ``real-sparse``.
 Sizes: ``tiny`` (seconds, for tests), ``small`` (default: minutes on a 2-core CPU), ``large`` (accelerators).
 
-Example:
+Examples:
     >>> sorted(TARGETS)
     ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'real-sparse', 'sparse', 'surrogates', 'universality']
 """
@@ -49,7 +49,7 @@ def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce
     Returns:
         ``{"png": Path, "nc": Path, "md": Path, ...}`` plus the target's key numbers.
 
-    Example:
+    Examples:
         >>> run("no-such-target")
         Traceback (most recent call last):
         ...

@@ -1,6 +1,6 @@
 """Shared plumbing of the reproductions: sizes, output paths, markdown tables, power-law fits.
 
-Example:
+Examples:
     >>> exponent, se = fit_power_law([64, 128, 256], [0.04, 0.02, 0.01])
     >>> round(exponent, 3), round(se, 3)
     (-1.0, 0.0)
@@ -45,7 +45,7 @@ def write_outputs(name: str, out: str | os.PathLike, ds: xr.Dataset, fig: Any, t
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A markdown table; floats get 4 decimals (signed in columns named with "gap"; ``"± se"`` columns: 1e-4 style).
 
-    Example:
+    Examples:
         >>> print(markdown_table(["r", "gap"], [[0.5, 0.001]]))
         | r | gap |
         |---|---|

@@ -1,7 +1,7 @@
 """What training learns: the encoder's frame structure and the decoder's alignment with it.
 
 For r ≤ 1 the optimum has orthonormal rows (a rotation); for r > 1 an incoherent unit-norm tight
-frame (THEORY §3). Trained encoders (online Adam, clip surrogate) are compared with a Haar
+frame (docs/theory.md §3). Trained encoders (online Adam, clip surrogate) are compared with a Haar
 rotation / tight frame and with their i.i.d. Gaussian initialisation through
 
 - the eigenvalues of B̄ᵀB̄ (all equal to r for a unit-norm tight frame; n ones and d − n zeros for
@@ -12,7 +12,7 @@ rotation / tight frame and with their i.i.d. Gaussian initialisation through
 
 Training runs are vmapped ``make_train`` calls (the parameters are needed, which a sweep does not keep).
 
-Example:
+Examples:
     >>> round(optimal_scale(2.0), 4)
     0.4875
 """
@@ -49,7 +49,7 @@ LR, BATCH, BINS = 0.005, 128, np.linspace(-0.6, 0.6, 61)
 def optimal_scale(r: float) -> float:
     """Decoder scale α of the optimum A = α B̄ᵀ on N(0, I) data: sqrt(2/π) (r ≤ 1), sqrt(π/2)/(r + π/2 − 1).
 
-    Example:
+    Examples:
         >>> round(optimal_scale(0.5), 4)
         0.7979
     """

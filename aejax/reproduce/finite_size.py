@@ -17,7 +17,7 @@ the online exact risk is extrapolated to d → ∞ (``aejax.scaling.extrapolate`
 against R_Gauss), and the online risk-against-τ curves are compared with the largest d's
 (``aejax.scaling.collapse``).
 
-Example:
+Examples:
     >>> PRESETS["small"]["dims"]
     (64, 128, 256, 512, 1024)
 """

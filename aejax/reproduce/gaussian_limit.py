@@ -2,9 +2,9 @@
 
 Two training methods over the same rates and seeds, each one ``aejax.sweep``: online Adam with the
 clip surrogate on fresh samples, and gradient descent (Adam) on the exact population risk. The
-risk reported is the exact risk of the final parameters (THEORY §2), so no Monte Carlo noise.
+risk reported is the exact risk of the final parameters (docs/theory.md §2), so no Monte Carlo noise.
 
-Example:
+Examples:
     >>> PRESETS["small"]["d"]
     512
 """

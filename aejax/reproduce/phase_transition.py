@@ -9,7 +9,7 @@ fraction of exact ties (``u = 0`` at a zero input coordinate) that decides which
 the trained encoder realises. The transition p* is where the seed-mean order parameter crosses 1/2
 (bootstrap over seeds for its standard error).
 
-Predictions compared (``aejax.theory``, THEORY §4 and the derivations in ``theory.sparse``):
+Predictions compared (``aejax.theory``, docs/theory.md §4 and the derivations in ``theory.sparse``):
 p_c = 2/π (identity vs rotation, tied decoder or symmetric ties), p_c = 2 − π/2 (sign(0) = +1,
 untied), the kurtosis threshold 1/3 where the rotation becomes locally unstable, and the optimal
 partial identity B̄ = √a I + √(1 − a) M with its a*(p) and risk. The tie convention is also measured
@@ -17,7 +17,7 @@ on fixed encoders: the exact identity (every zero coordinate gives u = 0, so s =
 perturbed identity (u ≠ 0: the tie is broken by the other coordinates), each with its sample-moment
 optimal linear decoder.
 
-Example:
+Examples:
     >>> PRESETS["small"]["d"]
     64
 """

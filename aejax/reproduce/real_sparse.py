@@ -38,7 +38,7 @@ reconstructions, patch by patch, by the shallow and the trained multilayer decod
 variance. It shows the scale-mixture failure: every patch is reconstructed at the average
 contrast, so flat patches get texture and strong edges are damped.
 
-Example:
+Examples:
     >>> fit_bg(np.random.default_rng(0).normal(size=(20000, 4)))["p_moments"] > 0.95  # Gaussian: p = 1
     True
 """
@@ -82,7 +82,7 @@ def images(data: str | os.PathLike | None = None) -> np.ndarray:
     A file may hold one image ``(H, W)``, images ``(N, H, W)`` or colour images ``(N, H, W, 3|4)``
     (averaged over the channels); any format of ``aejax.data.load_array``.
 
-    Example:
+    Examples:
         >>> images().shape
         (2, 427, 640)
     """
@@ -108,7 +108,7 @@ def split_images(ims: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> 
     Returns:
         ``(train_blocks, test_blocks)``, each ``(blocks, side, side)``.
 
-    Example:
+    Examples:
         >>> train, test = split_images(np.zeros((2, 128, 320)))
         >>> train.shape, test.shape
         ((16, 64, 64), (4, 64, 64))
@@ -127,7 +127,7 @@ def split_images(ims: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> 
 def dct_coefficients(patches: np.ndarray) -> np.ndarray:
     """Orthonormal 2-D DCT of flattened square patches, without the DC coefficient: ``(count, size² − 1)``.
 
-    Example:
+    Examples:
         >>> dct_coefficients(np.ones((2, 64))).round(12).max()  # a flat patch has only a DC term
         np.float64(0.0)
     """
@@ -181,7 +181,7 @@ def scale_mixture_risk(r: Any, scale_factor: float) -> np.ndarray:
     ``1 − (E σ)² (1 − R_Gauss(r))``. For patches σ ∝ ‖x‖ (at large d), so ``(E σ)²`` is the
     ``scale_factor`` of ``fit_bg``. Entrywise denoisers cannot recover σ from the signs either.
 
-    Example:
+    Examples:
         >>> float(scale_mixture_risk(1.0, 1.0)) == float(theory.gaussian_limit(1.0))  # no mixing: R_Gauss
         True
     """

@@ -1,6 +1,6 @@
 """Bernoulli–Gaussian data: shallow, denoised and multi-layer decoders against their theory, vs p.
 
-Per rate r and sparsity p (THEORY §4), mean ± standard error over seeds of the Monte Carlo risk of
+Per rate r and sparsity p (docs/theory.md §4), mean ± standard error over seeds of the Monte Carlo risk of
 
 - ``shallow``: the sign autoencoder trained by online Adam from a Gaussian init (theory: R_Gauss(r),
   the same for every p: gradient descent ignores sparsity; at finite d an encoder pays
@@ -13,7 +13,7 @@ Per rate r and sparsity p (THEORY §4), mean ± standard error over seeds of the
 - ``multilayer_t``: the unrolled VAMP decoder at its Bayes-optimal initialisation after t layers,
   t = 1..``layers`` (theory: ``state_evolution``).
 
-Example:
+Examples:
     >>> PRESETS["small"]["d"]
     256
 """

@@ -6,7 +6,7 @@ and HeLU at several margins against ReLU (margin 0 is ReLU's own derivative) —
 per static structure. "Steps to reach" is the first trace step whose exact risk is within
 ``TOLERANCE`` of that run's final risk.
 
-Example:
+Examples:
     >>> steps_to_reach([0.9, 0.5, 0.405, 0.4], [10, 20, 30, 40])
     30
 """
@@ -42,7 +42,7 @@ LR, BATCH = 0.005, 128
 def steps_to_reach(trace: Any, steps: Any, tolerance: float = TOLERANCE) -> int:
     """First step whose trace value is within ``tolerance`` of the trace's last value.
 
-    Example:
+    Examples:
         >>> steps_to_reach([0.5, 0.3], [5, 10], tolerance=0.5)
         5
     """

@@ -14,7 +14,7 @@ with the clip surrogate (vmapped ``make_train``; the parameters are needed for h
 (any format of ``aejax.data.load_array``; images are flattened), with the same rule for rarely lit
 columns.
 
-Example:
+Examples:
     >>> digits().shape
     (1797, 54)
 """
@@ -59,7 +59,7 @@ def digits(min_lit: float = 0.01) -> np.ndarray:
 def lit_columns(x: Any, min_lit: float = 0.01) -> np.ndarray:
     """The columns of ``x`` that are non-zero in at least ``min_lit`` of the rows.
 
-    Example:
+    Examples:
         >>> lit_columns(np.array([[0.0, 1.0], [0.0, 2.0]])).shape
         (2, 1)
     """
@@ -70,7 +70,7 @@ def lit_columns(x: Any, min_lit: float = 0.01) -> np.ndarray:
 def heldout_risk(params: Any, source: Empirical, arch: Architecture | None = None) -> jax.Array:
     """Mean ``||x − x̂||²/d`` over every row of an ``Empirical`` source (no resampling).
 
-    Example:
+    Examples:
         >>> from aejax.model import init
         >>> src = Empirical(np.random.default_rng(0).normal(size=(20, 4)))
         >>> float(heldout_risk(init(jax.random.key(0), 4, 2), src))

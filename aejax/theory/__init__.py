@@ -30,7 +30,7 @@ usable inside jit. All the others return jax arrays and are jittable in their nu
 (prior, convention, activation and counts such as ``layers`` are static; checks of values run only on
 concrete inputs), except ``prediction_table`` / ``format_table`` (Python rows and text).
 
-Example:
+Examples:
     >>> from aejax import theory
     >>> round(float(theory.gaussian_limit(0.5)), 4), round(theory.critical_sparsity("sr", "tied"), 4)
     (0.6817, 0.6366)

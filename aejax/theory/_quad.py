@@ -5,7 +5,7 @@ Trapezoid sums converge exponentially fast for smooth, rapidly decaying integran
 spacing (0.012) also resolves the narrow posterior transitions of sparse priors at high SNR, where
 Gauss–Hermite nodes would be too sparse.
 
-Example:
+Examples:
     >>> round(float(np.sum(NORMAL_WEIGHTS * NORMAL_NODES**2)), 9)
     1.0
 """

@@ -30,7 +30,7 @@ the sign boundary, and the extrinsic z-precision would collapse to 0.
 Layer 1 reproduces the shallow decoder A sign(Bx) (A = sqrt(2/π) B̄ᵀ, or sqrt(π/2)/(r + π/2 − 1) B̄ᵀ
 for a tight frame) followed by ``posterior_mean``.
 
-Example:
+Examples:
     >>> import jax, jax.numpy as jnp
     >>> from aejax.sources import BernoulliGaussian
     >>> B = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (64, 64)))[0][:32]
@@ -73,7 +73,7 @@ def decode_one(prior: Prior, p: Any, Bn: jax.Array, s: jax.Array, tweaks: jax.Ar
     the precision of the z-message it sends back. Zeros give the Bayes-optimal decoder of the module
     docstring; ``aejax.decoders`` trains them. Returns the ``(layers, d)`` estimates.
 
-    Example:
+    Examples:
         >>> decode_one(resolve_prior("bg"), 1.0, jnp.eye(2), jnp.array([1.0, -1.0]), jnp.zeros((2, 3))).shape
         (2, 2)
     """
@@ -135,7 +135,7 @@ def multilayer_decode(prior: str | Prior, p: Any, B: Any, s: Any, layers: int) -
     Returns:
         ``(..., layers, d)``: the posterior-mean estimate of x after each layer.
 
-    Example:
+    Examples:
         See the module docstring.
     """
     prior = resolve_prior(prior)

@@ -1,11 +1,11 @@
-"""Shallow decoder + entrywise posterior-mean denoiser (THEORY §4).
+"""Shallow decoder + entrywise posterior-mean denoiser (docs/theory.md §4).
 
 On a rotation encoder (tight frame for r > 1) with its optimal linear decoder, each output
 coordinate behaves as the scalar channel ``y = μ x + sqrt(μ(1 − μ)) z``, z ~ N(0, 1), with
 ``μ = 1 − R_Gauss(r)`` and SNR ``γ = μ/(1 − μ)``. Equivalently ``y/μ = x + N(0, 1/γ)``, so the best
 entrywise map is the posterior mean of that channel and its risk is ``mmse(γ)``.
 
-Example:
+Examples:
     >>> mu, snr = effective_channel(1.0)
     >>> round(float(mu), 4), round(float(snr), 4)
     (0.6366, 1.7519)
@@ -33,7 +33,7 @@ def effective_channel(r: Any) -> tuple[jax.Array, jax.Array]:
     Returns:
         ``(μ, γ)`` with μ = 1 − R_Gauss(r) and γ = μ/(1 − μ), shaped like ``r``.
 
-    Example:
+    Examples:
         >>> mu, snr = effective_channel(0.5)
         >>> round(float(mu), 4)
         0.3183
@@ -56,7 +56,7 @@ def posterior_mean(prior: str | Prior, p: Any, r: Any, y: Any) -> jax.Array:
     Returns:
         The denoised values, broadcast shape.
 
-    Example:
+    Examples:
         >>> round(float(posterior_mean("bg", 1.0, 1.0, 0.5)), 4)  # Gaussian prior: f(y) = y
         0.5
     """
@@ -79,7 +79,7 @@ def denoiser_risk(prior: str | Prior, p: Any, r: Any) -> jax.Array:
     Returns:
         The risk, broadcast shape of ``p`` and ``r``.
 
-    Example:
+    Examples:
         >>> round(float(denoiser_risk("bg", 1.0, 0.5)), 4)
         0.6817
     """

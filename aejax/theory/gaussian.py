@@ -1,6 +1,6 @@
-"""Gaussian-source baselines (THEORY §3): the sign autoencoder's limit, Shannon and PCA.
+"""Gaussian-source baselines (docs/theory.md §3): the sign autoencoder's limit, Shannon and PCA.
 
-Example:
+Examples:
     >>> round(float(gaussian_limit(1.0)), 4)
     0.3634
 """
@@ -40,7 +40,7 @@ def activation_moments(activation: str | Callable[[jax.Array], jax.Array] = "sig
     Returns:
         ``(μ1, v)`` as Python floats (computed eagerly, so usable inside jit).
 
-    Example:
+    Examples:
         >>> [round(m, 4) for m in activation_moments("relu")]
         [0.5, 0.3408]
     """
@@ -65,7 +65,7 @@ def activation_moments(activation: str | Callable[[jax.Array], jax.Array] = "sig
 
 
 def gaussian_limit(r: Any, activation: str | Callable[[jax.Array], jax.Array] = "sign") -> jax.Array:
-    """Risk of the rotation / tight-frame structure on N(0, I) data, d → ∞ (THEORY §3).
+    """Risk of the rotation / tight-frame structure on N(0, I) data, d → ∞ (docs/theory.md §3).
 
     Orthogonal rows for r ≤ 1, an incoherent unit-norm tight frame for r > 1, optimal linear decoder:
     ``1 − r μ1²/v`` (r ≤ 1) and ``(v − μ1²)/(μ1²(r − 1) + v)`` (r > 1). For sign this is the optimum
@@ -80,7 +80,7 @@ def gaussian_limit(r: Any, activation: str | Callable[[jax.Array], jax.Array] = 
     Returns:
         The risk, shaped like ``r``.
 
-    Example:
+    Examples:
         >>> round(float(gaussian_limit(2.0)), 4)
         0.222
     """
@@ -94,7 +94,7 @@ def gaussian_limit(r: Any, activation: str | Callable[[jax.Array], jax.Array] = 
 def shannon_limit(r: Any) -> jax.Array:
     """Distortion-rate bound of a unit Gaussian at r bits per coordinate: ``2^(−2r)``.
 
-    Example:
+    Examples:
         >>> float(shannon_limit(1.0))
         0.25
     """
@@ -115,7 +115,7 @@ def pca_risk(r: Any, spectrum: Any = None) -> jax.Array:
     Returns:
         The risk, shaped like ``r``.
 
-    Example:
+    Examples:
         >>> float(pca_risk(0.5, spectrum=[4.0, 2.0, 1.0, 1.0]))
         0.5
     """

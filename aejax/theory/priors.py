@@ -5,9 +5,9 @@ A coordinate of a sparse source is ``x = β ξ / sqrt(p)`` with ``β ~ Bernoulli
 ``E x² = 1``. Mixtures cover the two built-in priors exactly — ``"bg"`` (Bernoulli–Gaussian,
 ξ ~ N(0, 1)) and ``"sr"`` (sparse Rademacher, ξ = ±1) — and any symmetric discrete law (s_k = 0), and
 they keep the posterior mean in closed form. Symmetry is required because the identity-encoder
-formulas (THEORY §4) assume E[sign(x) | x ≠ 0] = 0.
+formulas (docs/theory.md §4) assume E[sign(x) | x ≠ 0] = 0.
 
-Example:
+Examples:
     >>> laplace_like = Prior.mixture(means=(-1.0, 1.0), stds=(0.5, 0.5), weights=(0.5, 0.5))
     >>> round(sum(w * (m * m + s * s) for m, s, w in zip(*laplace_like.components())), 12)
     1.0
@@ -40,7 +40,7 @@ class Prior:
         name: label used in tables.
         means, stds, weights: the mixture components ``Σ_k w_k N(m_k, s_k²)``.
 
-    Example:
+    Examples:
         >>> Prior("sr", means=(-1.0, 1.0), stds=(0.0, 0.0), weights=(0.5, 0.5)).name
         'sr'
     """
@@ -81,7 +81,7 @@ class Prior:
                 name: str = "custom") -> Prior:
         """Symmetric Gaussian mixture, with weights normalised to 1 and rescaled to E ξ² = 1.
 
-        Example:
+        Examples:
             >>> Prior.mixture((0.0,), (3.0,), (2.0,)) == Prior("custom", (0.0,), (1.0,), (1.0,))
             True
         """
@@ -96,7 +96,7 @@ class Prior:
     def discrete(cls, values: Sequence[float], probs: Sequence[float], name: str = "custom") -> Prior:
         """Symmetric discrete non-zero law (normalised like ``mixture``).
 
-        Example:
+        Examples:
             >>> Prior.discrete((-2.0, 2.0), (1.0, 1.0)).means
             (-1.0, 1.0)
         """
@@ -113,7 +113,7 @@ PRIORS = {"bg": BG, "sr": SR}
 def resolve_prior(prior: str | Prior) -> Prior:
     """Return the ``Prior`` for a name (``"bg"``, ``"sr"``) or the prior itself.
 
-    Example:
+    Examples:
         >>> resolve_prior("bg").stds
         (1.0,)
     """
@@ -151,7 +151,7 @@ def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, 
     Returns:
         ``(mean, variance)``, broadcast shape of the inputs.
 
-    Example:
+    Examples:
         >>> mean, var = posterior("sr", 0.5, 10.0, 0.0)
         >>> float(mean)
         0.0
@@ -190,7 +190,7 @@ def mmse(prior: str | Prior, p: Any, snr: Any) -> jax.Array:
     Returns:
         The mmse, broadcast shape of ``p`` and ``snr``; in [0, 1].
 
-    Example:
+    Examples:
         >>> round(float(mmse("bg", 1.0, 3.0)), 6)  # Gaussian: 1 / (1 + snr)
         0.25
     """

@@ -11,7 +11,7 @@ When ``Var z = 1`` and w ~ N(0, 1 − τ) (the Bayes-consistent message of preci
 variance over s gives the closed form used by the state evolution:
 ``E Var(z | w, s) = τ (1 − E[φ(a)² / (Φ(a) Φ(−a))])`` with a = w/sqrt(τ) ~ N(0, (1 − τ)/τ).
 
-Example:
+Examples:
     >>> round(float(sign_channel_mmse(1.0)), 4)  # no message: 1 − 2/π
     0.3634
 """
@@ -47,7 +47,7 @@ def sign_posterior(s: Any, mean: Any, precision: Any) -> tuple[jax.Array, jax.Ar
     Returns:
         ``(E[z | w, s], Var(z | w, s))``, broadcast shape.
 
-    Example:
+    Examples:
         >>> m, v = sign_posterior(1.0, 0.0, 1.0)  # half-normal: sqrt(2/π), 1 − 2/π
         >>> round(float(m), 4), round(float(v), 4)
         (0.7979, 0.3634)
@@ -68,7 +68,7 @@ def sign_channel_mmse(precision: Any) -> jax.Array:
     Returns:
         The mmse, in (0, 1 − 2/π], shaped like ``precision``.
 
-    Example:
+    Examples:
         >>> round(float(sign_channel_mmse(100.0)), 5)  # ≈ τ for a sharp message
         0.00928
     """

@@ -1,4 +1,4 @@
-"""Sparse sources (THEORY §4): shape constant κ, rotation and identity encoders, critical sparsity.
+"""Sparse sources (docs/theory.md §4): shape constant κ, rotation and identity encoders, critical sparsity.
 
 Conventions for the tie at u = 0 (a sparse coordinate is exactly 0 with probability 1 − p):
 
@@ -7,7 +7,7 @@ Conventions for the tie at u = 0 (a sparse coordinate is exactly 0 with probabil
 - ``"plus_untied"``: sign(0) = +1 with an untied optimal linear decoder, which learns to subtract
   the bits' mean 1 − p: ``R_id = 1 − r κ / (2 − p)``.
 
-Local stability of the rotation (not in THEORY §4; derived here): a projection u = b·x of a
+Local stability of the rotation (docs/theory.md §6): a projection u = b·x of a
 sparse source with unit-norm b has excess kurtosis ``k4 Σ_j b_j⁴`` with ``k4 = E ξ⁴ / p − 3``, and by
 the Edgeworth expansion ``E|u| ≈ sqrt(2/π) (1 − k4 Σ_j b_j⁴ / 24)``. Concentrating a row (raising
 ``Σ_j b_j⁴``) therefore raises E|u| (and lowers the risk) exactly when the source is platykurtic,
@@ -26,7 +26,7 @@ prior alone (``kappa``, ``fourth_moment``, ``kurtosis_threshold``, ``critical_sp
 floats, constants of a static argument; the others return jax arrays and are jittable in p, r and the
 rest (the prior and the convention are static).
 
-Example:
+Examples:
     >>> round(critical_sparsity("sr", "tied"), 4)
     0.6366
 """
@@ -54,7 +54,7 @@ def kappa(prior: str | Prior) -> float:
 
     Uses the folded-normal mean of each mixture component. A constant of the prior (Python float).
 
-    Example:
+    Examples:
         >>> round(kappa("bg"), 6), kappa("sr")
         (0.63662, 1.0)
     """
@@ -69,7 +69,7 @@ def rotation_risk(r: Any) -> jax.Array:
     Its projections are asymptotically Gaussian, so this is ``gaussian_limit(r)`` for every p and
     every prior (a function of r alone, hence no prior argument). Jittable.
 
-    Example:
+    Examples:
         >>> round(float(rotation_risk(0.5)), 4)
         0.6817
     """
@@ -91,7 +91,7 @@ def identity_risk(prior: str | Prior, p: Any, r: Any, convention: str) -> jax.Ar
     Returns:
         The risk, broadcast shape of ``p`` and ``r``.
 
-    Example:
+    Examples:
         >>> round(float(identity_risk("sr", 0.5, 1.0, "plus_untied")), 4)
         0.3333
     """
@@ -109,7 +109,7 @@ def identity_risk(prior: str | Prior, p: Any, r: Any, convention: str) -> jax.Ar
 def fourth_moment(prior: str | Prior) -> float:
     """E ξ⁴ of the non-zero law (3 for "bg", 1 for "sr"); the source's E x⁴ is ``fourth_moment / p``.
 
-    Example:
+    Examples:
         >>> fourth_moment("bg"), fourth_moment("sr")
         (3.0, 1.0)
     """
@@ -119,7 +119,7 @@ def fourth_moment(prior: str | Prior) -> float:
 def excess_kurtosis(prior: str | Prior, p: Any) -> jax.Array:
     """Excess kurtosis ``E x⁴ − 3 = fourth_moment / p − 3`` of one coordinate of the sparse source. Jittable.
 
-    Example:
+    Examples:
         >>> round(float(excess_kurtosis("sr", 0.5)), 4), round(float(excess_kurtosis("bg", 0.5)), 4)
         (-1.0, 3.0)
     """
@@ -136,7 +136,7 @@ def kurtosis_correction(prior: str | Prior, p: Any, r: Any, ipr: Any) -> jax.Arr
     ``(1 − R_Gauss(r)) · excess_kurtosis · ipr / 12``, where ``ipr`` is the rows' mean Σ_j b̄_ij⁴
     (``aejax.model.inverse_participation_ratio``). Flatter rows pay less on leptokurtic data. Jittable.
 
-    Example:
+    Examples:
         >>> round(float(kurtosis_correction("bg", 0.05, 1.0, 1 / 1024)), 4)
         0.003
     """
@@ -153,7 +153,7 @@ def rotation_excess(prior: str | Prior, p: Any, r: Any, d: int) -> jax.Array:
     d → ∞ value. Gradient descent on leptokurtic data flattens its rows below that IPR and pays less.
     Jittable in p and r (``d`` is a Python int).
 
-    Example:
+    Examples:
         >>> round(float(rotation_excess("bg", 0.05, 1.0, 1024)), 4)
         0.0089
     """
@@ -168,7 +168,7 @@ def kurtosis_threshold(prior: str | Prior) -> float:
     ``fourth_moment / 3`` (module docstring): 1/3 for "sr"; 1 for "bg" (Gaussian at p = 1,
     leptokurtic below: gradient descent never leaves the rotation). A constant of the prior.
 
-    Example:
+    Examples:
         >>> round(kurtosis_threshold("sr"), 4), kurtosis_threshold("bg")
         (0.3333, 1.0)
     """
@@ -189,7 +189,7 @@ def partial_identity_risk(prior: str | Prior, p: Any, r: Any, a: Any) -> jax.Arr
     Returns:
         Array of the broadcast shape of ``p``, ``r`` and ``a``.
 
-    Example:
+    Examples:
         >>> [round(float(partial_identity_risk("sr", 0.5, 1.0, a)), 4) for a in (0.0, 0.7, 1.0)]
         [0.3634, 0.3388, 0.5]
     """
@@ -230,7 +230,7 @@ def best_partial_identity(prior: str | Prior, p: Any) -> tuple[jax.Array, jax.Ar
     Returns:
         ``(a*, gain)``, each of the shape of ``p``.
 
-    Example:
+    Examples:
         >>> a, gain = best_partial_identity("sr", 0.5)
         >>> round(float(a), 2), round(float(1 - gain), 4)
         (0.72, 0.3387)
@@ -292,7 +292,7 @@ def critical_sparsity(prior: str | Prior, convention: str) -> float:
     ≥ 1 means there is no transition in (0, 1): the rotation wins at every p < 1 (BG: exactly 1).
     A constant of the prior (Python float).
 
-    Example:
+    Examples:
         >>> round(critical_sparsity("sr", "plus_untied"), 4)
         0.4292
     """

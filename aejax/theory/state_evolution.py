@@ -17,7 +17,7 @@ the posterior-mean denoiser: γ2z = 2/(π − 2) and E2x = R_Gauss(r), so γ1x i
 and R_1 = ``denoiser_risk``. For Gaussian data (bg, p = 1) at r ≤ 1 nothing improves on R_Gauss
 (γ2x stays 1); at r > 1 the extra rows make the decoder beat the linear one.
 
-Example:
+Examples:
     >>> risks = state_evolution("sr", 0.1, 1.0, 3)
     >>> bool(risks[0] > risks[1] > risks[2])
     True
@@ -85,7 +85,7 @@ def state_evolution(prior: str | Prior, p: Any, r: Any, layers: int) -> jax.Arra
     Returns:
         Array of shape ``broadcast(p, r).shape + (layers,)``; entry t − 1 is the risk after layer t.
 
-    Example:
+    Examples:
         >>> r1 = state_evolution("bg", 0.3, 0.5, 1)[0]
         >>> from aejax.theory.denoiser import denoiser_risk
         >>> bool(abs(r1 - denoiser_risk("bg", 0.3, 0.5)) < 1e-5)
@@ -130,7 +130,7 @@ def state_evolution_fixed_point(prior: str | Prior, p: Any, r: Any, *, tol: floa
     Returns:
         The fixed-point risk, broadcast shape of ``p`` and ``r``.
 
-    Example:
+    Examples:
         >>> bool(state_evolution_fixed_point("bg", 1.0, 2.0) < 0.2220)  # beats R_Gauss(2) = 0.2220
         True
     """

@@ -1,6 +1,6 @@
 """Every prediction of the theory subpackage at given rates and sparsities, as table rows.
 
-Example:
+Examples:
     >>> rows = prediction_table(ps=[0.3], rates=[0.5])
     >>> [row["prior"] for row in rows]
     ['bg', 'sr']
@@ -44,7 +44,7 @@ def prediction_table(*, ps: Sequence[float], rates: Sequence[float]) -> list[dic
     Returns:
         List of dicts with Python floats (JSON-serialisable).
 
-    Example:
+    Examples:
         See the module docstring.
     """
     check_sparsity("ps", ps)
@@ -96,7 +96,7 @@ def _predictions(prior: str, p: np.ndarray, r: np.ndarray) -> dict[str, np.ndarr
 def format_table(rows: list[dict]) -> str:
     """Fixed-width text rendering of ``prediction_table`` rows (4 decimals, '-' for None).
 
-    Example:
+    Examples:
         >>> print(format_table(prediction_table(ps=[1.0], rates=[1.0])).splitlines()[0].split()[:3])
         ['r', 'p', 'prior']
     """
