@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
     sweep.add_argument("--chunk", type=int, help="runs per compiled chunk (default from the memory budget)")
     sweep.add_argument("--mc-samples", type=int, help="Monte Carlo samples for each final risk")
+    sweep.add_argument("--checkpoint-every", type=int, help="save each chunk's training state every this many steps "
+                       "(under --out/checkpoints); a rerun continues from the last one")
+    sweep.add_argument("--checkpoint-seconds", type=float, help="save it when this many seconds have passed")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--coordinator", help="multi-host: coordinator address host:port")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
@@ -228,7 +231,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     out = Path(options.pop("out", CLI_DEFAULTS["out"]) if args.out is None else args.out)
     resume = options.pop("resume", False) or args.resume
     progress = options.pop("progress", True) and not args.quiet
-    for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples")):
+    for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples"),
+                       ("checkpoint_every", "checkpoint_every"), ("checkpoint_seconds", "checkpoint_seconds")):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)

@@ -101,3 +101,13 @@ def test_cli_sweep_over_d_with_time(tmp_path, capsys):
     ds = aejax.load_results(out)
     assert ds["risk"].dims == ("seed", "rate", "d") and list(ds["d"].values) == [8, 16]
     assert list(ds["tau"].values) == [1.0, 2.0]
+
+
+def test_cli_checkpoint_flags_reach_the_sweep(tmp_path):
+    out = tmp_path / "run"
+    code = main(["sweep", "--d", "8", "--steps", "40", "--batch", "8", "--rates", "1", "--seeds", "0", "--mc-samples",
+                 "64", "--quiet", "--out", str(out), "--checkpoint-every", "10"])
+    assert code == 0
+    assert aejax.load_results(out)["status"].item() == "ok"
+    assert (out / "checkpoints").is_dir()  # the chunk trained in segments, checkpointing between them
+    assert not any((out / "checkpoints").rglob("block-*"))  # finished chunks keep no checkpoint
