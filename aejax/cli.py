@@ -392,10 +392,28 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
     Console().print(table)
 
 
+def use_compilation_cache() -> None:
+    """Keep compiled programs on disk (JAX's persistent compilation cache), so a second identical
+    command, or one that changes only swept values, compiles nothing. The directory is
+    ``$AEJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/aejax/jax`` or ``~/.cache/aejax/jax``; a cache
+    directory the user already gave JAX is left alone."""
+    import os
+
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    jax.config.update("jax_compilation_cache_dir", os.environ.get("AEJAX_CACHE_DIR") or os.path.join(base, "aejax", "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aejax`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("train", "sweep", "reproduce"):
+        use_compilation_cache()
     handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory, "reproduce": cmd_reproduce,
                 "bench": cmd_bench, "scaling": cmd_scaling}
     try:

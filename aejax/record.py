@@ -39,6 +39,14 @@ class Outcome:
         self.model, self.params, self.trace = model, params, trace
         self._key, self._mc_samples = key, mc_samples
 
+    @property
+    def final_exact_risk(self) -> Array:
+        """The exact risk of the final weights: the trace's last point when the trace holds exact
+        risks (it is evaluated at the final weights), else computed here."""
+        if self.model.config.trace_risk == "exact":
+            return self.trace["risk"][-1]
+        return self.model.exact_risk(self.params)
+
     @functools.cached_property
     def mc(self) -> tuple[Array, Array]:
         return self.model.mc_risk(self.params, jax.random.fold_in(self._key, EVAL_FOLD), self._mc_samples)
@@ -91,7 +99,7 @@ FIELDS: tuple[Field, ...] = (
     Field("risk", "final Monte Carlo risk", value=lambda o: o.mc[0]),
     Field("risk_se", "standard error of risk", value=lambda o: o.mc[1]),
     Field("exact_risk", "exact Gaussian risk of the final parameters (NaN if not Gaussian)",
-          value=lambda o: o.model.exact_risk(o.params)),
+          value=lambda o: o.final_exact_risk),
     *(field for observable in OBSERVABLES for field in observable.fields()),
     Field("loss_trace", "mean training loss over each trace block", per_step=True, value=lambda o: o.trace["loss"]),
     Field("risk_trace", "risk after each trace block (exact, Monte Carlo or NaN)", per_step=True,
