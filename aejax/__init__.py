@@ -9,6 +9,7 @@ Example:
 """
 
 from aejax import activations, nn, sources, theory
+from aejax._validate import InputError, InputTypeError
 from aejax.activations import get_activation, helu, sign
 from aejax.config import Model, TrainConfig, default_hparams
 from aejax.model import Architecture, Params, apply, decode, encode, init
@@ -21,6 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Architecture",
+    "InputError",
+    "InputTypeError",
     "Model",
     "Params",
     "TrainConfig",

@@ -38,7 +38,7 @@ MODES = ("online", "dataset", "population")
 RISK_EVALS = ("auto", "exact", "mc", "none")
 HPARAMS = ("lr", "slope", "margin", "rate", "p")
 TRAINABLE = ("all", "decoder", "head")
-MAX_STEPS = 2**31 - 1  # step indices are int32 inside the compiled scan
+MAX_STEPS = 2**31 - 1  # step indices, sizes and sample counts are int32 inside the compiled program
 _SGD_LIKE = ("sgd", "momentum", "nesterov")
 _SOURCE_PRIORS = {"gaussian": "bg", "bernoulli_gaussian": "bg", "bg": "bg", "sparse_rademacher": "sr", "sr": "sr"}
 
@@ -111,10 +111,8 @@ class TrainConfig:
     trainable: str = "all"
 
     def __post_init__(self):
-        for name in ("d", "n", "steps", "batch", "n_train", "trace_samples"):
-            _validate.positive_int(name, getattr(self, name))
-        if self.steps > MAX_STEPS:
-            raise ValueError(f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.steps}")
+        for name in ("d", "n", "steps", "batch", "n_train", "trace_samples"):  # int32 sizes and indices
+            _validate.positive_int(name, getattr(self, name), maximum=MAX_STEPS)
         _validate.non_negative_int("warmup", self.warmup)
         _validate.boolean("row_normalize", self.row_normalize)
         _validate.boolean("tied", self.tied)
@@ -128,18 +126,18 @@ class TrainConfig:
         _validate.choice("risk_eval", self.risk_eval, RISK_EVALS)
         if isinstance(self.source, Source):
             if self.source.d != self.d:
-                raise ValueError(f"source has d={self.source.d} but the config has d={self.d}")
+                raise _validate.InputError(f"source has d={self.source.d} but the config has d={self.d}")
         else:
             _validate.choice("source", self.source, [*SOURCES, *SOURCE_ALIASES])
         if self.mode == "population" and not self.is_gaussian:
-            raise ValueError(f"mode 'population' needs a Gaussian source, got source={self.source!r}")
+            raise _validate.InputError(f"mode 'population' needs a Gaussian source, got source={self.source!r}")
         if self.risk_eval == "exact" and not self.is_gaussian:
-            raise ValueError(f"risk_eval 'exact' needs a Gaussian source, got source={self.source!r}")
+            raise _validate.InputError(f"risk_eval 'exact' needs a Gaussian source, got source={self.source!r}")
         self._check_decoder()
         if self.eval_every is not None:
             every = _validate.positive_int("eval_every", self.eval_every)
             if self.steps % every:
-                raise ValueError(f"eval_every must divide steps={self.steps}, got {every}")
+                raise _validate.InputError(f"eval_every must divide steps={self.steps}, got {every}")
 
     def _check_decoder(self) -> None:
         _validate.choice("decoder", self.decoder, DECODERS)
@@ -148,15 +146,17 @@ class TrainConfig:
         _validate.positive_int("width", self.width)
         if self.decoder == "linear":
             if self.trainable == "head":
-                raise ValueError("trainable 'head' needs a non-linear decoder, got decoder='linear'")
+                raise _validate.InputError("trainable 'head' needs a non-linear decoder, got decoder='linear'")
             return
         if self.mode == "population" or self.risk_eval == "exact":
-            raise ValueError(f"decoder {self.decoder!r} has no exact risk: use mode 'online'/'dataset' and risk_eval "
+            raise _validate.InputError(
+                f"decoder {self.decoder!r} has no exact risk: use mode 'online'/'dataset' and risk_eval "
                              f"'mc'/'auto'/'none', got mode={self.mode!r}, risk_eval={self.risk_eval!r}")
         if self.tied:
-            raise ValueError(f"decoder {self.decoder!r} needs an untied decoder, got tied=True")
+            raise _validate.InputError(f"decoder {self.decoder!r} needs an untied decoder, got tied=True")
         if self.decoder in ("posterior_mean", "multilayer") and self.prior is None and isinstance(self.source, Source):
-            raise ValueError(f"decoder {self.decoder!r} with a Source object needs prior= ('bg', 'sr' or a theory.Prior)")
+            raise _validate.InputError(
+                f"decoder {self.decoder!r} with a Source object needs prior= ('bg', 'sr' or a theory.Prior)")
 
     @property
     def is_gaussian(self) -> bool:
@@ -226,11 +226,11 @@ def default_hparams(config: TrainConfig) -> dict[str, float]:
 def full_hparams(config: TrainConfig, hparams: dict[str, Any] | None) -> dict[str, Array]:
     """Defaults overridden by ``hparams``; unknown names and bad concrete values are refused."""
     if hparams is not None and not isinstance(hparams, dict):
-        raise TypeError(f"hparams must be a dict {{name: number}} or None, got {type(hparams).__name__}")
+        raise _validate.InputTypeError(f"hparams must be a dict {{name: number}} or None, got {type(hparams).__name__}")
     hparams = dict(hparams or {})
     unknown = sorted(set(hparams) - set(HPARAMS))
     if unknown:
-        raise ValueError(f"unknown hparams {unknown}; allowed: {', '.join(HPARAMS)}")
+        raise _validate.InputError(f"unknown hparams {unknown}; allowed: {', '.join(HPARAMS)}")
     _validate.positive_number("lr", hparams.get("lr", 1.0))
     _validate.positive_number("slope", hparams.get("slope", 1.0))
     _validate.positive_number("margin", hparams.get("margin", 0.0), allow_zero=True)
@@ -246,11 +246,12 @@ def _check_rate(rate: Any, config: TrainConfig) -> None:
     if _validate.is_concrete(rate):
         units = jnp.round(jnp.asarray(rate) * config.d)
         if jnp.any(units < 1) or jnp.any(units > config.n):
-            raise ValueError(f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
-                             f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}")
+            raise _validate.InputError(
+                f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
+                f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}")
         if config.decoder == "multilayer" and jnp.any(units != config.n):
-            raise ValueError(f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
-                             f"{config.n / config.d:.4g}, got {rate}")
+            raise _validate.InputError(f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
+                                       f"{config.n / config.d:.4g}, got {rate}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

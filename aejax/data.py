@@ -57,17 +57,17 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+        raise _validate.InputError(f"{path}: not a readable .npz file ({err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not an .npz archive (it holds a single .npy array)")
+        raise _validate.InputError(f"{path}: not an .npz archive (it holds a single .npy array)")
     with archive:
         names = sorted(archive.files)
         if name is None:
             if len(names) != 1:
-                raise ValueError(f"{path}: holds arrays {names}; pass name= to choose one")
+                raise _validate.InputError(f"{path}: holds arrays {names}; pass name= to choose one")
             name = names[0]
         if name not in names:
-            raise ValueError(f"{path}: has no array named {name!r}; it holds {names}")
+            raise _validate.InputError(f"{path}: has no array named {name!r}; it holds {names}")
         return _numeric(archive[name], path)
 
 
@@ -96,22 +96,24 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise ValueError(f"{path}: cannot read IDX file ({err})") from None
+        raise _validate.InputError(f"{path}: cannot read IDX file ({err})") from None
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
-        raise ValueError(f"{path}: not an IDX file (its first bytes {raw[:4].hex()} are not 0000<type><ndim>)")
+        raise _validate.InputError(
+            f"{path}: not an IDX file (its first bytes {raw[:4].hex()} are not 0000<type><ndim>)")
     code, ndim = raw[2], raw[3]
     if code not in IDX_DTYPES:
         allowed = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise ValueError(f"{path}: unknown IDX type code 0x{code:02X}; allowed: {allowed}")
+        raise _validate.InputError(f"{path}: unknown IDX type code 0x{code:02X}; allowed: {allowed}")
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise ValueError(f"{path}: IDX header truncated or without dimensions (ndim={ndim}, {len(raw)} bytes)")
+        raise _validate.InputError(
+            f"{path}: IDX header truncated or without dimensions (ndim={ndim}, {len(raw)} bytes)")
     shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(IDX_DTYPES[code])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
-                         f"found {len(raw) - header} (truncated or wrong header)")
+        raise _validate.InputError(f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
+                                   f"found {len(raw) - header} (truncated or wrong header)")
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(np.float64)
 
 
@@ -139,20 +141,20 @@ def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str
         with open(path, newline="", encoding="utf-8") as f:
             rows = [(i + 1, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter)) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ValueError(f"{path}: cannot read CSV file ({err})") from None
+        raise _validate.InputError(f"{path}: cannot read CSV file ({err})") from None
     if header is None:
         header = bool(rows) and not all(_is_number(v) for v in rows[0][1])
     rows = rows[1:] if header else rows
     if not rows:
-        raise ValueError(f"{path}: no data rows")
+        raise _validate.InputError(f"{path}: no data rows")
     width = len(rows[0][1])
     values = np.empty((len(rows), width))
     for r, (line, row) in enumerate(rows):
         if len(row) != width:
-            raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {width}")
+            raise _validate.InputError(f"{path}: line {line} has {len(row)} fields, expected {width}")
         for c, field in enumerate(row):
             if not _is_number(field):
-                raise ValueError(f"{path}: line {line}, column {c + 1}: {field!r} is not a number")
+                raise _validate.InputError(f"{path}: line {line}, column {c + 1}: {field!r} is not a number")
             values[r, c] = float(field)
     return values
 
@@ -193,7 +195,7 @@ def _is_number(text: str) -> bool:
 
 def _numeric(array: np.ndarray, path: Any) -> np.ndarray:
     if array.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: array of dtype {array.dtype} is not numeric")
+        raise _validate.InputError(f"{path}: array of dtype {array.dtype} is not numeric")
     return array.astype(np.float64)
 
 
@@ -221,8 +223,8 @@ class Preprocessing:
         """Transform ``(samples, d)`` data with the fitted statistics; returns ``(samples, k)``."""
         x = _check_data(data, min_samples=1)
         if x.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"data has {x.shape[1]} columns but the preprocessing was fitted on "
-                             f"{self.mean.shape[0]}")
+            raise _validate.InputError(f"data has {x.shape[1]} columns but the preprocessing was fitted on "
+                                       f"{self.mean.shape[0]}")
         return (x - self.mean) @ self.transform
 
 
@@ -254,9 +256,11 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     x = _check_data(data)
     constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
     if constant.size:
-        raise ValueError(f"data has constant columns {constant[:10].tolist()} (zero variance); drop them first")
+        raise _validate.InputError(
+            f"data has constant columns {constant[:10].tolist()} (zero variance); drop them first")
     if not 0 < eig_floor < 1:
-        raise ValueError(f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}")
+        raise _validate.InputError(
+            f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}")
     if whiten is not None:
         _validate.choice("whiten", whiten, WHITENINGS)
     d = x.shape[1]
@@ -268,11 +272,11 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
         return Preprocessing(mean, np.eye(d) * np.sqrt(d / np.sum(eigval)), eigval)
     k = d if components is None else _validate.positive_int("components", components)
     if k > d or (whiten == "zca" and k != d):
-        raise ValueError(f"components must be at most d={d} (and all of them for zca), got {components}")
+        raise _validate.InputError(f"components must be at most d={d} (and all of them for zca), got {components}")
     if np.any(eigval[:k] < eig_floor * eigval[0]):
         rank = int(np.sum(eigval >= eig_floor * eigval[0]))
-        raise ValueError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
-                         f"{eig_floor:g}; use whiten='pca' with components<={rank}")
+        raise _validate.InputError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
+                                   f"{eig_floor:g}; use whiten='pca' with components<={rank}")
     transform = eigvec[:, :k] / np.sqrt(eigval[:k])
     if whiten == "zca":
         transform = transform @ eigvec[:, :k].T
@@ -294,11 +298,11 @@ def preprocess(data: Any, center: bool = True, whiten: str | None = None, compon
 def _check_data(data: Any, min_samples: int = 2) -> np.ndarray:
     x = np.asarray(data, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < min_samples or x.shape[1] < 1:
-        raise ValueError(f"data must be a 2-D array (samples, d) with at least {min_samples} "
-                         f"sample{'s' * (min_samples > 1)}, got shape {x.shape}")
+        raise _validate.InputError(f"data must be a 2-D array (samples, d) with at least {min_samples} "
+                                   f"sample{'s' * (min_samples > 1)}, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         rows = np.unique(np.nonzero(~np.isfinite(x))[0])[:5].tolist()
-        raise ValueError(f"data must be finite; rows {rows} hold NaN or inf")
+        raise _validate.InputError(f"data must be finite; rows {rows} hold NaN or inf")
     return x
 
 
@@ -337,12 +341,12 @@ def random_patches(images: Any, size: int, count: int, seed: int = 0) -> np.ndar
     """
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3:
-        raise ValueError(f"images must have shape (N, H, W), got shape {images.shape}")
+        raise _validate.InputError(f"images must have shape (N, H, W), got shape {images.shape}")
     size = _validate.positive_int("size", size)
     count = _validate.positive_int("count", count)
     n, h, w = images.shape
     if size > min(h, w):
-        raise ValueError(f"size must be at most min(H, W)={min(h, w)}, got {size}")
+        raise _validate.InputError(f"size must be at most min(H, W)={min(h, w)}, got {size}")
     rng = np.random.default_rng(seed)
     which = rng.integers(0, n, count)
     top = rng.integers(0, h - size + 1, count)
@@ -370,10 +374,10 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     """
     x = np.asarray(data)
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+        raise _validate.InputError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     n_test = int(round(test_fraction * len(x)))
     if n_test < 2 or len(x) - n_test < 2:
-        raise ValueError(f"test_fraction={test_fraction} of {len(x)} rows leaves fewer than 2 rows in a part")
+        raise _validate.InputError(f"test_fraction={test_fraction} of {len(x)} rows leaves fewer than 2 rows in a part")
     order = np.random.default_rng(seed).permutation(len(x))
     return x[order[n_test:]], x[order[:n_test]]
 

@@ -43,31 +43,33 @@ class Grid:
         """Validate and expand a grid specification (see module docstring)."""
         if isinstance(spec, dict):
             if not spec:
-                raise ValueError("grid must name at least one axis, got an empty dict")
+                raise _validate.InputError("grid must name at least one axis, got an empty dict")
             axes = {name: _axis_values(name, values) for name, values in spec.items()}
             runs = tuple(dict(zip(axes, combo)) for combo in itertools.product(*axes.values()))
             grid = cls(runs, tuple(axes), {k: tuple(v) for k, v in axes.items()})
         elif isinstance(spec, (list, tuple)):
             if not spec or not all(isinstance(run, dict) for run in spec):
-                raise ValueError("grid as a list must be a non-empty list of dicts {axis: value}")
+                raise _validate.InputError("grid as a list must be a non-empty list of dicts {axis: value}")
             keys = set(spec[0])
             for i, run in enumerate(spec):
                 if set(run) != keys:
-                    raise ValueError(f"grid run {i} has axes {sorted(run)} but run 0 has {sorted(keys)}; "
-                                     "every run must name the same axes")
+                    raise _validate.InputError(f"grid run {i} has axes {sorted(run)} but run 0 has {sorted(keys)}; "
+                                               "every run must name the same axes")
             runs = tuple({k: _axis_values(k, [v])[0] for k, v in run.items()} for run in spec)
             seen = {}
             for i, run in enumerate(runs):
                 key = tuple(sorted(run.items()))
                 if key in seen:
-                    raise ValueError(f"grid runs {seen[key]} and {i} are duplicates: {run}")
+                    raise _validate.InputError(f"grid runs {seen[key]} and {i} are duplicates: {run}")
                 seen[key] = i
             grid = cls(runs, ("run",), {"run": tuple(range(len(runs)))})
         else:
-            raise TypeError(f"grid must be a dict of axis values or a list of run dicts, got {type(spec).__name__}")
+            raise _validate.InputTypeError(
+                f"grid must be a dict of axis values or a list of run dicts, got {type(spec).__name__}")
         for run in grid.runs:
             if "rate" in run and not 1 <= round(run["rate"] * d):
-                raise ValueError(f"rate {run['rate']} gives no hidden unit at d={d}; rates must be >= {0.5 / d:.4g}")
+                raise _validate.InputError(
+                    f"rate {run['rate']} gives no hidden unit at d={d}; rates must be >= {0.5 / d:.4g}")
         return grid
 
     @property
@@ -80,13 +82,13 @@ def _axis_values(name: str, values: Any) -> list:
     _validate.choice("grid axis", name, AXES)
     values = list(np.atleast_1d(np.asarray(values)).tolist()) if not isinstance(values, list) else values
     if not values:
-        raise ValueError(f"grid axis {name!r} has no values")
+        raise _validate.InputError(f"grid axis {name!r} has no values")
     if len(set(values)) != len(values):
-        raise ValueError(f"grid axis {name!r} has duplicate values: {values}")
+        raise _validate.InputError(f"grid axis {name!r} has duplicate values: {values}")
     if name == "seed":
         for v in values:
             if isinstance(v, bool) or not float(v).is_integer() or not 0 <= v < 2**31:
-                raise ValueError(f"grid axis 'seed' must hold integers in [0, 2**31), got {v!r}")
+                raise _validate.InputError(f"grid axis 'seed' must hold integers in [0, 2**31), got {v!r}")
         return [int(v) for v in values]
     out = [float(v) for v in values]
     if name == "p":

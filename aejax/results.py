@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from aejax import record
+from aejax import _validate, record
 
 ENGINE = "h5netcdf"
 
@@ -105,15 +105,17 @@ class RunStore:
             try:
                 old = json.loads(path.read_text())
             except (OSError, ValueError) as err:
-                raise ValueError(f"cannot read {path} ({err}); delete it or choose another out directory") from None
+                raise _validate.InputError(
+                    f"cannot read {path} ({err}); delete it or choose another out directory") from None
             new = json.loads(text)
             if old != new:
                 differ = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
                 details = "; ".join(_differences(old, new)[:5])
-                raise ValueError(f"out={str(self.out)!r} holds a different sweep (differs in: {', '.join(differ)}); "
+                raise _validate.InputError(
+                    f"out={str(self.out)!r} holds a different sweep (differs in: {', '.join(differ)}); "
                                  f"{details}; choose another out directory or delete it")
         elif resume:
-            raise ValueError(f"resume=True but out={str(self.out)!r} holds no sweep to resume")
+            raise _validate.InputError(f"resume=True but out={str(self.out)!r} holds no sweep to resume")
         else:
             atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -165,8 +167,8 @@ def _lock(path: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise ValueError(f"out={str(path.parent)!r} is in use by another sweep (process {holder} holds "
-                         f"{str(path)!r}); wait for it to finish or choose another out directory") from None
+        raise _validate.InputError(f"out={str(path.parent)!r} is in use by another sweep (process {holder} holds "
+                                   f"{str(path)!r}); wait for it to finish or choose another out directory") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
@@ -262,21 +264,21 @@ def load_results(path: str | os.PathLike) -> xr.Dataset:
     """Load a results file written by ``aejax.sweep`` (a netCDF file, or a sweep's out directory).
 
     Raises:
-        ValueError: when the file is missing, truncated or not a results file.
+        InputError (a ValueError): when the file is missing, truncated or not a results file.
 
     Example:
         >>> load_results("/nonexistent.nc")
         Traceback (most recent call last):
         ...
-        ValueError: cannot read results file '/nonexistent.nc': no such file
+        aejax.InputError: cannot read results file '/nonexistent.nc': no such file
     """
     path = Path(path)
     if path.is_dir():
         path = path / "results.nc"
     if not path.exists():
-        raise ValueError(f"cannot read results file {str(path)!r}: no such file")
+        raise _validate.InputError(f"cannot read results file {str(path)!r}: no such file")
     try:
         return xr.load_dataset(path, engine=ENGINE)
     except Exception as err:
-        raise ValueError(f"cannot read results file {str(path)!r}: {type(err).__name__}: {err} "
-                         "(truncated or not a netCDF file)") from None
+        raise _validate.InputError(f"cannot read results file {str(path)!r}: {type(err).__name__}: {err} "
+                                   "(truncated or not a netCDF file)") from None

@@ -36,7 +36,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aejax import _validate, record, theory
-from aejax.config import TrainConfig
+from aejax.config import MAX_STEPS, TrainConfig
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, padding_overhead, units
 from aejax.progress import ChunkProgress
@@ -129,7 +129,7 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: 
     so a resumed sweep runs its remaining runs with the same program as an uninterrupted one.
 
     Raises:
-        ValueError: when even one run per device does not fit, or a requested ``chunk`` does not.
+        InputError (a ValueError): when even one run per device does not fit, or a requested ``chunk`` does not.
     """
     devices = mesh.devices.size
     per_device = min(MAX_RUNS_PER_DEVICE, math.ceil(bucket_runs / devices)) if chunk is None else math.ceil(chunk / devices)
@@ -138,9 +138,10 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: 
     while program.bytes_per_device > budget:
         if chunk is not None or per_device == 1:
             need = program.bytes_per_device / 2**30
-            raise ValueError(f"{'chunk=' + str(chunk) if chunk else 'one run per device'} needs {need:.2f} GiB per "
-                             f"device at d={config.d}, n={config.n}, batch={config.batch}, over the memory budget of "
-                             f"{budget / 2**30:.2f} GiB; lower chunk, batch, d or n, or raise memory_budget")
+            raise _validate.InputError(
+                f"{'chunk=' + str(chunk) if chunk else 'one run per device'} needs {need:.2f} GiB per device at "
+                f"d={config.d}, n={config.n}, batch={config.batch}, mc_samples={mc_samples}, over the memory budget "
+                f"of {budget / 2**30:.2f} GiB; lower chunk, batch, mc_samples, d or n, or raise memory_budget")
         per_run = program.bytes_per_device / per_device
         per_device = max(1, min(per_device - 1, int(budget / per_run)))
         program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
@@ -220,11 +221,13 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         ['ok', 'ok']
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
-    _validate.positive_int("mc_samples", mc_samples, minimum=2)  # 2 for a standard error
+        raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
+    _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
     if chunk is not None:
-        _validate.positive_int("chunk", chunk)
+        _validate.positive_int("chunk", chunk, maximum=MAX_STEPS)
     _validate.non_negative_int("seed", seed)
+    if seed >= 2**63:
+        raise _validate.InputError(f"seed must be below 2**63, got {seed}")
     if out is not None:
         _validate.path("out", out)
     _validate.boolean("resume", resume)

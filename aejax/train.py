@@ -77,7 +77,7 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
         True
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
+        raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
     optimizer = get_optimizer(config.optimizer)
     trace_risk = config.trace_risk
     every = config.trace_every

@@ -46,7 +46,7 @@ def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce
         >>> run("no-such-target")
         Traceback (most recent call last):
         ...
-        ValueError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, sparse, surrogates, universality
+        aejax.InputError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, sparse, surrogates, universality
     """
     _validate.choice("name", name, TARGETS)
     _validate.choice("size", size, SIZES)

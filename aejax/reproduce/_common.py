@@ -75,7 +75,7 @@ def fit_power_law(x: Any, y: Any) -> tuple[float, float]:
     """
     lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
     if lx.size < 2 or not np.all(np.isfinite(ly)):
-        raise ValueError(f"fit_power_law needs at least 2 positive points, got x={list(x)}, y={list(y)}")
+        raise _validate.InputError(f"fit_power_law needs at least 2 positive points, got x={list(x)}, y={list(y)}")
     design = np.c_[lx, np.ones_like(lx)]
     coef, *_ = np.linalg.lstsq(design, ly, rcond=None)
     dof = lx.size - 2

@@ -92,7 +92,7 @@ def identity_risk(p: Any, r: Any, prior: str | Prior, convention: str) -> jax.Ar
     _validate.positive_number("r", r)
     _validate.choice("convention", convention, CONVENTIONS)
     if _validate.is_concrete(r) and (np.asarray(r, dtype=np.float64) > 1).any():
-        raise ValueError(f"r must be <= 1 for the identity encoder (n <= d rows of I), got {r!r}")
+        raise _validate.InputError(f"r must be <= 1 for the identity encoder (n <= d rows of I), got {r!r}")
     k = kappa(prior)
     p, r = as_float(p), as_float(r)
     gain = p * k if convention == "tied" else k / (2 - p)
@@ -183,7 +183,7 @@ def partial_identity_risk(p: Any, a: Any, r: Any, prior: str | Prior) -> np.ndar
     _validate.positive_number("r", r)
     p, a, r = (np.asarray(v, dtype=np.float64) for v in (p, a, r))
     if ((a < 0) | (a > 1)).any() or (r > 1).any():
-        raise ValueError(f"a must lie in [0, 1] and r in (0, 1], got a={a.tolist()!r}, r={r.tolist()!r}")
+        raise _validate.InputError(f"a must lie in [0, 1] and r in (0, 1], got a={a.tolist()!r}, r={r.tolist()!r}")
     rest = 1 - a  # variance of the Gaussian part
     abs_mean = (1 - p) * np.sqrt(2 * rest / math.pi)
     for m, s, w in zip(*resolve_prior(prior).components()):
