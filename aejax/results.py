@@ -72,15 +72,25 @@ class RunStore:
         resume: require an existing sweep in ``out`` to continue.
 
     The store holds ``out/.lock`` until ``close()`` (or the end of a ``with`` block); a second store
-    on the same directory meanwhile raises ``ValueError``.
+    on the same directory meanwhile raises ``ValueError``. Opening it removes temporary files that a
+    killed writer left in ``out`` and ``out/chunks`` (``.<name>.*.tmp``; no other writer can be
+    active while the lock is held).
+
+    Every chunk file carries the sweep's ``fingerprint`` (``fingerprint(manifest)``), in its name
+    and inside the file: ``load`` ignores, with a warning naming the file, a chunk of another sweep
+    (even when ``manifest.json`` was deleted or replaced), a chunk whose fields do not have the shapes
+    of ``aejax.record.FIELDS``, and an unreadable one; their runs are recomputed.
     """
 
     def __init__(self, out: str | os.PathLike, manifest: dict[str, Any], resume: bool = False):
         self.out = Path(out)
+        self.fingerprint = fingerprint(manifest)
         self.chunks = self.out / "chunks"
         self.chunks.mkdir(parents=True, exist_ok=True)
         self._lock: int | None = _lock(self.out / ".lock")
         try:
+            _remove_temporary_files(self.out)
+            _remove_temporary_files(self.chunks)
             self._check_manifest(manifest, resume)
         except BaseException:
             self.close()
@@ -107,44 +117,100 @@ class RunStore:
             except (OSError, ValueError) as err:
                 raise _validate.InputError(
                     f"cannot read {path} ({err}); delete it or choose another out directory") from None
+            if not isinstance(old, dict):
+                raise _validate.InputError(f"{path} is not a sweep manifest (it holds a JSON {type(old).__name__}, "
+                                           "not an object); delete it or choose another out directory")
             new = json.loads(text)
             if old != new:
                 differ = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
                 details = "; ".join(_differences(old, new)[:5])
                 raise _validate.InputError(
                     f"out={str(self.out)!r} holds a different sweep (differs in: {', '.join(differ)}); "
-                                 f"{details}; choose another out directory or delete it")
+                    f"{details}; choose another out directory or delete it")
         elif resume:
             raise _validate.InputError(f"resume=True but out={str(self.out)!r} holds no sweep to resume")
         else:
             atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
-    def load(self) -> dict[int, dict[str, np.ndarray]]:
-        """Records of finished runs by run index; unreadable chunk files are reported and skipped."""
+    def load(self, n_steps: int | None = None, n_runs: int | None = None) -> dict[int, dict[str, np.ndarray]]:
+        """Records of finished runs by run index.
+
+        A chunk file of another sweep (other fingerprint), one that cannot be read, and one whose
+        fields do not fit the schema (``n_steps`` trace points per ``per_step`` field, run ids in
+        ``[0, n_runs)``, when given) are reported with a warning naming the file and skipped.
+        """
         done: dict[int, dict[str, np.ndarray]] = {}
         for file in sorted(self.chunks.glob("chunk-*.npz")):
+            if not file.name.startswith(f"chunk-{self.fingerprint}-"):
+                warnings.warn(f"ignoring chunk file {file}: it belongs to another sweep (its name lacks this sweep's "
+                              f"fingerprint {self.fingerprint}); its runs will be recomputed", stacklevel=2)
+                continue
             try:
                 with np.load(file) as z:
+                    stored = str(z["fingerprint"]) if "fingerprint" in z.files else None
                     ids = z["run_ids"]
                     fields = {name: z[name] for name in record.NAMES}
             except Exception as err:  # a truncated or corrupted file: recompute its runs
                 warnings.warn(f"ignoring unreadable chunk file {file} ({type(err).__name__}: {err}); "
                               "its runs will be recomputed", stacklevel=2)
                 continue
+            problem = _chunk_problem(stored, self.fingerprint, ids, fields, n_steps, n_runs)
+            if problem:
+                warnings.warn(f"ignoring chunk file {file}: {problem}; its runs will be recomputed", stacklevel=2)
+                continue
             for i, run in enumerate(ids.tolist()):
                 done[run] = {name: values[i] for name, values in fields.items()}
         return done
 
     def save(self, run_ids: np.ndarray, records: dict[str, np.ndarray]) -> None:
-        """Write one finished chunk atomically."""
+        """Write one finished chunk atomically, tagged with the sweep's fingerprint."""
         tag = hashlib.sha1(np.asarray(run_ids).tobytes()).hexdigest()[:12]
-        path = self.chunks / f"chunk-{int(run_ids[0]):07d}-{tag}.npz"
+        path = self.chunks / f"chunk-{self.fingerprint}-{int(run_ids[0]):07d}-{tag}.npz"
 
         def write(tmp):
             with open(tmp, "wb") as f:
-                np.savez(f, run_ids=run_ids, **{name: records[name] for name in record.NAMES})
+                np.savez(f, fingerprint=np.asarray(self.fingerprint), run_ids=run_ids,
+                         **{name: records[name] for name in record.NAMES})
 
         atomic_write(path, write)
+
+
+def fingerprint(manifest: dict[str, Any]) -> str:
+    """A sweep's fingerprint: the first 16 hex digits of the SHA-256 of its canonical manifest JSON.
+
+    Example:
+        >>> fingerprint({"seed": 0}) == fingerprint({"seed": 0}) != fingerprint({"seed": 1})
+        True
+    """
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _chunk_problem(stored: str | None, expected: str, ids: np.ndarray, fields: dict[str, np.ndarray],
+                   n_steps: int | None, n_runs: int | None) -> str | None:
+    """Why a loaded chunk cannot be used (``None`` when it can)."""
+    if stored != expected:
+        return f"its fingerprint {stored} is not this sweep's {expected}"
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or not len(ids):
+        return f"run_ids must be a non-empty 1-D integer array, got shape {ids.shape} of {ids.dtype}"
+    if n_runs is not None and (ids.min() < 0 or ids.max() >= n_runs):
+        return f"run ids outside [0, {n_runs}): {ids.min()}..{ids.max()}"
+    steps = n_steps
+    for field in record.FIELDS:
+        got = fields[field.name].shape
+        if field.per_step and steps is None and len(got) == 2:
+            steps = got[1]  # no expected trace length: the chunk's own, the same for every per-step field
+        want = (len(ids), *record.shape_of(field, -1 if steps is None else steps))
+        if got != want:
+            return f"field {field.name!r} has shape {got}, expected {want} (written with other steps or eval_every?)"
+    return None
+
+
+def _remove_temporary_files(folder: Path) -> None:
+    """Delete the temporary files ``atomic_write`` leaves when killed mid-write (``.<name>.<random>.tmp``)."""
+    for tmp in folder.glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _differences(old: Any, new: Any, where: str = "") -> list[str]:

@@ -242,7 +242,8 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                 "seed": seed, "mc_samples": mc_samples}
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
-        done = _share_finished(store.load() if store else {}, len(grid.runs), len(config.trace_steps))
+        n_steps = len(config.trace_steps)
+        done = _share_finished(store.load(n_steps, len(grid.runs)) if store else {}, len(grid.runs), n_steps)
         records: dict[int, dict[str, np.ndarray]] = dict(done)
         hparam_names = tuple(k for k in grid.runs[0] if k != "seed")
         stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
