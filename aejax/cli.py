@@ -13,6 +13,7 @@ import json
 import sys
 import tomllib
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +135,11 @@ def _train_fields(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, A
 def cmd_train(args: argparse.Namespace) -> None:
     """One run: the sweep engine on a one-run grid, so its numbers equal ``aejax sweep``'s for that run."""
     from aejax import theory
-    from aejax.config import TrainConfig
+    from aejax.config import MAX_STEPS, TrainConfig
     from aejax.sweeping import DEFAULT_MC_SAMPLES, sweep
 
     fields = _train_fields(args, {})
-    d = _validate.positive_int("--d", fields["d"])
+    d = _validate.positive_int("--d", fields["d"], maximum=MAX_STEPS)
     _validate.positive_number("--rate", args.rate, scalar=True)
     _check_seed("--seed", args.seed)
     config = TrainConfig(n=_hidden_units("--rate", [args.rate], d), **fields)
@@ -258,7 +259,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     use_all_cpu_cores()
     if _check_multihost(args):
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    from aejax.config import TrainConfig
+    from aejax.config import MAX_STEPS, TrainConfig
     from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
     from aejax.sweeping import sweep
@@ -272,13 +273,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             grid[axis] = getattr(args, flag)
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
-    out = Path(options.pop("out", CLI_DEFAULTS["out"]) if args.out is None else args.out)
-    resume = options.pop("resume", False) if args.resume is None else args.resume
-    progress = options.pop("progress", True) and not args.quiet
+    out, resume, progress = (options.pop(name, default) for name, default in
+                             (("out", CLI_DEFAULTS["out"]), ("resume", False), ("progress", True)))
+    out = Path(out if args.out is None else args.out)
+    resume = resume if args.resume is None else args.resume
+    progress = progress and not args.quiet
     for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples")):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
-    d = _validate.positive_int("d", fields["d"])
+    d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
     rates = [run["rate"] for run in Grid.from_spec(grid, d).runs]
     fields.setdefault("n", _hidden_units("--rates", rates, d))
     config = TrainConfig(**fields)
@@ -378,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     a request for a bug report (status 1).
     """
     args = None
+    show = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory, "reproduce": cmd_reproduce,
@@ -395,7 +400,14 @@ def main(argv: list[str] | None = None) -> int:
         print("aejax: internal error: this is a bug in aejax, not in your input; please report it (the aejax "
               "issue tracker) with the command line and the traceback above", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = show
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line ``aejax: warning: ...`` (not Python's file:line and source excerpt)."""
+    print(f"aejax: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":

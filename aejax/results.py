@@ -241,10 +241,11 @@ def _lock(path: Path) -> int:
 
 
 OVERFLOW_LEVEL = 1e30  # a loss this large is a step or two from float32's largest value, 3.4e38
+MIN_EXPECTED_NONZERO = 100  # expected non-zero input coordinates over a final risk's Monte Carlo samples
 
 
-def run_status(records: dict[str, np.ndarray]) -> np.ndarray:
-    """Per run: ``"ok"`` (final risk and loss trace finite), else ``"overflow"`` or ``"diverged"``.
+def run_status(records: dict[str, np.ndarray], expected_nonzero: np.ndarray | None = None) -> np.ndarray:
+    """Per run: ``"ok"``, ``"unreliable"``, ``"overflow"`` or ``"diverged"``.
 
     ``"overflow"``: a value left the float32 range — the final risks or a trace hold ±inf, or the
     loss trace passed ``OVERFLOW_LEVEL`` before turning NaN (the usual path of a too-large learning
@@ -253,22 +254,36 @@ def run_status(records: dict[str, np.ndarray]) -> np.ndarray:
     that follows it inside one block are seen only as NaN: ``"diverged"`` may hide an overflow, but
     ``"overflow"`` is never reported without one.
 
+    ``"unreliable"``: finite, but the final Monte Carlo risk cannot be trusted: the Monte Carlo
+    samples are expected to hold fewer than ``MIN_EXPECTED_NONZERO`` non-zero input coordinates
+    (``expected_nonzero`` = mc_samples·d·p per run, for sparse sources; with none at all the estimate
+    is 0 ± 0 whatever the weights), or its standard error is exactly 0 while the last training loss
+    is not. With 100 non-zero coordinates the estimate's relative error is already of order
+    1/√100 = 10%; raise ``mc_samples`` (or ``p``) to get an ``ok``.
+
     Example:
-        >>> run_status({"risk": np.array([0.5, np.nan, np.nan]), "exact_risk": np.full(3, np.nan),
-        ...             "loss_trace": np.array([[1.0, 0.5], [1.0, np.inf], [1.0, np.nan]]),
-        ...             "risk_trace": np.full((3, 2), np.nan)}).tolist()
-        ['ok', 'overflow', 'diverged']
+        >>> run_status({"risk": np.array([0.5, np.nan, np.nan, 0.0]), "risk_se": np.array([0.01, 0, 0, 0]),
+        ...             "exact_risk": np.full(4, np.nan),
+        ...             "loss_trace": np.array([[1.0, 0.5], [1.0, np.inf], [1.0, np.nan], [0.0, 0.0]]),
+        ...             "risk_trace": np.full((4, 2), np.nan)}, np.array([1e4, 1e4, 1e4, 0.004])).tolist()
+        ['ok', 'overflow', 'diverged', 'unreliable']
     """
     loss = records["loss_trace"]
     finite = np.isfinite(records["risk"]) & np.all(np.isfinite(loss), axis=-1)
     inf = np.isinf(records["risk"]) | np.isinf(records["exact_risk"])
     inf |= np.any(np.isinf(loss), axis=-1) | np.any(np.isinf(records["risk_trace"]), axis=-1)
     huge = np.any(np.abs(np.where(np.isfinite(loss), loss, 0.0)) > OVERFLOW_LEVEL, axis=-1)
-    return np.where(finite, "ok", np.where(inf | huge, "overflow", "diverged"))
+    unreliable = np.zeros(np.shape(records["risk"]), bool)
+    if "risk_se" in records:
+        unreliable |= (records["risk_se"] == 0) & (loss[..., -1] != 0)
+    if expected_nonzero is not None:
+        unreliable |= np.asarray(expected_nonzero) < MIN_EXPECTED_NONZERO
+    ok = np.where(unreliable, "unreliable", "ok")
+    return np.where(finite, ok, np.where(inf | huge, "overflow", "diverged"))
 
 
 def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], theory: np.ndarray,
-                  attrs: dict[str, Any]) -> xr.Dataset:
+                  attrs: dict[str, Any], expected_nonzero: np.ndarray | None = None) -> xr.Dataset:
     """Arrange per-run records (leading axis = run index) into a Dataset with one dim per axis.
 
     Args:
@@ -277,6 +292,8 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
         steps: the trace's step values.
         theory: per-run theory value.
         attrs: JSON-able attributes.
+        expected_nonzero: per run, the non-zero input coordinates expected over the final risk's
+            Monte Carlo samples (``None``: not a sparse source); see ``run_status``.
 
     Returns:
         The Dataset (``status``: see ``run_status``).
@@ -289,7 +306,7 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
         data[field.name] = ((*dims, "step"), values.reshape(*shape, len(steps))) if field.per_step else \
             (dims, values.reshape(shape))
     data["theory"] = (dims, np.asarray(theory, np.float64).reshape(shape))
-    data["status"] = (dims, run_status(records).astype(object).reshape(shape))
+    data["status"] = (dims, run_status(records, expected_nonzero).astype(object).reshape(shape))
     coords: dict[str, Any] = {"step": np.asarray(steps)}
     if dims == ("run",):
         coords["run"] = np.arange(len(grid.runs))
@@ -301,7 +318,7 @@ def build_dataset(grid, records: dict[str, np.ndarray], steps: tuple[int, ...], 
     for field in record.FIELDS:
         ds[field.name].attrs.update(long_name=field.long_name, units=field.units)
     ds["theory"].attrs["long_name"] = "theory value (aejax.theory.gaussian_limit at the run's rate)"
-    ds["status"].attrs["long_name"] = "ok, overflow or diverged (aejax.results.run_status)"
+    ds["status"].attrs["long_name"] = "ok, unreliable, overflow or diverged (aejax.results.run_status)"
     return ds
 
 

@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aejax import _validate, record, theory
-from aejax.config import MAX_STEPS, TrainConfig
+from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, padding_overhead, units
 from aejax.progress import ChunkProgress
@@ -233,6 +234,7 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
     _validate.boolean("resume", resume)
     _validate.boolean("progress", progress)
     grid = Grid.from_spec(grid, config.d)
+    _check_axes_have_effect(config, grid)
     mesh = make_mesh(default_devices(config) if devices is None else devices)
     budget = memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
     n_units = [units(run["rate"], config.d) if "rate" in run else config.n for run in grid.runs]
@@ -283,10 +285,54 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                  "chunks": stats["chunks"], "reused_runs": len(done),
                  "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0}
         theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
-        ds = build_dataset(grid, stacked, config.trace_steps, theory_values, attrs)
+        ds = build_dataset(grid, stacked, config.trace_steps, theory_values, attrs,
+                           _expected_nonzero(config, grid, mc_samples))
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))
         return ds
+
+
+def _ineffective_axes(config: TrainConfig) -> dict[str, str]:
+    """Swept axes that change nothing for ``config``, with the reason."""
+    sign_surrogate = config.activation == "sign" and config.surrogate != "ste"
+    out = {}
+    if not sign_surrogate:
+        out["slope"] = (f"the surrogate slope only acts on activation 'sign' with a surrogate other than 'ste' "
+                        f"(here activation={config.activation!r}, surrogate={config.surrogate!r})")
+    if not (sign_surrogate or config.activation == "helu"):
+        out["margin"] = (f"the margin only acts on activation 'helu', or 'sign' with a surrogate other than 'ste' "
+                         f"(here activation={config.activation!r}, surrogate={config.surrogate!r})")
+    if not (isinstance(config.source, str) and not config.is_gaussian) and config.decoder == "linear":
+        source = config.source if isinstance(config.source, str) else type(config.source).__name__
+        out["p"] = (f"the sparsity p only acts on a named sparse source ('bg', 'sr') or a non-linear decoder "
+                    f"(here source={source!r}, decoder={config.decoder!r})")
+    return out
+
+
+def _check_axes_have_effect(config: TrainConfig, grid: Grid) -> None:
+    """Refuse a swept axis that changes nothing (several values would give identical copies); warn about a
+    single such value unless it is the default (it is ignored)."""
+    defaults = default_hparams(config)
+    for axis, reason in _ineffective_axes(config).items():
+        values = sorted({run[axis] for run in grid.runs if axis in run})
+        if len(values) > 1:
+            raise _validate.InputError(f"grid axis {axis!r} has no effect: {reason}; its values {values} would give "
+                                       "identical runs")
+        if values and values[0] != defaults[axis]:
+            warnings.warn(f"grid axis {axis!r} = {values[0]} is ignored: {reason}", UserWarning, stacklevel=3)
+
+
+def _expected_nonzero(config: TrainConfig, grid: Grid, mc_samples: int) -> np.ndarray | None:
+    """Per run, mc_samples·d·p: the non-zero input coordinates expected over the final risk's Monte
+    Carlo samples of a sparse source (``None`` for other sources; see ``results.run_status``)."""
+    if config.is_gaussian:
+        return None
+    if isinstance(config.source, str):  # a named sparse source takes the swept p (default 1)
+        return np.asarray([mc_samples * config.d * float(run.get("p", 1.0)) for run in grid.runs])
+    p = getattr(config.source, "p", None)
+    if p is None:  # a Source object without a sparsity (e.g. Empirical data)
+        return None
+    return np.full(len(grid.runs), mc_samples * config.d * float(p))
 
 
 def _run_chunk(program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,

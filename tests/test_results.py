@@ -183,3 +183,17 @@ def test_temporary_files_of_a_killed_writer_are_removed_at_the_next_start(tmp_pa
     with RunStore(tmp_path, {"sweep": 1}):
         pass
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_too_sparse_monte_carlo_estimate_is_marked_unreliable():
+    """Issue 17.3: at p = 1e-6 the 256 Monte Carlo samples of d = 16 hold no non-zero coordinate, so the
+    risk reads 0 ± 0 (the truth is about 1): status ``unreliable``, while p = 0.5 (2048 expected
+    non-zero coordinates, above results.MIN_EXPECTED_NONZERO) stays ``ok``."""
+    from aejax.results import MIN_EXPECTED_NONZERO
+
+    config = aejax.TrainConfig(d=16, n=16, steps=20, batch=16, source="bg")
+    ds = aejax.sweep(config, {"seed": [0, 1], "rate": [1.0], "p": [1e-6, 0.5]}, mc_samples=256, progress=False)
+    assert 256 * 16 * 1e-6 < MIN_EXPECTED_NONZERO < 256 * 16 * 0.5
+    assert float(ds["risk"].sel(p=1e-6).max()) == 0.0  # the estimate that cannot be trusted
+    assert ds["status"].sel(p=1e-6).values.ravel().tolist() == ["unreliable"] * 2
+    assert ds["status"].sel(p=0.5).values.ravel().tolist() == ["ok"] * 2
