@@ -25,10 +25,13 @@ CPU_SHARD_MAX_FLOPS = 5e7  # per run and step: see large_cpu_runs
 def use_all_cpu_cores() -> None:
     """One JAX CPU device per core (before JAX starts), so small CPU runs can be spread over them
     (see ``default_devices``). A device count already chosen — ``jax_num_cpu_devices``
-    or XLA_FLAGS — is left alone."""
+    or XLA_FLAGS — is left alone, and so are the devices of a JAX that has already started."""
     chosen = jax.config.jax_num_cpu_devices != -1
     if not chosen and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+        try:
+            jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+        except RuntimeError:  # JAX already started in this process (e.g. a second command): keep its devices
+            pass
 
 
 def large_cpu_runs(config: TrainConfig) -> bool:
