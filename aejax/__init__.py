@@ -9,6 +9,7 @@ Examples:
 """
 
 from aejax import activations, nn, sources, theory
+from aejax._validate import InputError, InputTypeError
 from aejax.activations import get_activation, helu, sign
 from aejax.config import Model, TrainConfig, default_hparams
 from aejax.model import Architecture, Params, apply, decode, encode, init
@@ -21,6 +22,8 @@ from aejax._version import __version__ as __version__
 
 __all__ = [
     "Architecture",
+    "InputError",
+    "InputTypeError",
     "Model",
     "Params",
     "TrainConfig",

@@ -1,7 +1,10 @@
 """Eager argument checks for the public boundary.
 
-Every check raises ``ValueError`` or ``TypeError`` whose message names the argument, the bad value
-and what is allowed. Checks only look at concrete values: a traced value (inside jit/vmap) is let
+Every check raises ``InputError`` (a ``ValueError``) or ``InputTypeError`` (a ``TypeError``) whose
+message names the argument, the bad value and what is allowed. These two classes mark an error the
+caller caused: the ``aejax`` command prints them as one line ``aejax: error: ...`` (exit status 2),
+while any other exception is a bug and keeps its traceback. Every check of user input in the
+package raises one of them. Checks only look at concrete values: a traced value (inside jit/vmap) is let
 through, so the same functions stay usable inside compiled code.
 
 Examples:
@@ -22,41 +25,74 @@ import numpy as np
 from jax.core import Tracer
 
 
+class InputError(ValueError):
+    """A bad value given by the user (argument, flag, config entry or file content).
+
+    Example:
+        >>> isinstance(InputError("d must be positive"), ValueError)
+        True
+    """
+
+
+class InputTypeError(TypeError):
+    """An argument of the wrong type given by the user.
+
+    Example:
+        >>> isinstance(InputTypeError("d must be an integer"), TypeError)
+        True
+    """
+
+
+InputError.__module__ = InputTypeError.__module__ = "aejax"  # shown as aejax.InputError (re-exported there)
+
+
 def is_concrete(value: Any) -> bool:
     """True when ``value`` holds no tracer, so it can be inspected eagerly."""
     return not any(isinstance(leaf, Tracer) for leaf in jax.tree_util.tree_leaves(value))
 
 
-def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """Check that ``value`` is an integer >= ``minimum`` (default 1) and return it as ``int``."""
+def positive_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Check that ``value`` is an integer >= ``minimum`` (default 1), and <= ``maximum`` when given,
+    and return it as ``int``.
+
+    Example:
+        >>> positive_int("steps", 2**40, maximum=2**31 - 1)
+        Traceback (most recent call last):
+        ...
+        aejax.InputError: steps must be at most 2147483647 (2**31 - 1), got 1099511627776
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
+        raise InputTypeError(f"{name} must be a positive integer, got {value!r} of type {type(value).__name__}")
     if value < minimum:
         allowed = "a positive integer (>= 1)" if minimum == 1 else f"an integer, at least {minimum}"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise InputError(f"{name} must be {allowed}, got {value!r}")
+    if maximum is not None and value > maximum:
+        shown = " (2**31 - 1)" if maximum == 2**31 - 1 else ""
+        raise InputError(f"{name} must be at most {maximum}{shown}, got {value!r}")
     return int(value)
 
 
 def non_negative_int(name: str, value: Any) -> int:
     """Check that ``value`` is an integer >= 0 and return it as ``int``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a non-negative integer, got {value!r} of type {type(value).__name__}")
+        raise InputTypeError(f"{name} must be a non-negative integer, got {value!r} of type {type(value).__name__}")
     if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise InputError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
 def boolean(name: str, value: Any) -> bool:
     """Check that ``value`` is ``True`` or ``False`` (a truthy string like ``"no"`` is refused)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+        raise InputTypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
     return bool(value)
 
 
 def path(name: str, value: Any) -> Any:
     """Check that ``value`` is a file-system path (``str`` or ``os.PathLike``)."""
     if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r} of type {type(value).__name__}")
+        raise InputTypeError(
+            f"{name} must be a path (str or os.PathLike), got {value!r} of type {type(value).__name__}")
     return value
 
 
@@ -66,7 +102,7 @@ def prng_key(name: str, value: Any) -> Any:
     typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
     raw = dtype == np.uint32 and np.ndim(value) >= 1 and np.shape(value)[-1] == 2
     if not (typed or raw):
-        raise TypeError(f"{name} must be a JAX PRNG key (jax.random.key(seed)), got {_brief(value)}")
+        raise InputTypeError(f"{name} must be a JAX PRNG key (jax.random.key(seed)), got {_brief(value)}")
     return value
 
 
@@ -74,7 +110,7 @@ def trailing_size(name: str, value: Any, size: int, meaning: str) -> Any:
     """Check that array ``value`` has at least one axis and its last one has ``size`` entries."""
     shape = np.shape(value)
     if not shape or shape[-1] != size:
-        raise ValueError(f"{name} must have a last axis of size {size} ({meaning}), got shape {shape}")
+        raise InputError(f"{name} must have a last axis of size {size} ({meaning}), got shape {shape}")
     return value
 
 
@@ -82,7 +118,7 @@ def encoder_shape(name: str, B: Any, d: int | None = None, *, owner: str = "the 
     """Check that ``B`` is an ``(n, d)`` matrix (``d`` that of ``owner`` when given)."""
     if np.ndim(B) != 2 or (d is not None and np.shape(B)[1] != d):
         want = f"(n, d) with d={d} ({owner}'s d)" if d is not None else "(n, d)"
-        raise ValueError(f"{name} must have shape {want}, got {np.shape(B)}")
+        raise InputError(f"{name} must have shape {want}, got {np.shape(B)}")
 
 
 def params_shape(params: Any, d: int | None = None, *, owner: str = "the source") -> None:
@@ -90,11 +126,11 @@ def params_shape(params: Any, d: int | None = None, *, owner: str = "the source"
     ``(d, n)`` or a scalar (tied decoder)."""
     B = getattr(params, "B", None)
     if B is None or not hasattr(params, "A"):
-        raise TypeError(f"params must be aejax.Params(A, B), got {_brief(params)}")
+        raise InputTypeError(f"params must be aejax.Params(A, B), got {_brief(params)}")
     encoder_shape("params.B", B, d, owner=owner)
     a_shape = np.shape(params.A)
     if a_shape not in ((), np.shape(B)[::-1]):
-        raise ValueError(f"params.A must have shape {np.shape(B)[::-1]} (or be a scalar for a tied decoder), "
+        raise InputError(f"params.A must have shape {np.shape(B)[::-1]} (or be a scalar for a tied decoder), "
                          f"got {a_shape}")
 
 
@@ -105,11 +141,11 @@ def positive_number(name: str, value: Any, *, allow_zero: bool = False, scalar: 
         return value
     arr = _numbers(name, value)
     if scalar and arr.ndim:
-        raise TypeError(f"{name} must be a single number, got {value!r}")
+        raise InputTypeError(f"{name} must be a single number, got {value!r}")
     bound = "non-negative" if allow_zero else "positive"
     bad = ~np.isfinite(arr) | ((arr < 0) if allow_zero else (arr <= 0))
     if bad.any():
-        raise ValueError(f"{name} must be finite and {bound}, got {_show(arr[bad])}")
+        raise InputError(f"{name} must be finite and {bound}, got {_show(arr[bad])}")
     return value
 
 
@@ -120,7 +156,7 @@ def probability(name: str, value: Any) -> Any:
     arr = _numbers(name, value)
     bad = ~np.isfinite(arr) | (arr <= 0) | (arr > 1)
     if bad.any():
-        raise ValueError(f"{name} must lie in (0, 1], got {_show(arr[bad])}")
+        raise InputError(f"{name} must lie in (0, 1], got {_show(arr[bad])}")
     return value
 
 
@@ -128,14 +164,14 @@ def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
     """Check that ``value`` is one of the names in ``allowed``."""
     allowed = sorted(allowed)
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        raise InputError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
     return value
 
 
 def finite_array(name: str, value: Any) -> Any:
     """Check that a concrete array has only finite entries."""
     if is_concrete(value) and not np.all(np.isfinite(np.asarray(value))):
-        raise ValueError(f"{name} must contain only finite values; it has NaN or inf entries")
+        raise InputError(f"{name} must contain only finite values; it has NaN or inf entries")
     return value
 
 
@@ -146,7 +182,7 @@ def _numbers(name: str, value: Any) -> np.ndarray:
             raise TypeError
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+        raise InputTypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
 
 
 def _brief(value: Any) -> str:

@@ -12,6 +12,8 @@ import argparse
 import json
 import sys
 import tomllib
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,29 @@ CLI_DEFAULTS = {"d": 256, "steps": 1000, "rates": "0.25,0.5,1,1.5,2", "seeds": "
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
 
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return values
+
+
+def _directory(text: str) -> Path:
+    """An output directory: any non-empty path (``--out ""`` would silently mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a directory path, got {text!r}")
+    return Path(text)
 
 
 def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> None:
@@ -88,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--lr", type=_floats, help="comma-separated learning rates")
     sweep.add_argument("--slope", type=_floats, help="comma-separated surrogate slopes")
     sweep.add_argument("--p", type=_floats, help="comma-separated sparsities")
-    sweep.add_argument("--out", type=Path, help=f"output directory (default {CLI_DEFAULTS['out']})")
-    sweep.add_argument("--resume", action="store_true", help="continue the sweep already in --out")
+    sweep.add_argument("--out", type=_directory, help=f"output directory (default {CLI_DEFAULTS['out']})")
+    sweep.add_argument("--resume", action=argparse.BooleanOptionalAction,
+                       help="continue the sweep already in --out (--no-resume overrides the TOML's resume = true)")
     sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
     sweep.add_argument("--chunk", type=int, help="runs per compiled chunk (default from the memory budget)")
     sweep.add_argument("--mc-samples", type=int, help="Monte Carlo samples for each final risk")
@@ -114,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("name", help="experiment name (see aejax.reproduce.TARGETS)")
     rep.add_argument("--size", choices=["tiny", "small", "large"], default="small",
                      help="tiny (seconds), small (minutes on a CPU) or large (accelerator)")
-    rep.add_argument("--out", type=Path, default=Path("runs/reproduce"), help="output directory")
+    rep.add_argument("--out", type=_directory, default=Path("runs/reproduce"), help="output directory")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.add_argument("--data", type=Path, help="universality: a data file instead of the bundled digits; real-sparse: "
                      "an image file (N, H, W) instead of the bundled sample photographs")
@@ -161,13 +177,14 @@ def _train_fields(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, A
 def cmd_train(args: argparse.Namespace) -> None:
     """One run: the sweep engine on a one-run grid, so its numbers equal ``aejax sweep``'s for that run."""
     from aejax import theory
-    from aejax.config import TrainConfig
+    from aejax.config import MAX_STEPS, TrainConfig
     from aejax.sweeping import DEFAULT_MC_SAMPLES, sweep
 
     fields = _train_fields(args, {})
-    d = _validate.positive_int("--d", fields["d"])
+    d = _validate.positive_int("--d", fields["d"], maximum=MAX_STEPS)
     _validate.positive_number("--rate", args.rate, scalar=True)
-    config = TrainConfig(n=max(1, round(args.rate * d)), **fields)
+    _check_seed("--seed", args.seed)
+    config = TrainConfig(n=_hidden_units("--rate", [args.rate], d), **fields)
     grid: dict[str, list] = {"seed": [args.seed], "rate": [args.rate]}
     grid.update({k: [getattr(args, k)] for k in ("lr", "slope", "p") if getattr(args, k) is not None})
     mc_samples = DEFAULT_MC_SAMPLES if args.mc_samples is None else args.mc_samples
@@ -182,19 +199,99 @@ def cmd_train(args: argparse.Namespace) -> None:
     _print_table(["quantity", "value"], rows)
 
 
+DATA_KEYS = ("file", "whiten", "components", "test_fraction", "drop_constant", "name", "split_seed")
+TOML_KEYS = {"train": None, "grid": None,  # filled in by _toml_keys (they need the package's imports)
+             "sweep": ("out", "resume", "progress", "devices", "chunk", "mc_samples", "seed", "max_padding",
+                       "memory_budget", "checkpoint_every", "checkpoint_seconds"),
+             "data": DATA_KEYS}
+
+
+def _toml_keys(table: str) -> tuple[str, ...]:
+    """The keys allowed in a TOML table: TrainConfig's fields, the grid axes, or sweep()'s options."""
+    import dataclasses
+
+    from aejax.config import TrainConfig
+    from aejax.grid import AXES
+
+    if table == "train":
+        return tuple(f.name for f in dataclasses.fields(TrainConfig))
+    return AXES if table == "grid" else TOML_KEYS[table]
+
+
 def _load_toml(path: Path | None) -> dict[str, Any]:
+    """The ``--config`` file's tables, each checked: known keys only; [train] and [sweep] values are
+    numbers, strings or booleans; [grid] values are a number or a flat list of numbers."""
     if path is None:
         return {}
+    where = f"--config {str(path)!r}"
     try:
         data = tomllib.loads(path.read_text())
     except OSError as err:
-        raise ValueError(f"--config {str(path)!r} cannot be read: {err.strerror}") from None
+        raise _validate.InputError(f"{where} cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise _validate.InputError(f"{where} is not UTF-8 text: {err.reason} at byte {err.start}") from None
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"--config {str(path)!r} is not valid TOML: {err}") from None
-    unknown = sorted(set(data) - {"train", "grid", "sweep", "data"})
+        raise _validate.InputError(f"{where} is not valid TOML: {err}") from None
+    unknown = sorted(set(data) - set(TOML_KEYS))
     if unknown:
-        raise ValueError(f"--config {str(path)!r} has unknown tables {unknown}; allowed: train, grid, sweep, data")
+        raise _validate.InputError(f"{where} has unknown tables {unknown}; allowed: train, grid, sweep, data")
+    for table, entries in data.items():
+        if not isinstance(entries, dict):
+            raise _validate.InputError(f"{where}: {table} must be a table [{table}], got {entries!r}")
+        allowed = _toml_keys(table)
+        unknown = sorted(set(entries) - set(allowed))
+        if unknown:
+            raise _validate.InputError(f"{where}: [{table}] has unknown keys {unknown}; allowed: {', '.join(allowed)}")
+        for key, value in entries.items():
+            scalar = isinstance(value, (str, int, float, bool))
+            if table == "grid":
+                ok = scalar or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))
+                want = "a number or a flat list of numbers"
+            else:
+                ok, want = scalar, "a number, a string or a boolean"
+            if not ok:
+                raise _validate.InputError(f"{where}: [{table}] {key} must be {want}, got {value!r}")
+    out = data.get("sweep", {}).get("out", "runs/sweep")
+    if not isinstance(out, str) or not out.strip():
+        raise _validate.InputError(f"{where}: [sweep] out must be a non-empty directory path, got {out!r}")
     return data
+
+
+def _check_seed(name: str, seed: int) -> None:
+    """A run seed: an integer in [0, 2**31)."""
+    _validate.non_negative_int(name, seed)
+    if seed >= 2**31:
+        raise _validate.InputError(f"{name} must be below 2**31, got {seed}")
+
+
+def _hidden_units(name: str, rates: list[float], d: int) -> int:
+    """Hidden units compiled for the largest rate, refused when they do not fit an int32 size."""
+    from aejax.config import MAX_STEPS
+
+    n = max(1, round(max(rates) * d))
+    if n > MAX_STEPS:
+        raise _validate.InputError(f"{name} {max(rates):g} at d={d} gives n={n} hidden units, more than "
+                                   f"{MAX_STEPS} (2**31 - 1)")
+    return n
+
+
+def _check_multihost(args: argparse.Namespace) -> bool:
+    """Whether the multi-host flags ask for jax.distributed; they must come together and be consistent."""
+    given = {"--coordinator": args.coordinator, "--num-processes": args.num_processes, "--process-id": args.process_id}
+    if all(value is None for value in given.values()):
+        return False
+    missing = [flag for flag, value in given.items() if value is None]
+    if missing:
+        raise _validate.InputError(f"multi-host sweeps need --coordinator, --num-processes and --process-id together; "
+                                   f"missing {', '.join(missing)}")
+    host, _, port = args.coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise _validate.InputError(f"--coordinator must be host:port with a port in 1..65535, got {args.coordinator!r}")
+    _validate.positive_int("--num-processes", args.num_processes)
+    if not 0 <= args.process_id < args.num_processes:
+        raise _validate.InputError(f"--process-id must be in [0, --num-processes={args.num_processes}), "
+                                   f"got {args.process_id}")
+    return True
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -202,15 +299,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     from aejax.devices import use_all_cpu_cores
 
+    file = _load_toml(args.config)
     use_all_cpu_cores()
-    if args.coordinator or args.num_processes or args.process_id is not None:
+    if _check_multihost(args):
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    from aejax.config import DEFAULT_LR, TrainConfig
+    from aejax.config import DEFAULT_LR, MAX_STEPS, TrainConfig
     from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
     from aejax.sweeping import sweep
 
-    file = _load_toml(args.config)
     fields = _train_fields(args, file.get("train", {}))
     grid = dict(file.get("grid", {}))
     grid.setdefault("seed", _ints(CLI_DEFAULTS["seeds"]))
@@ -228,17 +325,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
-    out = Path(options.pop("out", CLI_DEFAULTS["out"]) if args.out is None else args.out)
-    resume = options.pop("resume", False) or args.resume
-    progress = options.pop("progress", True) and not args.quiet
+    out, resume, progress = (options.pop(name, default) for name, default in
+                             (("out", CLI_DEFAULTS["out"]), ("resume", False), ("progress", True)))
+    out = Path(out if args.out is None else args.out)
+    resume = resume if args.resume is None else args.resume
+    progress = progress and not args.quiet
     for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples"),
                        ("checkpoint_every", "checkpoint_every"), ("checkpoint_seconds", "checkpoint_seconds")):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)
-    d = _validate.positive_int("d", fields["d"])
+    d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
     rates = [run["rate"] for run in Grid.from_spec(grid, d).runs]
-    fields.setdefault("n", max(1, round(max(rates) * d)))
+    fields.setdefault("n", _hidden_units("--rates", rates, d))
     config = TrainConfig(**fields)
     ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
 
@@ -258,7 +357,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
 
 
-DATA_KEYS = ("file", "whiten", "components", "test_fraction", "drop_constant", "name", "split_seed")
 
 
 def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[str, Any],
@@ -269,7 +367,7 @@ def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[st
     table = dict(file.get("data", {}))
     unknown = sorted(set(table) - set(DATA_KEYS))
     if unknown:
-        raise ValueError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
+        raise _validate.InputError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
     if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
         table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
     for flag, key in (("data", "file"), ("whiten", "whiten"), ("components", "components"),
@@ -279,29 +377,29 @@ def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[st
     if "file" not in table:
         if table:
             flags = ", ".join("--" + k.replace("_", "-") for k in sorted(table))
-            raise ValueError(f"{flags} apply to a data file: give --data FILE (or file = ... in the [data] table)")
+            raise _validate.InputError(f"{flags} apply to a data file: give --data FILE (or file = ... in the [data] table)")
         return None
     from aejax.data import dataset_sources
     from aejax.devices import make_mesh, memory_budget_bytes
 
     if "source" in fields:
-        raise ValueError(f"--data trains on the file's rows: drop --source (got source={fields['source']!r})")
+        raise _validate.InputError(f"--data trains on the file's rows: drop --source (got source={fields['source']!r})")
     whiten = table.get("whiten", "none")
     _validate.choice("--whiten", whiten, ("none", "pca", "zca"))
     if table.get("components") is not None and whiten != "pca":
-        raise ValueError(f"--components applies to --whiten pca, got --whiten {whiten}")
+        raise _validate.InputError(f"--components applies to --whiten pca, got --whiten {whiten}")
     train, test, _, info = dataset_sources(
         table["file"], whiten=None if whiten == "none" else whiten, components=table.get("components"),
         test_fraction=table.get("test_fraction", 0.2), drop_constant=bool(table.get("drop_constant", False)),
         seed=table.get("split_seed", 0), name=table.get("name"))
     given_d = args.d if args.d is not None else file.get("train", {}).get("d")
     if given_d is not None and given_d != train.d:
-        raise ValueError(f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is "
+        raise _validate.InputError(f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is "
                          f"{train.d}")
     size = train.data.nbytes + test.data.nbytes
     budget = options.get("memory_budget") or memory_budget_bytes(make_mesh(options.get("devices")))
     if size > budget:
-        raise ValueError(f"--data {table['file']}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
+        raise _validate.InputError(f"--data {table['file']}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
                          f"{train.d} float32, {size / 2**20:.1f} MiB) do not fit the per-device memory budget of "
                          f"{budget / 2**20:.1f} MiB; use fewer samples or --whiten pca --components K")
     fields.update(source=train, test_source=test, d=train.d)
@@ -341,7 +439,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from aejax.reproduce import TARGETS, run
 
     if args.name not in TARGETS:
-        raise ValueError(f"unknown experiment {args.name!r}; allowed: {', '.join(sorted(TARGETS))}")
+        raise _validate.InputError(f"unknown experiment {args.name!r}; allowed: {', '.join(sorted(TARGETS))}")
     written = run(args.name, size=args.size, out=args.out, progress=not args.quiet, data=args.data)
     for label, value in written.items():
         print(f"{label}: {value}")
@@ -352,10 +450,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     unknown = sorted(set(args.parts) - set(BENCHMARKS))
     if unknown:
-        raise ValueError(f"unknown benchmarks {unknown}; allowed: {', '.join(BENCHMARKS)}")
+        raise _validate.InputError(f"unknown benchmarks {unknown}; allowed: {', '.join(BENCHMARKS)}")
     folder = Path(__file__).resolve().parent.parent / "benchmarks"
     if not folder.is_dir():
-        raise ValueError(f"benchmarks/ not found next to the package ({folder}); run from a source checkout")
+        raise _validate.InputError(f"benchmarks/ not found next to the package ({folder}); run from a source checkout")
     sys.path.insert(0, str(folder))
     for part in args.parts or BENCHMARKS:
         print(f"== {part}", flush=True)
@@ -392,6 +490,19 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
     Console().print(table)
 
 
+def _interrupted(args: argparse.Namespace | None) -> str:
+    """What an interrupted command kept, and how to continue (one line)."""
+    command = getattr(args, "command", None)
+    if command == "sweep":
+        out = Path(args.out) if args.out is not None else None
+        where = f"{out / 'chunks'}" if out is not None else "<out>/chunks (the --out of the sweep)"
+        return f"interrupted; finished chunks are kept in {where}: rerun the same command to resume"
+    if command == "reproduce":
+        return (f"interrupted; the finished chunks of its sweeps are kept under {args.out}: rerun the same command "
+                "to resume")
+    return "interrupted; nothing was kept"
+
+
 def use_compilation_cache() -> None:
     """Keep compiled programs on disk (JAX's persistent compilation cache), so a second identical
     command, or one that changes only swept values, compiles nothing. The directory is
@@ -409,19 +520,43 @@ def use_compilation_cache() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``aejax`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command in ("train", "sweep", "reproduce"):
-        use_compilation_cache()
-    handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory, "reproduce": cmd_reproduce,
-                "bench": cmd_bench, "scaling": cmd_scaling}
+    """Entry point of the ``aejax`` console script; returns the exit status.
+
+    Errors the user caused (``aejax.InputError``/``InputTypeError`` from any check of the package,
+    ``OSError`` for files and directories) print one line ``aejax: error: ...`` and give status 2;
+    Ctrl-C prints what was kept and gives 130; anything else is a bug: its traceback is printed with
+    a request for a bug report (status 1).
+    """
+    args = None
+    show = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
+        args = build_parser().parse_args(argv)
+        if args.command in ("train", "sweep", "reproduce"):
+            use_compilation_cache()
+        handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory, "reproduce": cmd_reproduce,
+                    "bench": cmd_bench, "scaling": cmd_scaling}
         handlers[args.command](args)
-    except (ValueError, TypeError, OSError) as err:  # bad input, or an unusable file or directory
-        print(f"aejax: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"aejax: {_interrupted(args)}", file=sys.stderr)
+        return 130
+    except (_validate.InputError, _validate.InputTypeError, OSError) as err:  # bad input, or an unusable file
+        message = " ".join(str(err).split())  # one line, whatever the message holds
+        print(f"aejax: error: {message}", file=sys.stderr)
         return 2
+    except Exception:
+        traceback.print_exc()
+        print("aejax: internal error: this is a bug in aejax, not in your input; please report it (the aejax "
+              "issue tracker) with the command line and the traceback above", file=sys.stderr)
+        return 1
+    finally:
+        warnings.showwarning = show
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line ``aejax: warning: ...`` (not Python's file:line and source excerpt)."""
+    print(f"aejax: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":

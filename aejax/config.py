@@ -39,7 +39,7 @@ MODES = ("online", "dataset", "population")
 RISK_EVALS = ("auto", "exact", "mc", "none")
 HPARAMS = ("lr", "slope", "margin", "rate", "p")
 TRAINABLE = ("all", "decoder", "head")
-MAX_STEPS = 2**31 - 1  # step indices are int32 inside the compiled scan
+MAX_STEPS = 2**31 - 1  # step indices, sizes and sample counts are int32 inside the compiled program
 TRACE_SPACINGS = ("linear", "log")
 _SGD_LIKE = ("sgd", "momentum", "nesterov")
 DEFAULT_LR = 0.01  # adaptive optimizers (Adam, ...); plain and momentum SGD default to 1
@@ -134,17 +134,17 @@ class TrainConfig:
     test_source: Any = None
 
     def __post_init__(self):
-        for name in ("d", "n", "batch", "n_train", "trace_samples", "trace_points", "d_ref"):
-            _validate.positive_int(name, getattr(self, name))
+        for name in ("d", "n", "batch", "n_train", "trace_samples", "trace_points", "d_ref"):  # int32 sizes
+            _validate.positive_int(name, getattr(self, name), maximum=MAX_STEPS)
         if (self.steps is None) == (self.time is None):
-            raise ValueError(f"give exactly one of steps (optimizer steps) and time (samples seen per input "
+            raise _validate.InputError(f"give exactly one of steps (optimizer steps) and time (samples seen per input "
                              f"dimension, τ = steps·batch/d), got steps={self.steps!r}, time={self.time!r}")
         if self.steps is not None:
             _validate.positive_int("steps", self.steps)
         else:
             _validate.positive_number("time", self.time, scalar=True)
         if self.total_steps > MAX_STEPS:
-            raise ValueError(f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"
+            raise _validate.InputError(f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"
                              + ("" if self.steps is not None else f" from time={self.time} at d={self.d}"))
         _validate.choice("trace_spacing", self.trace_spacing, TRACE_SPACINGS)
         _validate.positive_number("lr_power", self.lr_power, allow_zero=True, scalar=True)
@@ -161,28 +161,28 @@ class TrainConfig:
         _validate.choice("risk_eval", self.risk_eval, RISK_EVALS)
         if isinstance(self.source, Source):
             if self.source.d != self.d:
-                raise ValueError(f"source has d={self.source.d} but the config has d={self.d}")
+                raise _validate.InputError(f"source has d={self.source.d} but the config has d={self.d}")
         else:
             _validate.choice("source", self.source, [*SOURCES, *SOURCE_ALIASES])
         if self.test_source is not None:
             if not isinstance(self.test_source, Empirical):
-                raise TypeError(f"test_source must be None or an aejax.sources.Empirical of held-out rows, got "
+                raise _validate.InputTypeError(f"test_source must be None or an aejax.sources.Empirical of held-out rows, got "
                                 f"{type(self.test_source).__name__}")
             if self.test_source.d != self.d:
-                raise ValueError(f"test_source has d={self.test_source.d} but the config has d={self.d}")
+                raise _validate.InputError(f"test_source has d={self.test_source.d} but the config has d={self.d}")
         if self.mode == "population" and not self.is_gaussian:
-            raise ValueError(f"mode 'population' needs a Gaussian source, got source={self.source!r}")
+            raise _validate.InputError(f"mode 'population' needs a Gaussian source, got source={self.source!r}")
         if self.risk_eval == "exact" and not self.is_gaussian:
-            raise ValueError(f"risk_eval 'exact' needs a Gaussian source, got source={self.source!r}")
+            raise _validate.InputError(f"risk_eval 'exact' needs a Gaussian source, got source={self.source!r}")
         self._check_decoder()
         if self.eval_every is not None:
             every = _validate.positive_int("eval_every", self.eval_every)
             if self.total_steps % every:
-                raise ValueError(f"eval_every must divide steps={self.total_steps}, got {every}")
+                raise _validate.InputError(f"eval_every must divide steps={self.total_steps}, got {every}")
         steps = self.trace_steps
         if len(set(steps)) != len(steps):
             given = f"time={self.time} is" if self.time is not None else "the run has"
-            raise ValueError(f"trace_points={self.trace_points} ({self.trace_spacing} spacing) needs distinct trace "
+            raise _validate.InputError(f"trace_points={self.trace_points} ({self.trace_spacing} spacing) needs distinct trace "
                              f"steps, but {given} only {self.total_steps} steps at d={self.d}, batch={self.batch}; "
                              "lower trace_points" + (", use trace_spacing='linear'" if self.trace_spacing == "log" else "")
                              + " or train longer")
@@ -194,15 +194,17 @@ class TrainConfig:
         _validate.positive_int("width", self.width)
         if self.decoder == "linear":
             if self.trainable == "head":
-                raise ValueError("trainable 'head' needs a non-linear decoder, got decoder='linear'")
+                raise _validate.InputError("trainable 'head' needs a non-linear decoder, got decoder='linear'")
             return
         if self.mode == "population" or self.risk_eval == "exact":
-            raise ValueError(f"decoder {self.decoder!r} has no exact risk: use mode 'online'/'dataset' and risk_eval "
+            raise _validate.InputError(
+                f"decoder {self.decoder!r} has no exact risk: use mode 'online'/'dataset' and risk_eval "
                              f"'mc'/'auto'/'none', got mode={self.mode!r}, risk_eval={self.risk_eval!r}")
         if self.tied:
-            raise ValueError(f"decoder {self.decoder!r} needs an untied decoder, got tied=True")
+            raise _validate.InputError(f"decoder {self.decoder!r} needs an untied decoder, got tied=True")
         if self.decoder in ("posterior_mean", "multilayer") and self.prior is None and isinstance(self.source, Source):
-            raise ValueError(f"decoder {self.decoder!r} with a Source object needs prior= ('bg', 'sr' or a theory.Prior)")
+            raise _validate.InputError(
+                f"decoder {self.decoder!r} with a Source object needs prior= ('bg', 'sr' or a theory.Prior)")
 
     @property
     def is_gaussian(self) -> bool:
@@ -313,11 +315,11 @@ def default_hparams(config: TrainConfig) -> dict[str, float]:
 def full_hparams(config: TrainConfig, hparams: dict[str, Any] | None) -> dict[str, Array]:
     """Defaults overridden by ``hparams``; unknown names and bad concrete values are refused."""
     if hparams is not None and not isinstance(hparams, dict):
-        raise TypeError(f"hparams must be a dict {{name: number}} or None, got {type(hparams).__name__}")
+        raise _validate.InputTypeError(f"hparams must be a dict {{name: number}} or None, got {type(hparams).__name__}")
     hparams = dict(hparams or {})
     unknown = sorted(set(hparams) - set(HPARAMS))
     if unknown:
-        raise ValueError(f"unknown hparams {unknown}; allowed: {', '.join(HPARAMS)}")
+        raise _validate.InputError(f"unknown hparams {unknown}; allowed: {', '.join(HPARAMS)}")
     _validate.positive_number("lr", hparams.get("lr", 1.0))
     _validate.positive_number("slope", hparams.get("slope", 1.0))
     _validate.positive_number("margin", hparams.get("margin", 0.0), allow_zero=True)
@@ -333,11 +335,12 @@ def _check_rate(rate: Any, config: TrainConfig) -> None:
     if _validate.is_concrete(rate):
         units = jnp.round(jnp.asarray(rate) * config.d)
         if jnp.any(units < 1) or jnp.any(units > config.n):
-            raise ValueError(f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
-                             f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}")
+            raise _validate.InputError(
+                f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
+                f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}")
         if config.decoder == "multilayer" and jnp.any(units != config.n):
-            raise ValueError(f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
-                             f"{config.n / config.d:.4g}, got {rate}")
+            raise _validate.InputError(f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
+                                       f"{config.n / config.d:.4g}, got {rate}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -468,6 +471,6 @@ def gaussian_equivalent(source: Empirical) -> Gaussian:
         True
     """
     if not isinstance(source, Empirical):
-        raise TypeError(f"source must be an aejax.sources.Empirical, got {type(source).__name__}")
+        raise _validate.InputTypeError(f"source must be an aejax.sources.Empirical, got {type(source).__name__}")
     rows = np.asarray(source.data, np.float64)
     return Gaussian(source.d, covariance=rows.T @ rows / rows.shape[0])

@@ -57,17 +57,17 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+        raise _validate.InputError(f"{path}: not a readable .npz file ({err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not an .npz archive (it holds a single .npy array)")
+        raise _validate.InputError(f"{path}: not an .npz archive (it holds a single .npy array)")
     with archive:
         names = sorted(archive.files)
         if name is None:
             if len(names) != 1:
-                raise ValueError(f"{path}: holds arrays {names}; pass name= to choose one")
+                raise _validate.InputError(f"{path}: holds arrays {names}; pass name= to choose one")
             name = names[0]
         if name not in names:
-            raise ValueError(f"{path}: has no array named {name!r}; it holds {names}")
+            raise _validate.InputError(f"{path}: has no array named {name!r}; it holds {names}")
         return _numeric(archive[name], path)
 
 
@@ -96,22 +96,24 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise ValueError(f"{path}: cannot read IDX file ({err})") from None
+        raise _validate.InputError(f"{path}: cannot read IDX file ({err})") from None
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
-        raise ValueError(f"{path}: not an IDX file (its first bytes {raw[:4].hex()} are not 0000<type><ndim>)")
+        raise _validate.InputError(
+            f"{path}: not an IDX file (its first bytes {raw[:4].hex()} are not 0000<type><ndim>)")
     code, ndim = raw[2], raw[3]
     if code not in IDX_DTYPES:
         allowed = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise ValueError(f"{path}: unknown IDX type code 0x{code:02X}; allowed: {allowed}")
+        raise _validate.InputError(f"{path}: unknown IDX type code 0x{code:02X}; allowed: {allowed}")
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise ValueError(f"{path}: IDX header truncated or without dimensions (ndim={ndim}, {len(raw)} bytes)")
+        raise _validate.InputError(
+            f"{path}: IDX header truncated or without dimensions (ndim={ndim}, {len(raw)} bytes)")
     shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(IDX_DTYPES[code])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
-                         f"found {len(raw) - header} (truncated or wrong header)")
+        raise _validate.InputError(f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
+                                   f"found {len(raw) - header} (truncated or wrong header)")
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(np.float64)
 
 
@@ -139,20 +141,20 @@ def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = [(i + 1, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter)) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ValueError(f"{path}: cannot read CSV file ({err})") from None
+        raise _validate.InputError(f"{path}: cannot read CSV file ({err})") from None
     if header is None:
         header = bool(rows) and not all(_is_number(v) for v in rows[0][1])
     rows = rows[1:] if header else rows
     if not rows:
-        raise ValueError(f"{path}: no data rows")
+        raise _validate.InputError(f"{path}: no data rows")
     width = len(rows[0][1])
     values = np.empty((len(rows), width))
     for r, (line, row) in enumerate(rows):
         if len(row) != width:
-            raise ValueError(f"{path}: line {line} has {len(row)} fields, expected {width}")
+            raise _validate.InputError(f"{path}: line {line} has {len(row)} fields, expected {width}")
         for c, field in enumerate(row):
             if not _is_number(field):
-                raise ValueError(f"{path}: line {line}, column {c + 1}: {field!r} is not a number")
+                raise _validate.InputError(f"{path}: line {line}, column {c + 1}: {field!r} is not a number")
             values[r, c] = float(field)
     return values
 
@@ -193,7 +195,7 @@ def _is_number(text: str) -> bool:
 
 def _numeric(array: np.ndarray, path: Any) -> np.ndarray:
     if array.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: array of dtype {array.dtype} is not numeric")
+        raise _validate.InputError(f"{path}: array of dtype {array.dtype} is not numeric")
     return array.astype(np.float64)
 
 
@@ -232,12 +234,12 @@ def random_patches(images: Any, size: int, count: int, seed: int = 0) -> np.ndar
     """
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3:
-        raise ValueError(f"images must have shape (N, H, W), got shape {images.shape}")
+        raise _validate.InputError(f"images must have shape (N, H, W), got shape {images.shape}")
     size = _validate.positive_int("size", size)
     count = _validate.positive_int("count", count)
     n, h, w = images.shape
     if size > min(h, w):
-        raise ValueError(f"size must be at most min(H, W)={min(h, w)}, got {size}")
+        raise _validate.InputError(f"size must be at most min(H, W)={min(h, w)}, got {size}")
     rng = np.random.default_rng(seed)
     which = rng.integers(0, n, count)
     top = rng.integers(0, h - size + 1, count)
@@ -265,10 +267,10 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     """
     x = np.asarray(data)
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+        raise _validate.InputError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     n_test = int(round(test_fraction * len(x)))
     if n_test < 2 or len(x) - n_test < 2:
-        raise ValueError(f"test_fraction={test_fraction} of {len(x)} rows leaves fewer than 2 rows in a part")
+        raise _validate.InputError(f"test_fraction={test_fraction} of {len(x)} rows leaves fewer than 2 rows in a part")
     order = np.random.default_rng(seed).permutation(len(x))
     return x[order[n_test:]], x[order[:n_test]]
 
@@ -321,9 +323,9 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npy file ({err})") from None
+        raise _validate.InputError(f"{path}: not a readable .npy file ({err})") from None
     if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path}: not a .npy array (it is an .npz archive; name it .npz)")
+        raise _validate.InputError(f"{path}: not a .npy array (it is an .npz archive; name it .npz)")
     return _numeric(array, path)
 
 
@@ -352,7 +354,7 @@ def as_samples(array: Any, what: str = "data") -> np.ndarray:
     """
     x = np.asarray(array, dtype=np.float64)
     if x.ndim < 2:
-        raise ValueError(f"{what} must hold one sample per row (at least 2-D), got shape {x.shape}")
+        raise _validate.InputError(f"{what} must hold one sample per row (at least 2-D), got shape {x.shape}")
     return x.reshape(x.shape[0], -1)
 
 

@@ -164,7 +164,7 @@ class NonlinearDecoder:
     def decode_layers(self, params: Params, s: Array) -> Array:
         """Multilayer only: the estimates after every layer, shape ``(..., layers, d)``."""
         if self.kind != "multilayer":
-            raise ValueError(f"decode_layers needs kind 'multilayer', got {self.kind!r}")
+            raise _validate.InputError(f"decode_layers needs kind 'multilayer', got {self.kind!r}")
         head = params.head
         _check_head(head, UnrolledHead)
         Bn = normalize_rows(params.B)
@@ -181,7 +181,8 @@ jax.tree_util.register_dataclass(NonlinearDecoder, data_fields=["p", "rate"],
 
 def _check_head(head: Any, kind: type) -> None:
     if not isinstance(head, kind):
-        raise ValueError(f"params.head must be a {kind.__name__} for this decoder, got {type(head).__name__}; "
+        raise _validate.InputError(
+            f"params.head must be a {kind.__name__} for this decoder, got {type(head).__name__}; "
                          "build it with aejax.decoders.init_params")
 
 

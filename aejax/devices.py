@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from aejax import _validate
 from aejax.config import TrainConfig
 
 CPU_SHARD_MAX_FLOPS = 5e7  # per run and step: see large_cpu_runs
@@ -24,10 +25,13 @@ CPU_SHARD_MAX_FLOPS = 5e7  # per run and step: see large_cpu_runs
 def use_all_cpu_cores() -> None:
     """One JAX CPU device per core (before JAX starts), so small CPU runs can be spread over them
     (see ``default_devices``). A device count already chosen — ``jax_num_cpu_devices``
-    or XLA_FLAGS — is left alone."""
+    or XLA_FLAGS — is left alone, and so are the devices of a JAX that has already started."""
     chosen = jax.config.jax_num_cpu_devices != -1
     if not chosen and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+        try:
+            jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
+        except RuntimeError:  # JAX already started in this process (e.g. a second command): keep its devices
+            pass
 
 
 def large_cpu_runs(config: TrainConfig) -> bool:
@@ -86,14 +90,15 @@ def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
         chosen = available
     elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
-            raise ValueError(f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}")
+            raise _validate.InputError(
+                f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}")
         chosen = available[:devices]
     elif isinstance(devices, Sequence) and not isinstance(devices, str):
         chosen = list(devices)
         if not chosen or not all(isinstance(dev, jax.Device) for dev in chosen):
-            raise ValueError(f"devices as a list must be a non-empty list of jax.Device, got {devices!r}")
+            raise _validate.InputError(f"devices as a list must be a non-empty list of jax.Device, got {devices!r}")
     else:
-        raise TypeError(f"devices must be a device count, a list of jax.Device or None, got {devices!r}")
+        raise _validate.InputTypeError(f"devices must be a device count, a list of jax.Device or None, got {devices!r}")
     return Mesh(np.asarray(chosen), ("runs",))
 
 

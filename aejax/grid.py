@@ -44,32 +44,33 @@ class Grid:
         """Validate and expand a grid specification (see module docstring)."""
         if isinstance(spec, dict):
             if not spec:
-                raise ValueError("grid must name at least one axis, got an empty dict")
+                raise _validate.InputError("grid must name at least one axis, got an empty dict")
             axes = {name: _axis_values(name, values) for name, values in spec.items()}
             runs = tuple(dict(zip(axes, combo)) for combo in itertools.product(*axes.values()))
             grid = cls(runs, tuple(axes), {k: tuple(v) for k, v in axes.items()})
         elif isinstance(spec, (list, tuple)):
             if not spec or not all(isinstance(run, dict) for run in spec):
-                raise ValueError("grid as a list must be a non-empty list of dicts {axis: value}")
+                raise _validate.InputError("grid as a list must be a non-empty list of dicts {axis: value}")
             keys = set(spec[0])
             for i, run in enumerate(spec):
                 if set(run) != keys:
-                    raise ValueError(f"grid run {i} has axes {sorted(run)} but run 0 has {sorted(keys)}; "
-                                     "every run must name the same axes")
+                    raise _validate.InputError(f"grid run {i} has axes {sorted(run)} but run 0 has {sorted(keys)}; "
+                                               "every run must name the same axes")
             runs = tuple({k: _axis_values(k, [v])[0] for k, v in run.items()} for run in spec)
             seen = {}
             for i, run in enumerate(runs):
                 key = tuple(sorted(run.items()))
                 if key in seen:
-                    raise ValueError(f"grid runs {seen[key]} and {i} are duplicates: {run}")
+                    raise _validate.InputError(f"grid runs {seen[key]} and {i} are duplicates: {run}")
                 seen[key] = i
             grid = cls(runs, ("run",), {"run": tuple(range(len(runs)))})
         else:
-            raise TypeError(f"grid must be a dict of axis values or a list of run dicts, got {type(spec).__name__}")
+            raise _validate.InputTypeError(
+                f"grid must be a dict of axis values or a list of run dicts, got {type(spec).__name__}")
         for run in grid.runs:
             run_d = run.get("d", d)
             if "rate" in run and not 1 <= round(run["rate"] * run_d):
-                raise ValueError(f"rate {run['rate']} gives no hidden unit at d={run_d}; rates must be >= "
+                raise _validate.InputError(f"rate {run['rate']} gives no hidden unit at d={run_d}; rates must be >= "
                                  f"{0.5 / run_d:.4g}")
         return grid
 
@@ -84,7 +85,7 @@ def _dimensions(values: list) -> list[int]:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer, float)) or not float(v).is_integer() \
                 or not 1 <= v <= MAX_D:
-            raise ValueError(f"grid axis 'd' must hold integers in [1, {MAX_D}], got {v!r}")
+            raise _validate.InputError(f"grid axis 'd' must hold integers in [1, {MAX_D}], got {v!r}")
     return [int(v) for v in values]
 
 
@@ -96,18 +97,18 @@ def _axis_values(name: str, values: Any) -> list:
     _validate.choice("grid axis", name, AXES)
     values = list(np.atleast_1d(np.asarray(values)).tolist()) if not isinstance(values, list) else values
     if not values:
-        raise ValueError(f"grid axis {name!r} has no values")
+        raise _validate.InputError(f"grid axis {name!r} has no values")
     if name == "seed":
         for v in values:
             if not _is_integer(v) or not 0 <= v < 2**31:
-                raise ValueError(f"grid axis 'seed' must hold integers in [0, 2**31), got {v!r}"
+                raise _validate.InputError(f"grid axis 'seed' must hold integers in [0, 2**31), got {v!r}"
                                  f"{f' ({type(v).__name__})' if not _is_integer(v) else ''}")
         values = [int(v) for v in values]
     else:
         for v in values:
             _check_float32(name, v)
     if len(set(values)) != len(values):
-        raise ValueError(f"grid axis {name!r} has duplicate values: {values}")
+        raise _validate.InputError(f"grid axis {name!r} has duplicate values: {values}")
     if name == "d":
         return _dimensions(values)
     if name == "seed":
@@ -120,7 +121,7 @@ def _axis_values(name: str, values: Any) -> list:
     else:
         _validate.positive_number(f"grid axis {name!r}", out)
     if name == "rate" and max(out) > MAX_RATE:
-        raise ValueError(f"grid axis 'rate' must be at most {MAX_RATE:g} (round(rate·d) hidden units), "
+        raise _validate.InputError(f"grid axis 'rate' must be at most {MAX_RATE:g} (round(rate·d) hidden units), "
                          f"got {max(out)!r}")
     return out
 
@@ -138,17 +139,17 @@ def _check_float32(name: str, v: Any) -> None:
     Training runs in float32 by default, so 1e-50 would silently become 0 and 1e40 inf.
     """
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise ValueError(f"grid axis {name!r} must hold numbers (int or float), got {v!r} ({type(v).__name__})")
+        raise _validate.InputError(f"grid axis {name!r} must hold numbers (int or float), got {v!r} ({type(v).__name__})")
     v = float(v)
     if not np.isfinite(v):
         return  # reported with the axis's own range below
     with np.errstate(over="ignore", under="ignore"):
         single = np.float32(v)
     if np.isinf(single):
-        raise ValueError(f"grid axis {name!r} value {v!r} overflows float32 (max {float(np.finfo(np.float32).max):.4g}); "
+        raise _validate.InputError(f"grid axis {name!r} value {v!r} overflows float32 (max {float(np.finfo(np.float32).max):.4g}); "
                          "allowed: finite numbers of float32 range")
     if v != 0 and single == 0:
-        raise ValueError(f"grid axis {name!r} value {v!r} becomes 0 in float32 (smallest positive "
+        raise _validate.InputError(f"grid axis {name!r} value {v!r} becomes 0 in float32 (smallest positive "
                          f"{float(np.finfo(np.float32).smallest_subnormal):.4g}); allowed: numbers of float32 range")
 
 

@@ -73,7 +73,8 @@ def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = Fal
     _validate.boolean("tied", tied)
     _validate.positive_number("decoder_scale", decoder_scale, allow_zero=True, scalar=True)
     if decoder_scale > jnp.finfo(jnp.result_type(float)).max / 10:  # entries are about scale·N(0, 1/n)
-        raise ValueError(f"decoder_scale must be below {jnp.finfo(jnp.result_type(float)).max / 10:.3g} so the "
+        raise _validate.InputError(
+            f"decoder_scale must be below {jnp.finfo(jnp.result_type(float)).max / 10:.3g} so the "
                          f"initial decoder fits {jnp.result_type(float)}, got {decoder_scale!r}")
     k_enc, k_dec = jax.random.split(key)
     if kind == "gaussian":
@@ -224,13 +225,13 @@ def as_architecture(arch: Architecture | None, fields: dict[str, Any]) -> Archit
     """
     unknown = sorted(set(fields) - set(MODEL_FIELDS))
     if unknown:
-        raise TypeError(f"unknown model keyword(s) {unknown}; allowed: {', '.join(MODEL_FIELDS)}")
+        raise _validate.InputTypeError(f"unknown model keyword(s) {unknown}; allowed: {', '.join(MODEL_FIELDS)}")
     if arch is None:
         return Architecture(**fields)
     if not isinstance(arch, Architecture):
-        raise TypeError(f"arch must be an aejax.model.Architecture, got {type(arch).__name__}")
+        raise _validate.InputTypeError(f"arch must be an aejax.model.Architecture, got {type(arch).__name__}")
     if fields:
-        raise TypeError(f"pass either arch= or the architecture keywords {sorted(fields)}, not both")
+        raise _validate.InputTypeError(f"pass either arch= or the architecture keywords {sorted(fields)}, not both")
     return arch
 
 

@@ -114,7 +114,8 @@ class Autoencoder(nnx.Module):
         d = _validate.positive_int("d", d)
         n = _validate.positive_int("n", n)
         if (rngs is None) == (params is None):
-            raise TypeError("Autoencoder needs exactly one of rngs= (random weights) or params= (given weights)")
+            raise _validate.InputTypeError(
+                "Autoencoder needs exactly one of rngs= (random weights) or params= (given weights)")
         if params is None:
             assert rngs is not None  # exactly one of rngs= and params= was given (checked above)
             params = model.init(rngs.params(), d, n, kind=init, tied=tied, decoder_scale=decoder_scale)
@@ -123,7 +124,7 @@ class Autoencoder(nnx.Module):
             _validate.choice("activation", activation, ACTIVATIONS)
         mask = jnp.ones(n, jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
         if mask.shape != (n,):
-            raise ValueError(f"mask must have shape ({n},) (one entry per hidden unit), got {mask.shape}")
+            raise _validate.InputError(f"mask must have shape ({n},) (one entry per hidden unit), got {mask.shape}")
         self.A = nnx.Param(jnp.asarray(params.A))
         self.B = nnx.Param(jnp.asarray(params.B))
         self.activation = activation
@@ -197,7 +198,7 @@ class Autoencoder(nnx.Module):
 
 def _check_params(params: model.Params, d: int, n: int) -> None:
     if jnp.shape(params.B) != (n, d):
-        raise ValueError(f"params.B must have shape ({n}, {d}) for d={d}, n={n}, got {jnp.shape(params.B)}")
+        raise _validate.InputError(f"params.B must have shape ({n}, {d}) for d={d}, n={n}, got {jnp.shape(params.B)}")
     if jnp.shape(params.A) not in ((), (d, n)):
-        raise ValueError(f"params.A must have shape ({d}, {n}) or be a scalar (tied decoder), "
-                         f"got {jnp.shape(params.A)}")
+        raise _validate.InputError(f"params.A must have shape ({d}, {n}) or be a scalar (tied decoder), "
+                                   f"got {jnp.shape(params.A)}")

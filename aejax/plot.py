@@ -77,6 +77,26 @@ def plot_risk_vs_rate(ds: xr.Dataset, path: str | os.PathLike, activation: str =
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``path`` atomically (a temporary file renamed into place): a full disk or a
+    kill leaves the old file or none, never a truncated one. The format follows the suffix.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> fig = pyplot().figure()
+        >>> save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "f.png").read_bytes()[:4]
+        b'\\x89PNG'
+    """
+    from aejax.results import atomic_write
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or None
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt))
     return path

@@ -59,7 +59,7 @@ class Preprocessing:
         """Transform ``(samples, d)`` data with the fitted statistics; returns ``(samples, k)``."""
         x = check_data(data, min_samples=1)
         if x.shape[1] != self.mean.shape[0]:
-            raise ValueError(f"data has {x.shape[1]} columns but the preprocessing was fitted on "
+            raise _validate.InputError(f"data has {x.shape[1]} columns but the preprocessing was fitted on "
                              f"{self.mean.shape[0]}")
         return (x - self.mean) @ self.transform
 
@@ -119,7 +119,7 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     """
     x = check_data(data)
     if not 0 < eig_floor < 1:
-        raise ValueError(f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}")
+        raise _validate.InputError(f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}")
     if whiten is not None:
         _validate.choice("whiten", whiten, WHITENINGS)
     _validate.boolean("drop_constant", drop_constant)
@@ -131,9 +131,9 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
     kept = np.nonzero(np.ptp(x, axis=0) > 0)[0]
     if kept.size == 0:
-        raise ValueError(f"data has only constant columns ({d} of them); nothing to preprocess")
+        raise _validate.InputError(f"data has only constant columns ({d} of them); nothing to preprocess")
     if constant.size and whiten is None and not drop_constant:
-        raise ValueError(f"data has constant columns {constant[:10].tolist()} (zero variance); pass "
+        raise _validate.InputError(f"data has constant columns {constant[:10].tolist()} (zero variance); pass "
                          "drop_constant=True, or whiten='pca' with components")
     mean = x.mean(axis=0) if center else np.zeros(d)
     sub = x[:, kept] - mean[kept]
@@ -152,12 +152,12 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     allowed = kept.size if drop_constant else d
     k = allowed if components is None else _validate.positive_int("components", components)
     if k > allowed or (whiten == "zca" and k != allowed):
-        raise ValueError(f"components must be at most d={allowed} (and all of them for zca), got {components}")
+        raise _validate.InputError(f"components must be at most d={allowed} (and all of them for zca), got {components}")
     if k > rank:
         constants = (f" ({constant.size} constant column(s), e.g. {constant[:5].tolist()})"
                      if constant.size and not drop_constant else "")
         hint = ", or drop_constant=True" if constant.size and not drop_constant and rank == kept.size else ""
-        raise ValueError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
+        raise _validate.InputError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
                          f"{eig_floor:g}{constants}; use whiten='pca' with components<={rank}{hint}")
     kept_transform = eigvec[:, :k] / np.sqrt(eigval[:k])
     if whiten == "zca":
@@ -182,9 +182,9 @@ def preprocess(data: Any, center: bool = True, whiten: str | None = None, compon
 def check_data(data: Any, min_samples: int = 2) -> np.ndarray:
     x = np.asarray(data, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < min_samples or x.shape[1] < 1:
-        raise ValueError(f"data must be a 2-D array (samples, d) with at least {min_samples} "
+        raise _validate.InputError(f"data must be a 2-D array (samples, d) with at least {min_samples} "
                          f"sample{'s' * (min_samples > 1)}, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         rows = np.unique(np.nonzero(~np.isfinite(x))[0])[:5].tolist()
-        raise ValueError(f"data must be finite; rows {rows} hold NaN or inf")
+        raise _validate.InputError(f"data must be finite; rows {rows} hold NaN or inf")
     return x

@@ -114,7 +114,8 @@ def _quadrature_moments(sigma, sigma_wt, sq, inv_sq, rho, eye):
 
 def _require_gaussian(source: Source) -> None:
     if not getattr(source, "is_gaussian", False):
-        raise ValueError(f"source must be a Gaussian source for closed-form moments, got {type(source).__name__}; "
+        raise _validate.InputError(
+            f"source must be a Gaussian source for closed-form moments, got {type(source).__name__}; "
                          "use mc_risk, or optimal_decoder with key= and n_samples= for sample moments")
 
 
@@ -297,7 +298,7 @@ def dataset_risk(params: Params, data: Array, *, block: int = 4096, arch: Archit
     arch = as_architecture(arch, model_kw)
     data = jnp.asarray(data)
     if data.ndim != 2 or data.shape[0] < 1:
-        raise ValueError(f"data must be a (rows, d) array with at least one row, got shape {data.shape}")
+        raise _validate.InputError(f"data must be a (rows, d) array with at least one row, got shape {data.shape}")
     _validate.params_shape(params, data.shape[1])
     rows = data.shape[0]
     block = min(_validate.positive_int("block", block), rows)
@@ -329,7 +330,8 @@ def _check_shapes(params: Params, source: Source, mask: Array | None) -> None:
 
 def _check_source(source: Source) -> None:
     if not isinstance(source, Source):
-        raise TypeError(f"source must be an aejax.sources.Source (e.g. Gaussian(d)), got {type(source).__name__}")
+        raise _validate.InputTypeError(
+            f"source must be an aejax.sources.Source (e.g. Gaussian(d)), got {type(source).__name__}")
 
 
 def _check_mask(mask: Array | None, n: int) -> None:

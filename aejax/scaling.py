@@ -178,36 +178,36 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
     """
     x = np.asarray(_validate.positive_number("x", x), float)
     if x.ndim != 1:
-        raise ValueError(f"x must be one-dimensional, got shape {x.shape}")
+        raise _validate.InputError(f"x must be one-dimensional, got shape {x.shape}")
     if len(np.unique(x)) != x.size:
-        raise ValueError(f"x must have distinct values, got {x.tolist()}")
+        raise _validate.InputError(f"x must have distinct values, got {x.tolist()}")
     y = np.asarray(y, float)
     if seeds_axis is None:
         if y.shape != x.shape:
-            raise ValueError(f"y must have the shape of x {x.shape} (or pass seeds_axis), got {y.shape}")
+            raise _validate.InputError(f"y must have the shape of x {x.shape} (or pass seeds_axis), got {y.shape}")
         ys = y[None, :]
     else:
         if y.ndim != 2 or not -2 <= seeds_axis < 2:
-            raise ValueError(f"with seeds_axis, y must be 2-D (seeds × points) and seeds_axis 0 or 1, got shape "
+            raise _validate.InputError(f"with seeds_axis, y must be 2-D (seeds × points) and seeds_axis 0 or 1, got shape "
                              f"{y.shape} and seeds_axis={seeds_axis}")
         ys = np.moveaxis(y, seeds_axis, 0)
         if ys.shape[1] != x.size:
-            raise ValueError(f"y has {ys.shape[1]} points along its non-seed axis, x has {x.size}")
+            raise _validate.InputError(f"y has {ys.shape[1]} points along its non-seed axis, x has {x.size}")
     ses = None
     if se is not None:
         try:
             se_b = np.broadcast_to(np.asarray(se, float), y.shape)
         except ValueError:
-            raise ValueError(f"se must broadcast to the shape of y {y.shape}, got {np.shape(se)}") from None
+            raise _validate.InputError(f"se must broadcast to the shape of y {y.shape}, got {np.shape(se)}") from None
         ses = se_b[None, :] if seeds_axis is None else np.moveaxis(se_b, seeds_axis, 0)
         if np.any(ses[np.isfinite(ses)] < 0):
-            raise ValueError("se must be non-negative")
+            raise _validate.InputError("se must be non-negative")
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
     bootstrap = _validate.non_negative_int("bootstrap", bootstrap)
     lo, hi = (float(a) for a in alpha_range)
     if not 0 < lo < hi:
-        raise ValueError(f"alpha_range must be (low, high) with 0 < low < high, got {alpha_range!r}")
+        raise _validate.InputError(f"alpha_range must be (low, high) with 0 < low < high, got {alpha_range!r}")
 
     ys = np.where(np.isfinite(ys), ys, np.nan)
     keep = np.isfinite(ys).any(axis=0)
@@ -215,7 +215,7 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
     ses = None if ses is None else ses[:, keep]
     minimum = 3 if offset else 2
     if x.size < minimum:
-        raise ValueError(f"fit_power_law{' with offset' if offset else ''} needs at least {minimum} points with "
+        raise _validate.InputError(f"fit_power_law{' with offset' if offset else ''} needs at least {minimum} points with "
                          f"finite y, got {x.size}")
     order = np.argsort(x)
     x, ys = x[order], ys[:, order]
@@ -225,7 +225,7 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
     mean, sigma = _point_stats(x, ys, ses)
     weighted = sigma is not None and bool(np.all(sigma > 0))
     if not offset and np.any(mean <= 0):
-        raise ValueError(f"y must be positive for the fit without offset (log space), got mean values "
+        raise _validate.InputError(f"y must be positive for the fit without offset (log space), got mean values "
                          f"{mean[mean <= 0].tolist()}; use offset=True")
     weights = 1 / sigma**2 if weighted else np.ones_like(mean)
     fitter = _OffsetFit(x, weights, (lo, hi)) if offset else _LogFit(x, weights, mean)
@@ -448,16 +448,16 @@ def check_inputs(ds: xr.Dataset, var: str, along: str, *, names: dict[str, str] 
     """
     names = {"var": "var", "along": "along", **(names or {})}
     if var not in ds.data_vars:
-        raise ValueError(f"{names['var']} {var!r} is not a variable of the results; available: "
+        raise _validate.InputError(f"{names['var']} {var!r} is not a variable of the results; available: "
                          f"{', '.join(sorted(map(str, ds.data_vars)))}")
     if along not in ds[var].dims:
-        raise ValueError(f"{names['along']} {along!r} is not a dimension of {var!r}; its dimensions: "
+        raise _validate.InputError(f"{names['along']} {along!r} is not a dimension of {var!r}; its dimensions: "
                          f"{', '.join(map(str, ds[var].dims))}")
     values = np.asarray(ds[along].values)
     if values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"{names['along']} {along!r} must have positive numeric values, got {values.tolist()}")
+        raise _validate.InputError(f"{names['along']} {along!r} must have positive numeric values, got {values.tolist()}")
     if values.size < minimum:
-        raise ValueError(f"{names['along']} {along!r} has {values.size} values "
+        raise _validate.InputError(f"{names['along']} {along!r} has {values.size} values "
                          f"({', '.join(f'{v:g}' for v in values)}); a scaling fit needs at least {minimum}")
 
 
@@ -512,12 +512,12 @@ def extrapolate(ds: xr.Dataset, var: str = "exact_risk", along: str = "d", *, se
     ds = _unstack_runs(ds, along)
     check_inputs(ds, var, along)
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
     bootstrap = _validate.non_negative_int("bootstrap", bootstrap)
     da = _ok(ds, ds[var])
     traced = [dim for dim in da.dims if dim in TRACE_DIMS]
     if traced:
-        raise ValueError(f"var {var!r} has a trace dimension {traced[0]!r}; extrapolate a final quantity "
+        raise _validate.InputError(f"var {var!r} has a trace dimension {traced[0]!r}; extrapolate a final quantity "
                          "(e.g. exact_risk or risk), or use collapse for traces")
     se = _se_of(ds, var)
     has_seeds = seeds in da.dims
@@ -678,7 +678,7 @@ def collapse(ds: xr.Dataset, var: str = "risk_trace", along: str = "d", time: st
         note = f"{time!r} is not in the results: compared at equal optimizer step instead"
         time, t = "step", ds["step"]
     else:
-        raise ValueError(f"time {time!r} is not a dimension or coordinate of {var!r} (dimensions: "
+        raise _validate.InputError(f"time {time!r} is not a dimension or coordinate of {var!r} (dimensions: "
                          f"{', '.join(map(str, da.dims))}) and there is no 'step' dimension")
     time_dim = time if time in da.dims else next(dim for dim in t.dims if dim in da.dims and dim in TRACE_DIMS)
     mean = da.mean(seeds) if seeds in da.dims else da
@@ -838,7 +838,7 @@ def plot_trajectories(ds: xr.Dataset, path: str | os.PathLike, var: str = "risk_
     if time not in da.dims and not (time in ds.coords and set(ds[time].dims) <= set(da.dims)):
         time = "step"
     if time not in da.dims and time not in ds.coords:
-        raise ValueError(f"time {time!r} is not a dimension or coordinate of {var!r}")
+        raise _validate.InputError(f"time {time!r} is not a dimension or coordinate of {var!r}")
     mean = da.mean(seeds) if seeds in da.dims else da
     t = ds[time].broadcast_like(mean)
     rest = [dim for dim in mean.dims if dim not in (along, panels) and dim not in TRACE_DIMS]
@@ -953,20 +953,20 @@ def report(results: str | os.PathLike, var: str = "exact_risk", along: str = "d"
     """
     names = {"var": "--var", "along": "--along"}
     if not 0 < level < 1:
-        raise ValueError(f"--level must lie in (0, 1), got {level!r}")
+        raise _validate.InputError(f"--level must lie in (0, 1), got {level!r}")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
-        raise ValueError(f"--bootstrap must be a non-negative integer, got {bootstrap!r}")
+        raise _validate.InputError(f"--bootstrap must be a non-negative integer, got {bootstrap!r}")
     results = Path(results)
     try:
         ds = load_results(results)
     except ValueError as err:
-        raise ValueError(f"RESULTS: {err}") from None
+        raise _validate.InputError(f"RESULTS: {err}") from None
     ds = _unstack_runs(ds, along)
     check_inputs(ds, var, along, names=names)
     result = extrapolate(ds, var, along, bootstrap=bootstrap, level=level, seed=seed)
     if not np.isfinite(result["r_inf"].values).any():
         reasons = "; ".join(json.loads(result.attrs["skipped"]))
-        raise ValueError(f"--var {var!r}: no combination could be fitted: {reasons}")
+        raise _validate.InputError(f"--var {var!r}: no combination could be fitted: {reasons}")
     out = Path(out) if out is not None else (results if results.is_dir() else results.parent)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}

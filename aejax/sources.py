@@ -94,7 +94,7 @@ class Gaussian(Source):
     def __init__(self, d: int, spectrum: Any = None, covariance: Any = None):
         object.__setattr__(self, "d", _validate.positive_int("d", d))
         if spectrum is not None and covariance is not None:
-            raise ValueError("give at most one of spectrum and covariance, got both")
+            raise _validate.InputError("give at most one of spectrum and covariance, got both")
         object.__setattr__(self, "spectrum", None if spectrum is None else _spectrum(d, spectrum))
         object.__setattr__(self, "cov", None)
         object.__setattr__(self, "factor", None)
@@ -251,22 +251,23 @@ def make_source(name: str, d: int, p: Any = None) -> Source:
 def _spectrum(d: int, spectrum: Any) -> Array:
     arr = np.asarray(spectrum, dtype=np.float64)
     if arr.shape != (d,):
-        raise ValueError(f"spectrum must have shape ({d},) to match d={d}, got shape {arr.shape}")
+        raise _validate.InputError(f"spectrum must have shape ({d},) to match d={d}, got shape {arr.shape}")
     _validate.positive_number("spectrum", arr, allow_zero=True)
     if arr.sum() > np.finfo(np.float32).max:
-        raise ValueError(f"spectrum must fit float32: its total variance {arr.sum():.3g} overflows float32")
+        raise _validate.InputError(f"spectrum must fit float32: its total variance {arr.sum():.3g} overflows float32")
     return jnp.asarray(arr, dtype=jnp.float32)
 
 
 def _covariance_and_factor(d: int, covariance: Any) -> tuple[Array, Array]:
     cov = np.asarray(covariance, dtype=np.float64)
     if cov.shape != (d, d):
-        raise ValueError(f"covariance must have shape ({d}, {d}) to match d={d}, got shape {cov.shape}")
+        raise _validate.InputError(f"covariance must have shape ({d}, {d}) to match d={d}, got shape {cov.shape}")
     _validate.finite_array("covariance", cov)
     if not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-8 * max(1.0, np.abs(cov).max())):
-        raise ValueError("covariance must be symmetric")
+        raise _validate.InputError("covariance must be symmetric")
     eigval, eigvec = np.linalg.eigh(cov)
     if eigval.min() < -1e-8 * max(1.0, eigval.max()):
-        raise ValueError(f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}")
+        raise _validate.InputError(
+            f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}")
     factor = eigvec * np.sqrt(np.clip(eigval, 0, None))
     return jnp.asarray(cov, dtype=jnp.float32), jnp.asarray(factor, dtype=jnp.float32)

@@ -27,6 +27,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aejax import _validate, record, theory
-from aejax.config import TrainConfig
+from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
 from aejax.checkpoint import ChunkCheckpoints
@@ -133,7 +134,7 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: 
     so a resumed sweep runs its remaining runs with the same program as an uninterrupted one.
 
     Raises:
-        ValueError: when even one run per device does not fit, or a requested ``chunk`` does not.
+        InputError (a ValueError): when even one run per device does not fit, or a requested ``chunk`` does not.
     """
     devices = mesh.devices.size
     per_device = min(MAX_RUNS_PER_DEVICE, math.ceil(bucket_runs / devices)) if chunk is None else math.ceil(chunk / devices)
@@ -142,9 +143,10 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: 
     while program.bytes_per_device > budget:
         if chunk is not None or per_device == 1:
             need = program.bytes_per_device / 2**30
-            raise ValueError(f"{'chunk=' + str(chunk) if chunk else 'one run per device'} needs {need:.2f} GiB per "
-                             f"device at d={config.d}, n={config.n}, batch={config.batch}, over the memory budget of "
-                             f"{budget / 2**30:.2f} GiB; lower chunk, batch, d or n, or raise memory_budget")
+            raise _validate.InputError(
+                f"{'chunk=' + str(chunk) if chunk else 'one run per device'} needs {need:.2f} GiB per device at "
+                f"d={config.d}, n={config.n}, batch={config.batch}, mc_samples={mc_samples}, over the memory budget "
+                f"of {budget / 2**30:.2f} GiB; lower chunk, batch, mc_samples, d or n, or raise memory_budget")
         per_run = program.bytes_per_device / per_device
         per_device = max(1, min(per_device - 1, int(budget / per_run)))
         program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
@@ -231,11 +233,13 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         ['ok', 'ok']
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
-    _validate.positive_int("mc_samples", mc_samples, minimum=2)  # 2 for a standard error
+        raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
+    _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
     if chunk is not None:
-        _validate.positive_int("chunk", chunk)
+        _validate.positive_int("chunk", chunk, maximum=MAX_STEPS)
     _validate.non_negative_int("seed", seed)
+    if seed >= 2**63:
+        raise _validate.InputError(f"seed must be below 2**63, got {seed}")
     if out is not None:
         _validate.path("out", out)
     _validate.boolean("resume", resume)
@@ -246,11 +250,12 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         _validate.positive_number("checkpoint_seconds", checkpoint_seconds, scalar=True)
     checkpointing = checkpoint_every is not None or checkpoint_seconds is not None
     if checkpointing and out is None:
-        raise ValueError("checkpoint_every/checkpoint_seconds need out= (checkpoints are saved under out/checkpoints)")
+        raise _validate.InputError("checkpoint_every/checkpoint_seconds need out= (checkpoints are saved under out/checkpoints)")
     grid = Grid.from_spec(grid, config.d)
     if "d" in grid.runs[0] and isinstance(config.source, Source):
-        raise ValueError(f"a 'd' grid axis needs a named source (the config's source object has d={config.source.d}); "
+        raise _validate.InputError(f"a 'd' grid axis needs a named source (the config's source object has d={config.source.d}); "
                          "sweep d with source='gaussian', 'bg' or 'sr'")
+    _check_axes_have_effect(config, grid)
     mesh = make_mesh(default_devices(config) if devices is None else devices)
     budget = memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
     run_dims = [run.get("d", config.d) for run in grid.runs]
@@ -262,7 +267,8 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                 "seed": seed, "mc_samples": mc_samples}
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
-        done = _share_finished(store.load() if store else {}, len(grid.runs), len(config.trace_steps))
+        n_steps = len(config.trace_steps)
+        done = _share_finished(store.load(n_steps, len(grid.runs)) if store else {}, len(grid.runs), n_steps)
         records: dict[int, dict[str, np.ndarray]] = dict(done)
         hparam_names = tuple(k for k in grid.runs[0] if k not in ("seed", "d"))
         stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
@@ -323,7 +329,8 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                  "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0,
                  "memory": memory}
         theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
-        ds = build_dataset(grid, stacked, trace_coordinates(config, set(run_dims)), theory_values, attrs)
+        ds = build_dataset(grid, stacked, trace_coordinates(config, set(run_dims)), theory_values, attrs,
+                           _expected_nonzero(config, grid, mc_samples))
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))
         return ds
@@ -384,6 +391,49 @@ def _chunk_inputs(runs: int, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,
     hparams = {name: np.asarray([run[name] for run in chosen], np.float32) for name in hparam_names}
     sharding = NamedSharding(mesh, PartitionSpec("runs"))
     return _global_array(keys, sharding), {k: _global_array(v, sharding) for k, v in hparams.items()}
+
+
+def _ineffective_axes(config: TrainConfig) -> dict[str, str]:
+    """Swept axes that change nothing for ``config``, with the reason."""
+    sign_surrogate = config.activation == "sign" and config.surrogate != "ste"
+    out = {}
+    if not sign_surrogate:
+        out["slope"] = (f"the surrogate slope only acts on activation 'sign' with a surrogate other than 'ste' "
+                        f"(here activation={config.activation!r}, surrogate={config.surrogate!r})")
+    if not (sign_surrogate or config.activation == "helu"):
+        out["margin"] = (f"the margin only acts on activation 'helu', or 'sign' with a surrogate other than 'ste' "
+                         f"(here activation={config.activation!r}, surrogate={config.surrogate!r})")
+    if not (isinstance(config.source, str) and not config.is_gaussian) and config.decoder == "linear":
+        source = config.source if isinstance(config.source, str) else type(config.source).__name__
+        out["p"] = (f"the sparsity p only acts on a named sparse source ('bg', 'sr') or a non-linear decoder "
+                    f"(here source={source!r}, decoder={config.decoder!r})")
+    return out
+
+
+def _check_axes_have_effect(config: TrainConfig, grid: Grid) -> None:
+    """Refuse a swept axis that changes nothing (several values would give identical copies); warn about a
+    single such value unless it is the default (it is ignored)."""
+    defaults = default_hparams(config)
+    for axis, reason in _ineffective_axes(config).items():
+        values = sorted({run[axis] for run in grid.runs if axis in run})
+        if len(values) > 1:
+            raise _validate.InputError(f"grid axis {axis!r} has no effect: {reason}; its values {values} would give "
+                                       "identical runs")
+        if values and values[0] != defaults[axis]:
+            warnings.warn(f"grid axis {axis!r} = {values[0]} is ignored: {reason}", UserWarning, stacklevel=3)
+
+
+def _expected_nonzero(config: TrainConfig, grid: Grid, mc_samples: int) -> np.ndarray | None:
+    """Per run, mc_samples·d·p: the non-zero input coordinates expected over the final risk's Monte
+    Carlo samples of a sparse source (``None`` for other sources; see ``results.run_status``)."""
+    if config.is_gaussian:
+        return None
+    if isinstance(config.source, str):  # a named sparse source takes the swept p (default 1)
+        return np.asarray([mc_samples * config.d * float(run.get("p", 1.0)) for run in grid.runs])
+    p = getattr(config.source, "p", None)
+    if p is None:  # a Source object without a sparsity (e.g. Empirical data)
+        return None
+    return np.full(len(grid.runs), mc_samples * config.d * float(p))
 
 
 def _run_chunk(program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,

@@ -96,7 +96,7 @@ def make_trainer(config: TrainConfig) -> Trainer:
         True
     """
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
+        raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
     optimizer = get_optimizer(config.optimizer)
     trace_risk = config.trace_risk
     total = config.total_steps

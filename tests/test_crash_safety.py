@@ -69,7 +69,8 @@ def test_chunk_damaged_at_every_byte_is_reported_or_harmless(reference, tmp_path
                 done = store.load()
             if caught:
                 reported += 1
-                assert "unreadable chunk file" in str(caught[0].message) and target.name in str(caught[0].message)
+                # unreadable, or read but failing the fingerprint/shape checks (a flipped header byte)
+                assert str(caught[0].message).startswith("ignoring") and target.name in str(caught[0].message)
                 assert set(done) == set(original) - lost
             else:
                 assert set(done) == set(original)

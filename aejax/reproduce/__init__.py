@@ -53,14 +53,14 @@ def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce
         >>> run("no-such-target")
         Traceback (most recent call last):
         ...
-        ValueError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, real-sparse, sparse, surrogates, universality
+        aejax.InputError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, real-sparse, sparse, surrogates, universality
     """
     _validate.choice("name", name, TARGETS)
     _validate.choice("size", size, SIZES)
     if data is None:
         return TARGETS[name](size=size, out=out, progress=progress)
     if name not in DATA_TARGETS:
-        raise ValueError(f"data applies to the targets {', '.join(DATA_TARGETS)}, got name={name!r}")
+        raise _validate.InputError(f"data applies to the targets {', '.join(DATA_TARGETS)}, got name={name!r}")
     return TARGETS[name](size=size, out=out, progress=progress, data=data)
 
 

@@ -30,13 +30,15 @@ def pick_size(presets: dict[str, dict[str, Any]], size: str) -> dict[str, Any]:
 
 def write_outputs(name: str, out: str | os.PathLike, ds: xr.Dataset, fig: Any, table: str) -> dict[str, Path]:
     """Write ``<out>/<name>.png``, ``.nc`` and ``.md``; returns their paths under ``png``, ``nc``, ``md``."""
-    from aejax.plot import pyplot
+    from aejax.plot import pyplot, save_figure
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"png": out / f"{name}.png", "nc": out / f"{name}.nc", "md": out / f"{name}.md"}
-    fig.savefig(paths["png"])
-    pyplot().close(fig)
+    try:
+        save_figure(fig, paths["png"])
+    finally:
+        pyplot().close(fig)
     save_results(ds, paths["nc"])
     paths["md"].write_text(table)
     return paths
@@ -75,7 +77,7 @@ def fit_power_law(x: Any, y: Any) -> tuple[float, float]:
     """
     lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
     if lx.size < 2 or not np.all(np.isfinite(ly)):
-        raise ValueError(f"fit_power_law needs at least 2 positive points, got x={list(x)}, y={list(y)}")
+        raise _validate.InputError(f"fit_power_law needs at least 2 positive points, got x={list(x)}, y={list(y)}")
     design = np.c_[lx, np.ones_like(lx)]
     coef, *_ = np.linalg.lstsq(design, ly, rcond=None)
     dof = lx.size - 2

@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from aejax import theory
+from aejax import _validate, theory
 from aejax.config import TrainConfig
 from aejax.data import Preprocessing, load_array, random_patches
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
@@ -95,7 +95,7 @@ def images(data: str | os.PathLike | None = None) -> np.ndarray:
         x = x[..., :3].mean(axis=-1)
     x = x[None] if x.ndim == 2 else x
     if x.ndim != 3 or min(x.shape[1:]) < PATCH:
-        raise ValueError(f"data {str(data)!r} must hold images (H, W), (N, H, W) or (N, H, W, channels) of at "
+        raise _validate.InputError(f"data {str(data)!r} must hold images (H, W), (N, H, W) or (N, H, W, channels) of at "
                          f"least {PATCH}×{PATCH} pixels, got shape {x.shape}")
     return x
 
@@ -118,7 +118,7 @@ def split_images(ims: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> 
     blocks = ims[:, :h * side, :w * side].reshape(n, h, side, w, side).transpose(0, 1, 3, 2, 4).reshape(-1, side, side)
     n_test = int(round(test_fraction * len(blocks)))
     if n_test < 1 or n_test == len(blocks):
-        raise ValueError(f"the images give {len(blocks)} blocks of {side}×{side} pixels: too few to hold out "
+        raise _validate.InputError(f"the images give {len(blocks)} blocks of {side}×{side} pixels: too few to hold out "
                          f"{test_fraction:.0%} of them (give larger or more images)")
     order = np.random.default_rng(seed).permutation(len(blocks))
     return blocks[order[n_test:]], blocks[order[:n_test]]
@@ -201,7 +201,7 @@ def sparse_sources(ims: np.ndarray, n_train: int, n_test: int, seed: int = 0):
     train_coef, test_coef = dct_coefficients(train_patches), dct_coefficients(test_patches)
     mean, std = train_coef.mean(axis=0), train_coef.std(axis=0)
     if np.any(std == 0):
-        raise ValueError("some DCT coefficients are constant over the training patches (flat images?)")
+        raise _validate.InputError("some DCT coefficients are constant over the training patches (flat images?)")
     prep = Preprocessing(mean, np.diag(1 / std), np.sort(std**2)[::-1])
     train, test = Empirical(train_coef, preprocessing=prep), Empirical(test_coef, preprocessing=prep)
     return train, test, {"mean": mean, "std": std, "test_region": test_ims}

@@ -39,7 +39,7 @@ def check_sparsity(name: str, p: Any) -> Any:
     if _validate.is_concrete(p):
         arr = np.asarray(p, dtype=np.float64)
         if (arr < P_MIN).any():
-            raise ValueError(f"{name} must be at least {P_MIN:g} (and at most 1): the sparse-prior formulas divide "
+            raise _validate.InputError(f"{name} must be at least {P_MIN:g} (and at most 1): the sparse-prior formulas divide "
                              f"by p and every prediction has reached its p -> 0 limit there; got "
                              f"{float(arr[arr < P_MIN].ravel()[0]):.6g}")
     return p

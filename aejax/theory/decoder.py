@@ -143,7 +143,7 @@ def multilayer_decode(prior: str | Prior, p: Any, B: Any, s: Any, layers: int) -
     layers = _validate.positive_int("layers", layers)
     B, s = as_float(B), as_float(s)
     if B.ndim != 2 or s.shape[-1:] != B.shape[:1]:
-        raise ValueError(f"B must be (n, d) and s (..., n); got B {B.shape} and s {s.shape}")
+        raise _validate.InputError(f"B must be (n, d) and s (..., n); got B {B.shape} and s {s.shape}")
     if _validate.is_concrete(B):
         _check_structure(np.asarray(B, dtype=np.float64))
     return _decode(prior, as_float(p), B, s, layers)
@@ -158,5 +158,5 @@ def _check_structure(B: np.ndarray, tol: float = 0.25) -> None:
     error = np.linalg.norm(image - probe) / np.linalg.norm(probe)
     if not error <= tol:
         kind = "orthonormal rows (n <= d)" if n <= d else "a unit-norm tight frame, B̄ᵀB̄ = (n/d) I (n > d)"
-        raise ValueError(f"B must have {kind} after row normalisation; a random probe is off by "
-                         f"{error:.3g} (relative), allowed {tol}")
+        raise _validate.InputError(f"B must have {kind} after row normalisation; a random probe is off by "
+                                   f"{error:.3g} (relative), allowed {tol}")

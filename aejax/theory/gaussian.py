@@ -49,10 +49,10 @@ def activation_moments(activation: str | Callable[[jax.Array], jax.Array] = "sig
             return _CLOSED_FORMS[activation]
         if activation not in _BY_QUADRATURE:
             allowed = ", ".join(sorted([*_CLOSED_FORMS, *_BY_QUADRATURE]))
-            raise ValueError(f"unknown activation {activation!r}; allowed: {allowed} or a callable")
+            raise _validate.InputError(f"unknown activation {activation!r}; allowed: {allowed} or a callable")
         activation = _BY_QUADRATURE[activation]
     if not callable(activation):
-        raise TypeError(f"activation must be a name or a callable, got {activation!r}")
+        raise _validate.InputTypeError(f"activation must be a name or a callable, got {activation!r}")
     g, w = NORMAL_NODES, NORMAL_WEIGHTS
     with jax.ensure_compile_time_eval():  # constants of σ: computed eagerly, even while tracing
         values = np.asarray(activation(jnp.asarray(g)), dtype=np.float64)
@@ -60,7 +60,7 @@ def activation_moments(activation: str | Callable[[jax.Array], jax.Array] = "sig
     mean = float(np.sum(w * values))
     var = float(np.sum(w * values**2)) - mean**2
     if not var > 0:
-        raise ValueError(f"activation {activation!r} is constant on Gaussian input (Var σ(g) = {var:.3g})")
+        raise _validate.InputError(f"activation {activation!r} is constant on Gaussian input (Var σ(g) = {var:.3g})")
     return mu1, var
 
 

@@ -55,22 +55,23 @@ class Prior:
             object.__setattr__(self, field, tuple(float(v) for v in getattr(self, field)))
         k = len(self.weights)
         if k == 0 or len(self.means) != k or len(self.stds) != k:
-            raise ValueError(f"means, stds and weights must have the same non-zero length, got "
-                             f"{len(self.means)}, {len(self.stds)}, {k}")
+            raise _validate.InputError(f"means, stds and weights must have the same non-zero length, got "
+                                       f"{len(self.means)}, {len(self.stds)}, {k}")
         if not all(math.isfinite(v) for v in self.means + self.stds + self.weights):
-            raise ValueError(f"prior {self.name!r}: means, stds and weights must be finite")
+            raise _validate.InputError(f"prior {self.name!r}: means, stds and weights must be finite")
         if min(self.weights) <= 0 or abs(sum(self.weights) - 1) > _TOL:
-            raise ValueError(f"prior {self.name!r}: weights must be positive and sum to 1, got {self.weights}")
+            raise _validate.InputError(
+                f"prior {self.name!r}: weights must be positive and sum to 1, got {self.weights}")
         if min(self.stds) < 0:
-            raise ValueError(f"prior {self.name!r}: stds must be >= 0, got {self.stds}")
+            raise _validate.InputError(f"prior {self.name!r}: stds must be >= 0, got {self.stds}")
         second = sum(w * (m * m + s * s) for m, s, w in zip(*self.components()))
         if abs(second - 1) > _TOL:
-            raise ValueError(f"prior {self.name!r}: the non-zero law must have E ξ² = 1, got {second:.6g}; "
-                             "use Prior.mixture(...) to normalise")
+            raise _validate.InputError(f"prior {self.name!r}: the non-zero law must have E ξ² = 1, got {second:.6g}; "
+                                       "use Prior.mixture(...) to normalise")
         own = sorted(zip(self.means, self.stds, self.weights))
         mirrored = sorted(zip((-m for m in self.means), self.stds, self.weights))
         if any(max(abs(a - b) for a, b in zip(u, v)) > _TOL for u, v in zip(own, mirrored)):
-            raise ValueError(f"prior {self.name!r}: the non-zero law must be symmetric about 0")
+            raise _validate.InputError(f"prior {self.name!r}: the non-zero law must be symmetric about 0")
 
     def components(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
         """``(means, stds, weights)`` of the non-zero law ξ."""
@@ -89,7 +90,7 @@ class Prior:
         w = [float(v) / total for v in weights]
         scale = math.sqrt(sum(wk * (m * m + s * s) for m, s, wk in zip(means, stds, w)))
         if not scale > 0:
-            raise ValueError(f"prior {name!r}: the non-zero law is identically 0")
+            raise _validate.InputError(f"prior {name!r}: the non-zero law is identically 0")
         return cls(name, tuple(m / scale for m in means), tuple(s / scale for s in stds), tuple(w))
 
     @classmethod
@@ -122,9 +123,9 @@ def resolve_prior(prior: str | Prior) -> Prior:
     if isinstance(prior, str) and prior in PRIORS:
         return PRIORS[prior]
     if not isinstance(prior, str):
-        raise TypeError(f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
+        raise _validate.InputTypeError(f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
                         "aejax.theory functions take (prior, p, r, ...) with the prior first")
-    raise ValueError(f"unknown prior {prior!r}; allowed: 'bg', 'sr' or an aejax.theory.Prior")
+    raise _validate.InputError(f"unknown prior {prior!r}; allowed: 'bg', 'sr' or an aejax.theory.Prior")
 
 
 def _scalar_mixture(prior: Prior, p: jax.Array) -> tuple[list, list, list]:

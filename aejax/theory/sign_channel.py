@@ -73,7 +73,7 @@ def sign_channel_mmse(precision: Any) -> jax.Array:
         0.00928
     """
     if _validate.is_concrete(precision) and not (np.asarray(precision, dtype=np.float64) >= 1).all():
-        raise ValueError(f"precision must be >= 1 (z has unit variance), got {precision!r}")
+        raise _validate.InputError(f"precision must be >= 1 (z has unit variance), got {precision!r}")
     tau = 1 / as_float(precision)
     spread = jnp.sqrt((1 - tau) / tau)  # standard deviation of a = w / sqrt(τ)
     # integrate on a = scale·t: scale = spread when a is narrow, 1 when the integrand (width ~3) is

@@ -100,7 +100,7 @@ def identity_risk(prior: str | Prior, p: Any, r: Any, convention: str) -> jax.Ar
     _validate.positive_number("r", r)
     _validate.choice("convention", convention, CONVENTIONS)
     if _validate.is_concrete(r) and (np.asarray(r, dtype=np.float64) > 1).any():
-        raise ValueError(f"r must be <= 1 for the identity encoder (n <= d rows of I), got {r!r}")
+        raise _validate.InputError(f"r must be <= 1 for the identity encoder (n <= d rows of I), got {r!r}")
     p, r = as_float(p), as_float(r)
     gain = p * k if convention == "tied" else k / (2 - p)
     return jnp.where(r <= 1, 1 - r * gain, jnp.nan)
@@ -199,7 +199,7 @@ def partial_identity_risk(prior: str | Prior, p: Any, r: Any, a: Any) -> jax.Arr
     if _validate.is_concrete((a, r)):
         a_np, r_np = _validate._numbers("a", a), np.asarray(r, dtype=np.float64)
         if not np.isfinite(a_np).all() or ((a_np < 0) | (a_np > 1)).any() or (r_np > 1).any():
-            raise ValueError(f"a must lie in [0, 1] and r in (0, 1], got a={a_np.tolist()!r}, r={r_np.tolist()!r}")
+            raise _validate.InputError(f"a must lie in [0, 1] and r in (0, 1], got a={a_np.tolist()!r}, r={r_np.tolist()!r}")
     p, r, a = as_float(p), as_float(r), as_float(a)
     risk = 1 - r * _gain(prior, p, a)
     return jnp.where((a >= 0) & (a <= 1) & (r <= 1), risk, jnp.nan)
