@@ -429,7 +429,7 @@ def _expected_nonzero(config: TrainConfig, grid: Grid, mc_samples: int) -> np.nd
     if config.is_gaussian:
         return None
     if isinstance(config.source, str):  # a named sparse source takes the swept p (default 1)
-        return np.asarray([mc_samples * config.d * float(run.get("p", 1.0)) for run in grid.runs])
+        return np.asarray([mc_samples * run.get("d", config.d) * float(run.get("p", 1.0)) for run in grid.runs])
     p = getattr(config.source, "p", None)
     if p is None:  # a Source object without a sparsity (e.g. Empirical data)
         return None
