@@ -56,12 +56,14 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     """
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise _validate.InputError(f"{path}: not a readable .npz file ({err})") from None
+    except (OSError, ValueError, EOFError) as err:  # EOFError: an empty (0-byte) file
+        raise _validate.InputError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _validate.InputError(f"{path}: not an .npz archive (it holds a single .npy array)")
     with archive:
         names = sorted(archive.files)
+        if not names:
+            raise _validate.InputError(f"{path}: holds no arrays (an empty .npz archive)")
         if name is None:
             if len(names) != 1:
                 raise _validate.InputError(f"{path}: holds arrays {names}; pass name= to choose one")

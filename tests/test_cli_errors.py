@@ -196,3 +196,17 @@ def test_figure_write_interrupted_by_a_full_disk_leaves_no_truncated_png(tmp_pat
         plot_risk_vs_rate(ds, path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["f.png"]
     assert np.frombuffer(before[:8], np.uint8).tolist() == list(b"\x89PNG\r\n\x1a\n")
+
+
+def test_empty_npz_files_are_refused_naming_the_file(tmp_path):
+    """A 0-byte .npz (was an EOFError traceback) and an archive without arrays (was 'holds arrays []; pass
+    name= to choose one'): an InputError naming the file and the problem."""
+    from aejax.data import load_npz
+
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(aejax.InputError, match=f"{empty}: not a readable .npz file \\(EOFError"):
+        load_npz(empty)
+    np.savez(tmp_path / "none.npz")
+    with pytest.raises(aejax.InputError, match="none.npz: holds no arrays \\(an empty .npz archive\\)"):
+        load_npz(tmp_path / "none.npz")
