@@ -91,7 +91,8 @@ def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
             raise _validate.InputError(
-                f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}")
+                f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}"
+            )
         chosen = available[:devices]
     elif isinstance(devices, Sequence) and not isinstance(devices, str):
         chosen = list(devices)
@@ -122,5 +123,3 @@ def _available_host_bytes() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-

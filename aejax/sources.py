@@ -204,8 +204,16 @@ class Empirical(Source):
     data: Any
     d: int = dataclasses.field(init=False)
 
-    def __init__(self, data: Any, center: bool = True, whiten: str | None = None,
-                 components: int | None = None, eig_floor: float = 1e-6, *, preprocessing: Any = None):
+    def __init__(
+        self,
+        data: Any,
+        center: bool = True,
+        whiten: str | None = None,
+        components: int | None = None,
+        eig_floor: float = 1e-6,
+        *,
+        preprocessing: Any = None,
+    ):
 
         if preprocessing is None:
             preprocessing = fit_preprocessing(data, center, whiten, components, eig_floor)
@@ -268,6 +276,7 @@ def _covariance_and_factor(d: int, covariance: Any) -> tuple[Array, Array]:
     eigval, eigvec = np.linalg.eigh(cov)
     if eigval.min() < -1e-8 * max(1.0, eigval.max()):
         raise _validate.InputError(
-            f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}")
+            f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}"
+        )
     factor = eigvec * np.sqrt(np.clip(eigval, 0, None))
     return jnp.asarray(cov, dtype=jnp.float32), jnp.asarray(factor, dtype=jnp.float32)

@@ -174,8 +174,10 @@ def make_trainer(config: TrainConfig) -> Trainer:
 
         first = jnp.asarray(first, jnp.int32)
         (params, opt_state), points = jax.lax.scan(block, (state.params, state.opt_state), first + jnp.arange(count))
-        trace = {name: jax.lax.dynamic_update_slice(state.trace[name], jnp.asarray(points[name], jnp.float32), (first,))
-                 for name in traced}
+        trace = {
+            name: jax.lax.dynamic_update_slice(state.trace[name], jnp.asarray(points[name], jnp.float32), (first,))
+            for name in traced
+        }
         return TrainState(params, opt_state, trace)
 
     return Trainer(start, advance, len(ends))

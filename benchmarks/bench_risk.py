@@ -27,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     peak = matmul_flops_per_second()
     rows = []
-    for d in ([64, 256] if args.quick else [64, 256, 1024, 2048]):
+    for d in [64, 256] if args.quick else [64, 256, 1024, 2048]:
         n = d
         source = Gaussian(d)
         params = init(jax.random.key(0), d, n, decoder_scale=1.0)
@@ -39,14 +39,26 @@ def main() -> None:
         grad = jax.jit(jax.value_and_grad(lambda p: exact_risk(p, source)))
         t_grad = best_time(grad, params)
         exact_flops = 4 * d * n * n
-        rows.append({"d": d, "n": n, "mc_samples": samples,
-                     "mc_gflops": 4 * d * n * samples / t_mc / 1e9, "mc_fraction": 4 * d * n * samples / t_mc / peak,
-                     "exact_ms": 1e3 * t_exact, "exact_fraction": exact_flops / t_exact / peak,
-                     "gd_step_ms": 1e3 * t_grad, "gd_fraction": 3 * exact_flops / t_grad / peak})
+        rows.append(
+            {
+                "d": d,
+                "n": n,
+                "mc_samples": samples,
+                "mc_gflops": 4 * d * n * samples / t_mc / 1e9,
+                "mc_fraction": 4 * d * n * samples / t_mc / peak,
+                "exact_ms": 1e3 * t_exact,
+                "exact_fraction": exact_flops / t_exact / peak,
+                "gd_step_ms": 1e3 * t_grad,
+                "gd_fraction": 3 * exact_flops / t_grad / peak,
+            }
+        )
         print(rows[-1], flush=True)
-    write("risk_flops", rows, {"machine": machine(), "matmul_gflops": peak / 1e9},
-          ["d", "n", "mc_samples", "mc_gflops", "mc_fraction", "exact_ms", "exact_fraction", "gd_step_ms",
-           "gd_fraction"])
+    write(
+        "risk_flops",
+        rows,
+        {"machine": machine(), "matmul_gflops": peak / 1e9},
+        ["d", "n", "mc_samples", "mc_gflops", "mc_fraction", "exact_ms", "exact_fraction", "gd_step_ms", "gd_fraction"],
+    )
 
 
 if __name__ == "__main__":

@@ -175,9 +175,16 @@ def test_sign_is_differentiable_inside_sharded_jit():
     np.testing.assert_allclose(g, FORMULAS["gauss"](np.asarray(u, np.float64), 2.0), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("name,reference", [("relu", lambda x: np.maximum(x, 0)), ("tanh", np.tanh),
-                                            ("linear", lambda x: x), ("helu", lambda x: np.maximum(x, 0)),
-                                            ("sign", lambda x: np.where(x >= 0, 1.0, -1.0))])
+@pytest.mark.parametrize(
+    "name,reference",
+    [
+        ("relu", lambda x: np.maximum(x, 0)),
+        ("tanh", np.tanh),
+        ("linear", lambda x: x),
+        ("helu", lambda x: np.maximum(x, 0)),
+        ("sign", lambda x: np.where(x >= 0, 1.0, -1.0)),
+    ],
+)
 def test_registry_lookup_by_name(name, reference):
     """get_activation(name) computes the named function, with the uniform (u, slope, margin) signature."""
     assert name in ACTIVATIONS
@@ -199,11 +206,14 @@ def test_public_names():
     assert aejax.sign is sign and aejax.helu is helu
 
 
-@pytest.mark.parametrize("call,argument", [
-    (lambda: sign(jnp.zeros(3), surrogate="sigmoid"), "surrogate"),
-    (lambda: get_activation("softplus"), "activation"),
-    (lambda: get_activation("sign", surrogate="bogus"), "surrogate"),
-])
+@pytest.mark.parametrize(
+    "call,argument",
+    [
+        (lambda: sign(jnp.zeros(3), surrogate="sigmoid"), "surrogate"),
+        (lambda: get_activation("softplus"), "activation"),
+        (lambda: get_activation("sign", surrogate="bogus"), "surrogate"),
+    ],
+)
 def test_unknown_names_raise_listing_allowed(call, argument):
     """Unknown names raise ValueError naming the argument and listing the allowed names."""
     with pytest.raises(ValueError, match=argument) as err:

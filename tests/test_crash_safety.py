@@ -62,7 +62,11 @@ def test_chunk_damaged_at_every_byte_is_reported_or_harmless(reference, tmp_path
         assert len(original) == 16 and len(lost) == 4
         reported = 0
         for offset in range(len(good)):
-            bad = good[:offset] if damage == "truncate" else good[:offset] + bytes([good[offset] ^ 0xFF]) + good[offset + 1:]
+            bad = (
+                good[:offset]
+                if damage == "truncate"
+                else good[:offset] + bytes([good[offset] ^ 0xFF]) + good[offset + 1 :]
+            )
             target.write_bytes(bad)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -110,8 +114,14 @@ def test_second_writer_is_refused_and_the_lock_is_released_on_exit_and_error(ref
 def launch(spec_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("XLA_FLAGS", None)
-    return subprocess.Popen([sys.executable, str(HELPER), str(spec_path)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), str(spec_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def chunk_files(out):

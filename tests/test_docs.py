@@ -40,8 +40,9 @@ def test_markdown_python_blocks_run(path):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_docstring_examples(module, capsys):
-    result = doctest.testmod(importlib.import_module(module),
-                             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    result = doctest.testmod(
+        importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+    )
     assert result.failed == 0, capsys.readouterr().out
 
 

@@ -72,11 +72,14 @@ def test_unreadable_chunk_is_warned_about_and_recomputed(swept, tmp_path):
         np.testing.assert_array_equal(again[name].values, ds[name].values, err_msg=name)
 
 
-@pytest.mark.parametrize("change, differs", [
-    (dict(grid={**GRID, "lr": [0.01, 0.05]}), "runs"),
-    (dict(config=aejax.TrainConfig(d=16, n=16, steps=40, batch=32)), "config"),
-    (dict(seed=1), "seed"),
-])
+@pytest.mark.parametrize(
+    "change, differs",
+    [
+        (dict(grid={**GRID, "lr": [0.01, 0.05]}), "runs"),
+        (dict(config=aejax.TrainConfig(d=16, n=16, steps=40, batch=32)), "config"),
+        (dict(seed=1), "seed"),
+    ],
+)
 def test_different_sweep_in_the_same_out_is_refused(swept, change, differs):
     """Another grid, config or base seed aimed at a finished sweep's directory: ValueError naming what differs."""
     out, _ = swept
@@ -99,8 +102,12 @@ def test_resume_with_nothing_to_resume_is_refused(tmp_path):
 def _fake_records(n_runs, n_steps):
     from aejax import record
 
-    return {name: np.arange(n_runs * (n_steps if f.per_step else 1), dtype=np.float32).reshape(
-        (n_runs, n_steps) if f.per_step else (n_runs,)) for f, name in zip(record.FIELDS, record.NAMES)}
+    return {
+        name: np.arange(n_runs * (n_steps if f.per_step else 1), dtype=np.float32).reshape(
+            (n_runs, n_steps) if f.per_step else (n_runs,)
+        )
+        for f, name in zip(record.FIELDS, record.NAMES)
+    }
 
 
 def test_deleted_manifest_does_not_let_another_sweep_reuse_the_chunks(swept, tmp_path):
@@ -155,8 +162,9 @@ def test_chunk_with_the_wrong_trace_length_is_ignored_and_recomputed(swept, tmp_
             content[field.name] = content[field.name][:, :5]
     with open(damaged, "wb") as f:
         np.savez(f, **content)
-    with pytest.warns(UserWarning, match=f"ignoring chunk file {damaged}: field .* has shape \\(4, 5\\), expected "
-                                         "\\(4, 20\\)"):
+    with pytest.warns(
+        UserWarning, match=f"ignoring chunk file {damaged}: field .* has shape \\(4, 5\\), expected \\(4, 20\\)"
+    ):
         again = aejax.sweep(CONFIG, GRID, out=out, **KW)
     assert (again.attrs["reused_runs"], again.attrs["chunks"]) == (4, 1)
     for name in ("risk", "loss_trace"):

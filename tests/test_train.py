@@ -126,8 +126,10 @@ def test_rate_mask_run_equals_run_compiled_at_its_own_n():
     np.testing.assert_allclose(trace_large["risk"], trace_small["risk"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode,source", [("online", "gaussian"), ("dataset", "gaussian"), ("population", "gaussian"),
-                                         ("online", "bg"), ("dataset", "sr")])
+@pytest.mark.parametrize(
+    "mode,source",
+    [("online", "gaussian"), ("dataset", "gaussian"), ("population", "gaussian"), ("online", "bg"), ("dataset", "sr")],
+)
 def test_modes_run_and_reduce_the_risk(mode, source):
     """Each mode trains: the traced risk falls from the trivial value 1 to near R_Gauss(1/2) ≈ 0.68."""
     cfg = aejax.TrainConfig(d=16, n=8, steps=200, mode=mode, source=source, batch=128, trace_samples=4096)
@@ -163,7 +165,8 @@ def test_vmapped_hparams_equal_per_run_calls(mode):
     train = aejax.make_train(cfg)
     lrs, rates = [0.005, 0.02, 0.05], [0.25, 0.5, 1.0]
     _, batched = jax.jit(jax.vmap(train, in_axes=(None, 0)))(
-        jax.random.key(4), {"lr": jnp.asarray(lrs), "rate": jnp.asarray(rates)})
+        jax.random.key(4), {"lr": jnp.asarray(lrs), "rate": jnp.asarray(rates)}
+    )
     single = jax.jit(train)
     for i, (lr, rate) in enumerate(zip(lrs, rates)):
         _, trace = single(jax.random.key(4), {"lr": jnp.float32(lr), "rate": jnp.float32(rate)})
@@ -183,7 +186,11 @@ def test_changing_hparams_does_not_retrace():
         return train(key, hparams)[1]["risk"][-1]
 
     finals = set()
-    for lr, slope, margin, rate, p in [(0.01, 1.0, 0.0, 1.0, 0.5), (0.03, 2.0, 0.1, 0.5, 0.2), (0.1, 5.0, 0.2, 0.25, 0.9)]:
+    for lr, slope, margin, rate, p in [
+        (0.01, 1.0, 0.0, 1.0, 0.5),
+        (0.03, 2.0, 0.1, 0.5, 0.2),
+        (0.1, 5.0, 0.2, 0.25, 0.9),
+    ]:
         hp = {name: jnp.float32(v) for name, v in zip(aejax.config.HPARAMS, (lr, slope, margin, rate, p))}
         finals.add(float(run(jax.random.key(0), hp)))
     assert len(traces) == 1 and len(finals) == 3
@@ -201,12 +208,15 @@ def test_units_beyond_the_rate_never_move():
     assert np.abs(np.asarray(fast.B[~unused] - slow.B[~unused])).max() > 1e-3
 
 
-@pytest.mark.parametrize("hparams,match", [
-    ({"learning_rate": 0.1}, r"unknown hparams \['learning_rate'\]; allowed: lr, slope, margin, rate, p"),
-    ({"lr": -0.1}, "lr must be finite and positive"),
-    ({"rate": 3.0}, "rate must give between 1 and n=8"),
-    ({"p": 1.5}, r"p must lie in \(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "hparams,match",
+    [
+        ({"learning_rate": 0.1}, r"unknown hparams \['learning_rate'\]; allowed: lr, slope, margin, rate, p"),
+        ({"lr": -0.1}, "lr must be finite and positive"),
+        ({"rate": 3.0}, "rate must give between 1 and n=8"),
+        ({"p": 1.5}, r"p must lie in \(0, 1\]"),
+    ],
+)
 def test_bad_hparams_raise(hparams, match):
     """Unknown hparam names and bad concrete values are refused before training."""
     train = aejax.make_train(aejax.TrainConfig(d=8, n=8, steps=10))
@@ -214,15 +224,18 @@ def test_bad_hparams_raise(hparams, match):
         train(jax.random.key(0), hparams)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"mode": "full_batch"}, "unknown mode 'full_batch'; allowed: dataset, online, population"),
-    ({"mode": "population", "source": "bg"}, "population' needs a Gaussian source"),
-    ({"activation": "gelu"}, "unknown activation 'gelu'"),
-    ({"surrogate": "sigmoid"}, "unknown surrogate 'sigmoid'"),
-    ({"optimizer": "adamax"}, "unknown optimizer 'adamax'"),
-    ({"eval_every": 3}, "eval_every must divide steps=10"),
-    ({"steps": 0}, "steps must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"mode": "full_batch"}, "unknown mode 'full_batch'; allowed: dataset, online, population"),
+        ({"mode": "population", "source": "bg"}, "population' needs a Gaussian source"),
+        ({"activation": "gelu"}, "unknown activation 'gelu'"),
+        ({"surrogate": "sigmoid"}, "unknown surrogate 'sigmoid'"),
+        ({"optimizer": "adamax"}, "unknown optimizer 'adamax'"),
+        ({"eval_every": 3}, "eval_every must divide steps=10"),
+        ({"steps": 0}, "steps must be a positive integer"),
+    ],
+)
 def test_bad_config_raises(kwargs, match):
     """TrainConfig validates its structure eagerly and names the field."""
     with pytest.raises(ValueError, match=match):

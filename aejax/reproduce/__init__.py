@@ -17,8 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 from aejax import _validate
-from aejax.reproduce import (features, finite_size, gaussian_limit, phase_transition, real_sparse, sparse, surrogates,
-                             universality)
+from aejax.reproduce import (
+    features,
+    finite_size,
+    gaussian_limit,
+    phase_transition,
+    real_sparse,
+    sparse,
+    surrogates,
+    universality,
+)
 from aejax.reproduce._common import SIZES
 
 TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -34,8 +42,13 @@ TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
 DATA_TARGETS = ("universality", "real-sparse")  # the targets that take a user's data file
 
 
-def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True,
-        data: str | os.PathLike | None = None) -> dict[str, Any]:
+def run(
+    name: str,
+    size: str = "small",
+    out: str | os.PathLike = "runs/reproduce",
+    progress: bool = True,
+    data: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Run the reproduction ``name`` and write ``<out>/<name>.png``, ``.nc`` and ``.md``.
 
     Args:
@@ -69,8 +82,9 @@ def main(name: str, argv: list[str] | None = None) -> None:
     ``name`` and print its table and the files it wrote."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=f"Reproduce {name!r}: writes <out>/{name}.png, .nc and .md "
-                                     "(see docs/gallery.md).")
+    parser = argparse.ArgumentParser(
+        description=f"Reproduce {name!r}: writes <out>/{name}.png, .nc and .md (see docs/gallery.md)."
+    )
     parser.add_argument("--size", choices=SIZES, default="small", help="problem size (default small: CPU minutes)")
     parser.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
     args = parser.parse_args(argv)

@@ -53,6 +53,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         |---|---|
         | 0.5000 | +0.0010 |
     """
+
     def cell(value: Any, column: str) -> str:
         if isinstance(value, (float, np.floating)):
             if column == "± se":

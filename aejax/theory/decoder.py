@@ -158,5 +158,7 @@ def _check_structure(B: np.ndarray, tol: float = 0.25) -> None:
     error = np.linalg.norm(image - probe) / np.linalg.norm(probe)
     if not error <= tol:
         kind = "orthonormal rows (n <= d)" if n <= d else "a unit-norm tight frame, B̄ᵀB̄ = (n/d) I (n > d)"
-        raise _validate.InputError(f"B must have {kind} after row normalisation; a random probe is off by "
-                                   f"{error:.3g} (relative), allowed {tol}")
+        raise _validate.InputError(
+            f"B must have {kind} after row normalisation; a random probe is off by "
+            f"{error:.3g} (relative), allowed {tol}"
+        )

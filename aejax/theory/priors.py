@@ -55,19 +55,24 @@ class Prior:
             object.__setattr__(self, field, tuple(float(v) for v in getattr(self, field)))
         k = len(self.weights)
         if k == 0 or len(self.means) != k or len(self.stds) != k:
-            raise _validate.InputError(f"means, stds and weights must have the same non-zero length, got "
-                                       f"{len(self.means)}, {len(self.stds)}, {k}")
+            raise _validate.InputError(
+                f"means, stds and weights must have the same non-zero length, got "
+                f"{len(self.means)}, {len(self.stds)}, {k}"
+            )
         if not all(math.isfinite(v) for v in self.means + self.stds + self.weights):
             raise _validate.InputError(f"prior {self.name!r}: means, stds and weights must be finite")
         if min(self.weights) <= 0 or abs(sum(self.weights) - 1) > _TOL:
             raise _validate.InputError(
-                f"prior {self.name!r}: weights must be positive and sum to 1, got {self.weights}")
+                f"prior {self.name!r}: weights must be positive and sum to 1, got {self.weights}"
+            )
         if min(self.stds) < 0:
             raise _validate.InputError(f"prior {self.name!r}: stds must be >= 0, got {self.stds}")
         second = sum(w * (m * m + s * s) for m, s, w in zip(*self.components()))
         if abs(second - 1) > _TOL:
-            raise _validate.InputError(f"prior {self.name!r}: the non-zero law must have E ξ² = 1, got {second:.6g}; "
-                                       "use Prior.mixture(...) to normalise")
+            raise _validate.InputError(
+                f"prior {self.name!r}: the non-zero law must have E ξ² = 1, got {second:.6g}; "
+                "use Prior.mixture(...) to normalise"
+            )
         own = sorted(zip(self.means, self.stds, self.weights))
         mirrored = sorted(zip((-m for m in self.means), self.stds, self.weights))
         if any(max(abs(a - b) for a, b in zip(u, v)) > _TOL for u, v in zip(own, mirrored)):
@@ -78,8 +83,9 @@ class Prior:
         return self.means, self.stds, self.weights
 
     @classmethod
-    def mixture(cls, means: Sequence[float], stds: Sequence[float], weights: Sequence[float],
-                name: str = "custom") -> Prior:
+    def mixture(
+        cls, means: Sequence[float], stds: Sequence[float], weights: Sequence[float], name: str = "custom"
+    ) -> Prior:
         """Symmetric Gaussian mixture, with weights normalised to 1 and rescaled to E ξ² = 1.
 
         Examples:
@@ -123,8 +129,10 @@ def resolve_prior(prior: str | Prior) -> Prior:
     if isinstance(prior, str) and prior in PRIORS:
         return PRIORS[prior]
     if not isinstance(prior, str):
-        raise _validate.InputTypeError(f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
-                        "aejax.theory functions take (prior, p, r, ...) with the prior first")
+        raise _validate.InputTypeError(
+            f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
+            "aejax.theory functions take (prior, p, r, ...) with the prior first"
+        )
     raise _validate.InputError(f"unknown prior {prior!r}; allowed: 'bg', 'sr' or an aejax.theory.Prior")
 
 
@@ -169,8 +177,9 @@ def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, 
         cond_mean.append(mk + vk / total * (y - mk))
         cond_var.append(vk * noise / total)
     shape = jnp.broadcast_shapes(y.shape, p.shape, snr.shape)
-    resp, cond_mean, cond_var = (jnp.stack([jnp.broadcast_to(a, shape) for a in arrays])
-                                 for arrays in (logits, cond_mean, cond_var))
+    resp, cond_mean, cond_var = (
+        jnp.stack([jnp.broadcast_to(a, shape) for a in arrays]) for arrays in (logits, cond_mean, cond_var)
+    )
     resp = jax.nn.softmax(resp, axis=0)
     mean = jnp.sum(resp * cond_mean, axis=0)
     var = jnp.sum(resp * (cond_var + (cond_mean - mean) ** 2), axis=0)

@@ -199,7 +199,9 @@ def partial_identity_risk(prior: str | Prior, p: Any, r: Any, a: Any) -> jax.Arr
     if _validate.is_concrete((a, r)):
         a_np, r_np = _validate._numbers("a", a), np.asarray(r, dtype=np.float64)
         if not np.isfinite(a_np).all() or ((a_np < 0) | (a_np > 1)).any() or (r_np > 1).any():
-            raise _validate.InputError(f"a must lie in [0, 1] and r in (0, 1], got a={a_np.tolist()!r}, r={r_np.tolist()!r}")
+            raise _validate.InputError(
+                f"a must lie in [0, 1] and r in (0, 1], got a={a_np.tolist()!r}, r={r_np.tolist()!r}"
+            )
     p, r, a = as_float(p), as_float(r), as_float(a)
     risk = 1 - r * _gain(prior, p, a)
     return jnp.where((a >= 0) & (a <= 1) & (r <= 1), risk, jnp.nan)
@@ -272,8 +274,9 @@ def _folded_normal_mean(mean: jax.Array, var: jax.Array) -> jax.Array:
     """E|N(mean, var)|, including var = 0 (gradient-safe double where)."""
     positive = var > 0
     sd = jnp.sqrt(jnp.where(positive, var, 1.0))
-    smooth = (sd * math.sqrt(2 / math.pi) * jnp.exp(-mean**2 / (2 * sd**2))
-              + mean * jax.scipy.special.erf(mean / (sd * math.sqrt(2))))
+    smooth = sd * math.sqrt(2 / math.pi) * jnp.exp(-(mean**2) / (2 * sd**2)) + mean * jax.scipy.special.erf(
+        mean / (sd * math.sqrt(2))
+    )
     return jnp.where(positive, smooth, jnp.abs(mean))
 
 
@@ -282,7 +285,9 @@ def _folded_normal_mean_float(mean: float, var: float) -> float:
     if var <= 0:
         return abs(mean)
     sd = math.sqrt(var)
-    return sd * math.sqrt(2 / math.pi) * math.exp(-mean * mean / (2 * var)) + mean * math.erf(mean / (sd * math.sqrt(2)))
+    return sd * math.sqrt(2 / math.pi) * math.exp(-mean * mean / (2 * var)) + mean * math.erf(
+        mean / (sd * math.sqrt(2))
+    )
 
 
 def critical_sparsity(prior: str | Prior, convention: str) -> float:

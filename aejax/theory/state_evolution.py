@@ -111,8 +111,9 @@ def _fixed_point(prior: Prior, p: jax.Array, r: jax.Array, tol: jax.Array, max_l
     return risk, t
 
 
-def state_evolution_fixed_point(prior: str | Prior, p: Any, r: Any, *, tol: float = 1e-7,
-                                max_layers: int = 2000) -> jax.Array:
+def state_evolution_fixed_point(
+    prior: str | Prior, p: Any, r: Any, *, tol: float = 1e-7, max_layers: int = 2000
+) -> jax.Array:
     """Risk at the fixed point of ``state_evolution``, iterated from the uninformative start.
 
     Stops when no entry's risk changes by more than ``tol`` (relative) in one layer, or after
@@ -141,8 +142,9 @@ def state_evolution_fixed_point(prior: str | Prior, p: Any, r: Any, *, tol: floa
 
 
 @functools.partial(jax.jit, static_argnames=("prior", "layers", "max_layers"))
-def _layers_and_fixed_point(prior: Prior, p: jax.Array, r: jax.Array, tol: jax.Array, layers: int,
-                            max_layers: int) -> tuple[jax.Array, jax.Array]:
+def _layers_and_fixed_point(
+    prior: Prior, p: jax.Array, r: jax.Array, tol: jax.Array, layers: int, max_layers: int
+) -> tuple[jax.Array, jax.Array]:
     """``state_evolution``'s first ``layers`` risks and the fixed point reached by continuing, in one
     compiled function (``prediction_table`` compiles one instead of two)."""
     start = (jnp.ones_like(p), jnp.ones_like(p))
