@@ -521,7 +521,7 @@ def _print_sweep_table(ds, data: bool = False) -> None:
     ok = (ds["status"] == "ok").sum("seed") if "seed" in ds["status"].dims else (ds["status"] == "ok")
     rows = []
     for index in mean.stack(point=others)["point"].values if others else [()]:
-        sel = dict(zip(others, index if isinstance(index, tuple) else (index,)))
+        sel = dict(zip(others, index if isinstance(index, tuple) else (index,), strict=True))
         m, s, t = (float(x.sel(sel)) for x in (mean, se, theory))
         extra = (
             [

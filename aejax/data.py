@@ -21,7 +21,6 @@ Examples:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import os
 from pathlib import Path
@@ -30,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from aejax import _validate
-from aejax.preprocessing import WHITENINGS, Preprocessing, check_data, fit_preprocessing, preprocess
+from aejax.preprocessing import WHITENINGS as WHITENINGS  # re-exported: data.WHITENINGS
+from aejax.preprocessing import Preprocessing, check_data, fit_preprocessing
+from aejax.preprocessing import preprocess as preprocess  # re-exported: data.preprocess
 from aejax.sources import Empirical
 
 # IDX type codes (third magic byte) and their big-endian NumPy dtypes.
@@ -272,7 +273,7 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     x = np.asarray(data)
     if not 0 < test_fraction < 1:
         raise _validate.InputError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    n_test = int(round(test_fraction * len(x)))
+    n_test = int(round(test_fraction * len(x)))  # noqa: RUF046 -- test_fraction may be a 0-d array: keep an int
     if n_test < 2 or len(x) - n_test < 2:
         raise _validate.InputError(f"test_fraction={test_fraction} of {len(x)} rows leaves fewer than 2 rows in a part")
     order = np.random.default_rng(seed).permutation(len(x))

@@ -9,6 +9,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -28,10 +29,9 @@ def use_all_cpu_cores() -> None:
     or XLA_FLAGS — is left alone, and so are the devices of a JAX that has already started."""
     chosen = jax.config.jax_num_cpu_devices != -1
     if not chosen and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        try:
+        # RuntimeError: JAX already started in this process (e.g. a second command): keep its devices
+        with contextlib.suppress(RuntimeError):
             jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
-        except RuntimeError:  # JAX already started in this process (e.g. a second command): keep its devices
-            pass
 
 
 def large_cpu_runs(config: TrainConfig) -> bool:

@@ -46,7 +46,7 @@ class Grid:
             if not spec:
                 raise _validate.InputError("grid must name at least one axis, got an empty dict")
             axes = {name: _axis_values(name, values) for name, values in spec.items()}
-            runs = tuple(dict(zip(axes, combo)) for combo in itertools.product(*axes.values()))
+            runs = tuple(dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values()))
             grid = cls(runs, tuple(axes), {k: tuple(v) for k, v in axes.items()})
         elif isinstance(spec, (list, tuple)):
             if not spec or not all(isinstance(run, dict) for run in spec):
@@ -72,7 +72,7 @@ class Grid:
             )
         for run in grid.runs:
             run_d = run.get("d", d)
-            if "rate" in run and not 1 <= round(run["rate"] * run_d):
+            if "rate" in run and not round(run["rate"] * run_d) >= 1:
                 raise _validate.InputError(
                     f"rate {run['rate']} gives no hidden unit at d={run_d}; rates must be >= {0.5 / run_d:.4g}"
                 )
@@ -172,7 +172,7 @@ def _check_float32(name: str, v: Any) -> None:
 
 def units(rate: float, d: int) -> int:
     """Hidden units used at ``rate``: ``round(rate·d)``. Example: ``units(0.3, 10)`` -> 3."""
-    return int(round(rate * d))
+    return int(round(rate * d))  # noqa: RUF046 -- rate may be a JAX/NumPy 0-d array; int() keeps the result an int
 
 
 def bucket_sizes(n_values: list[int], max_padding: float, cost_power: float = 1.0) -> dict[int, int]:

@@ -79,10 +79,7 @@ def init(
             f"initial decoder fits {jnp.result_type(float)}, got {decoder_scale!r}"
         )
     k_enc, k_dec = jax.random.split(key)
-    if kind == "gaussian":
-        B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d)
-    else:
-        B = haar_frame(k_enc, n, d)
+    B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d) if kind == "gaussian" else haar_frame(k_enc, n, d)
     if tied:
         return Params(jnp.sqrt(2 / jnp.pi), B)
     A = decoder_scale * gaussian_rows(k_dec, n, d).T / jnp.sqrt(n)

@@ -121,10 +121,11 @@ def fit_preprocessing(
         >>> fit_preprocessing(x, whiten="pca", components=2).apply(x).shape
         (50, 2)
         >>> blank = np.c_[x, np.zeros(50)]  # a column that is always zero
-        >>> fit_preprocessing(blank, whiten="zca")
+        >>> fit_preprocessing(blank, whiten="zca")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        ValueError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06 (1 constant column(s), e.g. [3]); use whiten='pca' with components<=3, or drop_constant=True
+        ValueError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06
+        (1 constant column(s), e.g. [3]); use whiten='pca' with components<=3, or drop_constant=True
         >>> fit_preprocessing(blank, whiten="zca", drop_constant=True).apply(blank).shape
         (50, 3)
     """

@@ -26,7 +26,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import xarray as xr
@@ -97,10 +97,10 @@ class RunStore:
             self.close()
             raise
 
-    def __enter__(self) -> RunStore:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -244,7 +244,10 @@ def _differences(old: Any, new: Any, where: str = "") -> list[str]:
         ]
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return [
-            line for i, (a, b) in enumerate(zip(old, new)) if a != b for line in _differences(a, b, f"{where}[{i}]")
+            line
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            if a != b
+            for line in _differences(a, b, f"{where}[{i}]")
         ]
     if isinstance(old, list) and isinstance(new, list):
         return [f"{where}: saved {len(old)} entries, now {len(new)}"]

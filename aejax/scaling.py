@@ -618,7 +618,7 @@ def extrapolate(
             continue
         methods.add(fit.method)
         row = [fit.offset, *fit.offset_ci, fit.alpha, *fit.alpha_ci, fit.C, *fit.C_ci, fit.chi2_dof, fit.n]
-        for name, value in zip(names, row):
+        for name, value in zip(names, row, strict=True):
             out[name][index] = value
         if len(fit.draws):
             draws[index][: len(fit.draws)] = fit.draws
@@ -672,7 +672,7 @@ def extrapolate(
 
 
 def _label(others: list[str], coords: dict[str, np.ndarray], index: tuple[int, ...]) -> str:
-    return ", ".join(f"{dim}={_fmt(coords[dim][i])}" for dim, i in zip(others, index))
+    return ", ".join(f"{dim}={_fmt(coords[dim][i])}" for dim, i in zip(others, index, strict=True))
 
 
 def _fmt(value: Any) -> str:
@@ -825,7 +825,7 @@ def _points(result: xr.Dataset, dims: list[str]) -> list[dict[str, Any]]:
     if stacked is not None:
         return [{dims[0]: v} for v in stacked]
     grids = np.meshgrid(*[result[dim].values for dim in dims], indexing="ij")
-    return [dict(zip(dims, values)) for values in zip(*(g.ravel() for g in grids))]
+    return [dict(zip(dims, values, strict=True)) for values in zip(*(g.ravel() for g in grids), strict=True)]
 
 
 def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
@@ -949,7 +949,7 @@ def plot_trajectories(
     values = ds[panels].values if panels in mean.dims else [None]
     plt = pyplot()
     fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values) + 0.6, 3.4), dpi=100, squeeze=False)
-    for ax, value in zip(axes[0], values):
+    for ax, value in zip(axes[0], values, strict=True):
         m = mean.sel({panels: value}) if value is not None else mean
         tv = t.sel({panels: value}) if value is not None else t
         for k, size in enumerate(ds[along].values):

@@ -49,7 +49,7 @@ class Source:
     @classmethod
     def _unflatten(cls, static, leaves):
         obj = object.__new__(cls)
-        for name, value in (*static, *zip(cls._leaves, leaves)):
+        for name, value in (*static, *zip(cls._leaves, leaves, strict=True)):
             object.__setattr__(obj, name, value)
         return obj
 

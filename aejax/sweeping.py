@@ -39,10 +39,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aejax import _validate, record, theory
+from aejax.checkpoint import ChunkCheckpoints
 from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
-from aejax.checkpoint import ChunkCheckpoints
 from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, save_results
 from aejax.sources import Source
@@ -301,10 +301,10 @@ def sweep(
         memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
     )
     run_dims = [run.get("d", config.d) for run in grid.runs]
-    n_units = [_units_of(run, d, config) for run, d in zip(grid.runs, run_dims)]
+    n_units = [_units_of(run, d, config) for run, d in zip(grid.runs, run_dims, strict=True)]
     cost_power = 2.0 if config.mode == "population" else 1.0
     buckets = {
-        d: bucket_sizes([n for n, dd in zip(n_units, run_dims) if dd == d], max_padding, cost_power)
+        d: bucket_sizes([n for n, dd in zip(n_units, run_dims, strict=True) if dd == d], max_padding, cost_power)
         for d in sorted(set(run_dims), reverse=True)
     }
     manifest = {
@@ -326,7 +326,9 @@ def sweep(
         for d, d_buckets in buckets.items():
             for bucket_n in sorted(set(d_buckets.values()), reverse=True):
                 members = [
-                    i for i, (n, dd) in enumerate(zip(n_units, run_dims)) if dd == d and d_buckets[n] == bucket_n
+                    i
+                    for i, (n, dd) in enumerate(zip(n_units, run_dims, strict=True))
+                    if dd == d and d_buckets[n] == bucket_n
                 ]
                 pending = [i for i in members if i not in records]
                 if pending:
@@ -381,14 +383,15 @@ def sweep(
                     bar.advance(len(ids))
 
         stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in record.NAMES}
-        rates = np.asarray([n / d for n, d in zip(n_units, run_dims)])
+        rates = np.asarray([n / d for n, d in zip(n_units, run_dims, strict=True)])
         bucket_attr = (
             {str(k): v for k, v in buckets[config.d].items()}
             if list(buckets) == [config.d]
             else {str(d): {str(k): v for k, v in b.items()} for d, b in buckets.items()}
         )
         overhead = (
-            sum(buckets[d][n] ** cost_power for n, d in zip(n_units, run_dims)) / sum(n**cost_power for n in n_units)
+            sum(buckets[d][n] ** cost_power for n, d in zip(n_units, run_dims, strict=True))
+            / sum(n**cost_power for n in n_units)
             - 1
         )  # grid.padding_overhead, over every d
         attrs = {

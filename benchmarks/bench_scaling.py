@@ -19,8 +19,8 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from _common import best_time, machine, write
+
 from aejax.config import TrainConfig
 from aejax.devices import make_mesh
 from aejax.sweeping import compile_program, sweep
@@ -86,7 +86,7 @@ def main() -> None:
     rows = []
     per_step = [time_per_step(d, 8, 20) for d in dims]
     exponent, err = fit_exponent(dims, per_step)
-    rows += [{"scan": "d", "d": d, "runs": 8, "seconds_per_step": t} for d, t in zip(dims, per_step)]
+    rows += [{"scan": "d", "d": d, "runs": 8, "seconds_per_step": t} for d, t in zip(dims, per_step, strict=True)]
     run_counts = [1, 4, 16] if quick else [1, 2, 4, 8, 16, 32, 64]
     for runs in run_counts:
         t = time_per_step(128, runs, 20)

@@ -26,8 +26,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from _common import best_time, machine, matmul_flops_per_second, write
+
 from aejax.config import TrainConfig
 from aejax.devices import default_devices, make_mesh, use_all_cpu_cores
 from aejax.model import init

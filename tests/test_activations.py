@@ -4,6 +4,8 @@ References are the docs/theory.md §5 formulas written out in NumPy below and sc
 values produced by aejax itself.
 """
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,7 +57,7 @@ def test_surrogate_area_is_two(surrogate, slope):
     grad = jax.jit(jax.grad(lambda u: sign(u, slope, surrogate)))
     f = lambda u: float(grad(jnp.float32(u)))  # noqa: E731
     edges = [-np.inf, -1 / slope, 0.0, 1 / slope, np.inf]  # splits at the kinks of clip / approx_sign
-    area = sum(integrate.quad(f, a, b, limit=200)[0] for a, b in zip(edges[:-1], edges[1:]))
+    area = sum(integrate.quad(f, a, b, limit=200)[0] for a, b in itertools.pairwise(edges))
     assert area == pytest.approx(2.0, abs=2e-4)
 
 

@@ -213,11 +213,10 @@ def test_one_ignored_axis_value_is_a_one_line_warning(tmp_path, monkeypatch, cap
 
 def test_figure_write_interrupted_by_a_full_disk_leaves_no_truncated_png(tmp_path, monkeypatch):
     """A full disk during savefig: the PNG already there is kept whole, and no temporary file is left."""
+    import xarray as xr
     from matplotlib.figure import Figure
 
     from aejax.plot import plot_risk_vs_rate
-
-    import xarray as xr
 
     ds = xr.Dataset(
         {"risk": (("seed", "rate"), [[0.7, 0.4]]), "risk_se": (("seed", "rate"), [[0.01, 0.01]])},

@@ -1,16 +1,18 @@
 """Decoders: against theory.multilayer_decode, posterior_mean and the state evolution; training wiring."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from aejax import theory
+from aejax.config import TrainConfig
 from aejax.decoders import NonlinearDecoder, denoise, init_denoiser, init_params, shallow_scale
 from aejax.model import Params, apply, encode, identity_likeness, init, inverse_participation_ratio
 from aejax.risk import exact_risk, mc_risk
 from aejax.sources import BernoulliGaussian, Gaussian
-from aejax.config import TrainConfig
 from aejax.train import make_train
 
 
@@ -166,7 +168,7 @@ def test_bad_decoder_arguments_raise():
         NonlinearDecoder("linear")
     with pytest.raises(ValueError, match="rate must be n/d"):
         make_train(TrainConfig(d=8, n=8, steps=10, decoder="multilayer"))(jax.random.key(0), {"rate": 0.5})
-    with pytest.raises(ValueError, match="params.head must be a DenoiserHead"):
+    with pytest.raises(ValueError, match=re.escape("params.head must be a DenoiserHead")):
         apply(init(jax.random.key(0), 8, 8), jnp.ones(8), decoder=NonlinearDecoder("denoiser"))
 
 

@@ -20,7 +20,7 @@ from aejax import nn
 ROOT = Path(__file__).resolve().parents[1]
 MARKDOWN = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-MODULES = sorted(m.name for m in pkgutil.walk_packages(aejax.__path__, "aejax.")) + ["aejax"]
+MODULES = [*sorted(m.name for m in pkgutil.walk_packages(aejax.__path__, "aejax.")), "aejax"]
 PUBLIC = sorted({f"aejax.{name}" for name in aejax.__all__} | {f"aejax.nn.{name}" for name in nn.__all__})
 
 

@@ -131,7 +131,7 @@ def test_sign_layer_matches_sign_and_slope_changes_without_retrace():
 
     for slope in (2.0, 5.0):
         layer.slope[...] = slope
-        ref = jax.grad(lambda v: jnp.sum(sign(v, slope, "atan", 0.1)))(u)
+        ref = jax.grad(lambda v, slope=slope: jnp.sum(sign(v, slope, "atan", 0.1)))(u)
         _assert_tree_equal(grad_of(layer, u), ref, 1e-6)
         _assert_tree_equal(layer(u), sign(u))
     assert len(traces) == 1
@@ -158,7 +158,7 @@ def test_vmap_ensemble_of_autoencoders():
     assert ensemble.B[...].shape == (3, N, D)
     out = nnx.vmap(lambda m, x: m(x), in_axes=(0, None))(ensemble, X)
     for i in range(3):
-        params_i = jax.tree.map(lambda a: a[i], ensemble.to_params())
+        params_i = jax.tree.map(lambda a, i=i: a[i], ensemble.to_params())
         _assert_tree_equal(out[i], model.apply(params_i, X), 1e-6)
 
 

@@ -28,7 +28,11 @@ def sign_risk_reference(A, B, cov):
         for j in range(i):
             rho = gram[i, j] / (sd[i] * sd[j])
             both = integrate.quad(
-                lambda t: phi(t) * special.ndtr(rho * t / np.sqrt(1 - rho**2)), 0, np.inf, epsabs=1e-14, epsrel=1e-13
+                lambda t, rho=rho: phi(t) * special.ndtr(rho * t / np.sqrt(1 - rho**2)),
+                0,
+                np.inf,
+                epsabs=1e-14,
+                epsrel=1e-13,
             )[0]
             c_ss[i, j] = c_ss[j, i] = 4 * both - 1
     d = len(cov)

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aejax
+from aejax.config import HPARAMS, TrainConfig, full_hparams
 from aejax.grid import AXES, Grid
 from aejax.model import Params, init
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian
-from aejax.config import HPARAMS, TrainConfig, full_hparams
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 D, N = 8, 6

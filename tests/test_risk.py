@@ -184,7 +184,7 @@ def test_exact_risk_gradient_matches_finite_differences(activation, option):
         assert grad.B.dtype == jnp.float64
         directional = sum(
             jnp.einsum("k...,...->k", t, g)
-            for g, t in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(dirs))
+            for g, t in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(dirs), strict=True)
         )
         np.testing.assert_allclose(directional, fd, rtol=1e-6, atol=1e-9)
 
@@ -199,7 +199,7 @@ def test_exact_risk_of_trivial_decoder_is_trace_over_d():
 def test_exact_risk_refuses_non_gaussian_sources():
     """exact_risk needs a Gaussian source; the message points to mc_risk."""
     params = init(jax.random.key(0), 8, 4)
-    with pytest.raises(ValueError, match="Gaussian source.*mc_risk"):
+    with pytest.raises(ValueError, match=r"Gaussian source.*mc_risk"):
         aejax.exact_risk(params, BernoulliGaussian(8, 0.5))
 
 

@@ -57,7 +57,7 @@ def test_offset_fit_equals_scipy_curve_fit():
         maxfev=20000,
     )
     assert fit.alpha == pytest.approx(alpha, rel=1e-5)
-    assert fit.C == pytest.approx(c, rel=1e-4)
+    assert fit.C == pytest.approx(c, rel=1e-4)  # noqa: SIM300 -- fit.C is a fitted attribute, not a constant
     assert fit.offset == pytest.approx(y_inf, abs=1e-10)
     chi2 = np.sum(((y - fit.predict(D)) / se) ** 2) / (D.size - 3)
     assert fit.chi2_dof == pytest.approx(chi2)
@@ -82,7 +82,7 @@ def test_bootstrap_intervals_cover_the_true_exponent():
 def test_no_offset_fit_is_exact_on_a_pure_power_law():
     fit = fit_power_law(D, 2.5 * D.astype(float) ** -0.7)
     assert fit.alpha == pytest.approx(0.7, abs=1e-12)
-    assert fit.C == pytest.approx(2.5, rel=1e-12)
+    assert fit.C == pytest.approx(2.5, rel=1e-12)  # noqa: SIM300 -- fit.C is a fitted attribute, not a constant
     assert fit.offset is None and fit.offset_ci is None
     # no noise, no se: the parametric bootstrap from the (zero) residual scatter gives a point interval
     assert fit.alpha_ci == pytest.approx((0.7, 0.7), abs=1e-12)
@@ -96,7 +96,7 @@ def test_no_offset_fit_propagates_se_to_log_space():
     fit = fit_power_law(D, y, se, bootstrap=0)
     slope, intercept = np.polyfit(np.log(D), np.log(y), 1, w=y / se)
     assert fit.alpha == pytest.approx(-slope, rel=1e-10)
-    assert fit.C == pytest.approx(np.exp(intercept), rel=1e-10)
+    assert fit.C == pytest.approx(np.exp(intercept), rel=1e-10)  # noqa: SIM300 -- fit.C is a fitted attribute, not a constant
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_extrapolate_finds_the_limit_per_rate_and_compares_with_theory():
     assert out["r_inf"].dims == ("rate",)
     assert np.allclose(out["theory"], r_gauss([0.5, 2.0]), atol=1e-6)  # at the nominal rate
     assert out["covers"].values.tolist() == [True, False]
-    assert out["r_inf"].values == pytest.approx(r_gauss([0.5, 2.0]) + [0, 0.003], abs=1e-4)
+    assert out["r_inf"].values == pytest.approx(r_gauss([0.5, 2.0]) + np.array([0, 0.003]), abs=1e-4)
     assert np.allclose(out["r_inf_minus_theory"], out["r_inf"] - out["theory"])
     assert np.all(out["alpha_low"] < 1) and np.all(out["alpha_high"] > 1)
     assert out["mean"].sel(rate=0.5, d=64).item() < 1  # the diverged run's 7.0 is not in the mean

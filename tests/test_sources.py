@@ -182,8 +182,8 @@ def test_sparse_sources_vmap_over_p_under_jit():
     ps = jnp.asarray([0.1, 0.4, 0.9])
     keys = jax.random.split(jax.random.key(6), 3)
     for cls in (BernoulliGaussian, SparseRademacher):
-        x = np.asarray(jax.jit(jax.vmap(lambda p, k: cls(64, p).sample(k, 20_000)))(ps, keys), np.float64)
-        for p, xp in zip(np.asarray(ps), x):
+        x = np.asarray(jax.jit(jax.vmap(lambda p, k, cls=cls: cls(64, p).sample(k, 20_000)))(ps, keys), np.float64)
+        for p, xp in zip(np.asarray(ps), x, strict=True):
             assert abs(np.mean(xp != 0) - p) < 5 * np.sqrt(p * (1 - p) / xp.size)
             assert abs(np.mean(xp**2) - 1) < 5 * np.sqrt(3 / p / xp.size)
 

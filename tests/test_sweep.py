@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax.grid import units
 from aejax import sweeping as sweep_mod
+from aejax.grid import units
 from aejax.model import Architecture, identity_likeness, inverse_participation_ratio, rate_mask
 from aejax.record import EVAL_FOLD
 from aejax.results import RunStore
@@ -167,7 +167,7 @@ def test_diverged_run_is_marked_and_others_in_its_chunk_finish(base):
 
 def test_memory_budget_too_small_is_refused_before_running(tmp_path):
     """A 1 kB budget cannot hold one run per device: ValueError, and no chunk was run or written."""
-    with pytest.raises(ValueError, match="one run per device needs .* GiB per device .* over the memory budget"):
+    with pytest.raises(ValueError, match=r"one run per device needs .* GiB per device .* over the memory budget"):
         aejax.sweep(CONFIG, GRID, out=tmp_path, memory_budget=1000, **KW)
     assert not list(tmp_path.glob("chunks/*"))
 
@@ -226,7 +226,7 @@ def _finish(processes):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, out in zip(processes, outputs):
+    for p, out in zip(processes, outputs, strict=True):
         assert p.returncode == 0, out[-4000:]
     return outputs
 

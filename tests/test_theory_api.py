@@ -78,7 +78,7 @@ def test_constants_of_the_prior_are_floats_usable_while_tracing(name):
 def test_best_partial_identity_under_jit_matches_a_brute_force_maximum():
     """The jitted search agrees with a dense float64 grid over a (independent of the golden section)."""
     a_star, gain = jax.jit(lambda p: theory.best_partial_identity("sr", p))(jnp.array([0.5, 0.7]))
-    for p, a, g in zip((0.5, 0.7), np.asarray(a_star), np.asarray(gain)):
+    for p, a, g in zip((0.5, 0.7), np.asarray(a_star), np.asarray(gain), strict=True):
         grid = np.linspace(0, 1, 200_001)
         risks = np.asarray(theory.partial_identity_risk("sr", p, 1.0, grid))
         assert abs(a - grid[np.argmin(risks)]) < 2e-4

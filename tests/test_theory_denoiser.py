@@ -4,11 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _theory_helpers import haar_rows, harmonic_frame, sample_sparse, shallow_gain, sign
 from scipy import integrate, stats
 
-from _theory_helpers import harmonic_frame, haar_rows, sample_sparse, shallow_gain, sign
 from aejax import theory
-
 
 pytestmark = pytest.mark.usefixtures("x64")
 
@@ -52,15 +51,18 @@ def test_mmse_quadrature_vs_scipy_quad_and_scalar_monte_carlo(prior, p, r):
     mu, sigma = _channel(r)
     f = _REFERENCE[prior]
     if prior == "bg":
-        density = lambda y: (
-            p * stats.norm.pdf(y, 0, np.sqrt(mu**2 / p + sigma**2)) + (1 - p) * stats.norm.pdf(y, 0, sigma)
-        )  # noqa: E731
+
+        def density(y):
+            return p * stats.norm.pdf(y, 0, np.sqrt(mu**2 / p + sigma**2)) + (1 - p) * stats.norm.pdf(y, 0, sigma)
+
     else:
         a = mu / np.sqrt(p)
-        density = lambda y: (
-            p / 2 * (stats.norm.pdf(y, a, sigma) + stats.norm.pdf(y, -a, sigma))  # noqa: E731
-            + (1 - p) * stats.norm.pdf(y, 0, sigma)
-        )
+
+        def density(y):
+            return p / 2 * (stats.norm.pdf(y, a, sigma) + stats.norm.pdf(y, -a, sigma)) + (1 - p) * stats.norm.pdf(
+                y, 0, sigma
+            )
+
     # beyond ±half the density is below e^-50 (and the reference formulas would underflow to 0/0)
     half = 12 * np.sqrt(mu**2 / p + sigma**2) if prior == "bg" else mu / np.sqrt(p) + 10 * sigma
     by_quad = (

@@ -5,12 +5,11 @@ import math
 import jax
 import numpy as np
 import pytest
+from _theory_helpers import exact_sign_risk, haar_rows, haar_tight_frame
 from scipy import integrate, stats
 
-from _theory_helpers import exact_sign_risk, haar_rows, haar_tight_frame
 from aejax import theory
 from aejax.optimum import finite_d_optimum
-
 
 pytestmark = pytest.mark.usefixtures("x64")
 

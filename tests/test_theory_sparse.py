@@ -13,9 +13,9 @@ import math
 import jax
 import numpy as np
 import pytest
+from _theory_helpers import haar_rows, sample_sparse, sign
 from scipy import integrate, stats
 
-from _theory_helpers import haar_rows, sample_sparse, sign
 from aejax import theory
 
 D, R, N_TRAIN, N_TEST, CHUNK = 1000, 0.5, 20_000, 4_000, 4_000

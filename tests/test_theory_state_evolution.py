@@ -5,11 +5,10 @@ import json
 import jax
 import numpy as np
 import pytest
+from _theory_helpers import haar_rows, harmonic_frame, sample_sparse, shallow_gain, sign
 from scipy import stats
 
-from _theory_helpers import harmonic_frame, haar_rows, sample_sparse, shallow_gain, sign
 from aejax import theory
-
 
 pytestmark = pytest.mark.usefixtures("x64")
 

@@ -55,24 +55,24 @@ def train_rates(rates, **config):
 
 
 def _check_sign(results_table, label, rates, risks, params, d, tol):
-    for i, (r, reached) in enumerate(zip(rates, risks)):
+    for i, (r, reached) in enumerate(zip(rates, risks, strict=True)):
         results_table.append((label, r, reached, gaussian_limit_sign(r)))
         assert abs(reached - gaussian_limit_sign(r)) < tol, (r, reached)
         if r <= 1:  # the learned encoder is a rotation: B̄B̄ᵀ = I on the active units
-            n = int(round(r * d))
+            n = round(r * d)
             Bbar = np.asarray(normalize_rows(params.B[i][:n]), np.float64)
             assert np.abs(Bbar @ Bbar.T - np.eye(n)).max() < 0.05
 
 
 def _check_relu(results_table, label, rates, risks, params, d):
-    for i, (r, reached) in enumerate(zip(rates, risks)):
+    for r, reached in zip(rates, risks, strict=True):
         results_table.append((label, r, reached, tight_frame_relu(r)))
         if r <= 1:
             assert abs(reached - tight_frame_relu(r)) < 0.01, (r, reached)
         else:
             assert reached < tight_frame_relu(r) - 0.02, (r, reached)
     # antipodal pairs: at r = 2 every active row has a partner with correlation close to -1
-    n = int(round(2.0 * d))
+    n = round(2.0 * d)
     Bbar = np.asarray(normalize_rows(params.B[rates.index(2.0)][:n]), np.float64)
     assert np.all((Bbar @ Bbar.T).min(axis=1) < -0.95)
 
@@ -133,7 +133,7 @@ def test_rate_mask_run_equals_run_compiled_at_its_own_n():
 def test_modes_run_and_reduce_the_risk(mode, source):
     """Each mode trains: the traced risk falls from the trivial value 1 to near R_Gauss(1/2) ≈ 0.68."""
     cfg = aejax.TrainConfig(d=16, n=8, steps=200, mode=mode, source=source, batch=128, trace_samples=4096)
-    params, trace = jax.jit(aejax.make_train(cfg))(jax.random.key(1), {"lr": 0.02, "p": 0.5})
+    _, trace = jax.jit(aejax.make_train(cfg))(jax.random.key(1), {"lr": 0.02, "p": 0.5})
     risk = np.asarray(trace["risk"])
     assert np.all(np.isfinite(risk)) and np.all(np.isfinite(trace["loss"]))
     assert risk[-1] < risk[0] and risk[-1] < 0.8
@@ -168,7 +168,7 @@ def test_vmapped_hparams_equal_per_run_calls(mode):
         jax.random.key(4), {"lr": jnp.asarray(lrs), "rate": jnp.asarray(rates)}
     )
     single = jax.jit(train)
-    for i, (lr, rate) in enumerate(zip(lrs, rates)):
+    for i, (lr, rate) in enumerate(zip(lrs, rates, strict=True)):
         _, trace = single(jax.random.key(4), {"lr": jnp.float32(lr), "rate": jnp.float32(rate)})
         np.testing.assert_allclose(batched["risk"][i], trace["risk"], atol=1e-6)
         np.testing.assert_allclose(batched["loss"][i], trace["loss"], atol=1e-6)
@@ -191,7 +191,7 @@ def test_changing_hparams_does_not_retrace():
         (0.03, 2.0, 0.1, 0.5, 0.2),
         (0.1, 5.0, 0.2, 0.25, 0.9),
     ]:
-        hp = {name: jnp.float32(v) for name, v in zip(aejax.config.HPARAMS, (lr, slope, margin, rate, p))}
+        hp = {name: jnp.float32(v) for name, v in zip(aejax.config.HPARAMS, (lr, slope, margin, rate, p), strict=True)}
         finals.add(float(run(jax.random.key(0), hp)))
     assert len(traces) == 1 and len(finals) == 3
 

@@ -13,12 +13,12 @@ import pytest
 
 import aejax
 from aejax.cli import main
+from aejax.config import TrainConfig, full_hparams
 from aejax.data import fit_preprocessing
 from aejax.grid import Grid
 from aejax.model import Params, apply, decode, init
 from aejax.results import RunStore
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian, SparseRademacher, make_source
-from aejax.config import TrainConfig, full_hparams
 
 KEY = jax.random.key(0)
 P = init(KEY, 8, 4)  # B: (4, 8), A: (8, 4)

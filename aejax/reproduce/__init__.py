@@ -6,8 +6,9 @@ Targets: ``gaussian-limit``, ``finite-size``, ``features``, ``surrogates``, ``un
 Sizes: ``tiny`` (seconds, for tests), ``small`` (default: minutes on a 2-core CPU), ``large`` (accelerators).
 
 Examples:
-    >>> sorted(TARGETS)
-    ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'real-sparse', 'sparse', 'surrogates', 'universality']
+    >>> sorted(TARGETS)  # doctest: +NORMALIZE_WHITESPACE
+    ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'real-sparse', 'sparse', 'surrogates',
+     'universality']
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def run(
         ``{"png": Path, "nc": Path, "md": Path, ...}`` plus the target's key numbers.
 
     Examples:
-        >>> run("no-such-target")
+        >>> run("no-such-target")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        aejax.InputError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, real-sparse, sparse, surrogates, universality
+        aejax.InputError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit,
+        phase-transition, real-sparse, sparse, surrogates, universality
     """
     _validate.choice("name", name, TARGETS)
     _validate.choice("size", size, SIZES)

@@ -29,11 +29,11 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
+from aejax.config import TrainConfig
 from aejax.model import Params, haar_frame, init, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import exact_risk
 from aejax.sources import Gaussian
-from aejax.config import TrainConfig
 from aejax.train import make_train, run_key
 
 NAME = "features"
@@ -125,7 +125,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         "nearly tight). RMS overlap: root mean square of the off-diagonal entries of B̄B̄ᵀ (0 for a rotation). "
         "α: least-squares scale of A on B̄ᵀ.\n\n" + markdown_table(header, rows) + "\n"
     )
-    summary = {r: dict(zip(header[1:], row[1:])) for r, row in zip(preset["rates"], rows)}
+    summary = {r: dict(zip(header[1:], row[1:], strict=True)) for r, row in zip(preset["rates"], rows, strict=True)}
     paths = write_outputs(NAME, out, ds, _figure(ds), table)
     return {**paths, "summary": summary}
 
@@ -182,7 +182,7 @@ def _dataset(preset: dict[str, Any], eig: list, hist: list, stats: list) -> xr.D
 def _spread(eigs: np.ndarray, rates: list[float], d: int) -> np.ndarray:
     """std/mean of the min(n, d) largest eigenvalues, per (rate, encoder, seed)."""
     out = []
-    for r, e in zip(rates, eigs):
+    for r, e in zip(rates, eigs, strict=True):
         top = e[..., : min(round(r * d), d)]
         out.append(top.std(axis=-1) / top.mean(axis=-1))
     return np.asarray(out)
@@ -196,7 +196,7 @@ def _figure(ds: xr.Dataset):
     fig, axes = plt.subplots(2, len(rates), figsize=(4 * len(rates), 6), dpi=80, squeeze=False)
     for c, r in enumerate(rates):
         s = ds.sel(rate=r, seed=ds["seed"].values[0])
-        for encoder, style in zip(ENCODERS, ("-", "--", ":")):
+        for encoder, style in zip(ENCODERS, ("-", "--", ":"), strict=True):
             axes[0, c].plot(s["eigenvalue"].sel(encoder=encoder), style, label=encoder)
             counts = s["overlap_count"].sel(encoder=encoder)
             axes[1, c].step(ds["overlap"], counts / max(1, counts.sum()), style, where="mid", label=encoder)

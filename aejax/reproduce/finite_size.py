@@ -257,8 +257,8 @@ def _figure(ds: xr.Dataset, gap: xr.DataArray, exponents: dict):
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(TRAINERS), figsize=(10, 3.4), dpi=90)
-    for ax, trainer in zip(axes, TRAINERS):
-        for r, color in zip(RATES, ("C0", "C1", "C2")):
+    for ax, trainer in zip(axes, TRAINERS, strict=True):
+        for r, color in zip(RATES, ("C0", "C1", "C2"), strict=True):
             g = gap.sel(trainer=trainer, rate=r)
             se = ds["gap"].sel(trainer=trainer, rate=r).std("seed", ddof=1) / np.sqrt(ds.sizes["seed"])
             if not (np.isfinite(g.values) & (g.values > 0)).any():

@@ -19,9 +19,9 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
+from aejax.config import TrainConfig
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.sweeping import sweep
-from aejax.config import TrainConfig
 
 NAME = "gaussian-limit"
 METHODS = ("online_sgd", "gd_exact")
@@ -105,18 +105,11 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
     gap = ds["gap"].mean("seed")
     info = {m: {k: ds[k].sel(trainer=m).item() for k in ("d", "steps", "lr")} for m in METHODS}
     rows = [
-        [f"{r:g}", float(ds["theory"].sel(rate=r).isel(seed=0, trainer=0))]
-        + sum(
-            (
-                [
-                    float(mean.sel(trainer=m, rate=r)),
-                    float(se.sel(trainer=m, rate=r)),
-                    float(gap.sel(trainer=m, rate=r)),
-                ]
-                for m in METHODS
-            ),
-            [],
-        )
+        [
+            f"{r:g}",
+            float(ds["theory"].sel(rate=r).isel(seed=0, trainer=0)),
+            *(float(stat.sel(trainer=m, rate=r)) for m in METHODS for stat in (mean, se, gap)),
+        ]
         for r in ds["rate"].values
     ]
     header = [
@@ -157,7 +150,7 @@ def _figure(ds: xr.Dataset, mean: xr.DataArray, se: xr.DataArray):
     ax.plot(grid, np.asarray(theory.gaussian_limit(grid)), "k-", lw=1.5, label="R_Gauss(r)")
     ax.plot(grid, np.asarray(theory.shannon_limit(grid)), "k:", lw=1, label="Shannon 2^(-2r)")
     ax.plot(grid, np.asarray(theory.pca_risk(grid)), "k--", lw=1, label="PCA max(0, 1-r)")
-    for method, marker in zip(METHODS, "os"):
+    for method, marker in zip(METHODS, "os", strict=True):
         d = ds["d"].sel(trainer=method).item()
         label = f"{method.replace('_', ' ')} (d={d})"
         ax.errorbar(

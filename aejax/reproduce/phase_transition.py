@@ -34,11 +34,11 @@ import xarray as xr
 from scipy import optimize
 
 from aejax import theory
-from aejax.model import Params, identity_likeness, normalize_rows
+from aejax.config import TrainConfig
+from aejax.model import Params, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import mc_risk, optimal_decoder
 from aejax.sources import SparseRademacher
-from aejax.config import TrainConfig
 from aejax.train import make_train, run_key
 
 NAME = "phase-transition"
@@ -93,7 +93,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         )
         for kw in TRAINERS.values()
     ]
-    likeness, risk, trace, ties = (np.stack(v) for v in zip(*results))
+    likeness, risk, trace, ties = (np.stack(v) for v in zip(*results, strict=True))
     fits = {name: _bootstrap_crossing(ps, likeness[i], preset["bootstrap"]) for i, name in enumerate(TRAINERS)}
     best = np.asarray([theory.best_partial_identity("sr", float(sp)) for sp in ps])
     curves = {
@@ -235,13 +235,7 @@ def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_se
     mean = {name: ds[name].mean("seed") for name in ("identity_likeness", "risk", "exact_tie_fraction")}
     rows = [
         [f"{sp:g}"]
-        + sum(
-            (
-                [float(mean["identity_likeness"].sel(trainer=name, p=sp)), float(mean["risk"].sel(trainer=name, p=sp))]
-                for name in TRAINERS
-            ),
-            [],
-        )
+        + [float(mean[stat].sel(trainer=name, p=sp)) for name in TRAINERS for stat in ("identity_likeness", "risk")]
         + [float(mean["exact_tie_fraction"].sel(p=sp).max()), float(ds["a_star"].sel(p=sp))]
         + [float(v) for v in ds["theory"].sel(p=sp).values]
         + [float(v) for v in ds["identity_risk"].sel(p=sp).values]
@@ -249,7 +243,7 @@ def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_se
     ]
     header = [
         "p",
-        *sum(([f"identity-likeness {name}", f"risk {name}"] for name in TRAINERS), []),
+        *(f"{stat} {name}" for name in TRAINERS for stat in ("identity-likeness", "risk")),
         "exact ties",
         "a*",
         *[f"R {c.replace('_', ' ')}" for c in ds["curve"].values],
@@ -307,9 +301,10 @@ def _figure(ds: xr.Dataset, fits: dict[str, tuple[float, float]]):
         ("p_c_plus_untied", ":", "p_c +1 untied"),
     ):
         ax_order.axvline(ds.attrs[key], color="gray", ls=style, lw=1, label=label)
-    for curve, style in zip(ds["curve"].values, ("k-", "k--", "k:", "k-.")):
+    # the styles are a palette: at most as many curves/encoders as styles, fewer is fine
+    for curve, style in zip(ds["curve"].values, ("k-", "k--", "k:", "k-."), strict=False):
         ax_risk.plot(ps, ds["theory"].sel(curve=curve), style, lw=1, label=curve.replace("_", " "))
-    for e, marker in zip(ds["encoder"].values, "sv"):
+    for e, marker in zip(ds["encoder"].values, "sv", strict=False):
         ax_risk.plot(ps, ds["identity_risk"].sel(encoder=e), marker, color="C3", mfc="none", label=e.replace("_", " "))
     ax_order.set(xlabel="sparsity p", ylabel="identity-likeness", ylim=(0, 1.02))
     ax_risk.set(xlabel="sparsity p", ylabel="risk")

@@ -121,7 +121,7 @@ def split_images(ims: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> 
     blocks = (
         ims[:, : h * side, : w * side].reshape(n, h, side, w, side).transpose(0, 1, 3, 2, 4).reshape(-1, side, side)
     )
-    n_test = int(round(test_fraction * len(blocks)))
+    n_test = int(round(test_fraction * len(blocks)))  # noqa: RUF046 -- test_fraction may be a 0-d array: keep an int
     if n_test < 1 or n_test == len(blocks):
         raise _validate.InputError(
             f"the images give {len(blocks)} blocks of {side}×{side} pixels: too few to hold out "
@@ -283,7 +283,7 @@ def run(
             risks = jax.jit(jax.vmap(lambda q, model=model: jnp.stack([model.heldout_risk(q), model.train_risk(q)])))
             risk[i, j] = np.asarray(risks(params))
             if method == "shallow":
-                ipr[j] = np.asarray(jax.vmap(lambda q: _ipr(q, model))(params))
+                ipr[j] = np.asarray(jax.vmap(lambda q, model=model: _ipr(q, model))(params))
                 gauss_equiv[j] = np.asarray(jax.jit(jax.vmap(model.gaussian_equivalent_risk))(params))
             if method in ("shallow", "multilayer"):
                 first = jax.tree_util.tree_map(lambda leaf: leaf[0], params)

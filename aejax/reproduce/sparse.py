@@ -32,12 +32,12 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
+from aejax.config import TrainConfig
 from aejax.decoders import NonlinearDecoder, init_params
 from aejax.model import encode, init
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.sources import BernoulliGaussian
 from aejax.sweeping import sweep
-from aejax.config import TrainConfig
 
 NAME = "sparse"
 PRESETS: dict[str, dict[str, Any]] = {
@@ -216,7 +216,7 @@ def _figure(ds: xr.Dataset, mean: xr.DataArray, se: xr.DataArray, rates: list[fl
         "posterior_mean",
         *[m for m in ds["decoder"].values if m.startswith("multi")],
     ]
-    for ax, r in zip(axes[0], rates):
+    for ax, r in zip(axes[0], rates, strict=True):
         for c, name in enumerate(shown):
             color = f"C{c % 10}"
             ax.plot(ds["p"], ds["theory"].sel(decoder=name, rate=r), "-", color=color, lw=1)

@@ -22,9 +22,9 @@ import xarray as xr
 
 from aejax import theory
 from aejax.activations import SURROGATES
+from aejax.config import TrainConfig
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.sweeping import sweep
-from aejax.config import TrainConfig
 
 NAME = "surrogates"
 TOLERANCE = 0.01
@@ -134,8 +134,9 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         for v in ds["variant"].values
     ]
     table = (
-        f"# {NAME} ({size})\n\nd = {preset['d']}, r = {preset['rate']:g}, online Adam lr {LR}, batch {BATCH}, {preset['steps']} "
-        f"steps, cosine schedule; means over {len(preset['seeds'])} seeds. Theory: R_Gauss for sign, the orthogonal-rows "
+        f"# {NAME} ({size})\n\nd = {preset['d']}, r = {preset['rate']:g}, online Adam lr {LR}, batch {BATCH}, "
+        f"{preset['steps']} steps, cosine schedule; means over {len(preset['seeds'])} seeds. "
+        "Theory: R_Gauss for sign, the orthogonal-rows "
         f"value 1 − r·μ1²/v for HeLU/ReLU. Steps to reach: first trace step within {TOLERANCE} of the run's final "
         "exact risk.\n\n" + markdown_table(["variant", "exact risk", "theory", "gap", "steps to reach"], rows) + "\n"
     )

@@ -30,12 +30,12 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
+from aejax.config import TrainConfig
 from aejax.data import as_samples, load_array, train_test_sources
 from aejax.model import Architecture
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import dataset_risk, exact_risk
 from aejax.sources import Empirical, Gaussian
-from aejax.config import TrainConfig
 from aejax.train import make_train, run_key
 
 NAME = "universality"
@@ -156,8 +156,9 @@ def run(
     ]
     table = (
         f"# {NAME} ({size})\n\n{name}, columns lit in under 1% of images dropped (d = {d}), "
-        f"{int(round((1 - TEST_FRACTION) * len(x)))} training / {int(round(TEST_FRACTION * len(x)))} test rows; "
-        f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip "
+        f"{round((1 - TEST_FRACTION) * len(x))} training / {round(TEST_FRACTION * len(x))} test rows; "
+        f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, "
+        "clip "
         f"surrogate, cosine; means over {len(seeds)} seeds. Gaussian-equiv.: exact risk of the trained autoencoder "
         "on a Gaussian with the training covariance. gaussian_control: i.i.d. N(0, 1) data of the digits' shape, "
         "split and whitened the same way.\n\n" + markdown_table(header, rows) + "\n"
@@ -192,7 +193,7 @@ def _figure(ds: xr.Dataset):
     fig, (ax, ax_spec) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=90)
     grid = np.linspace(0.02, float(ds["rate"].max()) * 1.05, 200)
     ax.plot(grid, np.asarray(theory.gaussian_limit(grid)), "k-", lw=1.5, label="R_Gauss(r)")
-    for condition, color in zip(CONDITIONS, ("C0", "C1", "C2")):
+    for condition, color in zip(CONDITIONS, ("C0", "C1", "C2"), strict=True):
         s = ds.sel(condition=condition)
         se = s["test_risk"].std("seed") / np.sqrt(max(1, ds.sizes["seed"] - 1))
         ax.errorbar(

@@ -6,7 +6,8 @@ exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``.)
 - Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``.
 - Sparse sources (priors ``"bg"``, ``"sr"`` or a ``Prior``): ``kappa``, ``rotation_risk``,
   ``identity_risk``, ``critical_sparsity``, ``fourth_moment``, ``excess_kurtosis``,
-  ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``, ``best_partial_identity``.
+  ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``,
+  ``best_partial_identity``.
 - Denoising the shallow decoder: ``effective_channel``, ``posterior_mean``, ``denoiser_risk``,
   ``mmse``, ``posterior``.
 - Multi-layer VAMP decoder of the 1-bit code: ``multilayer_decode`` and its ``state_evolution``,
@@ -61,8 +62,8 @@ from aejax.theory.table import format_table, prediction_table
 __all__ = [
     "BG",
     "CONVENTIONS",
-    "Prior",
     "SR",
+    "Prior",
     "activation_moments",
     "best_partial_identity",
     "critical_sparsity",

@@ -90,7 +90,7 @@ def decode_one(prior: Prior, p: Any, Bn: jax.Array, s: jax.Array, tweaks: jax.Ar
 
     def layer(carry, tweak):
         log_snr, log_p, log_precision = tweak[0], tweak[1], tweak[2]
-        h2x, g2x, h1z, g1z, x_old, done = carry
+        h2x, g2x, h1z, g1z, _x_old, done = carry
         z_hat, z_var = sign_posterior(s, h1z / g1z, g1z)
         h2z, g2z = _extrinsic(z_hat, z_var, h1z, g1z, low, high)
         x_lin, var_x, _ = linear(h2x, g2x, h2z, g2z)

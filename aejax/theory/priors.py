@@ -67,15 +67,15 @@ class Prior:
             )
         if min(self.stds) < 0:
             raise _validate.InputError(f"prior {self.name!r}: stds must be >= 0, got {self.stds}")
-        second = sum(w * (m * m + s * s) for m, s, w in zip(*self.components()))
+        second = sum(w * (m * m + s * s) for m, s, w in zip(*self.components(), strict=True))
         if abs(second - 1) > _TOL:
             raise _validate.InputError(
                 f"prior {self.name!r}: the non-zero law must have E ξ² = 1, got {second:.6g}; "
                 "use Prior.mixture(...) to normalise"
             )
-        own = sorted(zip(self.means, self.stds, self.weights))
-        mirrored = sorted(zip((-m for m in self.means), self.stds, self.weights))
-        if any(max(abs(a - b) for a, b in zip(u, v)) > _TOL for u, v in zip(own, mirrored)):
+        own = sorted(zip(self.means, self.stds, self.weights, strict=True))
+        mirrored = sorted(zip((-m for m in self.means), self.stds, self.weights, strict=True))
+        if any(max(abs(a - b) for a, b in zip(u, v, strict=True)) > _TOL for u, v in zip(own, mirrored, strict=True)):
             raise _validate.InputError(f"prior {self.name!r}: the non-zero law must be symmetric about 0")
 
     def components(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
@@ -94,7 +94,8 @@ class Prior:
         """
         total = float(sum(weights))
         w = [float(v) / total for v in weights]
-        scale = math.sqrt(sum(wk * (m * m + s * s) for m, s, wk in zip(means, stds, w)))
+        # unequal lengths are refused below by __post_init__ with an InputError naming them
+        scale = math.sqrt(sum(wk * (m * m + s * s) for m, s, wk in zip(means, stds, w, strict=False)))
         if not scale > 0:
             raise _validate.InputError(f"prior {name!r}: the non-zero law is identically 0")
         return cls(name, tuple(m / scale for m in means), tuple(s / scale for s in stds), tuple(w))
@@ -171,7 +172,7 @@ def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, 
     noise = 1 / snr
     w, m, v = _scalar_mixture(prior, p)
     logits, cond_mean, cond_var = [], [], []
-    for wk, mk, vk in zip(w, m, v):
+    for wk, mk, vk in zip(w, m, v, strict=True):
         total = vk + noise
         logits.append(jnp.log(wk) - 0.5 * jnp.log(total) - 0.5 * (y - mk) ** 2 / total)
         cond_mean.append(mk + vk / total * (y - mk))
@@ -212,7 +213,7 @@ def mmse(prior: str | Prior, p: Any, snr: Any) -> jax.Array:
     q = as_float(NORMAL_WEIGHTS)
     w, m, v = _scalar_mixture(prior, p)
     total = jnp.zeros_like(p)
-    for wk, mk, vk in zip(w, m, v):
+    for wk, mk, vk in zip(w, m, v, strict=True):
         y = mk[..., None] + jnp.sqrt(vk + 1 / snr)[..., None] * t
         _, var = posterior(prior, p[..., None], snr[..., None], y)
         total = total + wk * jnp.sum(q * var, axis=-1)

@@ -59,7 +59,7 @@ def kappa(prior: str | Prior) -> float:
         (0.63662, 1.0)
     """
     means, stds, weights = resolve_prior(prior).components()
-    abs_mean = sum(w * _folded_normal_mean_float(m, s * s) for m, s, w in zip(means, stds, weights))
+    abs_mean = sum(w * _folded_normal_mean_float(m, s * s) for m, s, w in zip(means, stds, weights, strict=True))
     return float(abs_mean**2)  # E ξ² = 1 by construction
 
 
@@ -113,7 +113,12 @@ def fourth_moment(prior: str | Prior) -> float:
         >>> fourth_moment("bg"), fourth_moment("sr")
         (3.0, 1.0)
     """
-    return float(sum(w * (m**4 + 6 * m * m * s * s + 3 * s**4) for m, s, w in zip(*resolve_prior(prior).components())))
+    return float(
+        sum(
+            w * (m**4 + 6 * m * m * s * s + 3 * s**4)
+            for m, s, w in zip(*resolve_prior(prior).components(), strict=True)
+        )
+    )
 
 
 def excess_kurtosis(prior: str | Prior, p: Any) -> jax.Array:
@@ -211,7 +216,7 @@ def _gain(prior: Prior, p: jax.Array, a: jax.Array) -> jax.Array:
     """(E|u|)² with u = √a x_1 + √(1 − a) z: a mixture of centred-zero and shifted folded normals."""
     rest = jnp.clip(1 - a, 0.0, 1.0)  # variance of the Gaussian part
     abs_mean = (1 - p) * jnp.sqrt(2 * rest / math.pi)
-    for m, s, w in zip(*prior.components()):
+    for m, s, w in zip(*prior.components(), strict=True):
         mean, var = jnp.sqrt(a / p) * m, a / p * s * s + rest
         abs_mean = abs_mean + p * w * _folded_normal_mean(mean, var)
     return abs_mean**2

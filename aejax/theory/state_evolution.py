@@ -118,7 +118,8 @@ def state_evolution_fixed_point(
 
     Stops when no entry's risk changes by more than ``tol`` (relative) in one layer, or after
     ``max_layers`` layers. A ``tol`` below 8 ulp of the working dtype (8·eps: about 1e-6 in float32)
-    is raised to it: there the iteration ends in a rounding-level cycle and would never stop. This is the decoder's limit; it is the Bayes-optimal risk of the 1-bit code
+    is raised to it: there the iteration ends in a rounding-level cycle and would never stop. This is the
+    decoder's limit; it is the Bayes-optimal risk of the 1-bit code
     when the SE has a unique fixed point (no first-order transition).
 
     Args:

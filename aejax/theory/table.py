@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import _validate
+from aejax.theory._quad import as_float, check_sparsity
 from aejax.theory.gaussian import gaussian_limit, pca_risk, shannon_limit
 from aejax.theory.sparse import (
     best_partial_identity,
@@ -22,7 +23,6 @@ from aejax.theory.sparse import (
     kurtosis_threshold,
     rotation_risk,
 )
-from aejax.theory._quad import as_float, check_sparsity
 from aejax.theory.state_evolution import _check, _layers_and_fixed_point
 
 COLUMNS = (
@@ -92,7 +92,7 @@ def prediction_table(*, ps: Sequence[float], rates: Sequence[float]) -> list[dic
             "p_c_plus_untied": critical_sparsity(prior, "plus_untied"),
             "p_kurtosis": kurtosis_threshold(prior),
         }
-        for i, (r, p) in enumerate(zip(grid_r, grid_p)):
+        for i, (r, p) in enumerate(zip(grid_r, grid_p, strict=True)):
             row = {"r": float(r), "p": float(p), "prior": prior, **constants}
             row.update({k: float(v[i]) for k, v in values.items()})
             if r > 1:
@@ -137,6 +137,6 @@ def format_table(rows: list[dict]) -> str:
 
     body = [[cell(row[k]) for k in COLUMNS] for row in rows]
     widths = [max(len(k), *(len(line[j]) for line in body)) for j, k in enumerate(COLUMNS)]
-    lines = [" ".join(k.rjust(w) for k, w in zip(COLUMNS, widths))]
-    lines += [" ".join(c.rjust(w) for c, w in zip(line, widths)) for line in body]
+    lines = [" ".join(k.rjust(w) for k, w in zip(COLUMNS, widths, strict=True))]
+    lines += [" ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in body]
     return "\n".join(lines)
