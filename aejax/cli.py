@@ -14,6 +14,7 @@ import sys
 import tomllib
 import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -592,7 +593,7 @@ def cmd_theory(args: argparse.Namespace) -> None:
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
 
 
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
+def _print_table(header: list[str], rows: Sequence[Sequence[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -604,6 +605,8 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 def _interrupted(args: argparse.Namespace | None) -> str:
     """What an interrupted command kept, and how to continue (one line)."""
+    if args is None:
+        return "interrupted; nothing was kept"
     command = getattr(args, "command", None)
     if command == "sweep":
         out = Path(args.out) if args.out is not None else None
@@ -626,7 +629,8 @@ def use_compilation_cache() -> None:
 
     import jax
 
-    if jax.config.jax_compilation_cache_dir:
+    # jax.config options are dynamic attributes, invisible to the type checker
+    if jax.config.jax_compilation_cache_dir:  # pyright: ignore[reportAttributeAccessIssue]
         return
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     jax.config.update(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -235,7 +235,8 @@ class TrainConfig:
         """Optimizer steps: ``steps``, or ``ceil(time / tau_per_step)`` when the run is given a ``time``."""
         if self.steps is not None:
             return self.steps
-        return max(1, math.ceil(self.time / self.tau_per_step * (1 - 1e-12)))
+        time = cast(float, self.time)  # __post_init__ requires exactly one of steps and time
+        return max(1, math.ceil(time / self.tau_per_step * (1 - 1e-12)))
 
     @property
     def traced_by_time(self) -> bool:
@@ -265,7 +266,7 @@ class TrainConfig:
     def trace_steps(self) -> tuple[int, ...]:
         """The step counts at which the trace is recorded (the last is ``total_steps``)."""
         if not self.traced_by_time:
-            every = self.trace_every
+            every = cast(int, self.trace_every)  # an int whenever the trace is not on a τ grid
             return tuple(range(every, self.total_steps + 1, every))
         steps = [max(1, math.ceil(tau / self.tau_per_step * (1 - 1e-12))) for tau in self.trace_taus]
         steps[-1] = self.total_steps

@@ -27,7 +27,8 @@ def use_all_cpu_cores() -> None:
     """One JAX CPU device per core (before JAX starts), so small CPU runs can be spread over them
     (see ``default_devices``). A device count already chosen — ``jax_num_cpu_devices``
     or XLA_FLAGS — is left alone, and so are the devices of a JAX that has already started."""
-    chosen = jax.config.jax_num_cpu_devices != -1
+    # jax.config options are dynamic attributes, invisible to the type checker
+    chosen = jax.config.jax_num_cpu_devices != -1  # pyright: ignore[reportAttributeAccessIssue]
     if not chosen and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         # RuntimeError: JAX already started in this process (e.g. a second command): keep its devices
         with contextlib.suppress(RuntimeError):
@@ -78,7 +79,8 @@ def batch_runs(run, config: TrainConfig, mesh: Mesh):
     return jax.vmap(run)
 
 
-def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
+# jax.Device is exported as a variable alias of a compiled class, which the type checker rejects in annotations
+def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:  # pyright: ignore[reportInvalidTypeForm]
     """A 1-D ``("runs",)`` mesh over ``devices`` (a count, a list, or ``None`` for all, every host).
 
     Examples:

@@ -157,14 +157,19 @@ def fit_preprocessing(
     eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
     rank = int(np.sum(eigval >= eig_floor * eigval[0]))
     all_eigval = np.r_[eigval, np.zeros(constant.size)]
-    found = dict(constant_columns=tuple(constant.tolist()), rank=rank)
+    constant_columns = tuple(constant.tolist())
     with np.errstate(under="ignore", over="ignore"):
         true_eigval = all_eigval * np.float64(scale) * np.float64(scale)  # Σ's own eigenvalues: may under/overflow
     if whiten is None:
         transform = np.zeros((d, kept.size))
         transform[kept, np.arange(kept.size)] = np.sqrt(kept.size / np.sum(eigval))
         return Preprocessing(
-            mean * scale, transform / scale, true_eigval, ignored_directions=int(constant.size), **found
+            mean * scale,
+            transform / scale,
+            true_eigval,
+            ignored_directions=int(constant.size),
+            constant_columns=constant_columns,
+            rank=rank,
         )
     allowed = kept.size if drop_constant else d
     k = allowed if components is None else _validate.positive_int("components", components)
@@ -188,7 +193,14 @@ def fit_preprocessing(
         kept_transform = kept_transform @ eigvec[:, :k].T
     transform = np.zeros((d, kept_transform.shape[1]))
     transform[kept] = kept_transform
-    return Preprocessing(mean * scale, transform / scale, true_eigval, ignored_directions=d - rank, **found)
+    return Preprocessing(
+        mean * scale,
+        transform / scale,
+        true_eigval,
+        ignored_directions=d - rank,
+        constant_columns=constant_columns,
+        rank=rank,
+    )
 
 
 def preprocess(

@@ -152,7 +152,11 @@ def trace_observables(model: Model, params: Params) -> dict[str, Array]:
 def evaluate(model: Model, params: Params, trace: dict[str, Array], key: Array, mc_samples: int) -> dict[str, Array]:
     """Every computed field of a finished run (jittable; ``key`` is the run's training key)."""
     outcome = Outcome(model, params, trace, key, mc_samples)
-    return {field.name: jax.numpy.asarray(field.value(outcome), jax.numpy.float32) for field in COMPUTED}
+    return {
+        field.name: jax.numpy.asarray(field.value(outcome), jax.numpy.float32)
+        for field in COMPUTED
+        if field.value is not None  # always true in COMPUTED; narrows the Optional for the type checker
+    }
 
 
 def empty(n_runs: int, n_steps: int) -> dict[str, np.ndarray]:

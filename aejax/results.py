@@ -183,7 +183,8 @@ class RunStore:
                     f,
                     fingerprint=np.asarray(self.fingerprint),
                     run_ids=run_ids,
-                    **{name: records[name] for name in record.NAMES},
+                    # the record's field names never include savez's own allow_pickle keyword
+                    **{name: records[name] for name in record.NAMES},  # pyright: ignore[reportArgumentType]
                 )
 
         atomic_write(path, write)

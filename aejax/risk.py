@@ -20,7 +20,7 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -211,6 +211,7 @@ def optimal_decoder(
         if key is None:
             _require_gaussian(source)
         _validate.prng_key("key", key)
+        key = cast(jax.Array, key)  # not None: _require_gaussian raised for a non-Gaussian source without a key
         c_xs, c_ss = sample_moments(W, source, key, n_samples, activation)
     n = B.shape[0]
     m = jnp.ones(n, W.dtype) if mask is None else jnp.asarray(mask, W.dtype)

@@ -27,7 +27,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -244,7 +244,7 @@ def fit_power_law(
             f"y must be positive for the fit without offset (log space), got mean values "
             f"{mean[mean <= 0].tolist()}; use offset=True"
         )
-    weights = 1 / sigma**2 if weighted else np.ones_like(mean)
+    weights = 1 / sigma**2 if weighted and sigma is not None else np.ones_like(mean)
     fitter = _OffsetFit(x, weights, (lo, hi)) if offset else _LogFit(x, weights, mean)
     est = fitter.fit(mean[None, :], polish=True)
     alpha, c, y_inf = (float(v[0]) for v in est)
@@ -570,7 +570,7 @@ def extrapolate(
         )
     se = _se_of(ds, var)
     has_seeds = seeds in da.dims
-    others = [dim for dim in da.dims if dim not in (along, seeds)]
+    others = [str(dim) for dim in da.dims if dim not in (along, seeds)]
     order = [*others, *([seeds] if has_seeds else []), along]
     da = da.transpose(*order)
     se = None if se is None else se.broadcast_like(da).transpose(*order)
@@ -617,7 +617,16 @@ def extrapolate(
             skipped.append(f"{_label(others, coords, index) or 'all'}: {err}")
             continue
         methods.add(fit.method)
-        row = [fit.offset, *fit.offset_ci, fit.alpha, *fit.alpha_ci, fit.C, *fit.C_ci, fit.chi2_dof, fit.n]
+        row = [
+            fit.offset,
+            *cast(tuple[float, float], fit.offset_ci),
+            fit.alpha,
+            *fit.alpha_ci,
+            fit.C,
+            *fit.C_ci,
+            fit.chi2_dof,
+            fit.n,
+        ]
         for name, value in zip(names, row, strict=True):
             out[name][index] = value
         if len(fit.draws):
@@ -852,7 +861,7 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
 
     plt = pyplot()
     along, var = result.attrs.get("along", "d"), result.attrs.get("var", "risk")
-    dims = [dim for dim in result["r_inf"].dims]
+    dims = [str(dim) for dim in result["r_inf"].dims]
     x = result[along].values.astype(float)
     fine = np.geomspace(x.min(), x.max(), 100)
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
@@ -994,7 +1003,7 @@ def table_rows(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
         >>> header[:3], rows[0][2]
         (['α [CI]', 'C', 'R∞ [CI]'], '0.36000 [nan, nan]')
     """
-    dims = list(result["r_inf"].dims)
+    dims = [str(dim) for dim in result["r_inf"].dims]
     rows = []
     for point in _points(result, dims):
         sel = result.sel(point) if point else result
@@ -1127,7 +1136,7 @@ def report(
         f"Results: `{results}`; {along} = {xs}; {result.attrs['seeds']} seed(s).",
         "",
         (
-            f"Fit: {var} = R∞ + C·{along}^(−α) at each {', '.join(result['r_inf'].dims) or 'point'}; "
+            f"Fit: {var} = R∞ + C·{along}^(−α) at each {', '.join(map(str, result['r_inf'].dims)) or 'point'}; "
             f"{result.attrs['method']}; {level:.0%} percentile intervals. Theory: {result.attrs['theory_source']}."
         ),
         "",
@@ -1137,7 +1146,7 @@ def report(
     if skipped:
         text += ["Not fitted: " + "; ".join(skipped), ""]
     if collapsed is not None:
-        c_dims = list(collapsed.dims)
+        c_dims = [str(dim) for dim in collapsed.dims]
         c_rows = [
             [*(_fmt(v) for v in point.values()), f"{float(collapsed.sel(point)):.2e}"]
             for point in _points(collapsed.to_dataset(), c_dims)

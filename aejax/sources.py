@@ -43,7 +43,9 @@ class Source:
         jax.tree_util.register_pytree_node(cls, cls._flatten, cls._unflatten)
 
     def _flatten(self):
-        static = tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in self._leaves)
+        # every concrete source is a dataclass; the base class itself is not declared as one
+        fields = dataclasses.fields(self)  # pyright: ignore[reportArgumentType]
+        static = tuple((f.name, getattr(self, f.name)) for f in fields if f.name not in self._leaves)
         return tuple(getattr(self, name) for name in self._leaves), static
 
     @classmethod

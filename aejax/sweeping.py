@@ -29,7 +29,7 @@ import platform
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -222,7 +222,7 @@ def sweep(
     *,
     out: str | os.PathLike | None = None,
     resume: bool = False,
-    devices: int | Sequence[jax.Device] | None = None,
+    devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm] (alias of a compiled class)
     chunk: int | None = None,
     seed: int = 0,
     mc_samples: int = DEFAULT_MC_SAMPLES,
@@ -289,19 +289,19 @@ def sweep(
         raise _validate.InputError(
             "checkpoint_every/checkpoint_seconds need out= (checkpoints are saved under out/checkpoints)"
         )
-    grid = Grid.from_spec(grid, config.d)
-    if "d" in grid.runs[0] and isinstance(config.source, Source):
+    spec = Grid.from_spec(grid, config.d)
+    if "d" in spec.runs[0] and isinstance(config.source, Source):
         raise _validate.InputError(
             f"a 'd' grid axis needs a named source (the config's source object has d={config.source.d}); "
             "sweep d with source='gaussian', 'bg' or 'sr'"
         )
-    _check_axes_have_effect(config, grid)
+    _check_axes_have_effect(config, spec)
     mesh = make_mesh(default_devices(config) if devices is None else devices)
     budget = (
         memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
     )
-    run_dims = [run.get("d", config.d) for run in grid.runs]
-    n_units = [_units_of(run, d, config) for run, d in zip(grid.runs, run_dims, strict=True)]
+    run_dims = [cast(int, run.get("d", config.d)) for run in spec.runs]  # Grid makes every d an int
+    n_units = [_units_of(run, d, config) for run, d in zip(spec.runs, run_dims, strict=True)]
     cost_power = 2.0 if config.mode == "population" else 1.0
     buckets = {
         d: bucket_sizes([n for n, dd in zip(n_units, run_dims, strict=True) if dd == d], max_padding, cost_power)
@@ -309,17 +309,17 @@ def sweep(
     }
     manifest = {
         "config": config_description(config),
-        "runs": list(grid.runs),
-        "dims": list(grid.dims),
+        "runs": list(spec.runs),
+        "dims": list(spec.dims),
         "seed": seed,
         "mc_samples": mc_samples,
     }
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
         n_steps = len(config.trace_steps)
-        done = _share_finished(store.load(n_steps, len(grid.runs)) if store else {}, len(grid.runs), n_steps)
+        done = _share_finished(store.load(n_steps, len(spec.runs)) if store else {}, len(spec.runs), n_steps)
         records: dict[int, dict[str, np.ndarray]] = dict(done)
-        hparam_names = tuple(k for k in grid.runs[0] if k not in ("seed", "d"))
+        hparam_names = tuple(k for k in spec.runs[0] if k not in ("seed", "d"))
         stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
 
         plans = []
@@ -348,7 +348,7 @@ def sweep(
                 for start in range(0, len(pending), program.runs):
                     ids = np.asarray(pending[start : start + program.runs])
                     checkpoints = None
-                    if checkpointing and is_writer:
+                    if checkpointing and is_writer and out is not None:  # out is set whenever checkpointing
                         segment = segment_blocks(bucket_config, checkpoint_every)
                         tag = hashlib.sha1(f"{fingerprint}/{ids.tolist()}/{segment}".encode()).hexdigest()[:16]
                         checkpoints = ChunkCheckpoints(
@@ -360,7 +360,7 @@ def sweep(
                             mc_samples,
                             program.runs,
                             mesh,
-                            grid,
+                            spec,
                             ids,
                             seed,
                             hparam_names,
@@ -370,7 +370,7 @@ def sweep(
                             bar,
                         )
                     else:
-                        chunk_records, seconds = _run_chunk(program, mesh, grid, ids, seed, hparam_names)
+                        chunk_records, seconds = _run_chunk(program, mesh, spec, ids, seed, hparam_names)
                     chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
                     if store:
                         store.save(ids, chunk_records)
@@ -382,7 +382,7 @@ def sweep(
                     stats["chunk_fill"].append(len(ids) / program.runs)
                     bar.advance(len(ids))
 
-        stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in record.NAMES}
+        stacked = {name: np.stack([records[i][name] for i in range(len(spec.runs))]) for name in record.NAMES}
         rates = np.asarray([n / d for n, d in zip(n_units, run_dims, strict=True)])
         bucket_attr = (
             {str(k): v for k, v in buckets[config.d].items()}
@@ -411,12 +411,12 @@ def sweep(
         }
         theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
         ds = build_dataset(
-            grid,
+            spec,
             stacked,
             trace_coordinates(config, set(run_dims)),
             theory_values,
             attrs,
-            _expected_nonzero(config, grid, mc_samples),
+            _expected_nonzero(config, spec, mc_samples),
         )
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))

@@ -155,7 +155,7 @@ def _dataset(preset: dict[str, Any], eig: list, hist: list, stats: list) -> xr.D
     eigs = np.asarray(eig)  # (rate, encoder, seed, d)
     counts = np.asarray([[h[0] for h in per_rate] for per_rate in hist])
     rms = np.asarray([[h[1] for h in per_rate] for per_rate in hist])
-    stats = np.asarray(stats)  # (rate, seed, 3)
+    per_seed = np.asarray(stats)  # (rate, seed, 3)
     coords = {
         "rate": rates,
         "encoder": list(ENCODERS),
@@ -169,9 +169,9 @@ def _dataset(preset: dict[str, Any], eig: list, hist: list, stats: list) -> xr.D
             "eig_spread": (("rate", "encoder", "seed"), _spread(eigs, rates, d)),
             "overlap_count": (("rate", "encoder", "seed", "overlap"), counts),
             "overlap_rms": (("rate", "encoder", "seed"), rms),
-            "decoder_cosine": (("rate", "seed"), stats[..., 0]),
-            "decoder_scale": (("rate", "seed"), stats[..., 1]),
-            "exact_risk": (("rate", "seed"), stats[..., 2]),
+            "decoder_cosine": (("rate", "seed"), per_seed[..., 0]),
+            "decoder_scale": (("rate", "seed"), per_seed[..., 1]),
+            "exact_risk": (("rate", "seed"), per_seed[..., 2]),
             "optimal_scale": ("rate", [optimal_scale(r) for r in rates]),
         },
         coords=coords,

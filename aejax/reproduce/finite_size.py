@@ -168,7 +168,7 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
     for trainer in TRAINERS:
         for r in rates:
             g = ds["gap"].sel(trainer=trainer, rate=r).transpose("d", "seed").values
-            ok = np.isfinite(g).all(axis=1)
+            ok = np.all(np.isfinite(g), axis=1, keepdims=False)
             ok[ok] = g[ok].mean(axis=1) > NOISE_FLOOR
             if ok.sum() >= 3:
                 exponents.setdefault(trainer, {})[r] = scaling.fit_power_law(

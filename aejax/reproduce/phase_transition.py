@@ -220,8 +220,9 @@ def _bootstrap_crossing(ps: np.ndarray, likeness: np.ndarray, samples: int) -> t
 
 def _theory_crossing() -> float:
     """Sparsity where the optimal partial identity's a*(p) reaches ``LEVEL`` (d → ∞)."""
+    # scipy's stubs type brentq's result as float | (float, RootResults) whatever full_output is
     return float(
-        optimize.brentq(
+        optimize.brentq(  # pyright: ignore[reportArgumentType]
             lambda sp: float(theory.best_partial_identity("sr", sp)[0]) - LEVEL,
             theory.kurtosis_threshold("sr") + 1e-6,
             1.0,

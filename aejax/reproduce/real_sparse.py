@@ -141,7 +141,7 @@ def dct_coefficients(patches: np.ndarray) -> np.ndarray:
     from scipy.fft import dctn
 
     size = math.isqrt(patches.shape[1])
-    coef = dctn(patches.reshape(-1, size, size), axes=(1, 2), norm="ortho").reshape(len(patches), -1)
+    coef = np.asarray(dctn(patches.reshape(-1, size, size), axes=(1, 2), norm="ortho")).reshape(len(patches), -1)
     return coef[:, 1:]
 
 
@@ -151,7 +151,7 @@ def patch_images(coef: np.ndarray, dc: np.ndarray) -> np.ndarray:
 
     size = math.isqrt(coef.shape[1] + 1)
     full = np.c_[dc, coef].reshape(-1, size, size)
-    return idctn(full, axes=(1, 2), norm="ortho")
+    return np.asarray(idctn(full, axes=(1, 2), norm="ortho"))
 
 
 def fit_bg(x: np.ndarray, t: float = NEAR_ZERO) -> dict[str, float]:
@@ -175,7 +175,8 @@ def fit_bg(x: np.ndarray, t: float = NEAR_ZERO) -> dict[str, float]:
     def excess(p):
         return 1 - p + p * erf(t * np.sqrt(p / 2)) - fraction
 
-    p_zero = 1.0 if excess(1.0) >= 0 else float(brentq(excess, 1e-6, 1.0))
+    # scipy's stubs type brentq's result as float | (float, RootResults) whatever full_output is
+    p_zero = 1.0 if excess(1.0) >= 0 else float(brentq(excess, 1e-6, 1.0))  # pyright: ignore[reportArgumentType]
     return {
         "kurtosis": kurtosis,
         "p_moments": min(1.0, 3.0 / kurtosis),
@@ -343,7 +344,7 @@ def _crop_rows(info: dict[str, Any], train: Empirical) -> tuple[jnp.ndarray, np.
     patches = crop.reshape(tiles_h, PATCH, tiles_w, PATCH).transpose(0, 2, 1, 3).reshape(-1, PATCH * PATCH)
     from scipy.fft import dctn
 
-    dc = dctn(patches.reshape(-1, PATCH, PATCH), axes=(1, 2), norm="ortho")[:, 0, 0]
+    dc = np.asarray(dctn(patches.reshape(-1, PATCH, PATCH), axes=(1, 2), norm="ortho"))[:, 0, 0]
     coef = (dct_coefficients(patches) - info["mean"]) / info["std"]
     return jnp.asarray(coef, jnp.float32), dc, (tiles_h, tiles_w)
 

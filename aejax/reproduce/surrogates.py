@@ -80,7 +80,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     preset = pick_size(PRESETS, size)
     jobs = [("sign", kind, {"slope": [1.0] if kind == "ste" else list(preset["slopes"])}) for kind in preset["kinds"]]
     jobs.append(("helu", "clip", {"margin": list(preset["margins"])}))
-    variants = []
+    variants: list[xr.Dataset] = []
     for activation, kind, axis in jobs:
         config = TrainConfig(
             d=preset["d"],

@@ -53,7 +53,8 @@ def digits(min_lit: float = 0.01) -> np.ndarray:
     images: ``(1797, 54)`` by default (3 pixels are always blank, 4 more are lit in under 1%)."""
     from sklearn.datasets import load_digits
 
-    return lit_columns(load_digits().data, min_lit)
+    # sklearn types load_digits() as Bunch | tuple; without return_X_y it is the Bunch
+    return lit_columns(load_digits().data, min_lit)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def lit_columns(x: Any, min_lit: float = 0.01) -> np.ndarray:

@@ -138,8 +138,8 @@ def state_evolution_fixed_point(
     """
     prior, p, r = _check(prior, p, r)
     _validate.positive_number("tol", tol)
-    tol = jnp.maximum(as_float(tol), 8 * float(jnp.finfo(p.dtype).eps))
-    return _fixed_point(prior, p, r, tol, _validate.positive_int("max_layers", max_layers))[0]
+    tol_floored = jnp.maximum(as_float(tol), 8 * float(jnp.finfo(p.dtype).eps))
+    return _fixed_point(prior, p, r, tol_floored, _validate.positive_int("max_layers", max_layers))[0]
 
 
 @functools.partial(jax.jit, static_argnames=("prior", "layers", "max_layers"))
