@@ -10,6 +10,7 @@ Examples:
 
 from aejax import activations, nn, sources, theory
 from aejax._validate import InputError, InputTypeError
+from aejax._version import __version__ as __version__
 from aejax.activations import get_activation, helu, sign
 from aejax.config import Model, TrainConfig, default_hparams
 from aejax.model import Architecture, Params, apply, decode, encode, init
@@ -17,8 +18,6 @@ from aejax.results import load_results
 from aejax.risk import exact_risk, mc_risk, optimal_decoder
 from aejax.sweeping import sweep
 from aejax.train import make_train, run_key
-
-from aejax._version import __version__ as __version__
 
 __all__ = [
     "Architecture",

@@ -92,7 +92,8 @@ def path(name: str, value: Any) -> Any:
     """Check that ``value`` is a file-system path (``str`` or ``os.PathLike``)."""
     if not isinstance(value, (str, os.PathLike)):
         raise InputTypeError(
-            f"{name} must be a path (str or os.PathLike), got {value!r} of type {type(value).__name__}")
+            f"{name} must be a path (str or os.PathLike), got {value!r} of type {type(value).__name__}"
+        )
     return value
 
 
@@ -130,8 +131,9 @@ def params_shape(params: Any, d: int | None = None, *, owner: str = "the source"
     encoder_shape("params.B", B, d, owner=owner)
     a_shape = np.shape(params.A)
     if a_shape not in ((), np.shape(B)[::-1]):
-        raise InputError(f"params.A must have shape {np.shape(B)[::-1]} (or be a scalar for a tied decoder), "
-                         f"got {a_shape}")
+        raise InputError(
+            f"params.A must have shape {np.shape(B)[::-1]} (or be a scalar for a tied decoder), got {a_shape}"
+        )
 
 
 def positive_number(name: str, value: Any, *, allow_zero: bool = False, scalar: bool = False) -> Any:

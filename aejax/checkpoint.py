@@ -86,8 +86,10 @@ class ChunkCheckpoints:
         except Exception as err:  # a damaged checkpoint: start the chunk again
             import warnings
 
-            warnings.warn(f"ignoring unreadable checkpoint {self.path} ({type(err).__name__}: {err}); "
-                          "the chunk starts again", stacklevel=2)
+            warnings.warn(
+                f"ignoring unreadable checkpoint {self.path} ({type(err).__name__}: {err}); the chunk starts again",
+                stacklevel=2,
+            )
             return None
         finally:
             checkpointer.close()

@@ -14,6 +14,7 @@ import sys
 import tomllib
 import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,19 @@ def _directory(text: str) -> Path:
 
 def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> None:
     if several_d:
-        p.add_argument("--d", type=_ints, help=f"input dimension, or comma-separated dimensions for a d axis "
-                       f"(default {CLI_DEFAULTS['d']})")
+        p.add_argument(
+            "--d",
+            type=_ints,
+            help=f"input dimension, or comma-separated dimensions for a d axis (default {CLI_DEFAULTS['d']})",
+        )
     else:
         p.add_argument("--d", type=int, help=f"input dimension (default {CLI_DEFAULTS['d']})")
     p.add_argument("--steps", type=int, help=f"optimizer steps (default {CLI_DEFAULTS['steps']}, unless --time)")
-    p.add_argument("--time", type=float, help="training time per input dimension τ = steps·batch/d, instead of --steps "
-                   "(every d trains for the same τ)")
+    p.add_argument(
+        "--time",
+        type=float,
+        help="training time per input dimension τ = steps·batch/d, instead of --steps (every d trains for the same τ)",
+    )
     p.add_argument("--trace-points", type=int, help="trace points on the τ grid (with --time or log spacing)")
     p.add_argument("--trace-spacing", choices=["linear", "log"], help="spacing of the trace's τ grid")
     p.add_argument("--lr-power", type=float, help="learning rate applied = lr·(d_ref/d)^lr_power (docs/theory.md §11)")
@@ -82,8 +89,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aejax`` command."""
-    parser = _Parser(prog="aejax", description="Simulate two-layer autoencoders x̂ = A σ(Bx) "
-                     "and compare them with theory.")
+    parser = _Parser(
+        prog="aejax", description="Simulate two-layer autoencoders x̂ = A σ(Bx) and compare them with theory."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train one autoencoder and print its risk next to theory")
@@ -104,36 +112,63 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--slope", type=_floats, help="comma-separated surrogate slopes")
     sweep.add_argument("--p", type=_floats, help="comma-separated sparsities")
     sweep.add_argument("--out", type=_directory, help=f"output directory (default {CLI_DEFAULTS['out']})")
-    sweep.add_argument("--resume", action=argparse.BooleanOptionalAction,
-                       help="continue the sweep already in --out (--no-resume overrides the TOML's resume = true)")
+    sweep.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        help="continue the sweep already in --out (--no-resume overrides the TOML's resume = true)",
+    )
     sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
     sweep.add_argument("--chunk", type=int, help="runs per compiled chunk (default from the memory budget)")
     sweep.add_argument("--mc-samples", type=int, help="Monte Carlo samples for each final risk")
-    sweep.add_argument("--checkpoint-every", type=int, help="save each chunk's training state every this many steps "
-                       "(under --out/checkpoints); a rerun continues from the last one")
+    sweep.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="save each chunk's training state every this many steps "
+        "(under --out/checkpoints); a rerun continues from the last one",
+    )
     sweep.add_argument("--checkpoint-seconds", type=float, help="save it when this many seconds have passed")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.add_argument("--coordinator", help="multi-host: coordinator address host:port")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
-    sweep.add_argument("--data", type=Path, help="train on a data file (npz, npy, IDX, CSV; samples along the first "
-                       "axis) in dataset mode instead of --source; records held-out, training and "
-                       "Gaussian-equivalent risks")
-    sweep.add_argument("--whiten", choices=["none", "pca", "zca"], help="with --data: whitening fitted on the training "
-                       "split (default none: centred, scaled to unit mean variance)")
+    sweep.add_argument(
+        "--data",
+        type=Path,
+        help="train on a data file (npz, npy, IDX, CSV; samples along the first "
+        "axis) in dataset mode instead of --source; records held-out, training and "
+        "Gaussian-equivalent risks",
+    )
+    sweep.add_argument(
+        "--whiten",
+        choices=["none", "pca", "zca"],
+        help="with --data: whitening fitted on the training "
+        "split (default none: centred, scaled to unit mean variance)",
+    )
     sweep.add_argument("--components", type=int, help="with --data --whiten pca: principal components kept")
     sweep.add_argument("--test-fraction", type=float, help="with --data: fraction of samples held out (default 0.2)")
-    sweep.add_argument("--drop-constant", action="store_true", default=None,
-                       help="with --data: leave out columns constant in the training split")
+    sweep.add_argument(
+        "--drop-constant",
+        action="store_true",
+        default=None,
+        help="with --data: leave out columns constant in the training split",
+    )
 
     rep = sub.add_parser("reproduce", help="reproduce a paper experiment: figure, netCDF and markdown table")
     rep.add_argument("name", help="experiment name (see aejax.reproduce.TARGETS)")
-    rep.add_argument("--size", choices=["tiny", "small", "large"], default="small",
-                     help="tiny (seconds), small (minutes on a CPU) or large (accelerator)")
+    rep.add_argument(
+        "--size",
+        choices=["tiny", "small", "large"],
+        default="small",
+        help="tiny (seconds), small (minutes on a CPU) or large (accelerator)",
+    )
     rep.add_argument("--out", type=_directory, default=Path("runs/reproduce"), help="output directory")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
-    rep.add_argument("--data", type=Path, help="universality: a data file instead of the bundled digits; real-sparse: "
-                     "an image file (N, H, W) instead of the bundled sample photographs")
+    rep.add_argument(
+        "--data",
+        type=Path,
+        help="universality: a data file instead of the bundled digits; real-sparse: "
+        "an image file (N, H, W) instead of the bundled sample photographs",
+    )
 
     bench = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
     bench.add_argument("parts", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
@@ -154,8 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TRAIN_FLAGS = ("d", "steps", "time", "trace_points", "trace_spacing", "lr_power", "batch", "mode", "activation",
-               "surrogate", "optimizer", "schedule", "source")
+TRAIN_FLAGS = (
+    "d",
+    "steps",
+    "time",
+    "trace_points",
+    "trace_spacing",
+    "lr_power",
+    "batch",
+    "mode",
+    "activation",
+    "surrogate",
+    "optimizer",
+    "schedule",
+    "source",
+)
 
 
 def _train_fields(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
@@ -190,20 +238,40 @@ def cmd_train(args: argparse.Namespace) -> None:
     mc_samples = DEFAULT_MC_SAMPLES if args.mc_samples is None else args.mc_samples
     run = sweep(config, grid, mc_samples=mc_samples, progress=False).squeeze()
     limit = float(theory.gaussian_limit(args.rate, config.activation))
-    rows = [("rate", f"{args.rate:g}"), ("activation", config.activation), ("mode", config.mode),
-            ("steps", str(config.total_steps)),
-            ("risk (Monte Carlo)", f"{float(run['risk']):.4f} ± {float(run['risk_se']):.4f}"),
-            ("exact risk", f"{float(run['exact_risk']):.4f}"),
-            ("theory (Gaussian limit)", f"{limit:.4f}"), ("Shannon bound", f"{float(theory.shannon_limit(args.rate)):.4f}"),
-            ("PCA", f"{float(theory.pca_risk(args.rate)):.4f}"), ("status", str(run["status"].item()))]
+    rows = [
+        ("rate", f"{args.rate:g}"),
+        ("activation", config.activation),
+        ("mode", config.mode),
+        ("steps", str(config.total_steps)),
+        ("risk (Monte Carlo)", f"{float(run['risk']):.4f} ± {float(run['risk_se']):.4f}"),
+        ("exact risk", f"{float(run['exact_risk']):.4f}"),
+        ("theory (Gaussian limit)", f"{limit:.4f}"),
+        ("Shannon bound", f"{float(theory.shannon_limit(args.rate)):.4f}"),
+        ("PCA", f"{float(theory.pca_risk(args.rate)):.4f}"),
+        ("status", str(run["status"].item())),
+    ]
     _print_table(["quantity", "value"], rows)
 
 
 DATA_KEYS = ("file", "whiten", "components", "test_fraction", "drop_constant", "name", "split_seed")
-TOML_KEYS = {"train": None, "grid": None,  # filled in by _toml_keys (they need the package's imports)
-             "sweep": ("out", "resume", "progress", "devices", "chunk", "mc_samples", "seed", "max_padding",
-                       "memory_budget", "checkpoint_every", "checkpoint_seconds"),
-             "data": DATA_KEYS}
+TOML_KEYS = {
+    "train": None,
+    "grid": None,  # filled in by _toml_keys (they need the package's imports)
+    "sweep": (
+        "out",
+        "resume",
+        "progress",
+        "devices",
+        "chunk",
+        "mc_samples",
+        "seed",
+        "max_padding",
+        "memory_budget",
+        "checkpoint_every",
+        "checkpoint_seconds",
+    ),
+    "data": DATA_KEYS,
+}
 
 
 def _toml_keys(table: str) -> tuple[str, ...]:
@@ -270,8 +338,9 @@ def _hidden_units(name: str, rates: list[float], d: int) -> int:
 
     n = max(1, round(max(rates) * d))
     if n > MAX_STEPS:
-        raise _validate.InputError(f"{name} {max(rates):g} at d={d} gives n={n} hidden units, more than "
-                                   f"{MAX_STEPS} (2**31 - 1)")
+        raise _validate.InputError(
+            f"{name} {max(rates):g} at d={d} gives n={n} hidden units, more than {MAX_STEPS} (2**31 - 1)"
+        )
     return n
 
 
@@ -282,15 +351,18 @@ def _check_multihost(args: argparse.Namespace) -> bool:
         return False
     missing = [flag for flag, value in given.items() if value is None]
     if missing:
-        raise _validate.InputError(f"multi-host sweeps need --coordinator, --num-processes and --process-id together; "
-                                   f"missing {', '.join(missing)}")
+        raise _validate.InputError(
+            f"multi-host sweeps need --coordinator, --num-processes and --process-id together; "
+            f"missing {', '.join(missing)}"
+        )
     host, _, port = args.coordinator.rpartition(":")
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise _validate.InputError(f"--coordinator must be host:port with a port in 1..65535, got {args.coordinator!r}")
     _validate.positive_int("--num-processes", args.num_processes)
     if not 0 <= args.process_id < args.num_processes:
-        raise _validate.InputError(f"--process-id must be in [0, --num-processes={args.num_processes}), "
-                                   f"got {args.process_id}")
+        raise _validate.InputError(
+            f"--process-id must be in [0, --num-processes={args.num_processes}), got {args.process_id}"
+        )
     return True
 
 
@@ -325,13 +397,20 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
-    out, resume, progress = (options.pop(name, default) for name, default in
-                             (("out", CLI_DEFAULTS["out"]), ("resume", False), ("progress", True)))
+    out, resume, progress = (
+        options.pop(name, default)
+        for name, default in (("out", CLI_DEFAULTS["out"]), ("resume", False), ("progress", True))
+    )
     out = Path(out if args.out is None else args.out)
     resume = resume if args.resume is None else args.resume
     progress = progress and not args.quiet
-    for flag, name in (("devices", "devices"), ("chunk", "chunk"), ("mc_samples", "mc_samples"),
-                       ("checkpoint_every", "checkpoint_every"), ("checkpoint_seconds", "checkpoint_seconds")):
+    for flag, name in (
+        ("devices", "devices"),
+        ("chunk", "chunk"),
+        ("mc_samples", "mc_samples"),
+        ("checkpoint_every", "checkpoint_every"),
+        ("checkpoint_seconds", "checkpoint_seconds"),
+    ):
         if getattr(args, flag) is not None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)
@@ -351,16 +430,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         save_results(ds, out / "results.nc")
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
-    figure = plot_risk_vs_rate(ds, out / "risk_vs_rate.png", config.activation,
-                               title=f"{config.activation}, {config.mode}, d={dims}, {length}")
+    figure = plot_risk_vs_rate(
+        ds, out / "risk_vs_rate.png", config.activation, title=f"{config.activation}, {config.mode}, d={dims}, {length}"
+    )
     _print_sweep_table(ds, data=data_info is not None)
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
 
 
-
-
-def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[str, Any],
-                 options: dict[str, Any]) -> dict[str, Any] | None:
+def _data_fields(
+    args: argparse.Namespace, file: dict[str, Any], fields: dict[str, Any], options: dict[str, Any]
+) -> dict[str, Any] | None:
     """``--data`` and the TOML ``[data]`` table (flags win): load, split and preprocess the file, set the
     config's ``source``/``test_source``/``d``/``mode`` in ``fields``, and return the data's description
     (``aejax.data.dataset_sources``'s info), or ``None`` without a data file."""
@@ -370,14 +449,21 @@ def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[st
         raise _validate.InputError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
     if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
         table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
-    for flag, key in (("data", "file"), ("whiten", "whiten"), ("components", "components"),
-                      ("test_fraction", "test_fraction"), ("drop_constant", "drop_constant")):
+    for flag, key in (
+        ("data", "file"),
+        ("whiten", "whiten"),
+        ("components", "components"),
+        ("test_fraction", "test_fraction"),
+        ("drop_constant", "drop_constant"),
+    ):
         if getattr(args, flag, None) is not None:
             table[key] = getattr(args, flag)
     if "file" not in table:
         if table:
             flags = ", ".join("--" + k.replace("_", "-") for k in sorted(table))
-            raise _validate.InputError(f"{flags} apply to a data file: give --data FILE (or file = ... in the [data] table)")
+            raise _validate.InputError(
+                f"{flags} apply to a data file: give --data FILE (or file = ... in the [data] table)"
+            )
         return None
     from aejax.data import dataset_sources
     from aejax.devices import make_mesh, memory_budget_bytes
@@ -389,27 +475,38 @@ def _data_fields(args: argparse.Namespace, file: dict[str, Any], fields: dict[st
     if table.get("components") is not None and whiten != "pca":
         raise _validate.InputError(f"--components applies to --whiten pca, got --whiten {whiten}")
     train, test, _, info = dataset_sources(
-        table["file"], whiten=None if whiten == "none" else whiten, components=table.get("components"),
-        test_fraction=table.get("test_fraction", 0.2), drop_constant=bool(table.get("drop_constant", False)),
-        seed=table.get("split_seed", 0), name=table.get("name"))
+        table["file"],
+        whiten=None if whiten == "none" else whiten,
+        components=table.get("components"),
+        test_fraction=table.get("test_fraction", 0.2),
+        drop_constant=bool(table.get("drop_constant", False)),
+        seed=table.get("split_seed", 0),
+        name=table.get("name"),
+    )
     given_d = args.d if args.d is not None else file.get("train", {}).get("d")
     if given_d is not None and given_d != train.d:
-        raise _validate.InputError(f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is "
-                         f"{train.d}")
+        raise _validate.InputError(
+            f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is {train.d}"
+        )
     size = train.data.nbytes + test.data.nbytes
     budget = options.get("memory_budget") or memory_budget_bytes(make_mesh(options.get("devices")))
     if size > budget:
-        raise _validate.InputError(f"--data {table['file']}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
-                         f"{train.d} float32, {size / 2**20:.1f} MiB) do not fit the per-device memory budget of "
-                         f"{budget / 2**20:.1f} MiB; use fewer samples or --whiten pca --components K")
+        raise _validate.InputError(
+            f"--data {table['file']}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
+            f"{train.d} float32, {size / 2**20:.1f} MiB) do not fit the per-device memory budget of "
+            f"{budget / 2**20:.1f} MiB; use fewer samples or --whiten pca --components K"
+        )
     fields.update(source=train, test_source=test, d=train.d)
     fields.setdefault("mode", "dataset")
-    info["summary"] = (f"{whiten} whitening" + (f", {info['components']} components" if info["components"] else "")
-                       + f" of {info['input_d']} columns -> d = {info['d']}; fitted on {info['n_train']} training rows "
-                       f"({info['n_test']} held out, split seed {info['split_seed']}); "
-                       f"{info['constant_columns']} columns "
-                       f"constant in the training split; {info['ignored_directions']} zero- or near-zero-variance "
-                       f"directions left out (covariance rank {info['rank']})")
+    info["summary"] = (
+        f"{whiten} whitening"
+        + (f", {info['components']} components" if info["components"] else "")
+        + f" of {info['input_d']} columns -> d = {info['d']}; fitted on {info['n_train']} training rows "
+        f"({info['n_test']} held out, split seed {info['split_seed']}); "
+        f"{info['constant_columns']} columns "
+        f"constant in the training split; {info['ignored_directions']} zero- or near-zero-variance "
+        f"directions left out (covariance rank {info['rank']})"
+    )
     return info
 
 
@@ -425,12 +522,27 @@ def _print_sweep_table(ds, data: bool = False) -> None:
     ok = (ds["status"] == "ok").sum("seed") if "seed" in ds["status"].dims else (ds["status"] == "ok")
     rows = []
     for index in mean.stack(point=others)["point"].values if others else [()]:
-        sel = dict(zip(others, index if isinstance(index, tuple) else (index,)))
+        sel = dict(zip(others, index if isinstance(index, tuple) else (index,), strict=True))
         m, s, t = (float(x.sel(sel)) for x in (mean, se, theory))
-        extra = [f"{float(ds[v].mean('seed').sel(sel) if 'seed' in ds[v].dims else ds[v].sel(sel)):.4f}"
-                 for v in ("heldout_risk", "train_risk", "gaussian_equivalent_risk")] if data else []
-        rows.append([*(f"{v:g}" for v in sel.values()), f"{m:.4f}", f"{s:.4f}", *extra, f"{t:.4f}", f"{m - t:+.4f}",
-                     str(int(ok.sel(sel)))])
+        extra = (
+            [
+                f"{float(ds[v].mean('seed').sel(sel) if 'seed' in ds[v].dims else ds[v].sel(sel)):.4f}"
+                for v in ("heldout_risk", "train_risk", "gaussian_equivalent_risk")
+            ]
+            if data
+            else []
+        )
+        rows.append(
+            [
+                *(f"{v:g}" for v in sel.values()),
+                f"{m:.4f}",
+                f"{s:.4f}",
+                *extra,
+                f"{t:.4f}",
+                f"{m - t:+.4f}",
+                str(int(ok.sel(sel))),
+            ]
+        )
     extra = ["held-out", "train", "Gauss-equiv."] if data else []
     _print_table([*others, "risk", "± se", *extra, "theory", "gap", "ok runs"], rows)
 
@@ -464,8 +576,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_scaling(args: argparse.Namespace) -> None:
     from aejax.scaling import report
 
-    done = report(args.results, var=args.var, along=args.along, out=args.out, bootstrap=args.bootstrap,
-                  level=args.level)
+    done = report(
+        args.results, var=args.var, along=args.along, out=args.out, bootstrap=args.bootstrap, level=args.level
+    )
     print(done["table"])
     for label, path in done["files"].items():
         print(f"{label}: {path}")
@@ -480,7 +593,7 @@ def cmd_theory(args: argparse.Namespace) -> None:
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
 
 
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
+def _print_table(header: list[str], rows: Sequence[Sequence[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -492,14 +605,18 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 def _interrupted(args: argparse.Namespace | None) -> str:
     """What an interrupted command kept, and how to continue (one line)."""
+    if args is None:
+        return "interrupted; nothing was kept"
     command = getattr(args, "command", None)
     if command == "sweep":
         out = Path(args.out) if args.out is not None else None
         where = f"{out / 'chunks'}" if out is not None else "<out>/chunks (the --out of the sweep)"
         return f"interrupted; finished chunks are kept in {where}: rerun the same command to resume"
     if command == "reproduce":
-        return (f"interrupted; the finished chunks of its sweeps are kept under {args.out}: rerun the same command "
-                "to resume")
+        return (
+            f"interrupted; the finished chunks of its sweeps are kept under {args.out}: rerun the same command "
+            "to resume"
+        )
     return "interrupted; nothing was kept"
 
 
@@ -512,10 +629,13 @@ def use_compilation_cache() -> None:
 
     import jax
 
-    if jax.config.jax_compilation_cache_dir:
+    # jax.config options are dynamic attributes, invisible to the type checker
+    if jax.config.jax_compilation_cache_dir:  # pyright: ignore[reportAttributeAccessIssue]
         return
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    jax.config.update("jax_compilation_cache_dir", os.environ.get("AEJAX_CACHE_DIR") or os.path.join(base, "aejax", "jax"))
+    jax.config.update(
+        "jax_compilation_cache_dir", os.environ.get("AEJAX_CACHE_DIR") or os.path.join(base, "aejax", "jax")
+    )
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
@@ -534,8 +654,14 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command in ("train", "sweep", "reproduce"):
             use_compilation_cache()
-        handlers = {"train": cmd_train, "sweep": cmd_sweep, "theory": cmd_theory, "reproduce": cmd_reproduce,
-                    "bench": cmd_bench, "scaling": cmd_scaling}
+        handlers = {
+            "train": cmd_train,
+            "sweep": cmd_sweep,
+            "theory": cmd_theory,
+            "reproduce": cmd_reproduce,
+            "bench": cmd_bench,
+            "scaling": cmd_scaling,
+        }
         handlers[args.command](args)
     except KeyboardInterrupt:
         print(f"aejax: {_interrupted(args)}", file=sys.stderr)
@@ -546,8 +672,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception:
         traceback.print_exc()
-        print("aejax: internal error: this is a bug in aejax, not in your input; please report it (the aejax "
-              "issue tracker) with the command line and the traceback above", file=sys.stderr)
+        print(
+            "aejax: internal error: this is a bug in aejax, not in your input; please report it (the aejax "
+            "issue tracker) with the command line and the traceback above",
+            file=sys.stderr,
+        )
         return 1
     finally:
         warnings.showwarning = show

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -137,15 +137,19 @@ class TrainConfig:
         for name in ("d", "n", "batch", "n_train", "trace_samples", "trace_points", "d_ref"):  # int32 sizes
             _validate.positive_int(name, getattr(self, name), maximum=MAX_STEPS)
         if (self.steps is None) == (self.time is None):
-            raise _validate.InputError(f"give exactly one of steps (optimizer steps) and time (samples seen per input "
-                             f"dimension, τ = steps·batch/d), got steps={self.steps!r}, time={self.time!r}")
+            raise _validate.InputError(
+                f"give exactly one of steps (optimizer steps) and time (samples seen per input "
+                f"dimension, τ = steps·batch/d), got steps={self.steps!r}, time={self.time!r}"
+            )
         if self.steps is not None:
             _validate.positive_int("steps", self.steps)
         else:
             _validate.positive_number("time", self.time, scalar=True)
         if self.total_steps > MAX_STEPS:
-            raise _validate.InputError(f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"
-                             + ("" if self.steps is not None else f" from time={self.time} at d={self.d}"))
+            raise _validate.InputError(
+                f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"
+                + ("" if self.steps is not None else f" from time={self.time} at d={self.d}")
+            )
         _validate.choice("trace_spacing", self.trace_spacing, TRACE_SPACINGS)
         _validate.positive_number("lr_power", self.lr_power, allow_zero=True, scalar=True)
         _validate.non_negative_int("warmup", self.warmup)
@@ -166,8 +170,10 @@ class TrainConfig:
             _validate.choice("source", self.source, [*SOURCES, *SOURCE_ALIASES])
         if self.test_source is not None:
             if not isinstance(self.test_source, Empirical):
-                raise _validate.InputTypeError(f"test_source must be None or an aejax.sources.Empirical of held-out rows, got "
-                                f"{type(self.test_source).__name__}")
+                raise _validate.InputTypeError(
+                    f"test_source must be None or an aejax.sources.Empirical of held-out rows, got "
+                    f"{type(self.test_source).__name__}"
+                )
             if self.test_source.d != self.d:
                 raise _validate.InputError(f"test_source has d={self.test_source.d} but the config has d={self.d}")
         if self.mode == "population" and not self.is_gaussian:
@@ -182,10 +188,13 @@ class TrainConfig:
         steps = self.trace_steps
         if len(set(steps)) != len(steps):
             given = f"time={self.time} is" if self.time is not None else "the run has"
-            raise _validate.InputError(f"trace_points={self.trace_points} ({self.trace_spacing} spacing) needs distinct trace "
-                             f"steps, but {given} only {self.total_steps} steps at d={self.d}, batch={self.batch}; "
-                             "lower trace_points" + (", use trace_spacing='linear'" if self.trace_spacing == "log" else "")
-                             + " or train longer")
+            raise _validate.InputError(
+                f"trace_points={self.trace_points} ({self.trace_spacing} spacing) needs distinct trace "
+                f"steps, but {given} only {self.total_steps} steps at d={self.d}, batch={self.batch}; "
+                "lower trace_points"
+                + (", use trace_spacing='linear'" if self.trace_spacing == "log" else "")
+                + " or train longer"
+            )
 
     def _check_decoder(self) -> None:
         _validate.choice("decoder", self.decoder, DECODERS)
@@ -199,12 +208,14 @@ class TrainConfig:
         if self.mode == "population" or self.risk_eval == "exact":
             raise _validate.InputError(
                 f"decoder {self.decoder!r} has no exact risk: use mode 'online'/'dataset' and risk_eval "
-                             f"'mc'/'auto'/'none', got mode={self.mode!r}, risk_eval={self.risk_eval!r}")
+                f"'mc'/'auto'/'none', got mode={self.mode!r}, risk_eval={self.risk_eval!r}"
+            )
         if self.tied:
             raise _validate.InputError(f"decoder {self.decoder!r} needs an untied decoder, got tied=True")
         if self.decoder in ("posterior_mean", "multilayer") and self.prior is None and isinstance(self.source, Source):
             raise _validate.InputError(
-                f"decoder {self.decoder!r} with a Source object needs prior= ('bg', 'sr' or a theory.Prior)")
+                f"decoder {self.decoder!r} with a Source object needs prior= ('bg', 'sr' or a theory.Prior)"
+            )
 
     @property
     def is_gaussian(self) -> bool:
@@ -224,7 +235,8 @@ class TrainConfig:
         """Optimizer steps: ``steps``, or ``ceil(time / tau_per_step)`` when the run is given a ``time``."""
         if self.steps is not None:
             return self.steps
-        return max(1, math.ceil(self.time / self.tau_per_step * (1 - 1e-12)))
+        time = cast(float, self.time)  # __post_init__ requires exactly one of steps and time
+        return max(1, math.ceil(time / self.tau_per_step * (1 - 1e-12)))
 
     @property
     def traced_by_time(self) -> bool:
@@ -254,7 +266,7 @@ class TrainConfig:
     def trace_steps(self) -> tuple[int, ...]:
         """The step counts at which the trace is recorded (the last is ``total_steps``)."""
         if not self.traced_by_time:
-            every = self.trace_every
+            every = cast(int, self.trace_every)  # an int whenever the trace is not on a τ grid
             return tuple(range(every, self.total_steps + 1, every))
         steps = [max(1, math.ceil(tau / self.tau_per_step * (1 - 1e-12))) for tau in self.trace_taus]
         steps[-1] = self.total_steps
@@ -307,9 +319,13 @@ def default_hparams(config: TrainConfig) -> dict[str, float]:
         >>> default_hparams(TrainConfig(d=8, n=4, steps=10))["rate"]
         0.5
     """
-    return {"lr": 1.0 if config.optimizer in _SGD_LIKE else DEFAULT_LR,
-            "slope": 1.0, "margin": 0.05 if config.activation == "helu" else 0.0,
-            "rate": config.n / config.d, "p": 1.0}
+    return {
+        "lr": 1.0 if config.optimizer in _SGD_LIKE else DEFAULT_LR,
+        "slope": 1.0,
+        "margin": 0.05 if config.activation == "helu" else 0.0,
+        "rate": config.n / config.d,
+        "p": 1.0,
+    }
 
 
 def full_hparams(config: TrainConfig, hparams: dict[str, Any] | None) -> dict[str, Array]:
@@ -337,10 +353,13 @@ def _check_rate(rate: Any, config: TrainConfig) -> None:
         if jnp.any(units < 1) or jnp.any(units > config.n):
             raise _validate.InputError(
                 f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
-                f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}")
+                f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}"
+            )
         if config.decoder == "multilayer" and jnp.any(units != config.n):
-            raise _validate.InputError(f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
-                                       f"{config.n / config.d:.4g}, got {rate}")
+            raise _validate.InputError(
+                f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
+                f"{config.n / config.d:.4g}, got {rate}"
+            )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -367,8 +386,9 @@ class Model:
         if config.decoder == "linear":
             return None
         prior = config.prior if config.prior is not None else _SOURCE_PRIORS.get(config.source, "bg")
-        return NonlinearDecoder(config.decoder, prior, config.layers, config.width, self.hparams["p"],
-                                self.hparams["rate"])
+        return NonlinearDecoder(
+            config.decoder, prior, config.layers, config.width, self.hparams["p"], self.hparams["rate"]
+        )
 
     @property
     def mask(self) -> Array | None:
@@ -381,8 +401,15 @@ class Model:
     def arch(self) -> Architecture:
         """The map x ↦ x̂ of this run (``aejax.model.Architecture``)."""
         config = self.config
-        return Architecture(config.activation, config.surrogate, config.row_normalize, self.hparams["slope"],
-                           self.hparams["margin"], self.mask, self.decoder)
+        return Architecture(
+            config.activation,
+            config.surrogate,
+            config.row_normalize,
+            self.hparams["slope"],
+            self.hparams["margin"],
+            self.mask,
+            self.decoder,
+        )
 
     @property
     def source(self) -> Source:

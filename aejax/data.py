@@ -21,7 +21,6 @@ Examples:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import os
 from pathlib import Path
@@ -30,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from aejax import _validate
-from aejax.preprocessing import WHITENINGS, Preprocessing, check_data, fit_preprocessing, preprocess
+from aejax.preprocessing import WHITENINGS as WHITENINGS  # re-exported: data.WHITENINGS
+from aejax.preprocessing import Preprocessing, check_data, fit_preprocessing
+from aejax.preprocessing import preprocess as preprocess  # re-exported: data.preprocess
 from aejax.sources import Empirical
 
 # IDX type codes (third magic byte) and their big-endian NumPy dtypes.
@@ -101,7 +102,8 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
         raise _validate.InputError(f"{path}: cannot read IDX file ({err})") from None
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
         raise _validate.InputError(
-            f"{path}: not an IDX file (its first bytes {raw[:4].hex()} are not 0000<type><ndim>)")
+            f"{path}: not an IDX file (its first bytes {raw[:4].hex()} are not 0000<type><ndim>)"
+        )
     code, ndim = raw[2], raw[3]
     if code not in IDX_DTYPES:
         allowed = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
@@ -109,13 +111,16 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
         raise _validate.InputError(
-            f"{path}: IDX header truncated or without dimensions (ndim={ndim}, {len(raw)} bytes)")
+            f"{path}: IDX header truncated or without dimensions (ndim={ndim}, {len(raw)} bytes)"
+        )
     shape = tuple(int(v) for v in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     dtype = np.dtype(IDX_DTYPES[code])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise _validate.InputError(f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
-                                   f"found {len(raw) - header} (truncated or wrong header)")
+        raise _validate.InputError(
+            f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
+            f"found {len(raw) - header} (truncated or wrong header)"
+        )
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(np.float64)
 
 
@@ -270,16 +275,24 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     x = np.asarray(data)
     if not 0 < test_fraction < 1:
         raise _validate.InputError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    n_test = int(round(test_fraction * len(x)))
+    n_test = int(round(test_fraction * len(x)))  # noqa: RUF046 -- test_fraction may be a 0-d array: keep an int
     if n_test < 2 or len(x) - n_test < 2:
         raise _validate.InputError(f"test_fraction={test_fraction} of {len(x)} rows leaves fewer than 2 rows in a part")
     order = np.random.default_rng(seed).permutation(len(x))
     return x[order[n_test:]], x[order[:n_test]]
 
 
-def train_test_sources(data: Any, test_fraction: float = 0.2, seed: int = 0, *, center: bool = True,
-                       whiten: str | None = None, components: int | None = None, eig_floor: float = 1e-6,
-                       drop_constant: bool = False) -> tuple[Empirical, Empirical, Preprocessing]:
+def train_test_sources(
+    data: Any,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    center: bool = True,
+    whiten: str | None = None,
+    components: int | None = None,
+    eig_floor: float = 1e-6,
+    drop_constant: bool = False,
+) -> tuple[Empirical, Empirical, Preprocessing]:
     """Split ``data``, fit the preprocessing on the training part only, and return both as sources.
 
     Train on the first source (e.g. ``TrainConfig(mode="dataset", source=train)``) and measure
@@ -360,10 +373,18 @@ def as_samples(array: Any, what: str = "data") -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
-def dataset_sources(path: str | os.PathLike, *, whiten: str | None = None, components: int | None = None,
-                    test_fraction: float = 0.2, drop_constant: bool = False, seed: int = 0, center: bool = True,
-                    eig_floor: float = 1e-6, name: str | None = None
-                    ) -> tuple[Empirical, Empirical, Preprocessing, dict[str, Any]]:
+def dataset_sources(
+    path: str | os.PathLike,
+    *,
+    whiten: str | None = None,
+    components: int | None = None,
+    test_fraction: float = 0.2,
+    drop_constant: bool = False,
+    seed: int = 0,
+    center: bool = True,
+    eig_floor: float = 1e-6,
+    name: str | None = None,
+) -> tuple[Empirical, Empirical, Preprocessing, dict[str, Any]]:
     """Load a data file, split it, fit the preprocessing on the training part: what ``aejax sweep --data`` trains on.
 
     The file is ``.npz`` (array ``name``, or its only array), ``.npy``, ``.csv`` or IDX (gzipped
@@ -397,11 +418,29 @@ def dataset_sources(path: str | os.PathLike, *, whiten: str | None = None, compo
     """
     raw = load_array(path, name)
     x = as_samples(raw, f"{path}")
-    train, test, prep = train_test_sources(x, test_fraction, seed, center=center, whiten=whiten,
-                                           components=components, eig_floor=eig_floor, drop_constant=drop_constant)
-    info = {"file": str(path), "shape": list(raw.shape), "samples": int(x.shape[0]),
-            "n_train": int(train.data.shape[0]), "n_test": int(test.data.shape[0]),
-            "whiten": whiten or "none", "components": components,
-            "test_fraction": test_fraction, "drop_constant": drop_constant, "split_seed": seed, "center": center,
-            "eig_floor": eig_floor, **prep.describe()}
+    train, test, prep = train_test_sources(
+        x,
+        test_fraction,
+        seed,
+        center=center,
+        whiten=whiten,
+        components=components,
+        eig_floor=eig_floor,
+        drop_constant=drop_constant,
+    )
+    info = {
+        "file": str(path),
+        "shape": list(raw.shape),
+        "samples": int(x.shape[0]),
+        "n_train": int(train.data.shape[0]),
+        "n_test": int(test.data.shape[0]),
+        "whiten": whiten or "none",
+        "components": components,
+        "test_fraction": test_fraction,
+        "drop_constant": drop_constant,
+        "split_seed": seed,
+        "center": center,
+        "eig_floor": eig_floor,
+        **prep.describe(),
+    }
     return train, test, prep, info

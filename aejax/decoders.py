@@ -175,15 +175,17 @@ class NonlinearDecoder:
         return out.reshape(*s.shape[:-1], *out.shape[1:])
 
 
-jax.tree_util.register_dataclass(NonlinearDecoder, data_fields=["p", "rate"],
-                                 meta_fields=["kind", "prior", "layers", "width"])
+jax.tree_util.register_dataclass(
+    NonlinearDecoder, data_fields=["p", "rate"], meta_fields=["kind", "prior", "layers", "width"]
+)
 
 
 def _check_head(head: Any, kind: type) -> None:
     if not isinstance(head, kind):
         raise _validate.InputError(
             f"params.head must be a {kind.__name__} for this decoder, got {type(head).__name__}; "
-                         "build it with aejax.decoders.init_params")
+            "build it with aejax.decoders.init_params"
+        )
 
 
 def init_params(decoder: NonlinearDecoder, params: Params) -> Params:

@@ -9,6 +9,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -26,12 +27,12 @@ def use_all_cpu_cores() -> None:
     """One JAX CPU device per core (before JAX starts), so small CPU runs can be spread over them
     (see ``default_devices``). A device count already chosen — ``jax_num_cpu_devices``
     or XLA_FLAGS — is left alone, and so are the devices of a JAX that has already started."""
-    chosen = jax.config.jax_num_cpu_devices != -1
+    # jax.config options are dynamic attributes, invisible to the type checker
+    chosen = jax.config.jax_num_cpu_devices != -1  # pyright: ignore[reportAttributeAccessIssue]
     if not chosen and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        try:
+        # RuntimeError: JAX already started in this process (e.g. a second command): keep its devices
+        with contextlib.suppress(RuntimeError):
             jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)
-        except RuntimeError:  # JAX already started in this process (e.g. a second command): keep its devices
-            pass
 
 
 def large_cpu_runs(config: TrainConfig) -> bool:
@@ -78,7 +79,8 @@ def batch_runs(run, config: TrainConfig, mesh: Mesh):
     return jax.vmap(run)
 
 
-def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
+# jax.Device is exported as a variable alias of a compiled class, which the type checker rejects in annotations
+def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:  # pyright: ignore[reportInvalidTypeForm]
     """A 1-D ``("runs",)`` mesh over ``devices`` (a count, a list, or ``None`` for all, every host).
 
     Examples:
@@ -91,7 +93,8 @@ def make_mesh(devices: int | Sequence[jax.Device] | None = None) -> Mesh:
     elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
         if not 1 <= devices <= len(available):
             raise _validate.InputError(
-                f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}")
+                f"devices must be between 1 and {len(available)} (the devices JAX sees), got {devices}"
+            )
         chosen = available[:devices]
     elif isinstance(devices, Sequence) and not isinstance(devices, str):
         chosen = list(devices)
@@ -122,5 +125,3 @@ def _available_host_bytes() -> int:
     except OSError:
         pass
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-

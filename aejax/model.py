@@ -45,8 +45,9 @@ class Params(NamedTuple):
 INIT_KINDS = ("gaussian", "orthogonal")
 
 
-def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = False,
-         decoder_scale: float = 0.0) -> Params:
+def init(
+    key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = False, decoder_scale: float = 0.0
+) -> Params:
     """Random initial parameters.
 
     Args:
@@ -75,12 +76,10 @@ def init(key: Array, d: int, n: int, *, kind: str = "gaussian", tied: bool = Fal
     if decoder_scale > jnp.finfo(jnp.result_type(float)).max / 10:  # entries are about scale·N(0, 1/n)
         raise _validate.InputError(
             f"decoder_scale must be below {jnp.finfo(jnp.result_type(float)).max / 10:.3g} so the "
-                         f"initial decoder fits {jnp.result_type(float)}, got {decoder_scale!r}")
+            f"initial decoder fits {jnp.result_type(float)}, got {decoder_scale!r}"
+        )
     k_enc, k_dec = jax.random.split(key)
-    if kind == "gaussian":
-        B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d)
-    else:
-        B = haar_frame(k_enc, n, d)
+    B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d) if kind == "gaussian" else haar_frame(k_enc, n, d)
     if tied:
         return Params(jnp.sqrt(2 / jnp.pi), B)
     A = decoder_scale * gaussian_rows(k_dec, n, d).T / jnp.sqrt(n)
@@ -207,8 +206,11 @@ class Architecture:
         return jnp.mean((x - self.apply(params, x)) ** 2)
 
 
-jax.tree_util.register_dataclass(Architecture, data_fields=["slope", "margin", "mask", "decoder"],
-                                 meta_fields=["activation", "surrogate", "row_normalize"])
+jax.tree_util.register_dataclass(
+    Architecture,
+    data_fields=["slope", "margin", "mask", "decoder"],
+    meta_fields=["activation", "surrogate", "row_normalize"],
+)
 
 MODEL_FIELDS = ("activation", "surrogate", "row_normalize", "slope", "margin", "mask", "decoder")
 

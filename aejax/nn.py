@@ -107,15 +107,29 @@ class Autoencoder(nnx.Module):
         (3, 8)
     """
 
-    def __init__(self, d: int, n: int, *, rngs: nnx.Rngs | None = None, params: model.Params | None = None,
-                 init: str = "gaussian", tied: bool = False, decoder_scale: float = 0.0,
-                 activation: str | ActivationFn = "sign", surrogate: str = "clip", slope: Array | float = 1.0,
-                 margin: Array | float = 0.0, row_normalize: bool = False, mask: Array | None = None):
+    def __init__(
+        self,
+        d: int,
+        n: int,
+        *,
+        rngs: nnx.Rngs | None = None,
+        params: model.Params | None = None,
+        init: str = "gaussian",
+        tied: bool = False,
+        decoder_scale: float = 0.0,
+        activation: str | ActivationFn = "sign",
+        surrogate: str = "clip",
+        slope: Array | float = 1.0,
+        margin: Array | float = 0.0,
+        row_normalize: bool = False,
+        mask: Array | None = None,
+    ):
         d = _validate.positive_int("d", d)
         n = _validate.positive_int("n", n)
         if (rngs is None) == (params is None):
             raise _validate.InputTypeError(
-                "Autoencoder needs exactly one of rngs= (random weights) or params= (given weights)")
+                "Autoencoder needs exactly one of rngs= (random weights) or params= (given weights)"
+            )
         if params is None:
             assert rngs is not None  # exactly one of rngs= and params= was given (checked above)
             params = model.init(rngs.params(), d, n, kind=init, tied=tied, decoder_scale=decoder_scale)
@@ -171,8 +185,14 @@ class Autoencoder(nnx.Module):
             >>> sorted(Autoencoder(8, 4, rngs=nnx.Rngs(0)).model_kw())
             ['activation', 'margin', 'mask', 'row_normalize', 'slope', 'surrogate']
         """
-        return dict(activation=self.activation, surrogate=self.surrogate, slope=self.slope[...],
-                    margin=self.margin[...], mask=self.mask[...], row_normalize=self.row_normalize)
+        return dict(
+            activation=self.activation,
+            surrogate=self.surrogate,
+            slope=self.slope[...],
+            margin=self.margin[...],
+            mask=self.mask[...],
+            row_normalize=self.row_normalize,
+        )
 
     def arch(self) -> model.Architecture:
         """This module's ``aejax.Architecture`` (pass it as ``arch=`` to ``mc_risk`` and ``exact_risk``).
@@ -200,5 +220,6 @@ def _check_params(params: model.Params, d: int, n: int) -> None:
     if jnp.shape(params.B) != (n, d):
         raise _validate.InputError(f"params.B must have shape ({n}, {d}) for d={d}, n={n}, got {jnp.shape(params.B)}")
     if jnp.shape(params.A) not in ((), (d, n)):
-        raise _validate.InputError(f"params.A must have shape ({d}, {n}) or be a scalar (tied decoder), "
-                                   f"got {jnp.shape(params.A)}")
+        raise _validate.InputError(
+            f"params.A must have shape ({d}, {n}) or be a scalar (tied decoder), got {jnp.shape(params.A)}"
+        )

@@ -61,9 +61,9 @@ def schedule_factor(schedule: str, step, steps: int, warmup: int):
         1.0
     """
     frac = jnp.asarray(step, jnp.float32) / steps
-    decay = {"constant": jnp.ones_like(frac),
-             "cosine": 0.5 * (1 + jnp.cos(jnp.pi * frac)),
-             "linear": 1 - frac}[schedule]
+    decay = {"constant": jnp.ones_like(frac), "cosine": 0.5 * (1 + jnp.cos(jnp.pi * frac)), "linear": 1 - frac}[
+        schedule
+    ]
     if warmup:
         decay = decay * jnp.minimum(1.0, (jnp.asarray(step, jnp.float32) + 1) / warmup)
     return decay

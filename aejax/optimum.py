@@ -34,8 +34,9 @@ class FiniteDOptimum(NamedTuple):
     restart_risks: jax.Array
 
 
-def finite_d_optimum(r: Any, *, d: int, restarts: int = 4, steps: int = 2000, lr: float = 0.01,
-                     key: jax.Array | None = None) -> FiniteDOptimum:
+def finite_d_optimum(
+    r: Any, *, d: int, restarts: int = 4, steps: int = 2000, lr: float = 0.01, key: jax.Array | None = None
+) -> FiniteDOptimum:
     """Minimise the exact N(0, I) risk of the sign autoencoder over B, with A = A*(B) optimal.
 
     Each restart starts from an i.i.d. Gaussian B (``aejax.model.init``) and runs Adam on

@@ -32,8 +32,9 @@ def pyplot():
     return plt
 
 
-def plot_risk_vs_rate(ds: xr.Dataset, path: str | os.PathLike, activation: str = "sign",
-                      title: str | None = None) -> Path:
+def plot_risk_vs_rate(
+    ds: xr.Dataset, path: str | os.PathLike, activation: str = "sign", title: str | None = None
+) -> Path:
     """Trained risk vs rate (mean over seeds, error bars: standard error over seeds and Monte Carlo),
     with the Gaussian-limit theory, Shannon's bound and PCA.
 
@@ -63,10 +64,20 @@ def plot_risk_vs_rate(ds: xr.Dataset, path: str | os.PathLike, activation: str =
         seeds = curve.sizes.get("seed", 1)
         mean = curve.mean("seed") if "seed" in curve.dims else curve
         spread = curve.std("seed", ddof=1) / np.sqrt(seeds) if seeds > 1 else ds["risk_se"].max()
-        name = "trained" if not others else "trained " + ", ".join(f"{o}={v:g}" for o, v in
-                                                                    zip(others, np.atleast_1d(label), strict=True))
-        ax.errorbar(mean["rate"], mean, yerr=np.broadcast_to(np.asarray(spread), mean.shape), fmt="o", ms=4,
-                    capsize=2, label=name)
+        name = (
+            "trained"
+            if not others
+            else "trained " + ", ".join(f"{o}={v:g}" for o, v in zip(others, np.atleast_1d(label), strict=True))
+        )
+        ax.errorbar(
+            mean["rate"],
+            mean,
+            yerr=np.broadcast_to(np.asarray(spread), mean.shape),
+            fmt="o",
+            ms=4,
+            capsize=2,
+            label=name,
+        )
     ax.set_xlabel("rate r = n/d")
     ax.set_ylabel("risk per coordinate")
     ax.set_ylim(0, 1.02)

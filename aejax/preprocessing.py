@@ -59,8 +59,9 @@ class Preprocessing:
         """Transform ``(samples, d)`` data with the fitted statistics; returns ``(samples, k)``."""
         x = check_data(data, min_samples=1)
         if x.shape[1] != self.mean.shape[0]:
-            raise _validate.InputError(f"data has {x.shape[1]} columns but the preprocessing was fitted on "
-                             f"{self.mean.shape[0]}")
+            raise _validate.InputError(
+                f"data has {x.shape[1]} columns but the preprocessing was fitted on {self.mean.shape[0]}"
+            )
         return (x - self.mean) @ self.transform
 
     def describe(self) -> dict[str, Any]:
@@ -71,13 +72,23 @@ class Preprocessing:
             >>> fit_preprocessing(x, whiten="pca", components=2).describe()["ignored_directions"]
             1
         """
-        return {"input_d": int(self.transform.shape[0]), "d": int(self.transform.shape[1]),
-                "rank": self.rank, "constant_columns": len(self.constant_columns),
-                "ignored_directions": int(self.ignored_directions)}
+        return {
+            "input_d": int(self.transform.shape[0]),
+            "d": int(self.transform.shape[1]),
+            "rank": self.rank,
+            "constant_columns": len(self.constant_columns),
+            "ignored_directions": int(self.ignored_directions),
+        }
 
 
-def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None, components: int | None = None,
-                      eig_floor: float = 1e-6, drop_constant: bool = False) -> Preprocessing:
+def fit_preprocessing(
+    data: Any,
+    center: bool = True,
+    whiten: str | None = None,
+    components: int | None = None,
+    eig_floor: float = 1e-6,
+    drop_constant: bool = False,
+) -> Preprocessing:
     """Fit centring and scaling or whitening on ``data`` (float64).
 
     Without whitening, one global scale makes ``tr Σ / d = 1`` (unit variance per coordinate on
@@ -110,16 +121,19 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
         >>> fit_preprocessing(x, whiten="pca", components=2).apply(x).shape
         (50, 2)
         >>> blank = np.c_[x, np.zeros(50)]  # a column that is always zero
-        >>> fit_preprocessing(blank, whiten="zca")
+        >>> fit_preprocessing(blank, whiten="zca")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        ValueError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06 (1 constant column(s), e.g. [3]); use whiten='pca' with components<=3, or drop_constant=True
+        ValueError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06
+        (1 constant column(s), e.g. [3]); use whiten='pca' with components<=3, or drop_constant=True
         >>> fit_preprocessing(blank, whiten="zca", drop_constant=True).apply(blank).shape
         (50, 3)
     """
     x = check_data(data)
     if not 0 < eig_floor < 1:
-        raise _validate.InputError(f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}")
+        raise _validate.InputError(
+            f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}"
+        )
     if whiten is not None:
         _validate.choice("whiten", whiten, WHITENINGS)
     _validate.boolean("drop_constant", drop_constant)
@@ -133,42 +147,70 @@ def fit_preprocessing(data: Any, center: bool = True, whiten: str | None = None,
     if kept.size == 0:
         raise _validate.InputError(f"data has only constant columns ({d} of them); nothing to preprocess")
     if constant.size and whiten is None and not drop_constant:
-        raise _validate.InputError(f"data has constant columns {constant[:10].tolist()} (zero variance); pass "
-                         "drop_constant=True, or whiten='pca' with components")
+        raise _validate.InputError(
+            f"data has constant columns {constant[:10].tolist()} (zero variance); pass "
+            "drop_constant=True, or whiten='pca' with components"
+        )
     mean = x.mean(axis=0) if center else np.zeros(d)
     sub = x[:, kept] - mean[kept]
     eigval, eigvec = np.linalg.eigh(sub.T @ sub / x.shape[0])
     eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
     rank = int(np.sum(eigval >= eig_floor * eigval[0]))
     all_eigval = np.r_[eigval, np.zeros(constant.size)]
-    found = dict(constant_columns=tuple(constant.tolist()), rank=rank)
+    constant_columns = tuple(constant.tolist())
     with np.errstate(under="ignore", over="ignore"):
         true_eigval = all_eigval * np.float64(scale) * np.float64(scale)  # Σ's own eigenvalues: may under/overflow
     if whiten is None:
         transform = np.zeros((d, kept.size))
         transform[kept, np.arange(kept.size)] = np.sqrt(kept.size / np.sum(eigval))
-        return Preprocessing(mean * scale, transform / scale, true_eigval, ignored_directions=int(constant.size),
-                             **found)
+        return Preprocessing(
+            mean * scale,
+            transform / scale,
+            true_eigval,
+            ignored_directions=int(constant.size),
+            constant_columns=constant_columns,
+            rank=rank,
+        )
     allowed = kept.size if drop_constant else d
     k = allowed if components is None else _validate.positive_int("components", components)
     if k > allowed or (whiten == "zca" and k != allowed):
-        raise _validate.InputError(f"components must be at most d={allowed} (and all of them for zca), got {components}")
+        raise _validate.InputError(
+            f"components must be at most d={allowed} (and all of them for zca), got {components}"
+        )
     if k > rank:
-        constants = (f" ({constant.size} constant column(s), e.g. {constant[:5].tolist()})"
-                     if constant.size and not drop_constant else "")
+        constants = (
+            f" ({constant.size} constant column(s), e.g. {constant[:5].tolist()})"
+            if constant.size and not drop_constant
+            else ""
+        )
         hint = ", or drop_constant=True" if constant.size and not drop_constant and rank == kept.size else ""
-        raise _validate.InputError(f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
-                         f"{eig_floor:g}{constants}; use whiten='pca' with components<={rank}{hint}")
+        raise _validate.InputError(
+            f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
+            f"{eig_floor:g}{constants}; use whiten='pca' with components<={rank}{hint}"
+        )
     kept_transform = eigvec[:, :k] / np.sqrt(eigval[:k])
     if whiten == "zca":
         kept_transform = kept_transform @ eigvec[:, :k].T
     transform = np.zeros((d, kept_transform.shape[1]))
     transform[kept] = kept_transform
-    return Preprocessing(mean * scale, transform / scale, true_eigval, ignored_directions=d - rank, **found)
+    return Preprocessing(
+        mean * scale,
+        transform / scale,
+        true_eigval,
+        ignored_directions=d - rank,
+        constant_columns=constant_columns,
+        rank=rank,
+    )
 
 
-def preprocess(data: Any, center: bool = True, whiten: str | None = None, components: int | None = None,
-               eig_floor: float = 1e-6, drop_constant: bool = False) -> np.ndarray:
+def preprocess(
+    data: Any,
+    center: bool = True,
+    whiten: str | None = None,
+    components: int | None = None,
+    eig_floor: float = 1e-6,
+    drop_constant: bool = False,
+) -> np.ndarray:
     """``fit_preprocessing(data, ...).apply(data)``: preprocess data with its own statistics.
 
     Examples:
@@ -182,8 +224,10 @@ def preprocess(data: Any, center: bool = True, whiten: str | None = None, compon
 def check_data(data: Any, min_samples: int = 2) -> np.ndarray:
     x = np.asarray(data, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < min_samples or x.shape[1] < 1:
-        raise _validate.InputError(f"data must be a 2-D array (samples, d) with at least {min_samples} "
-                         f"sample{'s' * (min_samples > 1)}, got shape {x.shape}")
+        raise _validate.InputError(
+            f"data must be a 2-D array (samples, d) with at least {min_samples} "
+            f"sample{'s' * (min_samples > 1)}, got shape {x.shape}"
+        )
     if not np.all(np.isfinite(x)):
         rows = np.unique(np.nonzero(~np.isfinite(x))[0])[:5].tolist()
         raise _validate.InputError(f"data must be finite; rows {rows} hold NaN or inf")

@@ -51,9 +51,16 @@ class ChunkProgress:
         self._task: TaskID | None = None
         self._steps: TaskID | None = None
         if self.enabled:
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[runs]} runs done"), _Rate(), TimeElapsedColumn(),
-                                      TextColumn("ETA"), TimeRemainingColumn())
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[runs]} runs done"),
+                _Rate(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
             self._task = self._progress.add_task("sweep", total=total, runs=done_runs)
 
     def __enter__(self) -> Self:

@@ -77,33 +77,62 @@ class Observable:
         final = Field(self.name, self.long_name, self.units, value=lambda o: self.of(o.model, o.params))
         if not self.traced:
             return (final,)
-        trace = Field(f"{self.name}_trace", f"{self.long_name}, at each trace point", self.units, per_step=True,
-                      value=lambda o: o.trace[self.name])
+        trace = Field(
+            f"{self.name}_trace",
+            f"{self.long_name}, at each trace point",
+            self.units,
+            per_step=True,
+            value=lambda o: o.trace[self.name],
+        )
         return final, trace
 
 
 OBSERVABLES = (
-    Observable("identity_likeness", "encoder's identity-likeness: mean over live rows of max_j b̄_ij²",
-               lambda m, p: identity_likeness(p.B, m.mask), traced=True),
-    Observable("inverse_participation_ratio", "encoder's inverse participation ratio: mean over live rows of Σ_j b̄_ij⁴",
-               lambda m, p: inverse_participation_ratio(p.B, m.mask)),
-    Observable("heldout_risk", "risk on every held-out row (config.test_source; NaN without one)",
-               lambda m, p: m.heldout_risk(p)),
-    Observable("train_risk", "risk on every training row of an Empirical source (NaN for other sources)",
-               lambda m, p: m.train_risk(p)),
-    Observable("gaussian_equivalent_risk", "exact risk on a Gaussian with the Empirical training rows' covariance "
-               "(NaN for other sources and non-linear decoders)", lambda m, p: m.gaussian_equivalent_risk(p)),
+    Observable(
+        "identity_likeness",
+        "encoder's identity-likeness: mean over live rows of max_j b̄_ij²",
+        lambda m, p: identity_likeness(p.B, m.mask),
+        traced=True,
+    ),
+    Observable(
+        "inverse_participation_ratio",
+        "encoder's inverse participation ratio: mean over live rows of Σ_j b̄_ij⁴",
+        lambda m, p: inverse_participation_ratio(p.B, m.mask),
+    ),
+    Observable(
+        "heldout_risk",
+        "risk on every held-out row (config.test_source; NaN without one)",
+        lambda m, p: m.heldout_risk(p),
+    ),
+    Observable(
+        "train_risk",
+        "risk on every training row of an Empirical source (NaN for other sources)",
+        lambda m, p: m.train_risk(p),
+    ),
+    Observable(
+        "gaussian_equivalent_risk",
+        "exact risk on a Gaussian with the Empirical training rows' covariance "
+        "(NaN for other sources and non-linear decoders)",
+        lambda m, p: m.gaussian_equivalent_risk(p),
+    ),
 )
 
 FIELDS: tuple[Field, ...] = (
     Field("risk", "final Monte Carlo risk", value=lambda o: o.mc[0]),
     Field("risk_se", "standard error of risk", value=lambda o: o.mc[1]),
-    Field("exact_risk", "exact Gaussian risk of the final parameters (NaN if not Gaussian)",
-          value=lambda o: o.final_exact_risk),
+    Field(
+        "exact_risk",
+        "exact Gaussian risk of the final parameters (NaN if not Gaussian)",
+        value=lambda o: o.final_exact_risk,
+    ),
     *(field for observable in OBSERVABLES for field in observable.fields()),
     Field("loss_trace", "mean training loss over each trace block", per_step=True, value=lambda o: o.trace["loss"]),
-    Field("risk_trace", "risk after each trace block (exact, Monte Carlo or NaN)", per_step=True,
-          value=lambda o: o.trace["risk"]),
+    Field(
+        "risk_trace",
+        "risk after each trace block (exact, Monte Carlo or NaN)",
+        per_step=True,
+        value=lambda o: o.trace["risk"],
+    ),
     Field("wall_time", "wall time per run (its chunk's time over its runs)", units="s"),
 )
 NAMES = tuple(field.name for field in FIELDS)
@@ -123,7 +152,11 @@ def trace_observables(model: Model, params: Params) -> dict[str, Array]:
 def evaluate(model: Model, params: Params, trace: dict[str, Array], key: Array, mc_samples: int) -> dict[str, Array]:
     """Every computed field of a finished run (jittable; ``key`` is the run's training key)."""
     outcome = Outcome(model, params, trace, key, mc_samples)
-    return {field.name: jax.numpy.asarray(field.value(outcome), jax.numpy.float32) for field in COMPUTED}
+    return {
+        field.name: jax.numpy.asarray(field.value(outcome), jax.numpy.float32)
+        for field in COMPUTED
+        if field.value is not None  # always true in COMPUTED; narrows the Optional for the type checker
+    }
 
 
 def empty(n_runs: int, n_steps: int) -> dict[str, np.ndarray]:

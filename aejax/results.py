@@ -26,7 +26,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import xarray as xr
@@ -97,10 +97,10 @@ class RunStore:
             self.close()
             raise
 
-    def __enter__(self) -> RunStore:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -117,17 +117,21 @@ class RunStore:
                 old = json.loads(path.read_text())
             except (OSError, ValueError) as err:
                 raise _validate.InputError(
-                    f"cannot read {path} ({err}); delete it or choose another out directory") from None
+                    f"cannot read {path} ({err}); delete it or choose another out directory"
+                ) from None
             if not isinstance(old, dict):
-                raise _validate.InputError(f"{path} is not a sweep manifest (it holds a JSON {type(old).__name__}, "
-                                           "not an object); delete it or choose another out directory")
+                raise _validate.InputError(
+                    f"{path} is not a sweep manifest (it holds a JSON {type(old).__name__}, "
+                    "not an object); delete it or choose another out directory"
+                )
             new = json.loads(text)
             if old != new:
                 differ = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
                 details = "; ".join(_differences(old, new)[:5])
                 raise _validate.InputError(
                     f"out={str(self.out)!r} holds a different sweep (differs in: {', '.join(differ)}); "
-                    f"{details}; choose another out directory or delete it")
+                    f"{details}; choose another out directory or delete it"
+                )
         elif resume:
             raise _validate.InputError(f"resume=True but out={str(self.out)!r} holds no sweep to resume")
         else:
@@ -143,8 +147,11 @@ class RunStore:
         done: dict[int, dict[str, np.ndarray]] = {}
         for file in sorted(self.chunks.glob("chunk-*.npz")):
             if not file.name.startswith(f"chunk-{self.fingerprint}-"):
-                warnings.warn(f"ignoring chunk file {file}: it belongs to another sweep (its name lacks this sweep's "
-                              f"fingerprint {self.fingerprint}); its runs will be recomputed", stacklevel=2)
+                warnings.warn(
+                    f"ignoring chunk file {file}: it belongs to another sweep (its name lacks this sweep's "
+                    f"fingerprint {self.fingerprint}); its runs will be recomputed",
+                    stacklevel=2,
+                )
                 continue
             try:
                 with np.load(file) as z:
@@ -152,8 +159,10 @@ class RunStore:
                     ids = z["run_ids"]
                     fields = {name: z[name] for name in record.NAMES}
             except Exception as err:  # a truncated or corrupted file: recompute its runs
-                warnings.warn(f"ignoring unreadable chunk file {file} ({type(err).__name__}: {err}); "
-                              "its runs will be recomputed", stacklevel=2)
+                warnings.warn(
+                    f"ignoring unreadable chunk file {file} ({type(err).__name__}: {err}); its runs will be recomputed",
+                    stacklevel=2,
+                )
                 continue
             problem = _chunk_problem(stored, self.fingerprint, ids, fields, n_steps, n_runs)
             if problem:
@@ -170,8 +179,13 @@ class RunStore:
 
         def write(tmp):
             with open(tmp, "wb") as f:
-                np.savez(f, fingerprint=np.asarray(self.fingerprint), run_ids=run_ids,
-                         **{name: records[name] for name in record.NAMES})
+                np.savez(
+                    f,
+                    fingerprint=np.asarray(self.fingerprint),
+                    run_ids=run_ids,
+                    # the record's field names never include savez's own allow_pickle keyword
+                    **{name: records[name] for name in record.NAMES},  # pyright: ignore[reportArgumentType]
+                )
 
         atomic_write(path, write)
 
@@ -187,8 +201,14 @@ def fingerprint(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _chunk_problem(stored: str | None, expected: str, ids: np.ndarray, fields: dict[str, np.ndarray],
-                   n_steps: int | None, n_runs: int | None) -> str | None:
+def _chunk_problem(
+    stored: str | None,
+    expected: str,
+    ids: np.ndarray,
+    fields: dict[str, np.ndarray],
+    n_steps: int | None,
+    n_runs: int | None,
+) -> str | None:
     """Why a loaded chunk cannot be used (``None`` when it can)."""
     if stored != expected:
         return f"its fingerprint {stored} is not this sweep's {expected}"
@@ -217,10 +237,19 @@ def _remove_temporary_files(folder: Path) -> None:
 def _differences(old: Any, new: Any, where: str = "") -> list[str]:
     """Where two JSON values differ, as ``"path: saved X, now Y"`` lines (dicts and lists recursed)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [line for k in sorted({*old, *new}) if old.get(k) != new.get(k)
-                for line in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else k)]
+        return [
+            line
+            for k in sorted({*old, *new})
+            if old.get(k) != new.get(k)
+            for line in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else k)
+        ]
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [line for i, (a, b) in enumerate(zip(old, new)) if a != b for line in _differences(a, b, f"{where}[{i}]")]
+        return [
+            line
+            for i, (a, b) in enumerate(zip(old, new, strict=True))
+            if a != b
+            for line in _differences(a, b, f"{where}[{i}]")
+        ]
     if isinstance(old, list) and isinstance(new, list):
         return [f"{where}: saved {len(old)} entries, now {len(new)}"]
     return [f"{where}: saved {old!r}, now {new!r}"]
@@ -234,8 +263,10 @@ def _lock(path: Path) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise _validate.InputError(f"out={str(path.parent)!r} is in use by another sweep (process {holder} holds "
-                                   f"{str(path)!r}); wait for it to finish or choose another out directory") from None
+        raise _validate.InputError(
+            f"out={str(path.parent)!r} is in use by another sweep (process {holder} holds "
+            f"{str(path)!r}); wait for it to finish or choose another out directory"
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
@@ -283,8 +314,14 @@ def run_status(records: dict[str, np.ndarray], expected_nonzero: np.ndarray | No
     return np.where(finite, ok, np.where(inf | huge, "overflow", "diverged"))
 
 
-def build_dataset(grid: Grid, records: dict[str, np.ndarray], trace_coords: dict[str, Any], theory: np.ndarray,
-                  attrs: dict[str, Any], expected_nonzero: np.ndarray | None = None) -> xr.Dataset:
+def build_dataset(
+    grid: Grid,
+    records: dict[str, np.ndarray],
+    trace_coords: dict[str, Any],
+    theory: np.ndarray,
+    attrs: dict[str, Any],
+    expected_nonzero: np.ndarray | None = None,
+) -> xr.Dataset:
     """Arrange per-run records (leading axis = run index) into a Dataset with one dim per axis.
 
     Args:
@@ -307,8 +344,9 @@ def build_dataset(grid: Grid, records: dict[str, np.ndarray], trace_coords: dict
     data: dict[str, Any] = {}
     for field in record.FIELDS:
         values = records[field.name]
-        data[field.name] = ((*dims, trace_dim), values.reshape(*shape, points)) if field.per_step else \
-            (dims, values.reshape(shape))
+        data[field.name] = (
+            ((*dims, trace_dim), values.reshape(*shape, points)) if field.per_step else (dims, values.reshape(shape))
+        )
     data["theory"] = (dims, np.asarray(theory, np.float64).reshape(shape))
     data["status"] = (dims, run_status(records, expected_nonzero).astype(object).reshape(shape))
     coords: dict[str, Any] = dict(trace_coords)
@@ -367,5 +405,6 @@ def load_results(path: str | os.PathLike) -> xr.Dataset:
     try:
         return xr.load_dataset(path, engine=ENGINE)
     except Exception as err:
-        raise _validate.InputError(f"cannot read results file {str(path)!r}: {type(err).__name__}: {err} "
-                                   "(truncated or not a netCDF file)") from None
+        raise _validate.InputError(
+            f"cannot read results file {str(path)!r}: {type(err).__name__}: {err} (truncated or not a netCDF file)"
+        ) from None

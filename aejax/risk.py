@@ -20,7 +20,7 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -90,9 +90,11 @@ def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = 
         c_xs, c_ss, mean = _quadrature_moments(sigma, sigma_wt, sq, inv_sq, rho, eye)
         at_zero = sigma(jnp.zeros((), q.dtype))
     dead = ~live
-    c_ss = jnp.where(dead[:, None] & dead[None, :], at_zero * at_zero,
-                     jnp.where(dead[:, None], at_zero * mean[None, :],
-                               jnp.where(dead[None, :], at_zero * mean[:, None], c_ss)))
+    c_ss = jnp.where(
+        dead[:, None] & dead[None, :],
+        at_zero * at_zero,
+        jnp.where(dead[:, None], at_zero * mean[None, :], jnp.where(dead[None, :], at_zero * mean[:, None], c_ss)),
+    )
     c_xs = jnp.where(dead[None, :], 0.0, c_xs)
     return c_xs, c_ss
 
@@ -116,7 +118,8 @@ def _require_gaussian(source: Source) -> None:
     if not getattr(source, "is_gaussian", False):
         raise _validate.InputError(
             f"source must be a Gaussian source for closed-form moments, got {type(source).__name__}; "
-                         "use mc_risk, or optimal_decoder with key= and n_samples= for sample moments")
+            "use mc_risk, or optimal_decoder with key= and n_samples= for sample moments"
+        )
 
 
 def _risk_from_moments(A: Array, c_xs: Array, c_ss: Array, trace: Array, d: int) -> Array:
@@ -161,8 +164,16 @@ def exact_risk(params: Params, source: Source, *, arch: Architecture | None = No
     return _risk_from_moments(A, c_xs, c_ss, source.cov_trace(), source.d)
 
 
-def optimal_decoder(B: Array, source: Source, *, arch: Architecture | None = None, ridge: float = 1e-6,
-                    key: Array | None = None, n_samples: int = 100_000, **model_kw: Any) -> Array:
+def optimal_decoder(
+    B: Array,
+    source: Source,
+    *,
+    arch: Architecture | None = None,
+    ridge: float = 1e-6,
+    key: Array | None = None,
+    n_samples: int = 100_000,
+    **model_kw: Any,
+) -> Array:
     """Best linear decoder for a fixed encoder: ``A* = C_xs C_ss⁻¹`` (docs/theory.md §2).
 
     Moments are exact for Gaussian sources; for other sources pass ``key`` to estimate them from
@@ -200,6 +211,7 @@ def optimal_decoder(B: Array, source: Source, *, arch: Architecture | None = Non
         if key is None:
             _require_gaussian(source)
         _validate.prng_key("key", key)
+        key = cast(jax.Array, key)  # not None: _require_gaussian raised for a non-Gaussian source without a key
         c_xs, c_ss = sample_moments(W, source, key, n_samples, activation)
     n = B.shape[0]
     m = jnp.ones(n, W.dtype) if mask is None else jnp.asarray(mask, W.dtype)
@@ -208,8 +220,9 @@ def optimal_decoder(B: Array, source: Source, *, arch: Architecture | None = Non
     return jnp.linalg.solve(c_ss, (c_xs * m).T).T
 
 
-def sample_moments(W: Array, source: Source, key: Array, n_samples: int,
-                   activation: str | ActivationFn = "sign", chunk: int = 8192) -> tuple[Array, Array]:
+def sample_moments(
+    W: Array, source: Source, key: Array, n_samples: int, activation: str | ActivationFn = "sign", chunk: int = 8192
+) -> tuple[Array, Array]:
     """Monte Carlo estimates of ``C_xs`` and ``C_ss``, accumulated in chunks of ``chunk`` samples."""
     n_samples = _validate.positive_int("n_samples", n_samples)
     act = get_activation(activation)
@@ -226,8 +239,16 @@ def sample_moments(W: Array, source: Source, key: Array, n_samples: int,
     return xs / n_samples, ss / n_samples
 
 
-def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000, *, chunk: int = 4096,
-            arch: Architecture | None = None, **model_kw: Any) -> tuple[Array, Array]:
+def mc_risk(
+    params: Params,
+    source: Source,
+    key: Array,
+    n_samples: int = 100_000,
+    *,
+    chunk: int = 4096,
+    arch: Architecture | None = None,
+    **model_kw: Any,
+) -> tuple[Array, Array]:
     """Monte Carlo risk: mean of ``||x − x̂||² / d`` over fresh samples, and its standard error.
 
     Samples are drawn and reduced ``chunk`` at a time inside a ``lax.scan`` (Chan's pairwise
@@ -273,8 +294,9 @@ def mc_risk(params: Params, source: Source, key: Array, n_samples: int = 100_000
     return mean, jnp.sqrt(m2 / (count - 1) / count)
 
 
-def dataset_risk(params: Params, data: Array, *, block: int = 4096, arch: Architecture | None = None,
-                 **model_kw: Any) -> Array:
+def dataset_risk(
+    params: Params, data: Array, *, block: int = 4096, arch: Architecture | None = None, **model_kw: Any
+) -> Array:
     """Risk on a fixed set of rows: the mean of ``||x − x̂||² / d`` over every row of ``data`` (no resampling).
 
     Rows are reconstructed ``block`` at a time (``lax.map``), so memory does not grow with the
@@ -331,7 +353,8 @@ def _check_shapes(params: Params, source: Source, mask: Array | None) -> None:
 def _check_source(source: Source) -> None:
     if not isinstance(source, Source):
         raise _validate.InputTypeError(
-            f"source must be an aejax.sources.Source (e.g. Gaussian(d)), got {type(source).__name__}")
+            f"source must be an aejax.sources.Source (e.g. Gaussian(d)), got {type(source).__name__}"
+        )
 
 
 def _check_mask(mask: Array | None, n: int) -> None:

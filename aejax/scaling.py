@@ -27,7 +27,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -92,7 +92,7 @@ class PowerLawFit:
             nan = np.full(x.shape, np.nan)
             return nan, nan.copy()
         alpha, c, y_inf = (self.draws[:, i].reshape(-1, *([1] * x.ndim)) for i in range(3))
-        curves = c * x ** -alpha + (y_inf if offset else 0.0)
+        curves = c * x**-alpha + (y_inf if offset else 0.0)
         tail = 50 * (1 - self.level)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -108,18 +108,29 @@ class PowerLawFit:
             return f"{value:.{decimals}f} [{ci[0]:.{decimals}f}, {ci[1]:.{decimals}f}]"
 
         form = "y = y∞ + C·x^(−α)" if self.offset is not None else "y = C·x^(−α)"
-        lines = [f"{form}: {self.n} points, χ²/dof = {self.chi2_dof:.3g}",
-                 f"  α  = {show(self.alpha, self.alpha_ci)}",
-                 f"  C  = {show(self.C, self.C_ci)}"]
+        lines = [
+            f"{form}: {self.n} points, χ²/dof = {self.chi2_dof:.3g}",
+            f"  α  = {show(self.alpha, self.alpha_ci)}",
+            f"  C  = {show(self.C, self.C_ci)}",
+        ]
         if self.offset is not None and self.offset_ci is not None:
             lines.append(f"  y∞ = {show(self.offset, self.offset_ci)}")
         lines.append(f"  {self.level:.0%} intervals; {self.method}")
         return "\n".join(lines)
 
 
-def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds_axis: int | None = None,
-                  bootstrap: int = 1000, level: float = 0.95, seed: int = 0,
-                  alpha_range: tuple[float, float] = ALPHA_RANGE) -> PowerLawFit:
+def fit_power_law(
+    x: Any,
+    y: Any,
+    se: Any = None,
+    *,
+    offset: bool = False,
+    seeds_axis: int | None = None,
+    bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    alpha_range: tuple[float, float] = ALPHA_RANGE,
+) -> PowerLawFit:
     """Fit ``y = C·x^(−α)`` (or, with ``offset``, ``y = y∞ + C·x^(−α)``) by weighted least squares.
 
     The points are the values of ``x``; with ``seeds_axis``, ``y`` holds several seeds per point and the
@@ -188,8 +199,10 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
         ys = y[None, :]
     else:
         if y.ndim != 2 or not -2 <= seeds_axis < 2:
-            raise _validate.InputError(f"with seeds_axis, y must be 2-D (seeds × points) and seeds_axis 0 or 1, got shape "
-                             f"{y.shape} and seeds_axis={seeds_axis}")
+            raise _validate.InputError(
+                f"with seeds_axis, y must be 2-D (seeds × points) and seeds_axis 0 or 1, got shape "
+                f"{y.shape} and seeds_axis={seeds_axis}"
+            )
         ys = np.moveaxis(y, seeds_axis, 0)
         if ys.shape[1] != x.size:
             raise _validate.InputError(f"y has {ys.shape[1]} points along its non-seed axis, x has {x.size}")
@@ -215,8 +228,10 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
     ses = None if ses is None else ses[:, keep]
     minimum = 3 if offset else 2
     if x.size < minimum:
-        raise _validate.InputError(f"fit_power_law{' with offset' if offset else ''} needs at least {minimum} points with "
-                         f"finite y, got {x.size}")
+        raise _validate.InputError(
+            f"fit_power_law{' with offset' if offset else ''} needs at least {minimum} points with "
+            f"finite y, got {x.size}"
+        )
     order = np.argsort(x)
     x, ys = x[order], ys[:, order]
     ses = None if ses is None else ses[:, order]
@@ -225,9 +240,11 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
     mean, sigma = _point_stats(x, ys, ses)
     weighted = sigma is not None and bool(np.all(sigma > 0))
     if not offset and np.any(mean <= 0):
-        raise _validate.InputError(f"y must be positive for the fit without offset (log space), got mean values "
-                         f"{mean[mean <= 0].tolist()}; use offset=True")
-    weights = 1 / sigma**2 if weighted else np.ones_like(mean)
+        raise _validate.InputError(
+            f"y must be positive for the fit without offset (log space), got mean values "
+            f"{mean[mean <= 0].tolist()}; use offset=True"
+        )
+    weights = 1 / sigma**2 if weighted and sigma is not None else np.ones_like(mean)
     fitter = _OffsetFit(x, weights, (lo, hi)) if offset else _LogFit(x, weights, mean)
     est = fitter.fit(mean[None, :], polish=True)
     alpha, c, y_inf = (float(v[0]) for v in est)
@@ -240,7 +257,8 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
         chi2_dof = float("nan")
 
     how = ("weighted least squares" if weighted else "unweighted least squares") + (
-        " (offset: profile over α + linear solve)" if offset else " in log space")
+        " (offset: profile over α + linear solve)" if offset else " in log space"
+    )
     rng = np.random.default_rng(seed)
     draws = np.empty((0, 3))
     if bootstrap == 0:
@@ -280,9 +298,19 @@ def fit_power_law(x: Any, y: Any, se: Any = None, *, offset: bool = False, seeds
         low, high = np.percentile(values, [tail, 100 - tail])
         return (float(low), float(high))
 
-    return PowerLawFit(alpha=alpha, C=c, offset=y_inf if offset else None, alpha_ci=ci(0), C_ci=ci(1),
-                       offset_ci=ci(2) if offset else None, n=int(x.size), chi2_dof=chi2_dof, method=how,
-                       level=float(level), draws=draws)
+    return PowerLawFit(
+        alpha=alpha,
+        C=c,
+        offset=y_inf if offset else None,
+        alpha_ci=ci(0),
+        C_ci=ci(1),
+        offset_ci=ci(2) if offset else None,
+        n=int(x.size),
+        chi2_dof=chi2_dof,
+        method=how,
+        level=float(level),
+        draws=draws,
+    )
 
 
 def _point_stats(x: np.ndarray, ys: np.ndarray, ses: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -387,14 +415,15 @@ class _OffsetFit:
                     continue
 
                 def profile(log_a, i=i):
-                    return float(self._solve(ys[i:i + 1], w[i:i + 1], np.exp(np.array([[log_a]])))[2][0, 0])
+                    return float(self._solve(ys[i : i + 1], w[i : i + 1], np.exp(np.array([[log_a]])))[2][0, 0])
 
-                res = minimize_scalar(profile, bounds=(np.log(lo), np.log(hi)), method="bounded",
-                                      options={"xatol": 1e-12})
+                res = minimize_scalar(
+                    profile, bounds=(np.log(lo), np.log(hi)), method="bounded", options={"xatol": 1e-12}
+                )
                 if res.fun <= rss[i, best[i]]:
                     a = np.exp(np.array([[res.x]]))
                     alpha[i] = a[0, 0]
-                    y_inf[i], c[i] = (v[0, 0] for v in self._solve(ys[i:i + 1], w[i:i + 1], a)[:2])
+                    y_inf[i], c[i] = (v[0, 0] for v in self._solve(ys[i : i + 1], w[i : i + 1], a)[:2])
         bad = ~np.isfinite(rss[rows, best])
         alpha, c, y_inf = (np.where(bad, np.nan, v) for v in (alpha, c, y_inf))
         return alpha, c * self.x0**alpha, y_inf
@@ -427,8 +456,9 @@ def _ok(ds: xr.Dataset, da: xr.DataArray) -> xr.DataArray:
     return da
 
 
-def check_inputs(ds: xr.Dataset, var: str, along: str, *, names: dict[str, str] | None = None,
-                 minimum: int = 3) -> None:
+def check_inputs(
+    ds: xr.Dataset, var: str, along: str, *, names: dict[str, str] | None = None, minimum: int = 3
+) -> None:
     """Raise a ``ValueError`` naming the argument when ``var`` is not in ``ds``, ``along`` is not one of its
     dimensions or coordinates, or ``along`` has fewer than ``minimum`` positive values.
 
@@ -448,17 +478,25 @@ def check_inputs(ds: xr.Dataset, var: str, along: str, *, names: dict[str, str] 
     """
     names = {"var": "var", "along": "along", **(names or {})}
     if var not in ds.data_vars:
-        raise _validate.InputError(f"{names['var']} {var!r} is not a variable of the results; available: "
-                         f"{', '.join(sorted(map(str, ds.data_vars)))}")
+        raise _validate.InputError(
+            f"{names['var']} {var!r} is not a variable of the results; available: "
+            f"{', '.join(sorted(map(str, ds.data_vars)))}"
+        )
     if along not in ds[var].dims:
-        raise _validate.InputError(f"{names['along']} {along!r} is not a dimension of {var!r}; its dimensions: "
-                         f"{', '.join(map(str, ds[var].dims))}")
+        raise _validate.InputError(
+            f"{names['along']} {along!r} is not a dimension of {var!r}; its dimensions: "
+            f"{', '.join(map(str, ds[var].dims))}"
+        )
     values = np.asarray(ds[along].values)
     if values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise _validate.InputError(f"{names['along']} {along!r} must have positive numeric values, got {values.tolist()}")
+        raise _validate.InputError(
+            f"{names['along']} {along!r} must have positive numeric values, got {values.tolist()}"
+        )
     if values.size < minimum:
-        raise _validate.InputError(f"{names['along']} {along!r} has {values.size} values "
-                         f"({', '.join(f'{v:g}' for v in values)}); a scaling fit needs at least {minimum}")
+        raise _validate.InputError(
+            f"{names['along']} {along!r} has {values.size} values "
+            f"({', '.join(f'{v:g}' for v in values)}); a scaling fit needs at least {minimum}"
+        )
 
 
 def _se_of(ds: xr.Dataset, var: str) -> xr.DataArray | None:
@@ -467,9 +505,18 @@ def _se_of(ds: xr.Dataset, var: str) -> xr.DataArray | None:
     return ds[name] if name in ds.data_vars else None
 
 
-def extrapolate(ds: xr.Dataset, var: str = "exact_risk", along: str = "d", *, seeds: str = "seed",
-                theory: Any = None, activation: str | None = None, bootstrap: int = 1000, level: float = 0.95,
-                seed: int = 0) -> xr.Dataset:
+def extrapolate(
+    ds: xr.Dataset,
+    var: str = "exact_risk",
+    along: str = "d",
+    *,
+    seeds: str = "seed",
+    theory: Any = None,
+    activation: str | None = None,
+    bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> xr.Dataset:
     """Extrapolate ``var`` to ``along`` → ∞ at every other coordinate (e.g. per rate) and compare with theory.
 
     At each combination of the remaining coordinates, fits ``var = R∞ + C·along^(−α)`` to the seed mean
@@ -517,11 +564,13 @@ def extrapolate(ds: xr.Dataset, var: str = "exact_risk", along: str = "d", *, se
     da = _ok(ds, ds[var])
     traced = [dim for dim in da.dims if dim in TRACE_DIMS]
     if traced:
-        raise _validate.InputError(f"var {var!r} has a trace dimension {traced[0]!r}; extrapolate a final quantity "
-                         "(e.g. exact_risk or risk), or use collapse for traces")
+        raise _validate.InputError(
+            f"var {var!r} has a trace dimension {traced[0]!r}; extrapolate a final quantity "
+            "(e.g. exact_risk or risk), or use collapse for traces"
+        )
     se = _se_of(ds, var)
     has_seeds = seeds in da.dims
-    others = [dim for dim in da.dims if dim not in (along, seeds)]
+    others = [str(dim) for dim in da.dims if dim not in (along, seeds)]
     order = [*others, *([seeds] if has_seeds else []), along]
     da = da.transpose(*order)
     se = None if se is None else se.broadcast_like(da).transpose(*order)
@@ -529,8 +578,19 @@ def extrapolate(ds: xr.Dataset, var: str = "exact_risk", along: str = "d", *, se
     shape = tuple(da.sizes[dim] for dim in others)
     coords = {dim: ds[dim].values for dim in others}
 
-    names = ["r_inf", "r_inf_low", "r_inf_high", "alpha", "alpha_low", "alpha_high", "C", "C_low", "C_high",
-             "chi2_dof", "n_points"]
+    names = [
+        "r_inf",
+        "r_inf_low",
+        "r_inf_high",
+        "alpha",
+        "alpha_low",
+        "alpha_high",
+        "C",
+        "C_low",
+        "C_high",
+        "chi2_dof",
+        "n_points",
+    ]
     out = {name: np.full(shape, np.nan) for name in names}
     mean = np.full((*shape, x.size), np.nan)
     mean_se = np.full((*shape, x.size), np.nan)
@@ -546,16 +606,28 @@ def extrapolate(ds: xr.Dataset, var: str = "exact_risk", along: str = "d", *, se
         if sigma is not None:
             mean_se[index] = sigma
         try:
-            fit = fit_power_law(x, y, s, offset=True, seeds_axis=0, bootstrap=bootstrap, level=level, seed=seed) \
-                if has_seeds and y.shape[0] > 1 else \
-                fit_power_law(x, y[0], None if s is None else s[0], offset=True, bootstrap=bootstrap, level=level,
-                              seed=seed)
+            fit = (
+                fit_power_law(x, y, s, offset=True, seeds_axis=0, bootstrap=bootstrap, level=level, seed=seed)
+                if has_seeds and y.shape[0] > 1
+                else fit_power_law(
+                    x, y[0], None if s is None else s[0], offset=True, bootstrap=bootstrap, level=level, seed=seed
+                )
+            )
         except ValueError as err:
             skipped.append(f"{_label(others, coords, index) or 'all'}: {err}")
             continue
         methods.add(fit.method)
-        row = [fit.offset, *fit.offset_ci, fit.alpha, *fit.alpha_ci, fit.C, *fit.C_ci, fit.chi2_dof, fit.n]
-        for name, value in zip(names, row):
+        row = [
+            fit.offset,
+            *cast(tuple[float, float], fit.offset_ci),
+            fit.alpha,
+            *fit.alpha_ci,
+            fit.C,
+            *fit.C_ci,
+            fit.chi2_dof,
+            fit.n,
+        ]
+        for name, value in zip(names, row, strict=True):
             out[name][index] = value
         if len(fit.draws):
             draws[index][: len(fit.draws)] = fit.draws
@@ -594,14 +666,22 @@ def extrapolate(ds: xr.Dataset, var: str = "exact_risk", along: str = "d", *, se
     }
     for name, text in described.items():
         result[name].attrs["long_name"] = text
-    result.attrs.update(var=var, along=along, level=level, bootstrap=bootstrap, seed=seed,
-                        method="; ".join(sorted(methods)), theory_source=source,
-                        skipped=json.dumps(skipped), seeds=int(da.sizes.get(seeds, 1)))
+    result.attrs.update(
+        var=var,
+        along=along,
+        level=level,
+        bootstrap=bootstrap,
+        seed=seed,
+        method="; ".join(sorted(methods)),
+        theory_source=source,
+        skipped=json.dumps(skipped),
+        seeds=int(da.sizes.get(seeds, 1)),
+    )
     return result
 
 
 def _label(others: list[str], coords: dict[str, np.ndarray], index: tuple[int, ...]) -> str:
-    return ", ".join(f"{dim}={_fmt(coords[dim][i])}" for dim, i in zip(others, index))
+    return ", ".join(f"{dim}={_fmt(coords[dim][i])}" for dim, i in zip(others, index, strict=True))
 
 
 def _fmt(value: Any) -> str:
@@ -611,9 +691,12 @@ def _fmt(value: Any) -> str:
 def _theory_values(ds, others, coords, shape, along, seeds, theory, activation) -> tuple[np.ndarray, str]:
     if theory is not None:
         if isinstance(theory, xr.DataArray):
-            return np.broadcast_to(theory.broadcast_like(xr.DataArray(np.zeros(shape), coords=coords,
-                                                                      dims=others)).transpose(*others).values,
-                                   shape).astype(float), "theory given by the caller"
+            return np.broadcast_to(
+                theory.broadcast_like(xr.DataArray(np.zeros(shape), coords=coords, dims=others))
+                .transpose(*others)
+                .values,
+                shape,
+            ).astype(float), "theory given by the caller"
         return np.broadcast_to(np.asarray(theory, float), shape).copy(), "theory given by the caller"
     if "rate" in others:
         from aejax.theory import gaussian_limit
@@ -636,8 +719,9 @@ def _theory_values(ds, others, coords, shape, along, seeds, theory, activation) 
     return np.full(shape, np.nan), "no theory available"
 
 
-def collapse(ds: xr.Dataset, var: str = "risk_trace", along: str = "d", time: str = "tau", *,
-             seeds: str = "seed") -> xr.DataArray:
+def collapse(
+    ds: xr.Dataset, var: str = "risk_trace", along: str = "d", time: str = "tau", *, seeds: str = "seed"
+) -> xr.DataArray:
     """Trajectory collapse: how far each size's training curve lies from the largest size's.
 
     For each value of ``along`` (and each other coordinate), the seed mean of ``var`` (runs with status
@@ -670,16 +754,19 @@ def collapse(ds: xr.Dataset, var: str = "risk_trace", along: str = "d", time: st
     check_inputs(ds, var, along, minimum=1)
     da = _ok(ds, ds[var])
     note = ""
-    time_coord = time in ds.coords and set(ds[time].dims) <= set(da.dims) and any(
-        dim in TRACE_DIMS for dim in ds[time].dims)
+    time_coord = (
+        time in ds.coords and set(ds[time].dims) <= set(da.dims) and any(dim in TRACE_DIMS for dim in ds[time].dims)
+    )
     if time in da.dims or time_coord:
         t = ds[time]
     elif "step" in da.dims:
         note = f"{time!r} is not in the results: compared at equal optimizer step instead"
         time, t = "step", ds["step"]
     else:
-        raise _validate.InputError(f"time {time!r} is not a dimension or coordinate of {var!r} (dimensions: "
-                         f"{', '.join(map(str, da.dims))}) and there is no 'step' dimension")
+        raise _validate.InputError(
+            f"time {time!r} is not a dimension or coordinate of {var!r} (dimensions: "
+            f"{', '.join(map(str, da.dims))}) and there is no 'step' dimension"
+        )
     time_dim = time if time in da.dims else next(dim for dim in t.dims if dim in da.dims and dim in TRACE_DIMS)
     mean = da.mean(seeds) if seeds in da.dims else da
     others = [dim for dim in mean.dims if dim not in (along, time_dim)]
@@ -691,15 +778,22 @@ def collapse(ds: xr.Dataset, var: str = "risk_trace", along: str = "d", time: st
     for index in np.ndindex(*mv.shape[:-2]):
         for j in range(mv.shape[-2]):
             out[(*index, j)] = _max_abs_difference(tv[index][j], mv[index][j], tv[index][ref], mv[index][ref])
-    result = xr.DataArray(out, dims=(*others, along), coords={dim: mean[dim].values for dim in (*others, along)},
-                          name=f"{var}_collapse")
+    result = xr.DataArray(
+        out, dims=(*others, along), coords={dim: mean[dim].values for dim in (*others, along)}, name=f"{var}_collapse"
+    )
     result.attrs.update(
         long_name=f"max over the shared {time} grid of |seed-mean {var}({along}) − seed-mean {var}({along}_max)|",
-        description=(f"For each {along}, the largest absolute difference between its seed-mean {var} curve and "
-                     f"that of the largest {along} ({_fmt(ds[along].values[ref])}), over the time points of "
-                     f"either curve inside the range both cover (linear interpolation between points); runs "
-                     "whose status is not ok are left out. 0 means a perfect collapse; NaN, no shared time range."),
-        reference=float(ds[along].values[ref]), time=time, var=var, along=along)
+        description=(
+            f"For each {along}, the largest absolute difference between its seed-mean {var} curve and "
+            f"that of the largest {along} ({_fmt(ds[along].values[ref])}), over the time points of "
+            f"either curve inside the range both cover (linear interpolation between points); runs "
+            "whose status is not ok are left out. 0 means a perfect collapse; NaN, no shared time range."
+        ),
+        reference=float(ds[along].values[ref]),
+        time=time,
+        var=var,
+        along=along,
+    )
     if note:
         result.attrs["note"] = note
     return result
@@ -740,7 +834,7 @@ def _points(result: xr.Dataset, dims: list[str]) -> list[dict[str, Any]]:
     if stacked is not None:
         return [{dims[0]: v} for v in stacked]
     grids = np.meshgrid(*[result[dim].values for dim in dims], indexing="ij")
-    return [dict(zip(dims, values)) for values in zip(*(g.ravel() for g in grids))]
+    return [dict(zip(dims, values, strict=True)) for values in zip(*(g.ravel() for g in grids), strict=True)]
 
 
 def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
@@ -767,7 +861,7 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
 
     plt = pyplot()
     along, var = result.attrs.get("along", "d"), result.attrs.get("var", "risk")
-    dims = [dim for dim in result["r_inf"].dims]
+    dims = [str(dim) for dim in result["r_inf"].dims]
     x = result[along].values.astype(float)
     fine = np.geomspace(x.min(), x.max(), 100)
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
@@ -782,8 +876,16 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
         label = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) or var
         label += f": α={float(sel['alpha']):.2f} [{float(sel['alpha_low']):.2f}, {float(sel['alpha_high']):.2f}]"
         pos = gap > 0
-        ax.errorbar(x[pos], gap[pos], yerr=np.where(np.isfinite(se), se, 0)[pos], fmt="o", color=color, ms=4,
-                    capsize=2, label=label)
+        ax.errorbar(
+            x[pos],
+            gap[pos],
+            yerr=np.where(np.isfinite(se), se, 0)[pos],
+            fmt="o",
+            color=color,
+            ms=4,
+            capsize=2,
+            label=label,
+        )
         if (~pos).any():
             ax.plot(x[~pos], np.abs(gap[~pos]), "o", mfc="none", color=color, ms=4)
         ax.plot(fine, float(sel["C"]) * fine ** -float(sel["alpha"]), "-", color=color, lw=1.2)
@@ -795,8 +897,9 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
             low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
             ax.fill_between(fine, low, high, color=color, alpha=0.2, lw=0)
     ax.set(xscale="log", yscale="log", xlabel=along, ylabel=f"{var} − R∞ (fitted)")
-    ax.set_title(f"{var} → R∞ + C·{along}^(−α); bands: {float(result.attrs.get('level', 0.95)):.0%} bootstrap",
-                 fontsize=9)
+    ax.set_title(
+        f"{var} → R∞ + C·{along}^(−α); bands: {float(result.attrs.get('level', 0.95)):.0%} bootstrap", fontsize=9
+    )
     ax.grid(alpha=0.3, which="both")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
@@ -804,8 +907,16 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
     return _save_figure(fig, path)
 
 
-def plot_trajectories(ds: xr.Dataset, path: str | os.PathLike, var: str = "risk_trace", along: str = "d",
-                      time: str = "tau", *, seeds: str = "seed", panels: str = "rate") -> Path:
+def plot_trajectories(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    var: str = "risk_trace",
+    along: str = "d",
+    time: str = "tau",
+    *,
+    seeds: str = "seed",
+    panels: str = "rate",
+) -> Path:
     """Seed-mean ``var`` against ``time`` for every value of ``along``, one panel per value of ``panels``
     (other coordinates: their first value), with the theory (``ds["theory"]``) as a dashed line. Without
     ``time`` in the results, ``step`` is the time axis.
@@ -847,12 +958,18 @@ def plot_trajectories(ds: xr.Dataset, path: str | os.PathLike, var: str = "risk_
     values = ds[panels].values if panels in mean.dims else [None]
     plt = pyplot()
     fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values) + 0.6, 3.4), dpi=100, squeeze=False)
-    for ax, value in zip(axes[0], values):
+    for ax, value in zip(axes[0], values, strict=True):
         m = mean.sel({panels: value}) if value is not None else mean
         tv = t.sel({panels: value}) if value is not None else t
         for k, size in enumerate(ds[along].values):
-            ax.plot(tv.sel({along: size}).values, m.sel({along: size}).values, "-", lw=1.2,
-                    color=plt.cm.viridis(k / max(1, ds.sizes[along] - 1)), label=f"{along}={_fmt(size)}")
+            ax.plot(
+                tv.sel({along: size}).values,
+                m.sel({along: size}).values,
+                "-",
+                lw=1.2,
+                color=plt.cm.viridis(k / max(1, ds.sizes[along] - 1)),
+                label=f"{along}={_fmt(size)}",
+            )
         if "theory" in ds.data_vars:
             th = ds["theory"].isel({d: 0 for d in ds["theory"].dims if d in rest or d == seeds})
             th = th.sel({along: ds[along].max()})
@@ -886,21 +1003,45 @@ def table_rows(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
         >>> header[:3], rows[0][2]
         (['α [CI]', 'C', 'R∞ [CI]'], '0.36000 [nan, nan]')
     """
-    dims = list(result["r_inf"].dims)
+    dims = [str(dim) for dim in result["r_inf"].dims]
     rows = []
     for point in _points(result, dims):
         sel = result.sel(point) if point else result
-        f = {name: float(sel[name]) for name in ("alpha", "alpha_low", "alpha_high", "C", "r_inf", "r_inf_low",
-                                                  "r_inf_high", "theory", "r_inf_minus_theory", "chi2_dof")}
-        covers = "—" if not (np.isfinite(f["theory"]) and np.isfinite(f["r_inf_low"])) else (
-            "yes" if bool(sel["covers"]) else "no")
+        f = {
+            name: float(sel[name])
+            for name in (
+                "alpha",
+                "alpha_low",
+                "alpha_high",
+                "C",
+                "r_inf",
+                "r_inf_low",
+                "r_inf_high",
+                "theory",
+                "r_inf_minus_theory",
+                "chi2_dof",
+            )
+        }
+        covers = (
+            "—"
+            if not (np.isfinite(f["theory"]) and np.isfinite(f["r_inf_low"]))
+            else ("yes" if bool(sel["covers"]) else "no")
+        )
         # R∞ to two significant digits of its interval's width (at least 4 decimals)
         width = f["r_inf_high"] - f["r_inf_low"]
         n = max(4, 1 - math.floor(math.log10(width))) if np.isfinite(width) and width > 0 else 5
-        rows.append([*(_fmt(v) for v in point.values()),
-                     f"{f['alpha']:.3f} [{f['alpha_low']:.3f}, {f['alpha_high']:.3f}]", f"{f['C']:.3g}",
-                     f"{f['r_inf']:.{n}f} [{f['r_inf_low']:.{n}f}, {f['r_inf_high']:.{n}f}]", f"{f['theory']:.{n}f}",
-                     f"{f['r_inf_minus_theory']:+.{n}f}", covers, f"{f['chi2_dof']:.2f}"])
+        rows.append(
+            [
+                *(_fmt(v) for v in point.values()),
+                f"{f['alpha']:.3f} [{f['alpha_low']:.3f}, {f['alpha_high']:.3f}]",
+                f"{f['C']:.3g}",
+                f"{f['r_inf']:.{n}f} [{f['r_inf_low']:.{n}f}, {f['r_inf_high']:.{n}f}]",
+                f"{f['theory']:.{n}f}",
+                f"{f['r_inf_minus_theory']:+.{n}f}",
+                covers,
+                f"{f['chi2_dof']:.2f}",
+            ]
+        )
     return [*dims, *TABLE_HEADER], rows
 
 
@@ -918,9 +1059,16 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def report(results: str | os.PathLike, var: str = "exact_risk", along: str = "d",
-           out: str | os.PathLike | None = None, *, bootstrap: int = 1000, level: float = 0.95,
-           seed: int = 0) -> dict[str, Any]:
+def report(
+    results: str | os.PathLike,
+    var: str = "exact_risk",
+    along: str = "d",
+    out: str | os.PathLike | None = None,
+    *,
+    bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Fit the scaling law of a results file and write ``scaling.nc``, ``scaling.md``, ``scaling_gap.png``
     and (with a ``risk_trace``) ``scaling_trajectories.png`` into ``out``: the ``aejax scaling`` command.
 
@@ -982,21 +1130,36 @@ def report(results: str | os.PathLike, var: str = "exact_risk", along: str = "d"
         files["trajectories"] = plot_trajectories(ds, out / "scaling_trajectories.png", trace_var, along)
     xs = ", ".join(_fmt(v) for v in ds[along].values)
     skipped = json.loads(result.attrs["skipped"])
-    text = [f"# Scaling of {var} with {along}", "",
-            f"Results: `{results}`; {along} = {xs}; {result.attrs['seeds']} seed(s).", "",
-            (f"Fit: {var} = R∞ + C·{along}^(−α) at each {', '.join(result['r_inf'].dims) or 'point'}; "
-             f"{result.attrs['method']}; {level:.0%} percentile intervals. Theory: {result.attrs['theory_source']}."),
-            "", table, ""]
+    text = [
+        f"# Scaling of {var} with {along}",
+        "",
+        f"Results: `{results}`; {along} = {xs}; {result.attrs['seeds']} seed(s).",
+        "",
+        (
+            f"Fit: {var} = R∞ + C·{along}^(−α) at each {', '.join(map(str, result['r_inf'].dims)) or 'point'}; "
+            f"{result.attrs['method']}; {level:.0%} percentile intervals. Theory: {result.attrs['theory_source']}."
+        ),
+        "",
+        table,
+        "",
+    ]
     if skipped:
         text += ["Not fitted: " + "; ".join(skipped), ""]
     if collapsed is not None:
-        c_dims = list(collapsed.dims)
-        c_rows = [[*(_fmt(v) for v in point.values()), f"{float(collapsed.sel(point)):.2e}"]
-                  for point in _points(collapsed.to_dataset(), c_dims)]
-        text += [f"## Trajectory collapse ({trace_var} against {collapsed.attrs['time']})", "",
-                 collapsed.attrs["description"] + (f" Note: {collapsed.attrs['note']}." if "note" in
-                                                   collapsed.attrs else ""), "",
-                 markdown([*c_dims, "max |Δ|"], c_rows), ""]
+        c_dims = [str(dim) for dim in collapsed.dims]
+        c_rows = [
+            [*(_fmt(v) for v in point.values()), f"{float(collapsed.sel(point)):.2e}"]
+            for point in _points(collapsed.to_dataset(), c_dims)
+        ]
+        text += [
+            f"## Trajectory collapse ({trace_var} against {collapsed.attrs['time']})",
+            "",
+            collapsed.attrs["description"]
+            + (f" Note: {collapsed.attrs['note']}." if "note" in collapsed.attrs else ""),
+            "",
+            markdown([*c_dims, "max |Δ|"], c_rows),
+            "",
+        ]
     text += ["Figures: " + ", ".join(f"`{p.name}`" for p in files.values()), ""]
     files["netcdf"] = save_results(result, out / "scaling.nc")
     files["markdown"] = out / "scaling.md"

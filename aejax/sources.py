@@ -43,13 +43,15 @@ class Source:
         jax.tree_util.register_pytree_node(cls, cls._flatten, cls._unflatten)
 
     def _flatten(self):
-        static = tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in self._leaves)
+        # every concrete source is a dataclass; the base class itself is not declared as one
+        fields = dataclasses.fields(self)  # pyright: ignore[reportArgumentType]
+        static = tuple((f.name, getattr(self, f.name)) for f in fields if f.name not in self._leaves)
         return tuple(getattr(self, name) for name in self._leaves), static
 
     @classmethod
     def _unflatten(cls, static, leaves):
         obj = object.__new__(cls)
-        for name, value in (*static, *zip(cls._leaves, leaves)):
+        for name, value in (*static, *zip(cls._leaves, leaves, strict=True)):
             object.__setattr__(obj, name, value)
         return obj
 
@@ -204,8 +206,16 @@ class Empirical(Source):
     data: Any
     d: int = dataclasses.field(init=False)
 
-    def __init__(self, data: Any, center: bool = True, whiten: str | None = None,
-                 components: int | None = None, eig_floor: float = 1e-6, *, preprocessing: Any = None):
+    def __init__(
+        self,
+        data: Any,
+        center: bool = True,
+        whiten: str | None = None,
+        components: int | None = None,
+        eig_floor: float = 1e-6,
+        *,
+        preprocessing: Any = None,
+    ):
 
         if preprocessing is None:
             preprocessing = fit_preprocessing(data, center, whiten, components, eig_floor)
@@ -268,6 +278,7 @@ def _covariance_and_factor(d: int, covariance: Any) -> tuple[Array, Array]:
     eigval, eigvec = np.linalg.eigh(cov)
     if eigval.min() < -1e-8 * max(1.0, eigval.max()):
         raise _validate.InputError(
-            f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}")
+            f"covariance must be positive semi-definite; its smallest eigenvalue is {eigval.min():.3g}"
+        )
     factor = eigvec * np.sqrt(np.clip(eigval, 0, None))
     return jnp.asarray(cov, dtype=jnp.float32), jnp.asarray(factor, dtype=jnp.float32)

@@ -29,7 +29,7 @@ import platform
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -39,10 +39,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from aejax import _validate, record, theory
+from aejax.checkpoint import ChunkCheckpoints
 from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
-from aejax.checkpoint import ChunkCheckpoints
 from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, save_results
 from aejax.sources import Source
@@ -85,7 +85,9 @@ _PROGRAMS: dict[tuple, _Program] = {}  # compiled chunk programs, so later sweep
 _MAX_PROGRAMS = 16
 
 
-def compile_program(config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]) -> _Program:
+def compile_program(
+    config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]
+) -> _Program:
     """The chunk program, compiled once per structure: swept values are arguments, so a later sweep
     that changes only them (seeds, rates within the bucket, learning rates, ...) reuses it."""
     key = (config, mc_samples, mesh, runs, hparam_names)
@@ -103,11 +105,15 @@ def compile_program(config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int,
     return program
 
 
-def _compile_now(config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]) -> _Program:
+def _compile_now(
+    config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]
+) -> _Program:
     sharding = NamedSharding(mesh, PartitionSpec("runs"))
     key_shape = jax.random.key_data(jax.random.key(0)).shape
-    args = (jax.ShapeDtypeStruct((runs, *key_shape), jnp.uint32, sharding=sharding),
-            {name: jax.ShapeDtypeStruct((runs,), jnp.float32, sharding=sharding) for name in hparam_names})
+    args = (
+        jax.ShapeDtypeStruct((runs, *key_shape), jnp.uint32, sharding=sharding),
+        {name: jax.ShapeDtypeStruct((runs,), jnp.float32, sharding=sharding) for name in hparam_names},
+    )
     fn = jax.jit(batch_runs(make_run(config, mc_samples), config, mesh), in_shardings=sharding, out_shardings=sharding)
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
@@ -122,12 +128,23 @@ def _program_bytes(compiled) -> int:
         return 0
     if mem is None:
         return 0
-    return int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
-               + getattr(mem, "generated_code_size_in_bytes", 0))
+    return int(
+        mem.temp_size_in_bytes
+        + mem.argument_size_in_bytes
+        + mem.output_size_in_bytes
+        + getattr(mem, "generated_code_size_in_bytes", 0)
+    )
 
 
-def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: int, hparam_names: tuple[str, ...],
-                 chunk: int | None, budget: int) -> _Program:
+def plan_program(
+    config: TrainConfig,
+    mc_samples: int,
+    mesh: Mesh,
+    bucket_runs: int,
+    hparam_names: tuple[str, ...],
+    chunk: int | None,
+    budget: int,
+) -> _Program:
     """Compile the chunk program, shrinking the chunk until one device's memory fits ``budget``.
 
     The default chunk follows from ``bucket_runs``, the bucket's number of runs (finished or not),
@@ -137,7 +154,9 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: 
         InputError (a ValueError): when even one run per device does not fit, or a requested ``chunk`` does not.
     """
     devices = mesh.devices.size
-    per_device = min(MAX_RUNS_PER_DEVICE, math.ceil(bucket_runs / devices)) if chunk is None else math.ceil(chunk / devices)
+    per_device = (
+        min(MAX_RUNS_PER_DEVICE, math.ceil(bucket_runs / devices)) if chunk is None else math.ceil(chunk / devices)
+    )
     program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
     compilations, seconds = program.compilations, program.compile_seconds
     while program.bytes_per_device > budget:
@@ -146,7 +165,8 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: 
             raise _validate.InputError(
                 f"{'chunk=' + str(chunk) if chunk else 'one run per device'} needs {need:.2f} GiB per device at "
                 f"d={config.d}, n={config.n}, batch={config.batch}, mc_samples={mc_samples}, over the memory budget "
-                f"of {budget / 2**30:.2f} GiB; lower chunk, batch, mc_samples, d or n, or raise memory_budget")
+                f"of {budget / 2**30:.2f} GiB; lower chunk, batch, mc_samples, d or n, or raise memory_budget"
+            )
         per_run = program.bytes_per_device / per_device
         per_device = max(1, min(per_device - 1, int(budget / per_run)))
         program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
@@ -156,8 +176,13 @@ def plan_program(config: TrainConfig, mc_samples: int, mesh: Mesh, bucket_runs: 
 
 def _device_description(mesh: Mesh) -> dict[str, Any]:
     first = mesh.devices.flat[0]
-    return {"platform": first.platform, "device_kind": first.device_kind, "devices": int(mesh.devices.size),
-            "processes": jax.process_count(), "host": platform.node()}
+    return {
+        "platform": first.platform,
+        "device_kind": first.device_kind,
+        "devices": int(mesh.devices.size),
+        "processes": jax.process_count(),
+        "host": platform.node(),
+    }
 
 
 def _versions() -> dict[str, str]:
@@ -191,11 +216,22 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
     return out
 
 
-def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, out: str | os.PathLike | None = None,
-          resume: bool = False, devices: int | Sequence[jax.Device] | None = None, chunk: int | None = None,
-          seed: int = 0, mc_samples: int = DEFAULT_MC_SAMPLES, max_padding: float = 0.25, memory_budget: int | None = None,
-          progress: bool = True, checkpoint_every: int | None = None,
-          checkpoint_seconds: float | None = None) -> xr.Dataset:
+def sweep(
+    config: TrainConfig,
+    grid: dict[str, Any] | list[dict[str, Any]],
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm] (alias of a compiled class)
+    chunk: int | None = None,
+    seed: int = 0,
+    mc_samples: int = DEFAULT_MC_SAMPLES,
+    max_padding: float = 0.25,
+    memory_budget: int | None = None,
+    progress: bool = True,
+    checkpoint_every: int | None = None,
+    checkpoint_seconds: float | None = None,
+) -> xr.Dataset:
     """Train every run of ``grid`` and collect final risks, traces and theory in a Dataset.
 
     Args:
@@ -250,33 +286,50 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         _validate.positive_number("checkpoint_seconds", checkpoint_seconds, scalar=True)
     checkpointing = checkpoint_every is not None or checkpoint_seconds is not None
     if checkpointing and out is None:
-        raise _validate.InputError("checkpoint_every/checkpoint_seconds need out= (checkpoints are saved under out/checkpoints)")
-    grid = Grid.from_spec(grid, config.d)
-    if "d" in grid.runs[0] and isinstance(config.source, Source):
-        raise _validate.InputError(f"a 'd' grid axis needs a named source (the config's source object has d={config.source.d}); "
-                         "sweep d with source='gaussian', 'bg' or 'sr'")
-    _check_axes_have_effect(config, grid)
+        raise _validate.InputError(
+            "checkpoint_every/checkpoint_seconds need out= (checkpoints are saved under out/checkpoints)"
+        )
+    spec = Grid.from_spec(grid, config.d)
+    if "d" in spec.runs[0] and isinstance(config.source, Source):
+        raise _validate.InputError(
+            f"a 'd' grid axis needs a named source (the config's source object has d={config.source.d}); "
+            "sweep d with source='gaussian', 'bg' or 'sr'"
+        )
+    _check_axes_have_effect(config, spec)
     mesh = make_mesh(default_devices(config) if devices is None else devices)
-    budget = memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
-    run_dims = [run.get("d", config.d) for run in grid.runs]
-    n_units = [_units_of(run, d, config) for run, d in zip(grid.runs, run_dims)]
+    budget = (
+        memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
+    )
+    run_dims = [cast(int, run.get("d", config.d)) for run in spec.runs]  # Grid makes every d an int
+    n_units = [_units_of(run, d, config) for run, d in zip(spec.runs, run_dims, strict=True)]
     cost_power = 2.0 if config.mode == "population" else 1.0
-    buckets = {d: bucket_sizes([n for n, dd in zip(n_units, run_dims) if dd == d], max_padding, cost_power)
-               for d in sorted(set(run_dims), reverse=True)}
-    manifest = {"config": config_description(config), "runs": list(grid.runs), "dims": list(grid.dims),
-                "seed": seed, "mc_samples": mc_samples}
+    buckets = {
+        d: bucket_sizes([n for n, dd in zip(n_units, run_dims, strict=True) if dd == d], max_padding, cost_power)
+        for d in sorted(set(run_dims), reverse=True)
+    }
+    manifest = {
+        "config": config_description(config),
+        "runs": list(spec.runs),
+        "dims": list(spec.dims),
+        "seed": seed,
+        "mc_samples": mc_samples,
+    }
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
         n_steps = len(config.trace_steps)
-        done = _share_finished(store.load(n_steps, len(grid.runs)) if store else {}, len(grid.runs), n_steps)
+        done = _share_finished(store.load(n_steps, len(spec.runs)) if store else {}, len(spec.runs), n_steps)
         records: dict[int, dict[str, np.ndarray]] = dict(done)
-        hparam_names = tuple(k for k in grid.runs[0] if k not in ("seed", "d"))
+        hparam_names = tuple(k for k in spec.runs[0] if k not in ("seed", "d"))
         stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
 
         plans = []
         for d, d_buckets in buckets.items():
             for bucket_n in sorted(set(d_buckets.values()), reverse=True):
-                members = [i for i, (n, dd) in enumerate(zip(n_units, run_dims)) if dd == d and d_buckets[n] == bucket_n]
+                members = [
+                    i
+                    for i, (n, dd) in enumerate(zip(n_units, run_dims, strict=True))
+                    if dd == d and d_buckets[n] == bucket_n
+                ]
                 pending = [i for i in members if i not in records]
                 if pending:
                     bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
@@ -293,18 +346,31 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
             for program, pending, bucket_config in plans:
                 for start in range(0, len(pending), program.runs):
-                    ids = np.asarray(pending[start:start + program.runs])
+                    ids = np.asarray(pending[start : start + program.runs])
                     checkpoints = None
-                    if checkpointing and is_writer:
+                    if checkpointing and is_writer and out is not None:  # out is set whenever checkpointing
                         segment = segment_blocks(bucket_config, checkpoint_every)
                         tag = hashlib.sha1(f"{fingerprint}/{ids.tolist()}/{segment}".encode()).hexdigest()[:16]
-                        checkpoints = ChunkCheckpoints(os.path.join(out, "checkpoints"), f"chunk-{int(ids[0]):07d}-{tag}")
+                        checkpoints = ChunkCheckpoints(
+                            os.path.join(out, "checkpoints"), f"chunk-{int(ids[0]):07d}-{tag}"
+                        )
                     if checkpointing:
                         chunk_records, seconds = _run_chunk_in_segments(
-                            bucket_config, mc_samples, program.runs, mesh, grid, ids, seed, hparam_names,
-                            checkpoint_every, checkpoint_seconds, checkpoints, bar)
+                            bucket_config,
+                            mc_samples,
+                            program.runs,
+                            mesh,
+                            spec,
+                            ids,
+                            seed,
+                            hparam_names,
+                            checkpoint_every,
+                            checkpoint_seconds,
+                            checkpoints,
+                            bar,
+                        )
                     else:
-                        chunk_records, seconds = _run_chunk(program, mesh, grid, ids, seed, hparam_names)
+                        chunk_records, seconds = _run_chunk(program, mesh, spec, ids, seed, hparam_names)
                     chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
                     if store:
                         store.save(ids, chunk_records)
@@ -316,21 +382,42 @@ def sweep(config: TrainConfig, grid: dict[str, Any] | list[dict[str, Any]], *, o
                     stats["chunk_fill"].append(len(ids) / program.runs)
                     bar.advance(len(ids))
 
-        stacked = {name: np.stack([records[i][name] for i in range(len(grid.runs))]) for name in record.NAMES}
-        rates = np.asarray([n / d for n, d in zip(n_units, run_dims)])
-        bucket_attr = ({str(k): v for k, v in buckets[config.d].items()} if list(buckets) == [config.d]
-                       else {str(d): {str(k): v for k, v in b.items()} for d, b in buckets.items()})
-        overhead = sum(buckets[d][n] ** cost_power for n, d in zip(n_units, run_dims)) / \
-            sum(n**cost_power for n in n_units) - 1  # grid.padding_overhead, over every d
-        attrs = {"config": manifest["config"], "seed": seed, "mc_samples": mc_samples, "versions": _versions(),
-                 "device": _device_description(mesh), "buckets": bucket_attr, "padding_overhead": overhead,
-                 "compilations": stats["compilations"], "compile_seconds": stats["compile_seconds"],
-                 "chunks": stats["chunks"], "reused_runs": len(done),
-                 "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0,
-                 "memory": memory}
+        stacked = {name: np.stack([records[i][name] for i in range(len(spec.runs))]) for name in record.NAMES}
+        rates = np.asarray([n / d for n, d in zip(n_units, run_dims, strict=True)])
+        bucket_attr = (
+            {str(k): v for k, v in buckets[config.d].items()}
+            if list(buckets) == [config.d]
+            else {str(d): {str(k): v for k, v in b.items()} for d, b in buckets.items()}
+        )
+        overhead = (
+            sum(buckets[d][n] ** cost_power for n, d in zip(n_units, run_dims, strict=True))
+            / sum(n**cost_power for n in n_units)
+            - 1
+        )  # grid.padding_overhead, over every d
+        attrs = {
+            "config": manifest["config"],
+            "seed": seed,
+            "mc_samples": mc_samples,
+            "versions": _versions(),
+            "device": _device_description(mesh),
+            "buckets": bucket_attr,
+            "padding_overhead": overhead,
+            "compilations": stats["compilations"],
+            "compile_seconds": stats["compile_seconds"],
+            "chunks": stats["chunks"],
+            "reused_runs": len(done),
+            "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0,
+            "memory": memory,
+        }
         theory_values = np.asarray(theory.gaussian_limit(rates, config.activation))
-        ds = build_dataset(grid, stacked, trace_coordinates(config, set(run_dims)), theory_values, attrs,
-                           _expected_nonzero(config, grid, mc_samples))
+        ds = build_dataset(
+            spec,
+            stacked,
+            trace_coordinates(config, set(run_dims)),
+            theory_values,
+            attrs,
+            _expected_nonzero(config, spec, mc_samples),
+        )
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))
         return ds
@@ -350,10 +437,14 @@ def memory_plan(plans: list, mesh: Mesh, budget: int) -> dict[str, Any]:
         return {}
     per_run = per_device / max(1, runs)
     d_max = int(d * math.sqrt(budget / per_run))
-    return {"bytes_per_device": int(max(m[2] for m in measured)), "bytes_per_run": int(per_run), "budget": int(budget),
-            "largest_d": d_max,
-            "summary": f"memory: {per_device / 2**20:.1f} MiB per device ({runs} runs) at d={d}, n={n}; budget "
-                       f"{budget / 2**30:.2f} GiB per device; one run per device fits up to d ≈ {d_max} at rate {n / d:g}"}
+    return {
+        "bytes_per_device": int(max(m[2] for m in measured)),
+        "bytes_per_run": int(per_run),
+        "budget": int(budget),
+        "largest_d": d_max,
+        "summary": f"memory: {per_device / 2**20:.1f} MiB per device ({runs} runs) at d={d}, n={n}; budget "
+        f"{budget / 2**30:.2f} GiB per device; one run per device fits up to d ≈ {d_max} at rate {n / d:g}",
+    }
 
 
 def _units_of(run: dict[str, Any], d: int, config: TrainConfig) -> int:
@@ -381,8 +472,9 @@ def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
     return coords
 
 
-def _chunk_inputs(runs: int, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,
-                  hparam_names: tuple[str, ...]) -> tuple[jax.Array, dict[str, jax.Array]]:
+def _chunk_inputs(
+    runs: int, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int, hparam_names: tuple[str, ...]
+) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Run keys and swept values of the runs ``ids``, padded to ``runs`` with copies of the last one,
     as global arrays sharded over the mesh."""
     padded = np.concatenate([ids, np.full(runs - len(ids), ids[-1])])
@@ -398,15 +490,21 @@ def _ineffective_axes(config: TrainConfig) -> dict[str, str]:
     sign_surrogate = config.activation == "sign" and config.surrogate != "ste"
     out = {}
     if not sign_surrogate:
-        out["slope"] = (f"the surrogate slope only acts on activation 'sign' with a surrogate other than 'ste' "
-                        f"(here activation={config.activation!r}, surrogate={config.surrogate!r})")
+        out["slope"] = (
+            f"the surrogate slope only acts on activation 'sign' with a surrogate other than 'ste' "
+            f"(here activation={config.activation!r}, surrogate={config.surrogate!r})"
+        )
     if not (sign_surrogate or config.activation == "helu"):
-        out["margin"] = (f"the margin only acts on activation 'helu', or 'sign' with a surrogate other than 'ste' "
-                         f"(here activation={config.activation!r}, surrogate={config.surrogate!r})")
+        out["margin"] = (
+            f"the margin only acts on activation 'helu', or 'sign' with a surrogate other than 'ste' "
+            f"(here activation={config.activation!r}, surrogate={config.surrogate!r})"
+        )
     if not (isinstance(config.source, str) and not config.is_gaussian) and config.decoder == "linear":
         source = config.source if isinstance(config.source, str) else type(config.source).__name__
-        out["p"] = (f"the sparsity p only acts on a named sparse source ('bg', 'sr') or a non-linear decoder "
-                    f"(here source={source!r}, decoder={config.decoder!r})")
+        out["p"] = (
+            f"the sparsity p only acts on a named sparse source ('bg', 'sr') or a non-linear decoder "
+            f"(here source={source!r}, decoder={config.decoder!r})"
+        )
     return out
 
 
@@ -417,8 +515,9 @@ def _check_axes_have_effect(config: TrainConfig, grid: Grid) -> None:
     for axis, reason in _ineffective_axes(config).items():
         values = sorted({run[axis] for run in grid.runs if axis in run})
         if len(values) > 1:
-            raise _validate.InputError(f"grid axis {axis!r} has no effect: {reason}; its values {values} would give "
-                                       "identical runs")
+            raise _validate.InputError(
+                f"grid axis {axis!r} has no effect: {reason}; its values {values} would give identical runs"
+            )
         if values and values[0] != defaults[axis]:
             warnings.warn(f"grid axis {axis!r} = {values[0]} is ignored: {reason}", UserWarning, stacklevel=3)
 
@@ -436,14 +535,15 @@ def _expected_nonzero(config: TrainConfig, grid: Grid, mc_samples: int) -> np.nd
     return np.full(len(grid.runs), mc_samples * config.d * float(p))
 
 
-def _run_chunk(program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int,
-               hparam_names: tuple[str, ...]) -> tuple[dict[str, np.ndarray], float]:
+def _run_chunk(
+    program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int, hparam_names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], float]:
     """Run the runs ``ids`` (padded to the program's chunk size with copies of the last one)."""
     keys, hparams = _chunk_inputs(program.runs, mesh, grid, ids, seed, hparam_names)
     start = time.perf_counter()
     host = _to_host(program.compiled(keys, hparams))
     seconds = time.perf_counter() - start
-    return {name: np.asarray(value)[:len(ids)] for name, value in host.items()}, seconds
+    return {name: np.asarray(value)[: len(ids)] for name, value in host.items()}, seconds
 
 
 def segment_blocks(config: TrainConfig, checkpoint_every: int | None) -> int:
@@ -475,12 +575,14 @@ def _segment_programs(config: TrainConfig, mc_samples: int, mesh: Mesh):
         return jax.random.wrap_key_data(key_data)
 
     start = jax.jit(batch_runs(lambda k, h: trainer.start(wrap(k), h), config, mesh))
-    finish = jax.jit(batch_runs(lambda s, k, h: config.bind(h).record(s.params, s.trace, wrap(k), mc_samples),
-                                config, mesh))
+    finish = jax.jit(
+        batch_runs(lambda s, k, h: config.bind(h).record(s.params, s.trace, wrap(k), mc_samples), config, mesh)
+    )
     advances: dict[int, Any] = {}
 
     def advance(count: int):
         if count not in advances:
+
             def one_segment(state, keys, hparams, first):
                 step = batch_runs(lambda s, k, h: trainer.advance(s, wrap(k), h, first, count), config, mesh)
                 return step(state, keys, hparams)
@@ -494,10 +596,20 @@ def _segment_programs(config: TrainConfig, mc_samples: int, mesh: Mesh):
     return programs
 
 
-def _run_chunk_in_segments(config: TrainConfig, mc_samples: int, runs: int, mesh: Mesh, grid: Grid, ids: np.ndarray,
-                           seed: int, hparam_names: tuple[str, ...], checkpoint_every: int | None,
-                           checkpoint_seconds: float | None, checkpoints: ChunkCheckpoints | None,
-                           bar: ChunkProgress) -> tuple[dict[str, np.ndarray], float]:
+def _run_chunk_in_segments(
+    config: TrainConfig,
+    mc_samples: int,
+    runs: int,
+    mesh: Mesh,
+    grid: Grid,
+    ids: np.ndarray,
+    seed: int,
+    hparam_names: tuple[str, ...],
+    checkpoint_every: int | None,
+    checkpoint_seconds: float | None,
+    checkpoints: ChunkCheckpoints | None,
+    bar: ChunkProgress,
+) -> tuple[dict[str, np.ndarray], float]:
     """Like ``_run_chunk``, in segments of trace blocks with a checkpoint between them; continues
     from the chunk's newest checkpoint when there is one (only process 0 reads and writes them)."""
     trainer, start_fn, advance, finish = _segment_programs(config, mc_samples, mesh)
@@ -528,7 +640,7 @@ def _run_chunk_in_segments(config: TrainConfig, mc_samples: int, runs: int, mesh
             last_save = time.perf_counter()
     host = _to_host(finish(state, keys, hparams))
     seconds = time.perf_counter() - started
-    return {name: np.asarray(value)[:len(ids)] for name, value in host.items()}, seconds
+    return {name: np.asarray(value)[: len(ids)] for name, value in host.items()}, seconds
 
 
 def _broadcast_restored(restored: tuple[int, Any] | None, like: Any) -> tuple[int, Any] | None:
@@ -548,7 +660,9 @@ def _to_host(outputs: dict[str, jax.Array]) -> dict[str, np.ndarray]:
     return multihost_utils.process_allgather(outputs, tiled=True)
 
 
-def _share_finished(done: dict[int, dict[str, np.ndarray]], n_runs: int, n_steps: int) -> dict[int, dict[str, np.ndarray]]:
+def _share_finished(
+    done: dict[int, dict[str, np.ndarray]], n_runs: int, n_steps: int
+) -> dict[int, dict[str, np.ndarray]]:
     """With several processes, every process takes process 0's finished runs (only it reads the store)."""
     if jax.process_count() == 1:
         return done
@@ -558,5 +672,6 @@ def _share_finished(done: dict[int, dict[str, np.ndarray]], n_runs: int, n_steps
         for name in record.NAMES:
             packed[name][run] = values[name]
     packed = jax.tree_util.tree_map(np.asarray, multihost_utils.broadcast_one_to_all(packed))
-    return {run: {name: packed[name][run] for name in record.NAMES}
-            for run in np.flatnonzero(packed["finished"]).tolist()}
+    return {
+        run: {name: packed[name][run] for name in record.NAMES} for run in np.flatnonzero(packed["finished"]).tolist()
+    }

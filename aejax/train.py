@@ -27,7 +27,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -138,9 +138,10 @@ def make_trainer(config: TrainConfig) -> Trainer:
             params, opt_state = carry
             loss, grads = jax.value_and_grad(loss_fn)(params, batch_at(t))
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            updates = _freeze(updates, config.trainable, jnp.zeros_like)  # also no weight decay
+            # optax's updates have the structure of the gradients, i.e. of Params
+            updates = _freeze(cast(Params, updates), config.trainable, jnp.zeros_like)  # also no weight decay
             lr = config.learning_rate(model.hparams["lr"]) * schedule_factor(config.schedule, t, total, config.warmup)
-            params = optax.apply_updates(params, jax.tree_util.tree_map(lambda u: lr * u, updates))
+            params = cast(Params, optax.apply_updates(params, jax.tree_util.tree_map(lambda u: lr * u, updates)))
             return (params, opt_state), loss
 
         def trace_risk_of(params, j):
@@ -174,8 +175,10 @@ def make_trainer(config: TrainConfig) -> Trainer:
 
         first = jnp.asarray(first, jnp.int32)
         (params, opt_state), points = jax.lax.scan(block, (state.params, state.opt_state), first + jnp.arange(count))
-        trace = {name: jax.lax.dynamic_update_slice(state.trace[name], jnp.asarray(points[name], jnp.float32), (first,))
-                 for name in traced}
+        trace = {
+            name: jax.lax.dynamic_update_slice(state.trace[name], jnp.asarray(points[name], jnp.float32), (first,))
+            for name in traced
+        }
         return TrainState(params, opt_state, trace)
 
     return Trainer(start, advance, len(ends))

@@ -42,9 +42,16 @@ def matmul_flops_per_second(size: int | None = None, chain: int = 8, repeat: int
 def machine() -> dict[str, Any]:
     """Device and host description stored with every result."""
     device = jax.devices()[0]
-    return {"platform": device.platform, "device_kind": device.device_kind, "devices": jax.device_count(),
-            "cpu_count": os.cpu_count(), "host": platform.node(), "python": platform.python_version(),
-            "jax": jax.__version__, "processor": platform.processor() or platform.machine()}
+    return {
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "devices": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "processor": platform.processor() or platform.machine(),
+    }
 
 
 def write(name: str, rows: list[dict[str, Any]], meta: dict[str, Any], columns: list[str]) -> Path:
@@ -64,8 +71,10 @@ def write(name: str, rows: list[dict[str, Any]], meta: dict[str, Any], columns: 
 def _describe(meta: dict[str, Any]) -> str:
     m = meta["machine"]
     extra = {k: v for k, v in meta.items() if k != "machine"}
-    return (f"{m['device_kind']} ({m['platform']}, {m['devices']} device(s), {m['cpu_count']} CPUs), "
-            f"jax {m['jax']}, Python {m['python']}. " + "; ".join(f"{k}: {_fmt(v)}" for k, v in extra.items()))
+    return (
+        f"{m['device_kind']} ({m['platform']}, {m['devices']} device(s), {m['cpu_count']} CPUs), "
+        f"jax {m['jax']}, Python {m['python']}. " + "; ".join(f"{k}: {_fmt(v)}" for k, v in extra.items())
+    )
 
 
 def _fmt(value: Any) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 
 import jax
-
 from _common import best_time, machine, matmul_flops_per_second, write
+
 from aejax.model import init
 from aejax.risk import exact_risk, mc_risk
 from aejax.sources import Gaussian
@@ -27,26 +27,38 @@ def main() -> None:
     args = parser.parse_args()
     peak = matmul_flops_per_second()
     rows = []
-    for d in ([64, 256] if args.quick else [64, 256, 1024, 2048]):
+    for d in [64, 256] if args.quick else [64, 256, 1024, 2048]:
         n = d
         source = Gaussian(d)
         params = init(jax.random.key(0), d, n, decoder_scale=1.0)
         samples = max(4096, int(4e10 / (4 * d * n)))
-        mc = jax.jit(lambda p, k: mc_risk(p, source, k, samples, chunk=4096))
+        mc = jax.jit(lambda p, k, source=source, samples=samples: mc_risk(p, source, k, samples, chunk=4096))
         t_mc = best_time(mc, params, jax.random.key(1))
-        exact = jax.jit(lambda p: exact_risk(p, source))
+        exact = jax.jit(lambda p, source=source: exact_risk(p, source))
         t_exact = best_time(exact, params)
-        grad = jax.jit(jax.value_and_grad(lambda p: exact_risk(p, source)))
+        grad = jax.jit(jax.value_and_grad(lambda p, source=source: exact_risk(p, source)))
         t_grad = best_time(grad, params)
         exact_flops = 4 * d * n * n
-        rows.append({"d": d, "n": n, "mc_samples": samples,
-                     "mc_gflops": 4 * d * n * samples / t_mc / 1e9, "mc_fraction": 4 * d * n * samples / t_mc / peak,
-                     "exact_ms": 1e3 * t_exact, "exact_fraction": exact_flops / t_exact / peak,
-                     "gd_step_ms": 1e3 * t_grad, "gd_fraction": 3 * exact_flops / t_grad / peak})
+        rows.append(
+            {
+                "d": d,
+                "n": n,
+                "mc_samples": samples,
+                "mc_gflops": 4 * d * n * samples / t_mc / 1e9,
+                "mc_fraction": 4 * d * n * samples / t_mc / peak,
+                "exact_ms": 1e3 * t_exact,
+                "exact_fraction": exact_flops / t_exact / peak,
+                "gd_step_ms": 1e3 * t_grad,
+                "gd_fraction": 3 * exact_flops / t_grad / peak,
+            }
+        )
         print(rows[-1], flush=True)
-    write("risk_flops", rows, {"machine": machine(), "matmul_gflops": peak / 1e9},
-          ["d", "n", "mc_samples", "mc_gflops", "mc_fraction", "exact_ms", "exact_fraction", "gd_step_ms",
-           "gd_fraction"])
+    write(
+        "risk_flops",
+        rows,
+        {"machine": machine(), "matmul_gflops": peak / 1e9},
+        ["d", "n", "mc_samples", "mc_gflops", "mc_fraction", "exact_ms", "exact_fraction", "gd_step_ms", "gd_fraction"],
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from _common import best_time, machine, write
+
 from aejax.config import TrainConfig
 from aejax.devices import make_mesh
 from aejax.sweeping import compile_program, sweep
@@ -66,9 +66,11 @@ def largest_d(runs: int, budget: float, dims: list[int]) -> tuple[int, list[int]
 def device_scan(counts: list[int], d: int, runs: int, steps: int) -> list[dict]:
     rows = []
     for count in counts:
-        code = (f"import jax; jax.config.update('jax_num_cpu_devices', {count}); import sys; "
-                f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r}); "
-                f"import bench_scaling as b, json; print(json.dumps(b.time_per_step({d}, {runs}, {steps})))")
+        code = (
+            f"import jax; jax.config.update('jax_num_cpu_devices', {count}); import sys; "
+            f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r}); "
+            f"import bench_scaling as b, json; print(json.dumps(b.time_per_step({d}, {runs}, {steps})))"
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True)
         rows.append({"devices": count, "seconds_per_step": json.loads(out.stdout.strip().splitlines()[-1])})
         print(rows[-1], flush=True)
@@ -84,7 +86,7 @@ def main() -> None:
     rows = []
     per_step = [time_per_step(d, 8, 20) for d in dims]
     exponent, err = fit_exponent(dims, per_step)
-    rows += [{"scan": "d", "d": d, "runs": 8, "seconds_per_step": t} for d, t in zip(dims, per_step)]
+    rows += [{"scan": "d", "d": d, "runs": 8, "seconds_per_step": t} for d, t in zip(dims, per_step, strict=True)]
     run_counts = [1, 4, 16] if quick else [1, 2, 4, 8, 16, 32, 64]
     for runs in run_counts:
         t = time_per_step(128, runs, 20)
@@ -100,14 +102,19 @@ def main() -> None:
     grid = {"seed": [0, 1, 2], "rate": [0.25, 0.5, 1.0, 1.5, 2.0]}
     first = sweep(small, grid, progress=False, mc_samples=1024)
     again = sweep(small, {**grid, "seed": [3, 4, 5]}, progress=False, mc_samples=1024)
-    meta = {"machine": machine(), "time_vs_d_exponent": exponent, "time_vs_d_exponent_se": err,
-            "largest_d_r2_one_run_24GiB": fit_largest_one, "largest_d_r2_64_runs_unchunked_24GiB": fit_largest_64,
-            "sweep_compilations": first.attrs["compilations"], "sweep_compile_s": first.attrs["compile_seconds"],
-            "sweep_padding_overhead": first.attrs["padding_overhead"],
-            "resweep_new_seeds_compilations": again.attrs["compilations"]}
+    meta = {
+        "machine": machine(),
+        "time_vs_d_exponent": exponent,
+        "time_vs_d_exponent_se": err,
+        "largest_d_r2_one_run_24GiB": fit_largest_one,
+        "largest_d_r2_64_runs_unchunked_24GiB": fit_largest_64,
+        "sweep_compilations": first.attrs["compilations"],
+        "sweep_compile_s": first.attrs["compile_seconds"],
+        "sweep_padding_overhead": first.attrs["padding_overhead"],
+        "resweep_new_seeds_compilations": again.attrs["compilations"],
+    }
     print(json.dumps(meta, indent=1, default=str))
-    write("scaling", rows, meta, ["scan", "d", "runs", "devices", "seconds_per_step", "per_run_step",
-                                  "bytes_per_run"])
+    write("scaling", rows, meta, ["scan", "d", "runs", "devices", "seconds_per_step", "per_run_step", "bytes_per_run"])
 
 
 if __name__ == "__main__":

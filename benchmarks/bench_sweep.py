@@ -26,8 +26,8 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from _common import best_time, machine, matmul_flops_per_second, write
+
 from aejax.config import TrainConfig
 from aejax.devices import default_devices, make_mesh, use_all_cpu_cores
 from aejax.model import init
@@ -181,19 +181,42 @@ def main() -> None:
             t_torch = None if "torch" in skip else time_torch(config, runs)
             t_numpy = time_numpy(config, runs) if d <= 512 and "numpy" not in skip else None
             work = runs * steps
-            row = {"d": d, "runs": runs, "steps": steps, "sweep_runsteps_per_s": work / t_sweep,
-                   "loop_runsteps_per_s": work / t_loop, "speedup_vs_loop": t_loop / t_sweep,
-                   "speedup_vs_torch": None if t_torch is None else t_torch / t_sweep,
-                   "speedup_vs_numpy": None if t_numpy is None else t_numpy / t_sweep,
-                   "useful_gflops": useful_flops(d, d, steps, runs) / t_sweep / 1e9,
-                   "fraction_of_matmul": useful_flops(d, d, steps, runs) / t_sweep / peak,
-                   "compile_s_sweep": c_sweep, "compile_s_loop": c_loop, "xla_vs_analytic_flops": ratio}
+            row = {
+                "d": d,
+                "runs": runs,
+                "steps": steps,
+                "sweep_runsteps_per_s": work / t_sweep,
+                "loop_runsteps_per_s": work / t_loop,
+                "speedup_vs_loop": t_loop / t_sweep,
+                "speedup_vs_torch": None if t_torch is None else t_torch / t_sweep,
+                "speedup_vs_numpy": None if t_numpy is None else t_numpy / t_sweep,
+                "useful_gflops": useful_flops(d, d, steps, runs) / t_sweep / 1e9,
+                "fraction_of_matmul": useful_flops(d, d, steps, runs) / t_sweep / peak,
+                "compile_s_sweep": c_sweep,
+                "compile_s_loop": c_loop,
+                "xla_vs_analytic_flops": ratio,
+            }
             rows.append(row)
             print(row, flush=True)
     meta = {"machine": machine(), "matmul_gflops": peak / 1e9, "batch": BATCH, "mc_samples": MC_SAMPLES}
-    write("sweep_throughput", rows, meta, ["d", "runs", "steps", "sweep_runsteps_per_s", "speedup_vs_loop",
-                                           "speedup_vs_torch", "speedup_vs_numpy", "useful_gflops",
-                                           "fraction_of_matmul", "compile_s_sweep", "xla_vs_analytic_flops"])
+    write(
+        "sweep_throughput",
+        rows,
+        meta,
+        [
+            "d",
+            "runs",
+            "steps",
+            "sweep_runsteps_per_s",
+            "speedup_vs_loop",
+            "speedup_vs_torch",
+            "speedup_vs_numpy",
+            "useful_gflops",
+            "fraction_of_matmul",
+            "compile_s_sweep",
+            "xla_vs_analytic_flops",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""Reproduce 'features' (see docs/gallery.md). Usage: python scripts/features.py [--size tiny|small|large] [--out DIR]"""
+"""Reproduce 'features' (see docs/gallery.md).
+
+Usage: python scripts/features.py [--size tiny|small|large] [--out DIR]
+"""
 
 from aejax.reproduce import main
 

@@ -1,4 +1,7 @@
-"""Reproduce 'finite-size' (see docs/gallery.md). Usage: python scripts/finite_size.py [--size tiny|small|large] [--out DIR]"""
+"""Reproduce 'finite-size' (see docs/gallery.md).
+
+Usage: python scripts/finite_size.py [--size tiny|small|large] [--out DIR]
+"""
 
 from aejax.reproduce import main
 

@@ -1,4 +1,7 @@
-"""Reproduce 'gaussian-limit' (see docs/gallery.md). Usage: python scripts/gaussian_limit.py [--size tiny|small|large] [--out DIR]"""
+"""Reproduce 'gaussian-limit' (see docs/gallery.md).
+
+Usage: python scripts/gaussian_limit.py [--size tiny|small|large] [--out DIR]
+"""
 
 from aejax.reproduce import main
 

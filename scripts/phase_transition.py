@@ -1,4 +1,7 @@
-"""Reproduce 'phase-transition' (see docs/gallery.md). Usage: python scripts/phase_transition.py [--size tiny|small|large] [--out DIR]"""
+"""Reproduce 'phase-transition' (see docs/gallery.md).
+
+Usage: python scripts/phase_transition.py [--size tiny|small|large] [--out DIR]
+"""
 
 from aejax.reproduce import main
 

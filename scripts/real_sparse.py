@@ -1,4 +1,7 @@
-"""Reproduce 'real-sparse' (see docs/gallery.md). Usage: python scripts/real_sparse.py [--size tiny|small|large] [--out DIR]"""
+"""Reproduce 'real-sparse' (see docs/gallery.md).
+
+Usage: python scripts/real_sparse.py [--size tiny|small|large] [--out DIR]
+"""
 
 from aejax.reproduce import main
 

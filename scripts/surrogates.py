@@ -1,4 +1,7 @@
-"""Reproduce 'surrogates' (see docs/gallery.md). Usage: python scripts/surrogates.py [--size tiny|small|large] [--out DIR]"""
+"""Reproduce 'surrogates' (see docs/gallery.md).
+
+Usage: python scripts/surrogates.py [--size tiny|small|large] [--out DIR]
+"""
 
 from aejax.reproduce import main
 

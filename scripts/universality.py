@@ -1,4 +1,7 @@
-"""Reproduce 'universality' (see docs/gallery.md). Usage: python scripts/universality.py [--size tiny|small|large] [--out DIR]"""
+"""Reproduce 'universality' (see docs/gallery.md).
+
+Usage: python scripts/universality.py [--size tiny|small|large] [--out DIR]
+"""
 
 from aejax.reproduce import main
 

@@ -4,6 +4,8 @@ References are the docs/theory.md §5 formulas written out in NumPy below and sc
 values produced by aejax itself.
 """
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,7 +57,7 @@ def test_surrogate_area_is_two(surrogate, slope):
     grad = jax.jit(jax.grad(lambda u: sign(u, slope, surrogate)))
     f = lambda u: float(grad(jnp.float32(u)))  # noqa: E731
     edges = [-np.inf, -1 / slope, 0.0, 1 / slope, np.inf]  # splits at the kinks of clip / approx_sign
-    area = sum(integrate.quad(f, a, b, limit=200)[0] for a, b in zip(edges[:-1], edges[1:]))
+    area = sum(integrate.quad(f, a, b, limit=200)[0] for a, b in itertools.pairwise(edges))
     assert area == pytest.approx(2.0, abs=2e-4)
 
 
@@ -175,9 +177,16 @@ def test_sign_is_differentiable_inside_sharded_jit():
     np.testing.assert_allclose(g, FORMULAS["gauss"](np.asarray(u, np.float64), 2.0), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("name,reference", [("relu", lambda x: np.maximum(x, 0)), ("tanh", np.tanh),
-                                            ("linear", lambda x: x), ("helu", lambda x: np.maximum(x, 0)),
-                                            ("sign", lambda x: np.where(x >= 0, 1.0, -1.0))])
+@pytest.mark.parametrize(
+    "name,reference",
+    [
+        ("relu", lambda x: np.maximum(x, 0)),
+        ("tanh", np.tanh),
+        ("linear", lambda x: x),
+        ("helu", lambda x: np.maximum(x, 0)),
+        ("sign", lambda x: np.where(x >= 0, 1.0, -1.0)),
+    ],
+)
 def test_registry_lookup_by_name(name, reference):
     """get_activation(name) computes the named function, with the uniform (u, slope, margin) signature."""
     assert name in ACTIVATIONS
@@ -199,11 +208,14 @@ def test_public_names():
     assert aejax.sign is sign and aejax.helu is helu
 
 
-@pytest.mark.parametrize("call,argument", [
-    (lambda: sign(jnp.zeros(3), surrogate="sigmoid"), "surrogate"),
-    (lambda: get_activation("softplus"), "activation"),
-    (lambda: get_activation("sign", surrogate="bogus"), "surrogate"),
-])
+@pytest.mark.parametrize(
+    "call,argument",
+    [
+        (lambda: sign(jnp.zeros(3), surrogate="sigmoid"), "surrogate"),
+        (lambda: get_activation("softplus"), "activation"),
+        (lambda: get_activation("sign", surrogate="bogus"), "surrogate"),
+    ],
+)
 def test_unknown_names_raise_listing_allowed(call, argument):
     """Unknown names raise ValueError naming the argument and listing the allowed names."""
     with pytest.raises(ValueError, match=argument) as err:

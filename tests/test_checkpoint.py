@@ -73,7 +73,9 @@ def test_kill_mid_run_then_resume_is_bit_identical(tmp_path):
         if checkpoints.exists() and any(checkpoints.rglob("block-*")):
             break
         time.sleep(0.05)
-    assert process.poll() is None, "the sweep ended before a checkpoint could be seen: " + process.stderr.read().decode()[-2000:]
+    assert process.poll() is None, (
+        "the sweep ended before a checkpoint could be seen: " + process.stderr.read().decode()[-2000:]
+    )
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     saved = sorted(p.name for p in checkpoints.rglob("block-*"))

@@ -41,14 +41,26 @@ USER_ERRORS = [
     (["theory", "--rates", ""], "argument --rates: expected comma-separated numbers, got ''", ""),
     (["sweep", *TINY, "--out", ""], "argument --out: expected a directory path, got ''", ""),
     (["reproduce", "sparse", "--out", " "], "argument --out: expected a directory path", ""),
-    (["sweep", *TINY, "--coordinator", "localhost:1234"], "need --coordinator, --num-processes and --process-id",
-     "missing --num-processes, --process-id"),
-    (["sweep", *TINY, "--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"],
-     "--coordinator must be host:port", "'nohost'"),
-    (["sweep", *TINY, "--coordinator", "h:1", "--num-processes", "0", "--process-id", "0"],
-     "--num-processes must be a positive integer", "got 0"),
-    (["sweep", *TINY, "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
-     "--process-id must be in [0, --num-processes=2)", "got 2"),
+    (
+        ["sweep", *TINY, "--coordinator", "localhost:1234"],
+        "need --coordinator, --num-processes and --process-id",
+        "missing --num-processes, --process-id",
+    ),
+    (
+        ["sweep", *TINY, "--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"],
+        "--coordinator must be host:port",
+        "'nohost'",
+    ),
+    (
+        ["sweep", *TINY, "--coordinator", "h:1", "--num-processes", "0", "--process-id", "0"],
+        "--num-processes must be a positive integer",
+        "got 0",
+    ),
+    (
+        ["sweep", *TINY, "--coordinator", "h:1", "--num-processes", "2", "--process-id", "2"],
+        "--process-id must be in [0, --num-processes=2)",
+        "got 2",
+    ),
     # axes that do nothing: several values refused (one value that is not the default: a warning)
     (["sweep", *TINY, "--p", "0.1,0.5"], "grid axis 'p' has no effect", "source='gaussian'"),
     (["sweep", *TINY, "--activation", "relu", "--slope", "1,2"], "grid axis 'slope' has no effect", "'relu'"),
@@ -56,7 +68,9 @@ USER_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("argv, fragment, detail", USER_ERRORS, ids=[" ".join(a[:1] + a[-2:]) for a, _, _ in USER_ERRORS])
+@pytest.mark.parametrize(
+    "argv, fragment, detail", USER_ERRORS, ids=[" ".join(a[:1] + a[-2:]) for a, _, _ in USER_ERRORS]
+)
 def test_user_errors_are_one_line_naming_the_argument(tmp_path, monkeypatch, capsys, argv, fragment, detail):
     monkeypatch.chdir(tmp_path)
     status, _, err = run(argv, capsys)
@@ -94,6 +108,7 @@ def test_huge_steps_returns_promptly_with_status_2(tmp_path, monkeypatch, capsys
 
 def test_a_bug_keeps_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
     """A TypeError deep inside the library is not bad input: status 1, the traceback, a bug-report line."""
+
     def broken(*args, **kwargs):
         raise TypeError("unsupported operand type(s) deep inside")
 
@@ -120,20 +135,27 @@ def test_ctrl_c_in_a_sweep_says_what_was_kept_and_exits_130(tmp_path, monkeypatc
     out = tmp_path / "out"
     argv = ["sweep", *TINY, "--rates", "0.5,1", "--seeds", "0,1", "--devices", "1", "--chunk", "2", "--out", str(out)]
     status, _, err = run(argv, capsys)
-    assert status == 130 and err == (f"aejax: interrupted; finished chunks are kept in {out / 'chunks'}: rerun the "
-                                     "same command to resume\n"), err
+    assert status == 130 and err == (
+        f"aejax: interrupted; finished chunks are kept in {out / 'chunks'}: rerun the same command to resume\n"
+    ), err
     assert len(list((out / "chunks").glob("chunk-*.npz"))) == 1
     monkeypatch.setattr(sweeping, "_run_chunk", real)
     status, _, _ = run(argv, capsys)
     assert status == 0 and aejax.load_results(out).attrs["reused_runs"] == 2
 
 
-@pytest.mark.parametrize("argv, target, kept", [
-    (["train", *TINY[:-1]], "aejax.sweeping.sweep", "nothing was kept"),
-    (["theory"], "aejax.theory.prediction_table", "nothing was kept"),
-    (["reproduce", "sparse", "--size", "tiny", "--out", "rep"], "aejax.reproduce.run",
-     "the finished chunks of its sweeps are kept under rep"),
-])
+@pytest.mark.parametrize(
+    "argv, target, kept",
+    [
+        (["train", *TINY[:-1]], "aejax.sweeping.sweep", "nothing was kept"),
+        (["theory"], "aejax.theory.prediction_table", "nothing was kept"),
+        (
+            ["reproduce", "sparse", "--size", "tiny", "--out", "rep"],
+            "aejax.reproduce.run",
+            "the finished chunks of its sweeps are kept under rep",
+        ),
+    ],
+)
 def test_ctrl_c_in_every_command_is_one_line_and_130(tmp_path, monkeypatch, capsys, argv, target, kept):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -148,11 +170,26 @@ def test_flags_win_over_every_sweep_option_of_the_toml(tmp_path, monkeypatch, ca
     """Issue 17.6: [sweep] out/resume/progress/devices/chunk/mc_samples in the TOML, each overridden by its
     flag (--out, --no-resume, --quiet, --devices, --chunk, --mc-samples)."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "c.toml").write_text("[train]\nd = 8\nsteps = 4\nbatch = 8\n[grid]\nseed = [0, 1]\nrate = [1.0]\n"
-                                     "[sweep]\nout = 'a'\nresume = true\nprogress = true\ndevices = 1\nchunk = 1\n"
-                                     "mc_samples = 512\n")
-    argv = ["sweep", "--config", "c.toml", "--out", "b", "--no-resume", "--quiet", "--devices", "2", "--chunk", "2",
-            "--mc-samples", "64"]
+    (tmp_path / "c.toml").write_text(
+        "[train]\nd = 8\nsteps = 4\nbatch = 8\n[grid]\nseed = [0, 1]\nrate = [1.0]\n"
+        "[sweep]\nout = 'a'\nresume = true\nprogress = true\ndevices = 1\nchunk = 1\n"
+        "mc_samples = 512\n"
+    )
+    argv = [
+        "sweep",
+        "--config",
+        "c.toml",
+        "--out",
+        "b",
+        "--no-resume",
+        "--quiet",
+        "--devices",
+        "2",
+        "--chunk",
+        "2",
+        "--mc-samples",
+        "64",
+    ]
     status, _, err = run(argv, capsys)
     assert status == 0, err
     assert not (tmp_path / "a").exists() and "━" not in err  # no progress bar
@@ -168,19 +205,23 @@ def test_one_ignored_axis_value_is_a_one_line_warning(tmp_path, monkeypatch, cap
     monkeypatch.chdir(tmp_path)
     status, _, err = run(["sweep", *TINY, "--rates", "1", "--seeds", "0", "--p", "0.5", "--out", "o"], capsys)
     assert status == 0
-    assert err == ("aejax: warning: grid axis 'p' = 0.5 is ignored: the sparsity p only acts on a named sparse "
-                   "source ('bg', 'sr') or a non-linear decoder (here source='gaussian', decoder='linear')\n"), err
+    assert err == (
+        "aejax: warning: grid axis 'p' = 0.5 is ignored: the sparsity p only acts on a named sparse "
+        "source ('bg', 'sr') or a non-linear decoder (here source='gaussian', decoder='linear')\n"
+    ), err
 
 
 def test_figure_write_interrupted_by_a_full_disk_leaves_no_truncated_png(tmp_path, monkeypatch):
     """A full disk during savefig: the PNG already there is kept whole, and no temporary file is left."""
+    import xarray as xr
     from matplotlib.figure import Figure
 
     from aejax.plot import plot_risk_vs_rate
 
-    import xarray as xr
-    ds = xr.Dataset({"risk": (("seed", "rate"), [[0.7, 0.4]]), "risk_se": (("seed", "rate"), [[0.01, 0.01]])},
-                    coords={"seed": [0], "rate": [0.5, 1.0]})
+    ds = xr.Dataset(
+        {"risk": (("seed", "rate"), [[0.7, 0.4]]), "risk_se": (("seed", "rate"), [[0.01, 0.01]])},
+        coords={"seed": [0], "rate": [0.5, 1.0]},
+    )
     path = plot_risk_vs_rate(ds, tmp_path / "f.png")
     before = path.read_bytes()
     real = Figure.savefig

@@ -28,8 +28,29 @@ bad_int = st.sampled_from(["0", "-1", "abc", "1.5", "", "3000000000", "1e3", "99
 bad_float = st.sampled_from(["nan", "inf", "-1", "0", "x", "", "1e12", "1e-300", ",", "1,,2"])
 number_list = st.lists(st.sampled_from(["0.5", "1", "0.25", "2"]), min_size=1, max_size=2, unique=True).map(",".join)
 seed_list = st.lists(st.integers(0, 3), min_size=1, max_size=2, unique=True).map(lambda v: ",".join(map(str, v)))
-names = st.sampled_from(["sign", "relu", "helu", "tanh", "linear", "swish", "", "adam", "sgd", "cosine", "bg", "sr",
-                         "gaussian", "online", "dataset", "population", "ste", "clip", "tanh"])
+names = st.sampled_from(
+    [
+        "sign",
+        "relu",
+        "helu",
+        "tanh",
+        "linear",
+        "swish",
+        "",
+        "adam",
+        "sgd",
+        "cosine",
+        "bg",
+        "sr",
+        "gaussian",
+        "online",
+        "dataset",
+        "population",
+        "ste",
+        "clip",
+        "tanh",
+    ]
+)
 
 
 def mostly(valid, invalid, odds=6):
@@ -41,14 +62,19 @@ def flag(name, valid, invalid):
     return mostly(valid, invalid).map(lambda v: [name, str(v)])
 
 
-SIZE = [flag("--d", st.integers(1, 8), bad_int), flag("--steps", st.integers(1, 4), bad_int),
-        flag("--batch", st.integers(1, 8), bad_int)]
-OPTIONAL = [flag("--activation", st.sampled_from(["sign", "relu", "helu", "tanh", "linear"]), names),
-            flag("--surrogate", st.sampled_from(["ste", "clip", "tanh"]), names),
-            flag("--optimizer", st.sampled_from(["adam", "sgd"]), names),
-            flag("--schedule", st.sampled_from(["constant", "cosine"]), names),
-            flag("--source", st.sampled_from(["gaussian", "bg", "sr"]), names),
-            flag("--mode", st.sampled_from(["online", "dataset", "population"]), names)]
+SIZE = [
+    flag("--d", st.integers(1, 8), bad_int),
+    flag("--steps", st.integers(1, 4), bad_int),
+    flag("--batch", st.integers(1, 8), bad_int),
+]
+OPTIONAL = [
+    flag("--activation", st.sampled_from(["sign", "relu", "helu", "tanh", "linear"]), names),
+    flag("--surrogate", st.sampled_from(["ste", "clip", "tanh"]), names),
+    flag("--optimizer", st.sampled_from(["adam", "sgd"]), names),
+    flag("--schedule", st.sampled_from(["constant", "cosine"]), names),
+    flag("--source", st.sampled_from(["gaussian", "bg", "sr"]), names),
+    flag("--mode", st.sampled_from(["online", "dataset", "population"]), names),
+]
 
 
 @st.composite
@@ -62,33 +88,65 @@ def argv_for(draw, command):
         for option in draw(st.lists(st.sampled_from(OPTIONAL), max_size=3)):
             args += draw(option)
     if command == "train":
-        args += draw(st.lists(st.one_of(flag("--rate", st.sampled_from([0.5, 1.0, 2.0]), bad_float),
-                                        flag("--seed", st.integers(0, 3), bad_int),
-                                        flag("--lr", st.just(0.01), bad_float), flag("--p", st.just(0.5), bad_float),
-                                        flag("--slope", st.just(2.0), bad_float)), max_size=2).map(sum_lists))
+        args += draw(
+            st.lists(
+                st.one_of(
+                    flag("--rate", st.sampled_from([0.5, 1.0, 2.0]), bad_float),
+                    flag("--seed", st.integers(0, 3), bad_int),
+                    flag("--lr", st.just(0.01), bad_float),
+                    flag("--p", st.just(0.5), bad_float),
+                    flag("--slope", st.just(2.0), bad_float),
+                ),
+                max_size=2,
+            ).map(sum_lists)
+        )
     elif command == "sweep":
         args += ["--out", "out", "--quiet"]
         args += draw(flag("--rates", number_list, bad_float)) + draw(flag("--seeds", seed_list, bad_int))
-        args += draw(st.lists(st.one_of(flag("--lr", number_list, bad_float), flag("--p", number_list, bad_float),
-                                        flag("--slope", number_list, bad_float),
-                                        flag("--devices", st.integers(1, 4), bad_int),
-                                        flag("--chunk", st.integers(1, 4), bad_int),
-                                        st.just(["--resume"]), st.just(["--no-resume"]),
-                                        # never all three multi-host flags valid: that would join a cluster
-                                        flag("--num-processes", st.integers(1, 2), bad_int),
-                                        flag("--coordinator", st.sampled_from(["h:1", "nohost", ":", ""]), st.just("x")),
-                                        flag("--out", st.sampled_from(["", " "]), st.just(""))),
-                             max_size=3).map(sum_lists))
+        args += draw(
+            st.lists(
+                st.one_of(
+                    flag("--lr", number_list, bad_float),
+                    flag("--p", number_list, bad_float),
+                    flag("--slope", number_list, bad_float),
+                    flag("--devices", st.integers(1, 4), bad_int),
+                    flag("--chunk", st.integers(1, 4), bad_int),
+                    st.just(["--resume"]),
+                    st.just(["--no-resume"]),
+                    # never all three multi-host flags valid: that would join a cluster
+                    flag("--num-processes", st.integers(1, 2), bad_int),
+                    flag("--coordinator", st.sampled_from(["h:1", "nohost", ":", ""]), st.just("x")),
+                    flag("--out", st.sampled_from(["", " "]), st.just("")),
+                ),
+                max_size=3,
+            ).map(sum_lists)
+        )
     elif command == "theory":
-        args += draw(st.lists(st.one_of(flag("--rates", number_list, bad_float), flag("--ps", number_list, bad_float),
-                                        st.just(["--json"])), max_size=2).map(sum_lists))
+        args += draw(
+            st.lists(
+                st.one_of(
+                    flag("--rates", number_list, bad_float), flag("--ps", number_list, bad_float), st.just(["--json"])
+                ),
+                max_size=2,
+            ).map(sum_lists)
+        )
     elif command == "reproduce":  # a valid name would run an experiment: only bad names and flags
         args += [draw(st.sampled_from(["nope", "", "sparse-x", "--size"]))]
-        args += draw(st.lists(st.one_of(flag("--size", st.sampled_from(["huge", "", "tiny"]), st.just("x")),
-                                        flag("--out", st.sampled_from(["", " "]), st.just(""))), max_size=2)
-                     .map(sum_lists))
-    args += draw(mostly(st.just([]), st.lists(st.sampled_from(["--bogus", "-", "--", "--d", "--rates=", "7"]),
-                                              min_size=1, max_size=1)))
+        args += draw(
+            st.lists(
+                st.one_of(
+                    flag("--size", st.sampled_from(["huge", "", "tiny"]), st.just("x")),
+                    flag("--out", st.sampled_from(["", " "]), st.just("")),
+                ),
+                max_size=2,
+            ).map(sum_lists)
+        )
+    args += draw(
+        mostly(
+            st.just([]),
+            st.lists(st.sampled_from(["--bogus", "-", "--", "--d", "--rates=", "7"]), min_size=1, max_size=1),
+        )
+    )
     return args
 
 
@@ -97,16 +155,44 @@ def sum_lists(lists):
 
 
 toml_value = st.recursive(
-    st.one_of(st.integers(-3, 6), st.sampled_from([0.5, 1.0, -1.0, float("inf"), float("nan"), 1e12]),
-              st.booleans(), names),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "d"]), inner, max_size=2)),
-    max_leaves=4)
-TOML_KEYS = ["d", "n", "steps", "batch", "activation", "mode", "source", "eval_every", "warmup", "tied", "seed", "rate",
-             "lr", "p", "slope", "margin", "out", "resume", "progress", "devices", "chunk", "mc_samples", "bogus"]
+    st.one_of(
+        st.integers(-3, 6), st.sampled_from([0.5, 1.0, -1.0, float("inf"), float("nan"), 1e12]), st.booleans(), names
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "d"]), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+TOML_KEYS = [
+    "d",
+    "n",
+    "steps",
+    "batch",
+    "activation",
+    "mode",
+    "source",
+    "eval_every",
+    "warmup",
+    "tied",
+    "seed",
+    "rate",
+    "lr",
+    "p",
+    "slope",
+    "margin",
+    "out",
+    "resume",
+    "progress",
+    "devices",
+    "chunk",
+    "mc_samples",
+    "bogus",
+]
 
 
 def toml_text(tables):
     """A TOML document (tomllib has no writer): a few tables of key = value lines."""
+
     def value(v):
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -120,12 +206,16 @@ def toml_text(tables):
             return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
         return str(v)
 
-    return "".join(f"[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in entries.items())
-                   for name, entries in tables.items())
+    return "".join(
+        f"[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in entries.items()) for name, entries in tables.items()
+    )
 
 
-tomls = st.dictionaries(mostly(st.sampled_from(["train", "grid", "sweep"]), st.just("trian")),
-                        st.dictionaries(st.sampled_from(TOML_KEYS), toml_value, max_size=3), max_size=3).map(toml_text)
+tomls = st.dictionaries(
+    mostly(st.sampled_from(["train", "grid", "sweep"]), st.just("trian")),
+    st.dictionaries(st.sampled_from(TOML_KEYS), toml_value, max_size=3),
+    max_size=3,
+).map(toml_text)
 cases = st.one_of(
     st.sampled_from(["train", "sweep", "theory", "reproduce"]).flatmap(argv_for),
     st.tuples(tomls, argv_for("sweep")),
@@ -166,8 +256,12 @@ def _fuzz(case):
     STATS["seconds"] += time.perf_counter() - start
 
 
-COMMON = dict(deadline=timedelta(seconds=120), derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+COMMON = dict(
+    deadline=timedelta(seconds=120),
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @settings(max_examples=QUICK, **COMMON)
@@ -185,5 +279,7 @@ def test_cli_fuzz_slow(case):
 
 def test_cli_fuzz_report():
     """Prints how many fuzz examples ran and their time (run with -s)."""
-    print(f"\ncli fuzz: {STATS['examples']} examples ({STATS['ran']} ran to status 0, the rest refused with "
-          f"status 2) in {STATS['seconds']:.1f} s")
+    print(
+        f"\ncli fuzz: {STATS['examples']} examples ({STATS['ran']} ran to status 0, the rest refused with "
+        f"status 2) in {STATS['seconds']:.1f} s"
+    )

@@ -54,23 +54,30 @@ def test_sweep_command_reads_a_toml_config_and_flags_override_it(tmp_path):
     out = tmp_path / "out"
     assert main(["sweep", "--config", str(config), "--seeds", "1", "--out", str(out), "--quiet"]) == 0
     ds = aejax.load_results(out)
-    expected = aejax.sweep(aejax.TrainConfig(d=16, n=16, steps=20, batch=32, schedule="cosine"),
-                           {"seed": [1], "rate": [0.875, 1.0], "lr": [0.01]}, mc_samples=1024, devices=4,
-                           progress=False)
+    expected = aejax.sweep(
+        aejax.TrainConfig(d=16, n=16, steps=20, batch=32, schedule="cosine"),
+        {"seed": [1], "rate": [0.875, 1.0], "lr": [0.01]},
+        mc_samples=1024,
+        devices=4,
+        progress=False,
+    )
     for name in ("risk", "risk_se", "exact_risk", "loss_trace", "risk_trace"):
         np.testing.assert_array_equal(ds[name].values, expected[name].values, err_msg=name)
 
 
-@pytest.mark.parametrize("argv, names", [
-    (["--rates", "a,b"], "--rates"),
-    (["--seeds", "0.5"], "--seeds"),
-    (["--bogus", "1"], "--bogus"),
-    (["--d", "-4"], "d must be a positive integer"),
-    (["--devices", "99"], "devices must be between 1 and 4"),
-    (["--rates", "0.01"], "rate 0.01 gives no hidden unit"),
-    (["--config", "missing.toml"], "--config 'missing.toml' cannot be read"),
-    (["--resume"], "holds no sweep to resume"),
-])
+@pytest.mark.parametrize(
+    "argv, names",
+    [
+        (["--rates", "a,b"], "--rates"),
+        (["--seeds", "0.5"], "--seeds"),
+        (["--bogus", "1"], "--bogus"),
+        (["--d", "-4"], "d must be a positive integer"),
+        (["--devices", "99"], "devices must be between 1 and 4"),
+        (["--rates", "0.01"], "rate 0.01 gives no hidden unit"),
+        (["--config", "missing.toml"], "--config 'missing.toml' cannot be read"),
+        (["--resume"], "holds no sweep to resume"),
+    ],
+)
 def test_bad_flag_exits_2_with_a_one_line_error(tmp_path, capsys, argv, names):
     assert exit_status(["sweep", *FLAGS, "--out", str(tmp_path / "out"), *argv]) == 2
     err = capsys.readouterr().err

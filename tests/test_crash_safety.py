@@ -4,6 +4,7 @@ concurrent writers, and a sweep killed with SIGKILL at random moments, then resu
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -62,7 +63,11 @@ def test_chunk_damaged_at_every_byte_is_reported_or_harmless(reference, tmp_path
         assert len(original) == 16 and len(lost) == 4
         reported = 0
         for offset in range(len(good)):
-            bad = good[:offset] if damage == "truncate" else good[:offset] + bytes([good[offset] ^ 0xFF]) + good[offset + 1:]
+            bad = (
+                good[:offset]
+                if damage == "truncate"
+                else good[:offset] + bytes([good[offset] ^ 0xFF]) + good[offset + 1 :]
+            )
             target.write_bytes(bad)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -87,9 +92,9 @@ def test_second_writer_is_refused_and_the_lock_is_released_on_exit_and_error(ref
     lock is released at the end of the sweep and when the sweep fails."""
     out = tmp_path / "out"
     manifest = json.loads((reference[0] / "manifest.json").read_text())
-    with RunStore(out, manifest):
-        with pytest.raises(ValueError, match=f"out='{out}' is in use by another sweep \\(process {os.getpid()} holds"):
-            run_sweep(out=out)
+    in_use = re.escape(f"out='{out}' is in use by another sweep (process {os.getpid()} holds")
+    with RunStore(out, manifest), pytest.raises(ValueError, match=in_use):
+        run_sweep(out=out)
     save = RunStore.save
 
     def save_then_fail(self, run_ids, records):
@@ -110,8 +115,14 @@ def test_second_writer_is_refused_and_the_lock_is_released_on_exit_and_error(ref
 def launch(spec_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("XLA_FLAGS", None)
-    return subprocess.Popen([sys.executable, str(HELPER), str(spec_path)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), str(spec_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def chunk_files(out):

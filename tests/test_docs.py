@@ -20,7 +20,7 @@ from aejax import nn
 ROOT = Path(__file__).resolve().parents[1]
 MARKDOWN = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-MODULES = sorted(m.name for m in pkgutil.walk_packages(aejax.__path__, "aejax.")) + ["aejax"]
+MODULES = [*sorted(m.name for m in pkgutil.walk_packages(aejax.__path__, "aejax.")), "aejax"]
 PUBLIC = sorted({f"aejax.{name}" for name in aejax.__all__} | {f"aejax.nn.{name}" for name in nn.__all__})
 
 
@@ -40,8 +40,9 @@ def test_markdown_python_blocks_run(path):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_docstring_examples(module, capsys):
-    result = doctest.testmod(importlib.import_module(module),
-                             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    result = doctest.testmod(
+        importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+    )
     assert result.failed == 0, capsys.readouterr().out
 
 

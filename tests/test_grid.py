@@ -12,8 +12,12 @@ def test_product_grid_lists_every_combination_in_axis_order():
     assert grid.dims == ("seed", "rate", "lr")
     assert grid.shape == (2, 2, 1)
     assert grid.coords == {"seed": (0, 1), "rate": (0.5, 1.0), "lr": (0.1,)}
-    assert grid.runs == ({"seed": 0, "rate": 0.5, "lr": 0.1}, {"seed": 0, "rate": 1.0, "lr": 0.1},
-                         {"seed": 1, "rate": 0.5, "lr": 0.1}, {"seed": 1, "rate": 1.0, "lr": 0.1})
+    assert grid.runs == (
+        {"seed": 0, "rate": 0.5, "lr": 0.1},
+        {"seed": 0, "rate": 1.0, "lr": 0.1},
+        {"seed": 1, "rate": 0.5, "lr": 0.1},
+        {"seed": 1, "rate": 1.0, "lr": 0.1},
+    )
 
 
 def test_list_grid_keeps_runs_in_order_along_a_run_dimension():
@@ -26,21 +30,24 @@ def test_list_grid_keeps_runs_in_order_along_a_run_dimension():
     assert isinstance(grid.runs[0]["seed"], int)
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({}, "at least one axis"),
-    ([], "non-empty list"),
-    ({"seed": []}, "'seed' has no values"),
-    ({"lr": [0.1, 0.1]}, "duplicate values"),
-    ([{"seed": 0, "lr": 0.1}, {"seed": 0, "lr": 0.1}], "duplicates"),
-    ([{"seed": 0}, {"seed": 1, "lr": 0.1}], "same axes"),
-    ({"seed": [0.5]}, "integers in \\[0, 2\\*\\*31\\)"),
-    ({"seed": [-1]}, "integers"),
-    ({"lr": [0.0]}, "'lr' must be finite and positive"),
-    ({"slope": [float("nan")]}, "'slope' must be finite"),
-    ({"p": [1.5]}, "'p' must lie in \\(0, 1\\]"),
-    ({"margin": [-0.1]}, "'margin' must be finite and non-negative"),
-    ({"rate": [0.01]}, "no hidden unit at d=16"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({}, "at least one axis"),
+        ([], "non-empty list"),
+        ({"seed": []}, "'seed' has no values"),
+        ({"lr": [0.1, 0.1]}, "duplicate values"),
+        ([{"seed": 0, "lr": 0.1}, {"seed": 0, "lr": 0.1}], "duplicates"),
+        ([{"seed": 0}, {"seed": 1, "lr": 0.1}], "same axes"),
+        ({"seed": [0.5]}, "integers in \\[0, 2\\*\\*31\\)"),
+        ({"seed": [-1]}, "integers"),
+        ({"lr": [0.0]}, "'lr' must be finite and positive"),
+        ({"slope": [float("nan")]}, "'slope' must be finite"),
+        ({"p": [1.5]}, "'p' must lie in \\(0, 1\\]"),
+        ({"margin": [-0.1]}, "'margin' must be finite and non-negative"),
+        ({"rate": [0.01]}, "no hidden unit at d=16"),
+    ],
+)
 def test_bad_grid_is_refused_with_a_message_naming_the_problem(spec, message):
     """Each malformed grid raises ValueError saying what is wrong."""
     with pytest.raises(ValueError, match=message):
@@ -49,7 +56,9 @@ def test_bad_grid_is_refused_with_a_message_naming_the_problem(spec, message):
 
 def test_unknown_axis_is_refused_with_the_allowed_axes():
     """An unknown axis name lists every allowed axis."""
-    with pytest.raises(ValueError, match="unknown grid axis 'learning_rate'; allowed: lr, margin, p, rate, seed, slope"):
+    with pytest.raises(
+        ValueError, match="unknown grid axis 'learning_rate'; allowed: lr, margin, p, rate, seed, slope"
+    ):
         Grid.from_spec({"learning_rate": [0.1]}, d=16)
 
 
@@ -89,22 +98,25 @@ def test_padding_overhead_matches_hand_computation():
     assert padding_overhead(ns, {n: n for n in ns}) == 0.0
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"lr": [True]}, r"grid axis 'lr' must hold numbers \(int or float\), got True \(bool\)"),
-    ({"rate": ["0.5"]}, r"grid axis 'rate' must hold numbers \(int or float\), got '0.5' \(str\)"),
-    ({"slope": [None]}, r"grid axis 'slope' must hold numbers \(int or float\), got None"),
-    ({"lr": [1e-50]}, r"grid axis 'lr' value 1e-50 becomes 0 in float32"),
-    ({"lr": [1e40]}, r"grid axis 'lr' value 1e\+40 overflows float32"),
-    ({"margin": [1e-46]}, r"grid axis 'margin' value 1e-46 becomes 0 in float32"),
-    ([{"lr": 1e40}], r"grid axis 'lr' value 1e\+40 overflows float32"),
-    ({"seed": [True]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got True"),
-    ({"seed": [np.bool_(False)]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got (np\.)?False"),
-    ({"seed": ["3"]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got '3'"),
-    ({"seed": [2**31]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got 2147483648"),
-    ({"seed": [float("inf")]}, r"grid axis 'seed' must hold integers"),
-    ({"rate": [1e7]}, r"grid axis 'rate' must be at most 1e\+06"),
-    ({"rate": [1e300]}, r"grid axis 'rate' value 1e\+300 overflows float32"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"lr": [True]}, r"grid axis 'lr' must hold numbers \(int or float\), got True \(bool\)"),
+        ({"rate": ["0.5"]}, r"grid axis 'rate' must hold numbers \(int or float\), got '0.5' \(str\)"),
+        ({"slope": [None]}, r"grid axis 'slope' must hold numbers \(int or float\), got None"),
+        ({"lr": [1e-50]}, r"grid axis 'lr' value 1e-50 becomes 0 in float32"),
+        ({"lr": [1e40]}, r"grid axis 'lr' value 1e\+40 overflows float32"),
+        ({"margin": [1e-46]}, r"grid axis 'margin' value 1e-46 becomes 0 in float32"),
+        ([{"lr": 1e40}], r"grid axis 'lr' value 1e\+40 overflows float32"),
+        ({"seed": [True]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got True"),
+        ({"seed": [np.bool_(False)]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got (np\.)?False"),
+        ({"seed": ["3"]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got '3'"),
+        ({"seed": [2**31]}, r"grid axis 'seed' must hold integers in \[0, 2\*\*31\), got 2147483648"),
+        ({"seed": [float("inf")]}, r"grid axis 'seed' must hold integers"),
+        ({"rate": [1e7]}, r"grid axis 'rate' must be at most 1e\+06"),
+        ({"rate": [1e300]}, r"grid axis 'rate' value 1e\+300 overflows float32"),
+    ],
+)
 def test_grid_refuses_non_numbers_and_values_lost_in_float32(spec, message):
     """Booleans, strings, values that float32 turns into 0 or inf, and absurd rates are refused by name."""
     with pytest.raises(ValueError, match=message):

@@ -50,7 +50,12 @@ def _aejax_imports(path: Path) -> set[str]:
     for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "aejax"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "aejax":
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == "aejax"
+        ):
             if node.module == "aejax":
                 found |= {f"aejax.{alias.name}" for alias in node.names}
             else:
@@ -79,5 +84,7 @@ def test_imports_point_down(path):
         if target == own and own in ("theory", "reproduce"):
             continue  # inside a subpackage
         assert target in RANK, f"{path.name} imports {module}, which has no layer"
-        assert RANK[target] < RANK[own], (f"{path.relative_to(PACKAGE)} (layer {RANK[own]}: {own}) imports {module} "
-                                          f"(layer {RANK[target]}): imports must point to lower layers")
+        assert RANK[target] < RANK[own], (
+            f"{path.relative_to(PACKAGE)} (layer {RANK[own]}: {own}) imports {module} "
+            f"(layer {RANK[target]}): imports must point to lower layers"
+        )

@@ -75,8 +75,9 @@ def test_apply_matches_numpy(activation):
     """apply(params, x) = A σ(B x) computed in NumPy float64, for a batch."""
     A, B = _random_params()
     x = np.random.default_rng(1).normal(size=(5, 12))
-    out = apply(Params(jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32)), jnp.asarray(x, jnp.float32),
-                activation)
+    out = apply(
+        Params(jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32)), jnp.asarray(x, jnp.float32), activation
+    )
     want = NP_ACT[activation](x @ B.T) @ A.T
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
 
@@ -86,8 +87,12 @@ def test_row_normalize_uses_unit_rows():
     A, B = _random_params()
     x = np.random.default_rng(2).normal(size=(5, 12))
     Bbar = B / np.linalg.norm(B, axis=1, keepdims=True)
-    out = apply(Params(jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32)), jnp.asarray(x, jnp.float32),
-                "relu", row_normalize=True)
+    out = apply(
+        Params(jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32)),
+        jnp.asarray(x, jnp.float32),
+        "relu",
+        row_normalize=True,
+    )
     np.testing.assert_allclose(out, np.maximum(x @ Bbar.T, 0) @ A.T, rtol=1e-4, atol=1e-4)
 
 
@@ -105,8 +110,11 @@ def test_tied_decoder(row_normalize):
     _, B = _random_params()
     x = np.random.default_rng(3).normal(size=(5, 12))
     alpha = 0.7
-    out = apply(Params(jnp.asarray(alpha), jnp.asarray(B, jnp.float32)), jnp.asarray(x, jnp.float32),
-                row_normalize=row_normalize)
+    out = apply(
+        Params(jnp.asarray(alpha), jnp.asarray(B, jnp.float32)),
+        jnp.asarray(x, jnp.float32),
+        row_normalize=row_normalize,
+    )
     W = B / np.linalg.norm(B, axis=1, keepdims=True) if row_normalize else B
     np.testing.assert_allclose(out, alpha * NP_ACT["sign"](x @ W.T) @ W, rtol=1e-4, atol=1e-4)
     p = init(jax.random.key(5), 12, 7, tied=True)
@@ -128,8 +136,9 @@ def test_mask_zeroes_units():
     np.testing.assert_array_equal(np.asarray(decoder_matrix(params, mask=jnp.asarray(mask)))[:, ~keep], 0)
 
 
-@pytest.mark.parametrize("rate,d,n,units", [(0.5, 4, 4, 2), (0.25, 64, 64, 16), (1.5, 10, 20, 15),
-                                             (0.33, 10, 8, 3), (2.0, 8, 16, 16)])
+@pytest.mark.parametrize(
+    "rate,d,n,units", [(0.5, 4, 4, 2), (0.25, 64, 64, 16), (1.5, 10, 20, 15), (0.33, 10, 8, 3), (2.0, 8, 16, 16)]
+)
 def test_rate_mask_keeps_round_rate_times_d_first_units(rate, d, n, units):
     """rate_mask keeps the first round(rate·d) of n units."""
     np.testing.assert_array_equal(rate_mask(rate, d, n), (np.arange(n) < units).astype(np.float32))
@@ -149,11 +158,14 @@ def test_params_is_a_pytree():
     assert isinstance(doubled, Params) and float(doubled.A.sum()) == 12.0
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: init(jax.random.key(0), 8, 4, kind="xavier"), "unknown kind 'xavier'; allowed: gaussian, orthogonal"),
-    (lambda: init(jax.random.key(0), 8, 0), "n must be a positive integer"),
-    (lambda: apply(Params(jnp.zeros((2, 2)), jnp.eye(2)), jnp.ones(2), "swish"), "unknown activation 'swish'"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: init(jax.random.key(0), 8, 4, kind="xavier"), "unknown kind 'xavier'; allowed: gaussian, orthogonal"),
+        (lambda: init(jax.random.key(0), 8, 0), "n must be a positive integer"),
+        (lambda: apply(Params(jnp.zeros((2, 2)), jnp.eye(2)), jnp.ones(2), "swish"), "unknown activation 'swish'"),
+    ],
+)
 def test_bad_arguments_raise(call, match):
     """Bad structural arguments are refused with the argument named."""
     with pytest.raises(ValueError, match=match):

@@ -17,8 +17,9 @@ X = jax.random.normal(jax.random.key(1), (32, D))
 # Option sets of the functional model; each is checked forward, in loss and in gradients.
 OPTIONS = {
     "sign-clip": dict(),
-    "sign-tanh-unit-slopes-mask": dict(surrogate="tanh", slope=jnp.linspace(0.5, 3.0, N), margin=0.1,
-                                       mask=(jnp.arange(N) < 4).astype(jnp.float32)),
+    "sign-tanh-unit-slopes-mask": dict(
+        surrogate="tanh", slope=jnp.linspace(0.5, 3.0, N), margin=0.1, mask=(jnp.arange(N) < 4).astype(jnp.float32)
+    ),
     "helu-rownorm": dict(activation="helu", margin=0.05, row_normalize=True),
     "tanh": dict(activation="tanh"),
 }
@@ -130,7 +131,7 @@ def test_sign_layer_matches_sign_and_slope_changes_without_retrace():
 
     for slope in (2.0, 5.0):
         layer.slope[...] = slope
-        ref = jax.grad(lambda v: jnp.sum(sign(v, slope, "atan", 0.1)))(u)
+        ref = jax.grad(lambda v, slope=slope: jnp.sum(sign(v, slope, "atan", 0.1)))(u)
         _assert_tree_equal(grad_of(layer, u), ref, 1e-6)
         _assert_tree_equal(layer(u), sign(u))
     assert len(traces) == 1
@@ -157,19 +158,22 @@ def test_vmap_ensemble_of_autoencoders():
     assert ensemble.B[...].shape == (3, N, D)
     out = nnx.vmap(lambda m, x: m(x), in_axes=(0, None))(ensemble, X)
     for i in range(3):
-        params_i = jax.tree.map(lambda a: a[i], ensemble.to_params())
+        params_i = jax.tree.map(lambda a, i=i: a[i], ensemble.to_params())
         _assert_tree_equal(out[i], model.apply(params_i, X), 1e-6)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(), "exactly one of rngs"),
-    (dict(rngs=nnx.Rngs(0), params=model.init(jax.random.key(0), D, N)), "exactly one of rngs"),
-    (dict(params=model.init(jax.random.key(0), D + 1, N)), r"params.B must have shape \(6, 12\)"),
-    (dict(rngs=nnx.Rngs(0), activation="softplus"), "unknown activation 'softplus'"),
-    (dict(rngs=nnx.Rngs(0), surrogate="erf"), "unknown surrogate 'erf'"),
-    (dict(rngs=nnx.Rngs(0), slope=-1.0), "slope must be finite and positive"),
-    (dict(rngs=nnx.Rngs(0), mask=jnp.ones(N + 1)), r"mask must have shape \(6,\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(), "exactly one of rngs"),
+        (dict(rngs=nnx.Rngs(0), params=model.init(jax.random.key(0), D, N)), "exactly one of rngs"),
+        (dict(params=model.init(jax.random.key(0), D + 1, N)), r"params.B must have shape \(6, 12\)"),
+        (dict(rngs=nnx.Rngs(0), activation="softplus"), "unknown activation 'softplus'"),
+        (dict(rngs=nnx.Rngs(0), surrogate="erf"), "unknown surrogate 'erf'"),
+        (dict(rngs=nnx.Rngs(0), slope=-1.0), "slope must be finite and positive"),
+        (dict(rngs=nnx.Rngs(0), mask=jnp.ones(N + 1)), r"mask must have shape \(6,\)"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, match):
     with pytest.raises((TypeError, ValueError), match=match):
         Autoencoder(D, N, **kwargs)

@@ -27,8 +27,13 @@ def sign_risk_reference(A, B, cov):
     for i in range(n):
         for j in range(i):
             rho = gram[i, j] / (sd[i] * sd[j])
-            both = integrate.quad(lambda t: phi(t) * special.ndtr(rho * t / np.sqrt(1 - rho**2)), 0, np.inf,
-                                  epsabs=1e-14, epsrel=1e-13)[0]
+            both = integrate.quad(
+                lambda t, rho=rho: phi(t) * special.ndtr(rho * t / np.sqrt(1 - rho**2)),
+                0,
+                np.inf,
+                epsabs=1e-14,
+                epsrel=1e-13,
+            )[0]
             c_ss[i, j] = c_ss[j, i] = 4 * both - 1
     d = len(cov)
     return (np.trace(cov) - 2 * np.sum(A * c_xs) + np.sum((A @ c_ss) * A)) / d
@@ -69,8 +74,10 @@ def test_run_status_tells_overflow_from_other_nan():
     """Synthetic records: an inf anywhere or a loss past 1e30 before NaN is an overflow; a NaN from a
     moderate loss is "diverged"; NaN exact risk alone (non-Gaussian source) is still "ok"."""
     nan, inf = np.nan, np.inf
-    records = {"risk": np.array([0.5, inf, nan, nan, nan]),
-               "exact_risk": np.array([nan, inf, nan, nan, nan]),
-               "loss_trace": np.array([[1.0, 0.5], [1.0, 0.5], [1.0, 2e30], [1e31, nan], [2.0, nan]]),
-               "risk_trace": np.full((5, 2), nan)}
+    records = {
+        "risk": np.array([0.5, inf, nan, nan, nan]),
+        "exact_risk": np.array([nan, inf, nan, nan, nan]),
+        "loss_trace": np.array([[1.0, 0.5], [1.0, 0.5], [1.0, 2e30], [1e31, nan], [2.0, nan]]),
+        "risk_trace": np.full((5, 2), nan),
+    }
     assert run_status(records).tolist() == ["ok", "overflow", "overflow", "overflow", "diverged"]

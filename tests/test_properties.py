@@ -12,18 +12,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aejax
+from aejax.config import HPARAMS, TrainConfig, full_hparams
 from aejax.grid import AXES, Grid
 from aejax.model import Params, init
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian
-from aejax.config import HPARAMS, TrainConfig, full_hparams
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 D, N = 8, 6
 
 # Anything a user might pass where a number is expected.
 ANY_NUMBER = st.one_of(
-    st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
-    st.text(max_size=3), st.just([1.0, -1.0]), st.just([]),
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.just([1.0, -1.0]),
+    st.just([]),
 )
 # Finite weights, including exact zeros (dead units) and repeated values (parallel rows).
 WEIGHT = st.one_of(st.just(0.0), st.floats(-100.0, 100.0, width=32))
@@ -42,7 +47,9 @@ def expect_clear_error(call, names):
 @given(st.fixed_dictionaries({}, optional={name: ANY_NUMBER for name in ("d", "n", "steps", "batch", "warmup")}))
 def test_train_config_accepts_or_names_the_bad_field(fields):
     fields = {"d": 8, "n": 4, "steps": 10, **fields}
-    bad = [k for k, v in fields.items() if not (isinstance(v, int) and not isinstance(v, bool) and v >= (k != "warmup"))]
+    bad = [
+        k for k, v in fields.items() if not (isinstance(v, int) and not isinstance(v, bool) and v >= (k != "warmup"))
+    ]
     config = expect_clear_error(lambda: TrainConfig(**fields), [f"{k} must" for k in bad])
     assert (config is None) == bool(bad)
 
@@ -50,19 +57,23 @@ def test_train_config_accepts_or_names_the_bad_field(fields):
 @SETTINGS
 @given(st.dictionaries(st.sampled_from([*HPARAMS, "learning_rate"]), ANY_NUMBER, max_size=3))
 def test_hparams_are_finite_or_refused_by_name(hparams):
-    out = expect_clear_error(lambda: full_hparams(TrainConfig(d=8, n=8, steps=10), hparams),
-                             [*HPARAMS, "hparams"])
+    out = expect_clear_error(lambda: full_hparams(TrainConfig(d=8, n=8, steps=10), hparams), [*HPARAMS, "hparams"])
     if out is not None:
         assert all(bool(jnp.all(jnp.isfinite(v))) for v in out.values()), out
 
 
 @SETTINGS
-@given(st.one_of(
-    st.dictionaries(st.sampled_from([*AXES, "sed"]), st.lists(st.floats(-2, 3) | st.integers(-2, 3), max_size=3),
-                    max_size=3),
-    st.lists(st.dictionaries(st.sampled_from(AXES), st.floats(-1, 2) | st.integers(-1, 3), min_size=1, max_size=2),
-             max_size=3),
-))
+@given(
+    st.one_of(
+        st.dictionaries(
+            st.sampled_from([*AXES, "sed"]), st.lists(st.floats(-2, 3) | st.integers(-2, 3), max_size=3), max_size=3
+        ),
+        st.lists(
+            st.dictionaries(st.sampled_from(AXES), st.floats(-1, 2) | st.integers(-1, 3), min_size=1, max_size=2),
+            max_size=3,
+        ),
+    )
+)
 def test_grid_expands_or_names_the_bad_axis(spec):
     grid = expect_clear_error(lambda: Grid.from_spec(spec, 8), ["grid", "rate"])
     if grid is not None:
@@ -71,8 +82,10 @@ def test_grid_expands_or_names_the_bad_axis(spec):
 
 
 @SETTINGS
-@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=4, max_size=4),
-       st.floats(allow_nan=True, allow_infinity=True))
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=4, max_size=4),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
 def test_sources_are_built_or_refused_by_name(spectrum, p):
     source = expect_clear_error(lambda: Gaussian(4, spectrum=spectrum), ["spectrum"])
     if source is not None:
@@ -83,9 +96,12 @@ def test_sources_are_built_or_refused_by_name(spectrum, p):
 
 
 @SETTINGS
-@given(st.lists(st.lists(st.sampled_from([0.0, 1.0, -2.5, 1e-3, 1e6, np.nan]), min_size=3, max_size=3),
-                min_size=1, max_size=5),
-       st.sampled_from([None, "pca", "zca"]))
+@given(
+    st.lists(
+        st.lists(st.sampled_from([0.0, 1.0, -2.5, 1e-3, 1e6, np.nan]), min_size=3, max_size=3), min_size=1, max_size=5
+    ),
+    st.sampled_from([None, "pca", "zca"]),
+)
 def test_empirical_data_is_preprocessed_or_refused(rows, whiten):
     source = expect_clear_error(lambda: Empirical(np.asarray(rows), whiten=whiten), ["data", "whiten"])
     if source is not None:
@@ -95,7 +111,9 @@ def test_empirical_data_is_preprocessed_or_refused(rows, whiten):
 @SETTINGS
 @given(ANY_NUMBER, st.sampled_from(["gaussian", "orthogonal"]))
 def test_init_is_finite_or_refuses_decoder_scale(scale, kind):
-    params = expect_clear_error(lambda: init(jax.random.key(0), D, N, kind=kind, decoder_scale=scale), ["decoder_scale"])
+    params = expect_clear_error(
+        lambda: init(jax.random.key(0), D, N, kind=kind, decoder_scale=scale), ["decoder_scale"]
+    )
     if params is not None:
         assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(params))
 
@@ -103,15 +121,21 @@ def test_init_is_finite_or_refuses_decoder_scale(scale, kind):
 @pytest.fixture(scope="module")
 def risks():
     """Jitted exact and Monte Carlo risks at fixed shapes: compiled once per activation."""
-    exact = jax.jit(lambda p, act, row_normalize: aejax.exact_risk(p, Gaussian(D), activation=act, row_normalize=row_normalize),
-                    static_argnums=(1, 2))
+    exact = jax.jit(
+        lambda p, act, row_normalize: aejax.exact_risk(p, Gaussian(D), activation=act, row_normalize=row_normalize),
+        static_argnums=(1, 2),
+    )
     mc = jax.jit(lambda p, act: aejax.mc_risk(p, Gaussian(D), jax.random.key(1), 256, activation=act), static_argnums=1)
     return exact, mc
 
 
 @SETTINGS
-@given(st.lists(WEIGHT, min_size=D * N, max_size=D * N), st.lists(WEIGHT, min_size=N * D, max_size=N * D),
-       st.sampled_from(["sign", "relu", "linear", "tanh"]), st.booleans())
+@given(
+    st.lists(WEIGHT, min_size=D * N, max_size=D * N),
+    st.lists(WEIGHT, min_size=N * D, max_size=N * D),
+    st.sampled_from(["sign", "relu", "linear", "tanh"]),
+    st.booleans(),
+)
 def test_risks_of_finite_weights_are_finite(risks, a, b, activation, row_normalize):
     """Any finite weights — zero rows, repeated rows, large entries — give finite, non-negative risks."""
     exact, mc = risks
@@ -154,8 +178,11 @@ def test_theory_is_finite_or_refuses_r(r, activation):
 
 
 @SETTINGS
-@given(st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=6),
-       st.floats(0.01, 100.0), st.sampled_from(sorted(aejax.activations.SURROGATES)))
+@given(
+    st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=1, max_size=6),
+    st.floats(0.01, 100.0),
+    st.sampled_from(sorted(aejax.activations.SURROGATES)),
+)
 def test_sign_and_its_surrogate_gradient_are_finite(x, slope, surrogate):
     x = jnp.asarray(x, jnp.float32)
     value, grad = jax.value_and_grad(lambda u: jnp.sum(aejax.sign(u, slope, surrogate)))(x)

@@ -4,6 +4,7 @@ risks through the Model, ``aejax sweep --data`` on an MNIST-format IDX file, ``r
 
 import json
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -79,8 +80,11 @@ def test_zca_and_full_pca_refuse_rank_deficiency_and_name_what_works(idx_file):
     x = data.as_samples(data.load_idx(idx_file))
     rank = int(np.linalg.matrix_rank(x - x.mean(axis=0)))
     for whiten in ("zca", "pca"):
-        with pytest.raises(ValueError, match=rf"numerical rank {rank} < {x.shape[1]} .*use whiten='pca' with "
-                                             rf"components<={rank}, or drop_constant=True"):
+        with pytest.raises(
+            ValueError,
+            match=rf"numerical rank {rank} < {x.shape[1]} .*use whiten='pca' with "
+            rf"components<={rank}, or drop_constant=True",
+        ):
             data.fit_preprocessing(x, whiten=whiten)
     prep = data.fit_preprocessing(x, whiten="zca", drop_constant=True)
     kept = np.ptp(x, axis=0) > 0
@@ -104,14 +108,15 @@ def test_dataset_risk_in_blocks_equals_the_mean_over_rows():
 
 def test_test_source_is_checked_and_risks_are_nan_without_real_data():
     rows = Empirical(np.random.default_rng(0).normal(size=(30, 4)))
-    with pytest.raises(TypeError, match="test_source must be None or an aejax.sources.Empirical"):
+    with pytest.raises(TypeError, match=re.escape("test_source must be None or an aejax.sources.Empirical")):
         TrainConfig(d=4, n=4, steps=10, test_source="gaussian")
     with pytest.raises(ValueError, match="test_source has d=4 but the config has d=5"):
         TrainConfig(d=5, n=5, steps=10, test_source=rows)
     model = TrainConfig(d=4, n=4, steps=10).bind()
     params = model.init(jax.random.key(0))
-    assert all(math.isnan(float(f(params))) for f in (model.heldout_risk, model.train_risk,
-                                                        model.gaussian_equivalent_risk))
+    assert all(
+        math.isnan(float(f(params))) for f in (model.heldout_risk, model.train_risk, model.gaussian_equivalent_risk)
+    )
 
 
 def _sign_exact_risk(A, B, cov):
@@ -127,9 +132,30 @@ def _sign_exact_risk(A, B, cov):
 
 def test_cli_sweep_on_an_idx_file_records_heldout_training_and_gaussian_equivalent_risks(idx_file, tmp_path):
     out = tmp_path / "run"
-    argv = ["sweep", "--data", str(idx_file), "--whiten", "pca", "--components", "16", "--test-fraction", "0.2",
-            "--rates", "1", "--seeds", "0", "--steps", "40", "--batch", "32", "--mc-samples", "256",
-            "--out", str(out), "--quiet"]
+    argv = [
+        "sweep",
+        "--data",
+        str(idx_file),
+        "--whiten",
+        "pca",
+        "--components",
+        "16",
+        "--test-fraction",
+        "0.2",
+        "--rates",
+        "1",
+        "--seeds",
+        "0",
+        "--steps",
+        "40",
+        "--batch",
+        "32",
+        "--mc-samples",
+        "256",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(argv) == 0
     ds = xr.load_dataset(out / "results.nc")
     for name in ("risk", "heldout_risk", "train_risk", "gaussian_equivalent_risk", "theory", "status"):
@@ -175,8 +201,9 @@ def test_cli_data_errors(idx_file, tmp_path, capsys):
     assert "--d 9 does not match --data" in capsys.readouterr().err
     # the TOML [data] table (file relative to the TOML file), and a dataset over the memory budget
     toml = tmp_path / "run.toml"
-    toml.write_text(f'[data]\nfile = "{idx_file.name}"\nwhiten = "pca"\ncomponents = 8\n'
-                    "[sweep]\nmemory_budget = 1000\n")
+    toml.write_text(
+        f'[data]\nfile = "{idx_file.name}"\nwhiten = "pca"\ncomponents = 8\n[sweep]\nmemory_budget = 1000\n'
+    )
     (tmp_path / idx_file.name).write_bytes(idx_file.read_bytes())
     assert main([*base, "--config", str(toml)]) == 2
     err = capsys.readouterr().err
@@ -190,8 +217,10 @@ def test_cli_data_errors(idx_file, tmp_path, capsys):
 def test_reproduce_universality_on_a_users_file(idx_file, tmp_path):
     npy = tmp_path / "strokes.npy"
     np.save(npy, data.load_idx(idx_file))
-    assert main(["reproduce", "universality", "--size", "tiny", "--data", str(npy), "--out", str(tmp_path),
-                 "--quiet"]) == 0
+    assert (
+        main(["reproduce", "universality", "--size", "tiny", "--data", str(npy), "--out", str(tmp_path), "--quiet"])
+        == 0
+    )
     ds = xr.load_dataset(tmp_path / "universality.nc")
     assert ds.attrs["data"] == str(npy) and ds.attrs["d"] < SIDE * SIDE
     assert str(npy) in (tmp_path / "universality.md").read_text()
@@ -210,10 +239,11 @@ def test_reproduce_real_sparse(tmp_path):
     assert ds.sizes["decoder"] == len(real_sparse.METHODS) and np.all(np.isfinite(ds["heldout_risk"].values))
     # the BG fit by moments matches the pooled fourth moment of the training coefficients
     assert ds.attrs["p_moments"] == pytest.approx(3 / ds.attrs["kurtosis"])
-    assert 1.0 < ds.attrs["kurtosis"] and ds.attrs["p_moments"] < 0.5  # heavy-tailed coefficients
+    assert ds.attrs["kurtosis"] > 1.0 and ds.attrs["p_moments"] < 0.5  # heavy-tailed coefficients
     # the untrained multilayer decoder with one layer is the posterior-mean decoder (same theory, same risk)
     assert float(ds["theory"].sel(decoder="multilayer_untrained")[0]) == pytest.approx(
-        float(ds["theory"].sel(decoder="posterior_mean")[0]), rel=1e-4)
+        float(ds["theory"].sel(decoder="posterior_mean")[0]), rel=1e-4
+    )
     assert set(result["gain"]) == {"learned_denoiser", "multilayer"}
 
 

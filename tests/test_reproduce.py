@@ -32,7 +32,9 @@ def test_gaussian_limit(out):
     gd = ds["gap"].sel(trainer="gd_exact")
     assert float(abs(gd.where(ds["rate"] <= 1)).max()) < 1e-3  # R_Gauss is exact at r ≤ 1 and GD reaches it
     assert 0 <= float(gd.sel(rate=2.0).mean()) < 0.01  # approached from above at r > 1
-    np.testing.assert_allclose(ds["theory"].isel(trainer=0, seed=0), theory.gaussian_limit(ds["rate"].values), atol=1e-6)
+    np.testing.assert_allclose(
+        ds["theory"].isel(trainer=0, seed=0), theory.gaussian_limit(ds["rate"].values), atol=1e-6
+    )
     assert result["max_gap"]["gd_exact"]["r<=1"] < 1e-3
 
 
@@ -51,9 +53,11 @@ def test_finite_size_fit_recovers_a_planted_exponent(tmp_path):
     risk = np.full((3, 4, 3, 2), np.nan)
     theory_values = np.asarray(theory.gaussian_limit(np.asarray(finite_size.RATES)))
     risk[2, :, 2, :] = theory_values[2] + 0.2 * np.asarray(dims, float)[:, None] ** -1.5
-    ds = xr.Dataset({"exact_risk": (("trainer", "d", "rate", "seed"), risk), "theory": ("rate", theory_values)},
-                    coords={"trainer": list(finite_size.TRAINERS), "d": dims, "rate": list(finite_size.RATES),
-                            "seed": [0, 1]}, attrs={"size": "tiny", "online_adam": "-", "gd_exact": "-", "tight_frame": "-"})
+    ds = xr.Dataset(
+        {"exact_risk": (("trainer", "d", "rate", "seed"), risk), "theory": ("rate", theory_values)},
+        coords={"trainer": list(finite_size.TRAINERS), "d": dims, "rate": list(finite_size.RATES), "seed": [0, 1]},
+        attrs={"size": "tiny", "online_adam": "-", "gd_exact": "-", "tight_frame": "-"},
+    )
     result = finite_size.summarize(ds, tmp_path)
     fit = result["exponents"]["tight_frame"][2.0]
     assert abs(fit.alpha - 1.5) < 1e-3 and fit.alpha_ci[1] - fit.alpha_ci[0] < 1e-3

@@ -16,7 +16,9 @@ def test_sparse_tiny(tmp_path):
     # at p = 1 (Gaussian) there is no finite-d kurtosis correction
     np.testing.assert_allclose(ds["shallow_finite_d"].sel(p=1.0), ds["theory"].sel(decoder="shallow", p=1.0), atol=1e-6)
     # untrained posterior mean and layer 1 of the multilayer decoder are the same estimator
-    np.testing.assert_allclose(ds["risk"].sel(decoder="posterior_mean"), ds["risk"].sel(decoder="multilayer_1"), atol=1e-4)
+    np.testing.assert_allclose(
+        ds["risk"].sel(decoder="posterior_mean"), ds["risk"].sel(decoder="multilayer_1"), atol=1e-4
+    )
 
 
 def test_phase_transition_tiny(tmp_path):

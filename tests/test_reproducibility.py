@@ -60,8 +60,14 @@ def test_fresh_process_is_bit_identical(fresh, tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("XLA_FLAGS", None)
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "helpers" / "run_sweep.py"), str(tmp_path / "spec.json")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "helpers" / "run_sweep.py"), str(tmp_path / "spec.json")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert_identical(aejax.load_results(tmp_path / "result.nc"), fresh)
 

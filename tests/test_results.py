@@ -72,11 +72,14 @@ def test_unreadable_chunk_is_warned_about_and_recomputed(swept, tmp_path):
         np.testing.assert_array_equal(again[name].values, ds[name].values, err_msg=name)
 
 
-@pytest.mark.parametrize("change, differs", [
-    (dict(grid={**GRID, "lr": [0.01, 0.05]}), "runs"),
-    (dict(config=aejax.TrainConfig(d=16, n=16, steps=40, batch=32)), "config"),
-    (dict(seed=1), "seed"),
-])
+@pytest.mark.parametrize(
+    "change, differs",
+    [
+        (dict(grid={**GRID, "lr": [0.01, 0.05]}), "runs"),
+        (dict(config=aejax.TrainConfig(d=16, n=16, steps=40, batch=32)), "config"),
+        (dict(seed=1), "seed"),
+    ],
+)
 def test_different_sweep_in_the_same_out_is_refused(swept, change, differs):
     """Another grid, config or base seed aimed at a finished sweep's directory: ValueError naming what differs."""
     out, _ = swept
@@ -87,27 +90,31 @@ def test_different_sweep_in_the_same_out_is_refused(swept, change, differs):
 
 def test_unreadable_manifest_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cannot read .*manifest.json"):
+    with pytest.raises(ValueError, match=r"cannot read .*manifest\.json"):
         aejax.sweep(CONFIG, GRID, out=tmp_path, **KW)
 
 
 def test_resume_with_nothing_to_resume_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="resume=True but out=.* holds no sweep to resume"):
+    with pytest.raises(ValueError, match=r"resume=True but out=.* holds no sweep to resume"):
         aejax.sweep(CONFIG, GRID, out=tmp_path / "empty", resume=True, **KW)
 
 
 def _fake_records(n_runs, n_steps):
     from aejax import record
 
-    return {name: np.arange(n_runs * (n_steps if f.per_step else 1), dtype=np.float32).reshape(
-        (n_runs, n_steps) if f.per_step else (n_runs,)) for f, name in zip(record.FIELDS, record.NAMES)}
+    return {
+        name: np.arange(n_runs * (n_steps if f.per_step else 1), dtype=np.float32).reshape(
+            (n_runs, n_steps) if f.per_step else (n_runs,)
+        )
+        for f, name in zip(record.FIELDS, record.NAMES, strict=True)
+    }
 
 
 def test_deleted_manifest_does_not_let_another_sweep_reuse_the_chunks(swept, tmp_path):
     """Issue 17.1: sweep A, delete its manifest, sweep B (other lr) into the same directory. B must not
     load A's chunks by run index: they are ignored with a warning naming a file, and B's results
     equal B swept into a fresh directory."""
-    out, _ = swept
+    _out, _ = swept
     target = tmp_path / "out"
     aejax.sweep(CONFIG, GRID, out=target, **KW)
     (target / "manifest.json").unlink()
@@ -155,8 +162,9 @@ def test_chunk_with_the_wrong_trace_length_is_ignored_and_recomputed(swept, tmp_
             content[field.name] = content[field.name][:, :5]
     with open(damaged, "wb") as f:
         np.savez(f, **content)
-    with pytest.warns(UserWarning, match=f"ignoring chunk file {damaged}: field .* has shape \\(4, 5\\), expected "
-                                         "\\(4, 20\\)"):
+    with pytest.warns(
+        UserWarning, match=f"ignoring chunk file {damaged}: field .* has shape \\(4, 5\\), expected \\(4, 20\\)"
+    ):
         again = aejax.sweep(CONFIG, GRID, out=out, **KW)
     assert (again.attrs["reused_runs"], again.attrs["chunks"]) == (4, 1)
     for name in ("risk", "loss_trace"):
@@ -166,7 +174,7 @@ def test_chunk_with_the_wrong_trace_length_is_ignored_and_recomputed(swept, tmp_
 def test_manifest_that_is_not_a_json_object_is_refused_by_name(tmp_path):
     """Issue 17.10: ``[]`` is valid JSON but no manifest: a clear InputError, not an AttributeError."""
     (tmp_path / "manifest.json").write_text("[]")
-    with pytest.raises(aejax.InputError, match="manifest.json is not a sweep manifest .*JSON list"):
+    with pytest.raises(aejax.InputError, match=r"manifest\.json is not a sweep manifest .*JSON list"):
         aejax.sweep(CONFIG, GRID, out=tmp_path, **KW)
 
 

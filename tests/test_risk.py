@@ -138,8 +138,9 @@ def test_exact_risk_gradient_is_finite_at_degenerate_encoders(activation, case, 
     """jax.grad of exact_risk has no NaN/inf at orthogonal, duplicated, antipodal and zero rows."""
     B, mask = _special_encoders()[case]
     A = jax.random.normal(jax.random.key(8), B.shape[::-1]) * 0.3
-    grads = jax.grad(lambda p: aejax.exact_risk(p, Gaussian(16), activation=activation, mask=mask,
-                                                row_normalize=row_normalize))(Params(A, B))
+    grads = jax.grad(
+        lambda p: aejax.exact_risk(p, Gaussian(16), activation=activation, mask=mask, row_normalize=row_normalize)
+    )(Params(A, B))
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
 
 
@@ -174,14 +175,17 @@ def test_exact_risk_gradient_matches_finite_differences(activation, option):
 
         @jax.jit
         def grad_and_differences(p, v):
-            shifted = jax.vmap(lambda s, t: risk(jax.tree_util.tree_map(lambda a, b: a + s * h * b, p, t)),
-                               in_axes=(None, 0))
+            shifted = jax.vmap(
+                lambda s, t: risk(jax.tree_util.tree_map(lambda a, b: a + s * h * b, p, t)), in_axes=(None, 0)
+            )
             return jax.grad(risk)(p), (shifted(1.0, v) - shifted(-1.0, v)) / (2 * h)
 
         grad, fd = grad_and_differences(params, dirs)
         assert grad.B.dtype == jnp.float64
-        directional = sum(jnp.einsum("k...,...->k", t, g)
-                          for g, t in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(dirs)))
+        directional = sum(
+            jnp.einsum("k...,...->k", t, g)
+            for g, t in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(dirs), strict=True)
+        )
         np.testing.assert_allclose(directional, fd, rtol=1e-6, atol=1e-9)
 
 
@@ -195,7 +199,7 @@ def test_exact_risk_of_trivial_decoder_is_trace_over_d():
 def test_exact_risk_refuses_non_gaussian_sources():
     """exact_risk needs a Gaussian source; the message points to mc_risk."""
     params = init(jax.random.key(0), 8, 4)
-    with pytest.raises(ValueError, match="Gaussian source.*mc_risk"):
+    with pytest.raises(ValueError, match=r"Gaussian source.*mc_risk"):
         aejax.exact_risk(params, BernoulliGaussian(8, 0.5))
 
 
@@ -213,8 +217,9 @@ def test_mc_risk_equals_numpy_on_the_same_samples(chunk):
     source = Gaussian(d)
     key = jax.random.key(1)
     n_chunks = -(-n_samples // chunk)
-    x = np.concatenate([np.asarray(source.sample(jax.random.fold_in(key, i), chunk), np.float64)
-                        for i in range(n_chunks)])[:n_samples]
+    x = np.concatenate(
+        [np.asarray(source.sample(jax.random.fold_in(key, i), chunk), np.float64) for i in range(n_chunks)]
+    )[:n_samples]
     losses = _numpy_losses(params, x)
     mean, se = aejax.mc_risk(params, source, key, n_samples, chunk=chunk)
     assert float(mean) == pytest.approx(losses.mean(), rel=1e-5)
@@ -246,18 +251,25 @@ def test_mc_risk_of_sparse_source_matches_numpy_expectation():
     """mc_risk on BG data for the identity-sign encoder with a tied decoder agrees with the
     closed-form E(x - α sign(x))² = 1 - 2α E|x| + α², E|x| = sqrt(2p/π) (5 standard errors)."""
     d, p, alpha = 16, 0.3, 0.5
-    mean, se = aejax.mc_risk(Params(jnp.asarray(alpha), jnp.eye(d)), BernoulliGaussian(d, p),
-                             jax.random.key(3), 100_000)
+    mean, se = aejax.mc_risk(
+        Params(jnp.asarray(alpha), jnp.eye(d)), BernoulliGaussian(d, p), jax.random.key(3), 100_000
+    )
     # sign(0) = +1 on the (1 - p) zero coordinates: E(x - α s)² = 1 - 2α E|x| + α².
     want = 1 - 2 * alpha * np.sqrt(2 * p / np.pi) + alpha**2
     assert abs(float(mean) - want) < 5 * float(se)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(8), jax.random.key(0), 1), "at least 2"),
-    (lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(6), jax.random.key(0), 10), r"d=6"),
-    (lambda: aejax.exact_risk(Params(jnp.zeros((8, 3)), jnp.zeros((4, 8))), Gaussian(8)), r"params.A must have shape"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(8), jax.random.key(0), 1), "at least 2"),
+        (lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(6), jax.random.key(0), 10), r"d=6"),
+        (
+            lambda: aejax.exact_risk(Params(jnp.zeros((8, 3)), jnp.zeros((4, 8))), Gaussian(8)),
+            r"params.A must have shape",
+        ),
+    ],
+)
 def test_bad_arguments_raise(call, match):
     """Shape mismatches and too few samples are refused with a message."""
     with pytest.raises(ValueError, match=match):
@@ -269,8 +281,10 @@ def _lstsq_decoder(x, B, activation):
     return np.linalg.lstsq(s, x, rcond=None)[0].T
 
 
-@pytest.mark.parametrize("activation,source_kind", [("sign", "isotropic"), ("sign", "spectrum"),
-                                                    ("relu", "covariance"), ("tanh", "spectrum")])
+@pytest.mark.parametrize(
+    "activation,source_kind",
+    [("sign", "isotropic"), ("sign", "spectrum"), ("relu", "covariance"), ("tanh", "spectrum")],
+)
 def test_optimal_decoder_equals_least_squares_for_gaussian_sources(activation, source_kind):
     """A*(B) = C_xs C_ss⁻¹ equals the least-squares decoder fitted on 200k NumPy samples (the
     statistical error of the fit is about 0.015 at this size)."""
@@ -289,7 +303,9 @@ def test_optimal_decoder_for_sparse_source_uses_sample_moments():
     d, n, p = 16, 12, 0.2
     source = BernoulliGaussian(d, p)
     B = np.asarray(init(jax.random.key(5), d, n).B, np.float64)
-    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation="sign", key=jax.random.key(6), n_samples=200_000)
+    A = aejax.optimal_decoder(
+        jnp.asarray(B, jnp.float32), source, activation="sign", key=jax.random.key(6), n_samples=200_000
+    )
     rng = np.random.default_rng(7)
     x = (rng.uniform(size=(200_000, d)) < p) * rng.normal(size=(200_000, d)) / np.sqrt(p)
     np.testing.assert_allclose(A, _lstsq_decoder(x, B, "sign"), atol=0.03)
@@ -303,7 +319,9 @@ def test_optimal_decoder_with_mask_fits_only_the_kept_units():
     source = _source("spectrum", d)
     B = np.asarray(init(jax.random.key(8), d, n).B, np.float64)
     mask = (np.arange(n) % 3 != 0).astype(np.float32)
-    A = np.asarray(aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation="sign", mask=jnp.asarray(mask)))
+    A = np.asarray(
+        aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation="sign", mask=jnp.asarray(mask))
+    )
     np.testing.assert_array_equal(A[:, mask == 0], 0)
     x = np.random.default_rng(9).normal(size=(200_000, d)) * np.sqrt(np.asarray(source.spectrum, np.float64))
     np.testing.assert_allclose(A[:, mask == 1], _lstsq_decoder(x, B[mask == 1], "sign"), atol=0.02)

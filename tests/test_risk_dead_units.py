@@ -54,15 +54,14 @@ def test_exact_risk_with_dead_rows_matches_monte_carlo(activation, kind, dead):
     assert abs(exact - float(mean)) < 4 * float(se) + 2e-4, (exact, float(mean), float(se))
 
 
-@pytest.mark.parametrize("activation, sigma0", [("sign", 1.0), ("relu", 0.0), ("tanh", 0.0),
-                                                (jax.nn.sigmoid, 0.5)])
+@pytest.mark.parametrize("activation, sigma0", [("sign", 1.0), ("relu", 0.0), ("tanh", 0.0), (jax.nn.sigmoid, 0.5)])
 def test_dead_unit_moments_are_those_of_the_constant_sigma_of_zero(activation, sigma0):
     """C_ss between dead units is σ(0)², with a live unit σ(0)·E σ(u_j) (numerical integral), C_xs is 0."""
     B = aejax.init(jax.random.key(0), 4, 4, kind="orthogonal").B.at[:2].set(0.0)
     c_xs, c_ss = gaussian_moments(B, Gaussian(4), activation)
     fn = aejax.activations.get_activation(activation) if isinstance(activation, str) else activation
     g = np.linspace(-10, 10, 20000)  # no node at the jump of sign
-    weights = np.exp(-g**2 / 2) / np.sqrt(2 * np.pi) * (g[1] - g[0])
+    weights = np.exp(-(g**2) / 2) / np.sqrt(2 * np.pi) * (g[1] - g[0])
     live_mean = float(np.sum(weights * np.asarray(fn(jnp.asarray(g, jnp.float32)), dtype=np.float64)))  # q_j = 1
     np.testing.assert_allclose(np.asarray(c_ss)[:2, :2], sigma0**2, atol=2e-4)
     np.testing.assert_allclose(np.asarray(c_ss)[:2, 2:], sigma0 * live_mean, atol=2e-4)

@@ -43,12 +43,21 @@ def test_offset_fit_equals_scipy_curve_fit():
     """The profile fit reaches the same weighted least-squares optimum as scipy's curve_fit (one seed, se)."""
     rng = np.random.default_rng(3)
     se = 2e-5 * np.sqrt(256 / D)
-    y = 0.36 + 0.05 * D ** -0.8 + se * rng.standard_normal(D.size)
+    y = 0.36 + 0.05 * D**-0.8 + se * rng.standard_normal(D.size)
     fit = fit_power_law(D, y, se, offset=True, bootstrap=0)
-    (y_inf, c, alpha), _ = curve_fit(lambda x, a, b, k: a + b * x ** -k, D.astype(float), y, p0=[0.36, 0.05, 0.8],
-                                     sigma=se, absolute_sigma=True, xtol=1e-14, ftol=1e-14, maxfev=20000)
+    (y_inf, c, alpha), _ = curve_fit(
+        lambda x, a, b, k: a + b * x**-k,
+        D.astype(float),
+        y,
+        p0=[0.36, 0.05, 0.8],
+        sigma=se,
+        absolute_sigma=True,
+        xtol=1e-14,
+        ftol=1e-14,
+        maxfev=20000,
+    )
     assert fit.alpha == pytest.approx(alpha, rel=1e-5)
-    assert fit.C == pytest.approx(c, rel=1e-4)
+    assert fit.C == pytest.approx(c, rel=1e-4)  # noqa: SIM300 -- fit.C is a fitted attribute, not a constant
     assert fit.offset == pytest.approx(y_inf, abs=1e-10)
     chi2 = np.sum(((y - fit.predict(D)) / se) ** 2) / (D.size - 3)
     assert fit.chi2_dof == pytest.approx(chi2)
@@ -73,7 +82,7 @@ def test_bootstrap_intervals_cover_the_true_exponent():
 def test_no_offset_fit_is_exact_on_a_pure_power_law():
     fit = fit_power_law(D, 2.5 * D.astype(float) ** -0.7)
     assert fit.alpha == pytest.approx(0.7, abs=1e-12)
-    assert fit.C == pytest.approx(2.5, rel=1e-12)
+    assert fit.C == pytest.approx(2.5, rel=1e-12)  # noqa: SIM300 -- fit.C is a fitted attribute, not a constant
     assert fit.offset is None and fit.offset_ci is None
     # no noise, no se: the parametric bootstrap from the (zero) residual scatter gives a point interval
     assert fit.alpha_ci == pytest.approx((0.7, 0.7), abs=1e-12)
@@ -82,23 +91,26 @@ def test_no_offset_fit_is_exact_on_a_pure_power_law():
 def test_no_offset_fit_propagates_se_to_log_space():
     """Weights (y/se)² on log y: the same line as numpy's weighted polyfit of log y with w = y/se."""
     rng = np.random.default_rng(5)
-    y = 3 * D ** -0.5 * np.exp(0.05 * rng.standard_normal(D.size))
+    y = 3 * D**-0.5 * np.exp(0.05 * rng.standard_normal(D.size))
     se = 0.05 * y * np.linspace(0.5, 2, D.size)
     fit = fit_power_law(D, y, se, bootstrap=0)
     slope, intercept = np.polyfit(np.log(D), np.log(y), 1, w=y / se)
     assert fit.alpha == pytest.approx(-slope, rel=1e-10)
-    assert fit.C == pytest.approx(np.exp(intercept), rel=1e-10)
+    assert fit.C == pytest.approx(np.exp(intercept), rel=1e-10)  # noqa: SIM300 -- fit.C is a fitted attribute, not a constant
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"x": [1, 2, 2], "y": [1, 2, 3]}, "x must have distinct values"),
-    ({"x": [1, -2, 3], "y": [1, 2, 3]}, "x must be finite and positive"),
-    ({"x": [1, 2, 3], "y": [1, 2]}, "y must have the shape of x"),
-    ({"x": [1, 2], "y": [1, 2], "offset": True}, "at least 3 points"),
-    ({"x": [1, 2, 3], "y": [1, -2, 3]}, "y must be positive"),
-    ({"x": [1, 2, 3], "y": [1, 2, 3], "se": [1, -1, 1]}, "se must be non-negative"),
-    ({"x": [1, 2, 3], "y": [1, 2, 3], "level": 1.5}, "level must lie in"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"x": [1, 2, 2], "y": [1, 2, 3]}, "x must have distinct values"),
+        ({"x": [1, -2, 3], "y": [1, 2, 3]}, "x must be finite and positive"),
+        ({"x": [1, 2, 3], "y": [1, 2]}, "y must have the shape of x"),
+        ({"x": [1, 2], "y": [1, 2], "offset": True}, "at least 3 points"),
+        ({"x": [1, 2, 3], "y": [1, -2, 3]}, "y must be positive"),
+        ({"x": [1, 2, 3], "y": [1, 2, 3], "se": [1, -1, 1]}, "se must be non-negative"),
+        ({"x": [1, 2, 3], "y": [1, 2, 3], "level": 1.5}, "level must lie in"),
+    ],
+)
 def test_fit_power_law_rejects_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit_power_law(**kwargs)
@@ -112,8 +124,10 @@ def trace_dataset(tau_dim=True):
     curves = np.stack([base + 0.05 * np.exp(-tau) * (d == 64) for d in (64, 128, 256)])
     curves = np.stack([curves, curves + 0.01])  # two seeds: their mean is curves + 0.005
     dims = ("seed", "d", "tau" if tau_dim else "step")
-    return xr.Dataset({"risk_trace": (dims, curves)}, coords={"seed": [0, 1], "d": [64, 128, 256],
-                                                              dims[-1]: tau if tau_dim else np.arange(21)})
+    return xr.Dataset(
+        {"risk_trace": (dims, curves)},
+        coords={"seed": [0, 1], "d": [64, 128, 256], dims[-1]: tau if tau_dim else np.arange(21)},
+    )
 
 
 def test_collapse_is_zero_for_identical_curves_and_finds_a_known_shift():
@@ -166,11 +180,23 @@ def results_dataset(d=D, rates=(0.5, 2.0), seeds=4, shift=(0.0, 0.0), diverged=F
         status[0, 0, 0] = "diverged"
     dims = ("seed", "rate", "d")
     return xr.Dataset(
-        {"risk": (dims, risk), "risk_se": (dims, se), "exact_risk": (dims, exact), "theory": (dims, theory),
-         "risk_trace": ((*dims, "step"), trace), "status": (dims, status)},
-        coords={"seed": np.arange(seeds), "rate": rates, "d": d, "step": step,
-                "tau": (("d", "step"), 128 * step[None, :] / d[:, None])},
-        attrs={"config": '{"activation": "sign"}'})
+        {
+            "risk": (dims, risk),
+            "risk_se": (dims, se),
+            "exact_risk": (dims, exact),
+            "theory": (dims, theory),
+            "risk_trace": ((*dims, "step"), trace),
+            "status": (dims, status),
+        },
+        coords={
+            "seed": np.arange(seeds),
+            "rate": rates,
+            "d": d,
+            "step": step,
+            "tau": (("d", "step"), 128 * step[None, :] / d[:, None]),
+        },
+        attrs={"config": '{"activation": "sign"}'},
+    )
 
 
 def test_extrapolate_finds_the_limit_per_rate_and_compares_with_theory():
@@ -181,7 +207,7 @@ def test_extrapolate_finds_the_limit_per_rate_and_compares_with_theory():
     assert out["r_inf"].dims == ("rate",)
     assert np.allclose(out["theory"], r_gauss([0.5, 2.0]), atol=1e-6)  # at the nominal rate
     assert out["covers"].values.tolist() == [True, False]
-    assert out["r_inf"].values == pytest.approx(r_gauss([0.5, 2.0]) + [0, 0.003], abs=1e-4)
+    assert out["r_inf"].values == pytest.approx(r_gauss([0.5, 2.0]) + np.array([0, 0.003]), abs=1e-4)
     assert np.allclose(out["r_inf_minus_theory"], out["r_inf"] - out["theory"])
     assert np.all(out["alpha_low"] < 1) and np.all(out["alpha_high"] > 1)
     assert out["mean"].sel(rate=0.5, d=64).item() < 1  # the diverged run's 7.0 is not in the mean
@@ -228,14 +254,17 @@ def test_scaling_command_on_risk_with_out_dir(tmp_path, capsys):
     assert (out / "scaling.md").exists() and not (path.parent / "scaling.md").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["missing.nc"], "RESULTS: cannot read results file"),
-    (["{path}", "--var", "nope"], "--var 'nope' is not a variable"),
-    (["{path}", "--along", "lr"], "--along 'lr' is not a dimension of 'exact_risk'"),
-    (["{path}", "--var", "risk_trace"], "has a trace dimension 'step'"),
-    (["{short}"], "--along 'd' has 2 values (64, 128); a scaling fit needs at least 3"),
-    (["{path}", "--level", "2"], "--level must lie in (0, 1)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.nc"], "RESULTS: cannot read results file"),
+        (["{path}", "--var", "nope"], "--var 'nope' is not a variable"),
+        (["{path}", "--along", "lr"], "--along 'lr' is not a dimension of 'exact_risk'"),
+        (["{path}", "--var", "risk_trace"], "has a trace dimension 'step'"),
+        (["{short}"], "--along 'd' has 2 values (64, 128); a scaling fit needs at least 3"),
+        (["{path}", "--level", "2"], "--level must lie in (0, 1)"),
+    ],
+)
 def test_scaling_command_bad_input_exits_2_naming_the_argument(tmp_path, capsys, args, message):
     path = write_results(tmp_path)
     short = save_results(results_dataset(d=[64, 128]), tmp_path / "short.nc")

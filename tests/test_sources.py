@@ -139,27 +139,30 @@ def test_empirical_sample_draws_rows():
     assert len(np.unique(dist.argmin(axis=1))) == 20
 
 
-@pytest.mark.parametrize("build,match", [
-    (lambda: BernoulliGaussian(8, 0.0), "p must lie in"),
-    (lambda: BernoulliGaussian(8, 1.5), "p must lie in"),
-    (lambda: SparseRademacher(8, -0.1), "p must lie in"),
-    (lambda: SparseRademacher(8, float("nan")), "p must lie in"),
-    (lambda: BernoulliGaussian(0, 0.5), "d must be"),
-    (lambda: Gaussian(4, spectrum=np.ones(3)), r"spectrum must have shape \(4,\)"),
-    (lambda: Gaussian(4, spectrum=[1.0, -1.0, 1.0, 1.0]), "spectrum must be finite and non-negative"),
-    (lambda: Gaussian(3, covariance=np.eye(4)), r"covariance must have shape \(3, 3\)"),
-    (lambda: Gaussian(2, covariance=[[1.0, 0.5], [0.0, 1.0]]), "covariance must be symmetric"),
-    (lambda: Gaussian(2, covariance=[[1.0, 2.0], [2.0, 1.0]]), "positive semi-definite"),
-    (lambda: Gaussian(2, covariance=[[1.0, np.nan], [np.nan, 1.0]]), "covariance must contain only finite"),
-    (lambda: Gaussian(2, spectrum=[1, 1], covariance=np.eye(2)), "at most one of spectrum and covariance"),
-    (lambda: Empirical(np.ones(5)), "data must be a 2-D array"),
-    (lambda: Empirical(np.c_[np.arange(5.0), np.ones(5)]), r"constant columns \[1\]"),
-    (lambda: Empirical(np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 0.0]])), r"rows \[1\] hold NaN"),
-    (lambda: Empirical(np.c_[np.arange(5.0), 2 * np.arange(5.0)], whiten="zca"), "numerical rank 1"),
-    (lambda: Empirical(_correlated_data(), whiten="pca", components=9), "components must be at most d=6"),
-    (lambda: Empirical(_correlated_data(), whiten="cholesky"), "unknown whiten 'cholesky'; allowed: pca, zca"),
-    (lambda: make_source("laplace", 4), "unknown source 'laplace'; allowed: .*gaussian"),
-])
+@pytest.mark.parametrize(
+    "build,match",
+    [
+        (lambda: BernoulliGaussian(8, 0.0), "p must lie in"),
+        (lambda: BernoulliGaussian(8, 1.5), "p must lie in"),
+        (lambda: SparseRademacher(8, -0.1), "p must lie in"),
+        (lambda: SparseRademacher(8, float("nan")), "p must lie in"),
+        (lambda: BernoulliGaussian(0, 0.5), "d must be"),
+        (lambda: Gaussian(4, spectrum=np.ones(3)), r"spectrum must have shape \(4,\)"),
+        (lambda: Gaussian(4, spectrum=[1.0, -1.0, 1.0, 1.0]), "spectrum must be finite and non-negative"),
+        (lambda: Gaussian(3, covariance=np.eye(4)), r"covariance must have shape \(3, 3\)"),
+        (lambda: Gaussian(2, covariance=[[1.0, 0.5], [0.0, 1.0]]), "covariance must be symmetric"),
+        (lambda: Gaussian(2, covariance=[[1.0, 2.0], [2.0, 1.0]]), "positive semi-definite"),
+        (lambda: Gaussian(2, covariance=[[1.0, np.nan], [np.nan, 1.0]]), "covariance must contain only finite"),
+        (lambda: Gaussian(2, spectrum=[1, 1], covariance=np.eye(2)), "at most one of spectrum and covariance"),
+        (lambda: Empirical(np.ones(5)), "data must be a 2-D array"),
+        (lambda: Empirical(np.c_[np.arange(5.0), np.ones(5)]), r"constant columns \[1\]"),
+        (lambda: Empirical(np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 0.0]])), r"rows \[1\] hold NaN"),
+        (lambda: Empirical(np.c_[np.arange(5.0), 2 * np.arange(5.0)], whiten="zca"), "numerical rank 1"),
+        (lambda: Empirical(_correlated_data(), whiten="pca", components=9), "components must be at most d=6"),
+        (lambda: Empirical(_correlated_data(), whiten="cholesky"), "unknown whiten 'cholesky'; allowed: pca, zca"),
+        (lambda: make_source("laplace", 4), "unknown source 'laplace'; allowed: .*gaussian"),
+    ],
+)
 def test_bad_inputs_raise_value_error_with_message(build, match):
     """Invalid arguments are refused eagerly with a message naming the argument and the problem."""
     with pytest.raises(ValueError, match=match):
@@ -179,8 +182,8 @@ def test_sparse_sources_vmap_over_p_under_jit():
     ps = jnp.asarray([0.1, 0.4, 0.9])
     keys = jax.random.split(jax.random.key(6), 3)
     for cls in (BernoulliGaussian, SparseRademacher):
-        x = np.asarray(jax.jit(jax.vmap(lambda p, k: cls(64, p).sample(k, 20_000)))(ps, keys), np.float64)
-        for p, xp in zip(np.asarray(ps), x):
+        x = np.asarray(jax.jit(jax.vmap(lambda p, k, cls=cls: cls(64, p).sample(k, 20_000)))(ps, keys), np.float64)
+        for p, xp in zip(np.asarray(ps), x, strict=True):
             assert abs(np.mean(xp != 0) - p) < 5 * np.sqrt(p * (1 - p) / xp.size)
             assert abs(np.mean(xp**2) - 1) < 5 * np.sqrt(3 / p / xp.size)
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax.grid import units
 from aejax import sweeping as sweep_mod
+from aejax.grid import units
 from aejax.model import Architecture, identity_likeness, inverse_participation_ratio, rate_mask
 from aejax.record import EVAL_FOLD
 from aejax.results import RunStore
@@ -31,8 +31,16 @@ CONFIG = aejax.TrainConfig(d=16, n=16, steps=20, batch=32)
 GRID = {"seed": [0, 1], "rate": [0.875, 1.0], "lr": [0.01, 0.03]}  # 14 and 16 units: one bucket of 16
 MC = 1024
 KW = dict(mc_samples=MC, progress=False)
-COMPARED = ("risk", "risk_se", "exact_risk", "identity_likeness", "inverse_participation_ratio", "loss_trace",
-            "risk_trace", "identity_likeness_trace")
+COMPARED = (
+    "risk",
+    "risk_se",
+    "exact_risk",
+    "identity_likeness",
+    "inverse_participation_ratio",
+    "loss_trace",
+    "risk_trace",
+    "identity_likeness_trace",
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +78,16 @@ def test_sweep_equals_runs_trained_one_at_a_time(base):
         source = Gaussian(config.d)
         risk, risk_se = aejax.mc_risk(params, source, jax.random.fold_in(key, EVAL_FOLD), MC, arch=arch)
         exact = aejax.exact_risk(params, source, arch=arch)
-        return {"risk": risk, "risk_se": risk_se, "exact_risk": exact, "loss_trace": trace["loss"],
-                "risk_trace": trace["risk"], "identity_likeness": identity_likeness(params.B),
-                "inverse_participation_ratio": inverse_participation_ratio(params.B),
-                "identity_likeness_trace": trace["identity_likeness"]}
+        return {
+            "risk": risk,
+            "risk_se": risk_se,
+            "exact_risk": exact,
+            "loss_trace": trace["loss"],
+            "risk_trace": trace["risk"],
+            "identity_likeness": identity_likeness(params.B),
+            "inverse_participation_ratio": inverse_participation_ratio(params.B),
+            "identity_likeness_trace": trace["identity_likeness"],
+        }
 
     reference = jax.jit(reference, static_argnums=0)
     for seed in GRID["seed"]:
@@ -83,8 +97,13 @@ def test_sweep_equals_runs_trained_one_at_a_time(base):
                 expected = reference(config, seed, {"rate": rate, "lr": lr})
                 run = base.sel(seed=seed, rate=rate, lr=lr)
                 for name in COMPARED:
-                    np.testing.assert_allclose(run[name].values, expected[name], rtol=1e-6, atol=1e-6,
-                                               err_msg=f"{name} at seed={seed} rate={rate} lr={lr}")
+                    np.testing.assert_allclose(
+                        run[name].values,
+                        expected[name],
+                        rtol=1e-6,
+                        atol=1e-6,
+                        err_msg=f"{name} at seed={seed} rate={rate} lr={lr}",
+                    )
     assert set(base["status"].values.ravel()) == {"ok"}
 
 
@@ -148,7 +167,7 @@ def test_diverged_run_is_marked_and_others_in_its_chunk_finish(base):
 
 def test_memory_budget_too_small_is_refused_before_running(tmp_path):
     """A 1 kB budget cannot hold one run per device: ValueError, and no chunk was run or written."""
-    with pytest.raises(ValueError, match="one run per device needs .* GiB per device .* over the memory budget"):
+    with pytest.raises(ValueError, match=r"one run per device needs .* GiB per device .* over the memory budget"):
         aejax.sweep(CONFIG, GRID, out=tmp_path, memory_budget=1000, **KW)
     assert not list(tmp_path.glob("chunks/*"))
 
@@ -185,8 +204,14 @@ def _spec(tmp_path, **fields):
 def _launch(spec_path, process_id=0):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.pop("XLA_FLAGS", None)
-    return subprocess.Popen([sys.executable, str(HELPER), str(spec_path), str(process_id)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), str(spec_path), str(process_id)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _finish(processes):
@@ -201,7 +226,7 @@ def _finish(processes):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, out in zip(processes, outputs):
+    for p, out in zip(processes, outputs, strict=True):
         assert p.returncode == 0, out[-4000:]
     return outputs
 
@@ -217,8 +242,14 @@ def test_two_processes_equal_one_process(base, tmp_path):
     ``base`` bit for bit (same 4-device program), process 0 writes it, and a rerun reuses every run."""
     out = tmp_path / "out"
     for attempt in ("first", "rerun"):
-        spec = _spec(tmp_path, sweep={"out": str(out), **KW}, devices=2, num_processes=2,
-                     coordinator=f"127.0.0.1:{_free_port()}", result=str(tmp_path / f"{attempt}-{{process}}.nc"))
+        spec = _spec(
+            tmp_path,
+            sweep={"out": str(out), **KW},
+            devices=2,
+            num_processes=2,
+            coordinator=f"127.0.0.1:{_free_port()}",
+            result=str(tmp_path / f"{attempt}-{{process}}.nc"),
+        )
         _finish([_launch(spec, i) for i in range(2)])
         for ds in [aejax.load_results(tmp_path / f"{attempt}-{i}.nc") for i in range(2)] + [aejax.load_results(out)]:
             assert json.loads(ds.attrs["device"])["processes"] == 2

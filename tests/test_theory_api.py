@@ -78,58 +78,67 @@ def test_constants_of_the_prior_are_floats_usable_while_tracing(name):
 def test_best_partial_identity_under_jit_matches_a_brute_force_maximum():
     """The jitted search agrees with a dense float64 grid over a (independent of the golden section)."""
     a_star, gain = jax.jit(lambda p: theory.best_partial_identity("sr", p))(jnp.array([0.5, 0.7]))
-    for p, a, g in zip((0.5, 0.7), np.asarray(a_star), np.asarray(gain)):
+    for p, a, g in zip((0.5, 0.7), np.asarray(a_star), np.asarray(gain), strict=True):
         grid = np.linspace(0, 1, 200_001)
         risks = np.asarray(theory.partial_identity_risk("sr", p, 1.0, grid))
         assert abs(a - grid[np.argmin(risks)]) < 2e-4
         assert 1 - g <= risks.min() + 1e-12
 
 
-@pytest.mark.parametrize("name, params", [
-    ("identity_risk", ["prior", "p", "r", "convention"]),
-    ("excess_kurtosis", ["prior", "p"]),
-    ("kurtosis_correction", ["prior", "p", "r", "ipr"]),
-    ("rotation_excess", ["prior", "p", "r", "d"]),
-    ("partial_identity_risk", ["prior", "p", "r", "a"]),
-    ("best_partial_identity", ["prior", "p"]),
-    ("posterior_mean", ["prior", "p", "r", "y"]),
-    ("denoiser_risk", ["prior", "p", "r"]),
-    ("mmse", ["prior", "p", "snr"]),
-    ("posterior", ["prior", "p", "snr", "y"]),
-    ("state_evolution", ["prior", "p", "r", "layers"]),
-    ("state_evolution_fixed_point", ["prior", "p", "r", "tol", "max_layers"]),
-    ("multilayer_decode", ["prior", "p", "B", "s", "layers"]),
-    ("prediction_table", ["ps", "rates"]),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("identity_risk", ["prior", "p", "r", "convention"]),
+        ("excess_kurtosis", ["prior", "p"]),
+        ("kurtosis_correction", ["prior", "p", "r", "ipr"]),
+        ("rotation_excess", ["prior", "p", "r", "d"]),
+        ("partial_identity_risk", ["prior", "p", "r", "a"]),
+        ("best_partial_identity", ["prior", "p"]),
+        ("posterior_mean", ["prior", "p", "r", "y"]),
+        ("denoiser_risk", ["prior", "p", "r"]),
+        ("mmse", ["prior", "p", "snr"]),
+        ("posterior", ["prior", "p", "snr", "y"]),
+        ("state_evolution", ["prior", "p", "r", "layers"]),
+        ("state_evolution_fixed_point", ["prior", "p", "r", "tol", "max_layers"]),
+        ("multilayer_decode", ["prior", "p", "B", "s", "layers"]),
+        ("prediction_table", ["ps", "rates"]),
+    ],
+)
 def test_argument_order_is_prior_p_r_then_the_rest(name, params):
     assert list(inspect.signature(finite_d_optimum).parameters) == ["r", "d", "restarts", "steps", "lr", "key"]
     assert list(inspect.signature(getattr(theory, name)).parameters) == params
 
 
-@pytest.mark.parametrize("call", [  # the old orders, with a number where the prior goes
-    lambda: theory.identity_risk(0.5, 1.0, "sr", "tied"),
-    lambda: theory.partial_identity_risk(0.5, 0.7, 1.0, "sr"),
-    lambda: theory.kurtosis_correction(0.05, 1.0, "bg", 1 / 1024),
-    lambda: theory.rotation_excess(0.05, 1.0, 1024, "bg"),
-    lambda: theory.excess_kurtosis(0.5, "sr"),
-    lambda: theory.best_partial_identity(0.5, "sr"),
-    lambda: theory.posterior_mean(0.5, "bg", 0.3, 1.0),
-    lambda: theory.posterior(0.5, "bg", 0.3, 1.0),
-    lambda: theory.multilayer_decode(_B, _S, "bg", 0.3, 2),
-    lambda: theory.denoiser_risk(0.3, "bg", 1.0),
-    lambda: theory.state_evolution(0.3, 1.0, "bg", 2),
-])
+@pytest.mark.parametrize(
+    "call",
+    [  # the old orders, with a number where the prior goes
+        lambda: theory.identity_risk(0.5, 1.0, "sr", "tied"),
+        lambda: theory.partial_identity_risk(0.5, 0.7, 1.0, "sr"),
+        lambda: theory.kurtosis_correction(0.05, 1.0, "bg", 1 / 1024),
+        lambda: theory.rotation_excess(0.05, 1.0, 1024, "bg"),
+        lambda: theory.excess_kurtosis(0.5, "sr"),
+        lambda: theory.best_partial_identity(0.5, "sr"),
+        lambda: theory.posterior_mean(0.5, "bg", 0.3, 1.0),
+        lambda: theory.posterior(0.5, "bg", 0.3, 1.0),
+        lambda: theory.multilayer_decode(_B, _S, "bg", 0.3, 2),
+        lambda: theory.denoiser_risk(0.3, "bg", 1.0),
+        lambda: theory.state_evolution(0.3, 1.0, "bg", 2),
+    ],
+)
 def test_call_in_the_old_order_is_refused_naming_prior(call):
     with pytest.raises(TypeError, match=r"prior must be 'bg', 'sr' or an aejax.theory.Prior, got .*\(prior, p, r"):
         call()
 
 
-@pytest.mark.parametrize("call", [
-    lambda: theory.denoiser_risk("bg", 2.0, 0.5),  # p and r exchanged
-    lambda: theory.state_evolution("sr", 1.5, 0.3, 2),
-    lambda: theory.partial_identity_risk("sr", 0.5, 0.7, 2.0),  # a out of [0, 1]
-    lambda: theory.kurtosis_correction("bg", 4.0, 0.1, 0.01),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: theory.denoiser_risk("bg", 2.0, 0.5),  # p and r exchanged
+        lambda: theory.state_evolution("sr", 1.5, 0.3, 2),
+        lambda: theory.partial_identity_risk("sr", 0.5, 0.7, 2.0),  # a out of [0, 1]
+        lambda: theory.kurtosis_correction("bg", 4.0, 0.1, 0.01),
+    ],
+)
 def test_swapped_p_and_r_is_refused_when_r_is_not_a_probability(call):
     with pytest.raises(ValueError, match=r"\bp must lie in \(0, 1\]|a must lie in \[0, 1\]"):
         call()

@@ -4,11 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _theory_helpers import haar_rows, harmonic_frame, sample_sparse, shallow_gain, sign
 from scipy import integrate, stats
 
-from _theory_helpers import harmonic_frame, haar_rows, sample_sparse, shallow_gain, sign
 from aejax import theory
-
 
 pytestmark = pytest.mark.usefixtures("x64")
 
@@ -41,8 +40,9 @@ _REFERENCE = {"bg": _bg_denoiser, "sr": _sr_denoiser}
 def test_posterior_mean_matches_closed_form(prior, r):
     mu, sigma = _channel(r)
     y = np.linspace(-3, 3, 41)
-    np.testing.assert_allclose(theory.posterior_mean(prior, 0.3, r, y), _REFERENCE[prior](y, 0.3, mu, sigma),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        theory.posterior_mean(prior, 0.3, r, y), _REFERENCE[prior](y, 0.3, mu, sigma), rtol=1e-9, atol=1e-12
+    )
     np.testing.assert_allclose(theory.effective_channel(r), (mu, mu / (1 - mu)), rtol=1e-12)
 
 
@@ -51,15 +51,30 @@ def test_mmse_quadrature_vs_scipy_quad_and_scalar_monte_carlo(prior, p, r):
     mu, sigma = _channel(r)
     f = _REFERENCE[prior]
     if prior == "bg":
-        density = lambda y: p * stats.norm.pdf(y, 0, np.sqrt(mu**2 / p + sigma**2)) + (1 - p) * stats.norm.pdf(y, 0, sigma)  # noqa: E731
+
+        def density(y):
+            return p * stats.norm.pdf(y, 0, np.sqrt(mu**2 / p + sigma**2)) + (1 - p) * stats.norm.pdf(y, 0, sigma)
+
     else:
         a = mu / np.sqrt(p)
-        density = lambda y: (p / 2 * (stats.norm.pdf(y, a, sigma) + stats.norm.pdf(y, -a, sigma))  # noqa: E731
-                             + (1 - p) * stats.norm.pdf(y, 0, sigma))
+
+        def density(y):
+            return p / 2 * (stats.norm.pdf(y, a, sigma) + stats.norm.pdf(y, -a, sigma)) + (1 - p) * stats.norm.pdf(
+                y, 0, sigma
+            )
+
     # beyond ±half the density is below e^-50 (and the reference formulas would underflow to 0/0)
     half = 12 * np.sqrt(mu**2 / p + sigma**2) if prior == "bg" else mu / np.sqrt(p) + 10 * sigma
-    by_quad = 1 - integrate.quad(lambda y: f(y, p, mu, sigma) ** 2 * density(y), -half, half, limit=400,
-                                 points=[-mu / np.sqrt(p), 0.0, mu / np.sqrt(p)])[0]
+    by_quad = (
+        1
+        - integrate.quad(
+            lambda y: f(y, p, mu, sigma) ** 2 * density(y),
+            -half,
+            half,
+            limit=400,
+            points=[-mu / np.sqrt(p), 0.0, mu / np.sqrt(p)],
+        )[0]
+    )
     got = float(theory.denoiser_risk(prior, p, r))
     assert got == pytest.approx(by_quad, abs=1e-8)
     rng = np.random.default_rng(0)
@@ -72,7 +87,9 @@ def test_mmse_gaussian_prior_and_general_snr():
     snr = np.array([0.1, 1.0, 10.0, 1000.0])
     np.testing.assert_allclose(theory.mmse("bg", 1.0, snr), 1 / (1 + snr), rtol=1e-9)
     assert float(theory.denoiser_risk("bg", 1.0, 2.0)) == pytest.approx(float(theory.gaussian_limit(2.0)), rel=1e-9)
-    assert np.all(np.asarray(theory.denoiser_risk("sr", np.array([0.1, 0.5, 0.9]), 0.5)) < float(theory.gaussian_limit(0.5)))
+    assert np.all(
+        np.asarray(theory.denoiser_risk("sr", np.array([0.1, 0.5, 0.9]), 0.5)) < float(theory.gaussian_limit(0.5))
+    )
 
 
 @pytest.mark.parametrize("prior, p, r", [("bg", 0.3, 0.5), ("sr", 0.3, 2.0), ("bg", 0.1, 2.0)])
@@ -97,12 +114,15 @@ def test_posterior_mean_jit_vmap_and_dtypes():
         assert theory.posterior_mean("bg", 0.3, 0.5, jnp.ones(2, jnp.float32)).dtype == jnp.float32
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: theory.posterior_mean("bg", 1.5, 0.5, 0.0), "p must lie in"),
-    (lambda: theory.denoiser_risk("bg", 0.5, -1.0), "r must be finite and positive"),
-    (lambda: theory.denoiser_risk("gauss", 0.5, 1.0), "unknown prior 'gauss'"),
-    (lambda: theory.mmse("sr", 0.5, 0.0), "snr must be finite and positive"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: theory.posterior_mean("bg", 1.5, 0.5, 0.0), "p must lie in"),
+        (lambda: theory.denoiser_risk("bg", 0.5, -1.0), "r must be finite and positive"),
+        (lambda: theory.denoiser_risk("gauss", 0.5, 1.0), "unknown prior 'gauss'"),
+        (lambda: theory.mmse("sr", 0.5, 0.0), "snr must be finite and positive"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -5,12 +5,11 @@ import math
 import jax
 import numpy as np
 import pytest
+from _theory_helpers import exact_sign_risk, haar_rows, haar_tight_frame
 from scipy import integrate, stats
 
-from _theory_helpers import exact_sign_risk, haar_rows, haar_tight_frame
 from aejax import theory
 from aejax.optimum import finite_d_optimum
-
 
 pytestmark = pytest.mark.usefixtures("x64")
 
@@ -31,16 +30,16 @@ def test_sign_limit_matches_theory_formulas_and_is_continuous():
     np.testing.assert_allclose(theory.gaussian_limit(1 + 1e-9), 1 - 2 / np.pi, atol=1e-8)
 
 
-@pytest.mark.parametrize("name, f", [("relu", lambda u: max(u, 0.0)), ("tanh", math.tanh),
-                                     ("linear", lambda u: u)])
+@pytest.mark.parametrize("name, f", [("relu", lambda u: max(u, 0.0)), ("tanh", math.tanh), ("linear", lambda u: u)])
 def test_activation_moments_vs_scipy_quad(name, f):
     np.testing.assert_allclose(theory.activation_moments(name), _moments_by_quad(f), rtol=1e-7)
 
 
 def test_callable_activation_and_relu_structure_value():
     softplus = lambda u: np.logaddexp(u, 0.0)  # noqa: E731
-    np.testing.assert_allclose(theory.activation_moments(lambda u: jax.numpy.logaddexp(u, 0.0)),
-                               _moments_by_quad(softplus), rtol=1e-7)
+    np.testing.assert_allclose(
+        theory.activation_moments(lambda u: jax.numpy.logaddexp(u, 0.0)), _moments_by_quad(softplus), rtol=1e-7
+    )
     # docs/theory.md §3: relu at r <= 1 gives 1 − 0.7335 r (measured by GD at d = 128)
     np.testing.assert_allclose(theory.gaussian_limit(0.5, "relu"), 1 - 0.5 * 0.7335, atol=1e-4)
 
@@ -54,8 +53,9 @@ def test_r_below_one_is_exact_at_finite_d():
 def test_tight_frame_risk_approaches_limit_from_above():
     rng = np.random.default_rng(1)
     limit = float(theory.gaussian_limit(2.0))
-    gaps = [np.mean([exact_sign_risk(haar_tight_frame(rng, 2 * d, d)) for _ in range(3)]) - limit
-            for d in (16, 64, 256)]
+    gaps = [
+        np.mean([exact_sign_risk(haar_tight_frame(rng, 2 * d, d)) for _ in range(3)]) - limit for d in (16, 64, 256)
+    ]
     assert all(g > 0 for g in gaps)
     assert gaps[0] > gaps[1] > gaps[2]
     assert gaps[2] < 0.01
@@ -75,12 +75,15 @@ def test_vectorised_under_jit_and_vmap():
     np.testing.assert_allclose(f(np.array([0.5, 2.0])), theory.gaussian_limit(np.array([0.5, 2.0])))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: theory.gaussian_limit(0.0), "r must be finite and positive"),
-    (lambda: theory.gaussian_limit(np.inf), "r must be finite"),
-    (lambda: theory.gaussian_limit(1.0, "softsign"), "unknown activation 'softsign'"),
-    (lambda: theory.pca_risk(-1.0), "r must be"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: theory.gaussian_limit(0.0), "r must be finite and positive"),
+        (lambda: theory.gaussian_limit(np.inf), "r must be finite"),
+        (lambda: theory.gaussian_limit(1.0, "softsign"), "unknown activation 'softsign'"),
+        (lambda: theory.pca_risk(-1.0), "r must be"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

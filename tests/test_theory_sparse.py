@@ -13,9 +13,9 @@ import math
 import jax
 import numpy as np
 import pytest
+from _theory_helpers import haar_rows, sample_sparse, sign
 from scipy import integrate, stats
 
-from _theory_helpers import haar_rows, sample_sparse, sign
 from aejax import theory
 
 D, R, N_TRAIN, N_TEST, CHUNK = 1000, 0.5, 20_000, 4_000, 4_000
@@ -79,8 +79,11 @@ def test_identity_plus_untied(prior, p):
     n = int(R * D)
     # δ_d: with C_ss = p(2−p) I + (1−p)² 11ᵀ the exact finite-d risk exceeds the limit by
     # κ/((2−p) d) ≤ 1/d (the mean direction costs one dimension)
-    _assert_bracketed(float(theory.identity_risk(prior, p, R, "plus_untied")),
-                      _fit_and_bracket(lambda x, rng: sign(x[:, :n]), prior, p, 2), 1 / D)
+    _assert_bracketed(
+        float(theory.identity_risk(prior, p, R, "plus_untied")),
+        _fit_and_bracket(lambda x, rng: sign(x[:, :n]), prior, p, 2),
+        1 / D,
+    )
 
 
 @pytest.mark.parametrize("prior, p", [("bg", 0.3)])
@@ -91,7 +94,9 @@ def test_rotation_ignores_sparsity(prior, p):
     # (E x⁴ = 3/p for bg, 1/p for sr); doubled for safety
     fourth = 3 / p if prior == "bg" else 1 / p
     delta = 2 * R * (2 / np.pi) * (fourth - 1) / (4 * D)
-    _assert_bracketed(float(theory.rotation_risk(R)), _fit_and_bracket(lambda x, rng: sign(x @ B.T), prior, p, 4), delta)
+    _assert_bracketed(
+        float(theory.rotation_risk(R)), _fit_and_bracket(lambda x, rng: sign(x @ B.T), prior, p, 4), delta
+    )
 
 
 def test_kappa_vs_quadrature_for_a_custom_prior():
@@ -115,18 +120,21 @@ def test_critical_sparsity_values_and_meaning():
         assert risks[0] > rot and risks[2] < rot and float(risks[1]) == pytest.approx(rot)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: theory.identity_risk("sr", 0.0, 0.5, "tied"), "p must lie in"),
-    (lambda: theory.identity_risk("sr", 0.5, 1.5, "tied"), "r must be <= 1"),
-    (lambda: theory.identity_risk("sr", 0.5, 0.5, "untied"), "unknown convention 'untied'"),
-    (lambda: theory.identity_risk("laplace", 0.5, 0.5, "tied"), "unknown prior 'laplace'"),
-    (lambda: theory.critical_sparsity("bg", "tie"), "unknown convention"),
-    (lambda: theory.partial_identity_risk("sr", 0.5, 1.0, 1.2), "a must lie in"),
-    (lambda: theory.partial_identity_risk("sr", 0.5, 2.0, 0.5), r"r in \(0, 1\]"),
-    (lambda: theory.best_partial_identity("sr", 1.5), "p must lie in"),
-    (lambda: theory.Prior("x", (0.5,), (0.0,), (1.0,)), "E ξ² = 1"),
-    (lambda: theory.Prior.discrete((1.0, 2.0), (0.5, 0.5)), "symmetric"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: theory.identity_risk("sr", 0.0, 0.5, "tied"), "p must lie in"),
+        (lambda: theory.identity_risk("sr", 0.5, 1.5, "tied"), "r must be <= 1"),
+        (lambda: theory.identity_risk("sr", 0.5, 0.5, "untied"), "unknown convention 'untied'"),
+        (lambda: theory.identity_risk("laplace", 0.5, 0.5, "tied"), "unknown prior 'laplace'"),
+        (lambda: theory.critical_sparsity("bg", "tie"), "unknown convention"),
+        (lambda: theory.partial_identity_risk("sr", 0.5, 1.0, 1.2), "a must lie in"),
+        (lambda: theory.partial_identity_risk("sr", 0.5, 2.0, 0.5), r"r in \(0, 1\]"),
+        (lambda: theory.best_partial_identity("sr", 1.5), "p must lie in"),
+        (lambda: theory.Prior("x", (0.5,), (0.0,), (1.0,)), "E ξ² = 1"),
+        (lambda: theory.Prior.discrete((1.0, 2.0), (0.5, 0.5)), "symmetric"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -164,16 +172,20 @@ def test_partial_identity_risk_vs_monte_carlo(p, a):
 def test_partial_identity_interpolates_and_beats_both_pure_encoders():
     p = np.array([0.2, 0.5, 0.9])
     np.testing.assert_allclose(theory.partial_identity_risk("sr", p, 0.7, 0.0), theory.rotation_risk(0.7), atol=1e-12)
-    np.testing.assert_allclose(theory.partial_identity_risk("sr", p, 0.7, 1.0),
-                               theory.identity_risk("sr", p, 0.7, "tied"), atol=1e-12)
-    np.testing.assert_allclose(theory.partial_identity_risk("bg", p, 0.7, 1.0),
-                               theory.identity_risk("bg", p, 0.7, "tied"), atol=1e-12)
+    np.testing.assert_allclose(
+        theory.partial_identity_risk("sr", p, 0.7, 1.0), theory.identity_risk("sr", p, 0.7, "tied"), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        theory.partial_identity_risk("bg", p, 0.7, 1.0), theory.identity_risk("bg", p, 0.7, "tied"), atol=1e-12
+    )
     threshold = theory.kurtosis_threshold("sr")
     assert theory.best_partial_identity("sr", threshold - 0.01)[0] == 0.0
     for sparsity in (threshold + 0.02, 0.5, 0.6, 0.8):
         a, gain = theory.best_partial_identity("sr", sparsity)
         assert 0 < a < 1
-        assert 1 - gain < min(float(theory.rotation_risk(1.0)), float(theory.identity_risk("sr", sparsity, 1.0, "tied")))
+        assert 1 - gain < min(
+            float(theory.rotation_risk(1.0)), float(theory.identity_risk("sr", sparsity, 1.0, "tied"))
+        )
     for sparsity in (0.1, 0.5, 0.95):  # Bernoulli–Gaussian: the rotation always wins
         assert theory.best_partial_identity("bg", sparsity)[0] == 0.0
 
@@ -188,8 +200,9 @@ def test_kurtosis_vs_monte_carlo_and_quadrature():
     prior = theory.Prior.mixture(means=(-1.0, 1.0), stds=(0.5, 0.5), weights=(1.0, 1.0))
     scale = math.sqrt(1.25)
     pdf = lambda v: 0.5 * (stats.norm.pdf(v, -1 / scale, 0.5 / scale) + stats.norm.pdf(v, 1 / scale, 0.5 / scale))  # noqa: E731
-    assert theory.fourth_moment(prior) == pytest.approx(integrate.quad(lambda v: v**4 * pdf(v), -np.inf, np.inf)[0],
-                                                        rel=1e-8)
+    assert theory.fourth_moment(prior) == pytest.approx(
+        integrate.quad(lambda v: v**4 * pdf(v), -np.inf, np.inf)[0], rel=1e-8
+    )
     assert theory.kurtosis_threshold("sr") == pytest.approx(1 / 3) and theory.kurtosis_threshold("bg") == 1.0
 
 

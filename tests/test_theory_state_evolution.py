@@ -5,11 +5,10 @@ import json
 import jax
 import numpy as np
 import pytest
+from _theory_helpers import haar_rows, harmonic_frame, sample_sparse, shallow_gain, sign
 from scipy import stats
 
-from _theory_helpers import harmonic_frame, haar_rows, sample_sparse, shallow_gain, sign
 from aejax import theory
-
 
 pytestmark = pytest.mark.usefixtures("x64")
 
@@ -39,8 +38,11 @@ def test_sign_channel_mmse_vs_monte_carlo(prec):
 def test_first_layer_is_shallow_decoder_plus_denoiser():
     grid_p, grid_r = np.meshgrid([0.1, 0.5, 1.0], [0.3, 1.0, 2.5])
     for prior in ("bg", "sr"):
-        np.testing.assert_allclose(theory.state_evolution(prior, grid_p, grid_r, 1)[..., 0],
-                                   theory.denoiser_risk(prior, grid_p, grid_r), rtol=1e-9)
+        np.testing.assert_allclose(
+            theory.state_evolution(prior, grid_p, grid_r, 1)[..., 0],
+            theory.denoiser_risk(prior, grid_p, grid_r),
+            rtol=1e-9,
+        )
     rng = np.random.default_rng(2)
     for r, B in [(0.5, haar_rows(rng, 100, 200)), (2.0, harmonic_frame(rng, 400, 200))]:
         x = sample_sparse(rng, "bg", 0.2, (3, 200))
@@ -88,15 +90,20 @@ def test_decoder_is_jittable_with_traced_sparsity():
     np.testing.assert_allclose(traced, theory.multilayer_decode("sr", 0.2, B, s, 3), atol=1e-12)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: theory.state_evolution("bg", 0.5, 1.0, 0), "layers must be a positive integer"),
-    (lambda: theory.state_evolution("bg", 0.0, 1.0, 2), "p must lie in"),
-    (lambda: theory.state_evolution("bg", 0.5, np.nan, 2), "r must be finite"),
-    (lambda: theory.state_evolution_fixed_point("xx", 0.5, 1.0), "unknown prior 'xx'"),
-    (lambda: theory.multilayer_decode("bg", 0.5, np.random.default_rng(0).normal(size=(20, 40)), np.ones(20), 2),
-     "orthonormal rows"),
-    (lambda: theory.sign_channel_mmse(0.5), "precision must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: theory.state_evolution("bg", 0.5, 1.0, 0), "layers must be a positive integer"),
+        (lambda: theory.state_evolution("bg", 0.0, 1.0, 2), "p must lie in"),
+        (lambda: theory.state_evolution("bg", 0.5, np.nan, 2), "r must be finite"),
+        (lambda: theory.state_evolution_fixed_point("xx", 0.5, 1.0), "unknown prior 'xx'"),
+        (
+            lambda: theory.multilayer_decode("bg", 0.5, np.random.default_rng(0).normal(size=(20, 40)), np.ones(20), 2),
+            "orthonormal rows",
+        ),
+        (lambda: theory.sign_channel_mmse(0.5), "precision must be >= 1"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -20,10 +20,16 @@ def test_time_sets_steps_from_d_and_batch():
     assert dataclasses.replace(cfg, d=256).total_steps == 4 * dataclasses.replace(cfg, d=64).total_steps
 
 
-@pytest.mark.parametrize("kw, message", [({}, "exactly one of steps"), ({"steps": 10, "time": 1.0}, "exactly one of steps"),
-                                         ({"time": -1.0}, "time must be finite and positive"),
-                                         ({"time": 1e30}, "steps must be at most"),
-                                         ({"time": 0.25, "trace_points": 20}, "needs distinct trace steps")])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({}, "exactly one of steps"),
+        ({"steps": 10, "time": 1.0}, "exactly one of steps"),
+        ({"time": -1.0}, "time must be finite and positive"),
+        ({"time": 1e30}, "steps must be at most"),
+        ({"time": 0.25, "trace_points": 20}, "needs distinct trace steps"),
+    ],
+)
 def test_time_refusals_name_the_argument(kw, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(d=64, n=64, batch=32, **kw)
@@ -80,12 +86,17 @@ def test_d_axis_equals_separate_sweeps(d_sweep):
     assert d_sweep["risk_trace"].dims == ("seed", "d", "rate", "tau")
     np.testing.assert_allclose(d_sweep["tau"], [1.0, 2.0, 3.0, 4.0])
     for d in (16, 32):
-        alone = aejax.sweep(TrainConfig(d=d, n=d, time=4.0, batch=16, trace_points=4, mode="population"),
-                            {"seed": [0, 1], "rate": [0.5, 1.0]}, mc_samples=256, progress=False)
+        alone = aejax.sweep(
+            TrainConfig(d=d, n=d, time=4.0, batch=16, trace_points=4, mode="population"),
+            {"seed": [0, 1], "rate": [0.5, 1.0]},
+            mc_samples=256,
+            progress=False,
+        )
         for name in ("exact_risk", "risk", "risk_trace"):
             np.testing.assert_array_equal(d_sweep[name].sel(d=d).values, alone[name].values, err_msg=f"{name} d={d}")
-    np.testing.assert_allclose(d_sweep["theory"].sel(seed=0, d=16), aejax.theory.gaussian_limit(np.array([0.5, 1.0])),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        d_sweep["theory"].sel(seed=0, d=16), aejax.theory.gaussian_limit(np.array([0.5, 1.0])), rtol=1e-6
+    )
 
 
 def test_d_axis_refuses_a_fixed_source_object():
@@ -95,8 +106,28 @@ def test_d_axis_refuses_a_fixed_source_object():
 
 def test_cli_sweep_over_d_with_time(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["sweep", "--d", "8,16", "--time", "2", "--batch", "8", "--trace-points", "2", "--rates", "1",
-                 "--seeds", "0", "--mc-samples", "64", "--quiet", "--out", str(out)])
+    code = main(
+        [
+            "sweep",
+            "--d",
+            "8,16",
+            "--time",
+            "2",
+            "--batch",
+            "8",
+            "--trace-points",
+            "2",
+            "--rates",
+            "1",
+            "--seeds",
+            "0",
+            "--mc-samples",
+            "64",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     ds = aejax.load_results(out)
     assert ds["risk"].dims == ("seed", "rate", "d") and list(ds["d"].values) == [8, 16]
@@ -105,8 +136,28 @@ def test_cli_sweep_over_d_with_time(tmp_path, capsys):
 
 def test_cli_checkpoint_flags_reach_the_sweep(tmp_path):
     out = tmp_path / "run"
-    code = main(["sweep", "--d", "8", "--steps", "40", "--batch", "8", "--rates", "1", "--seeds", "0", "--mc-samples",
-                 "64", "--quiet", "--out", str(out), "--checkpoint-every", "10"])
+    code = main(
+        [
+            "sweep",
+            "--d",
+            "8",
+            "--steps",
+            "40",
+            "--batch",
+            "8",
+            "--rates",
+            "1",
+            "--seeds",
+            "0",
+            "--mc-samples",
+            "64",
+            "--quiet",
+            "--out",
+            str(out),
+            "--checkpoint-every",
+            "10",
+        ]
+    )
     assert code == 0
     assert aejax.load_results(out)["status"].item() == "ok"
     assert (out / "checkpoints").is_dir()  # the chunk trained in segments, checkpointing between them

@@ -10,19 +10,22 @@ from aejax.cli import main
 from aejax.sources import Empirical
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: theory.identity_risk("sr", p, 1.0, "tied"),
-    lambda p: theory.partial_identity_risk("sr", p, 1.0, 0.5),
-    lambda p: theory.best_partial_identity("bg", p),
-    lambda p: theory.excess_kurtosis("bg", p),
-    lambda p: theory.denoiser_risk("bg", p, 1.0),
-    lambda p: theory.mmse("sr", p, 2.0),
-    lambda p: theory.posterior("sr", p, 2.0, 0.5),
-    lambda p: theory.posterior_mean("bg", p, 1.0, 0.5),
-    lambda p: theory.state_evolution("sr", p, 1.0, 2),
-    lambda p: theory.state_evolution_fixed_point("bg", p, 2.0),
-    lambda p: theory.prediction_table(ps=[0.5, p], rates=[1.0]),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: theory.identity_risk("sr", p, 1.0, "tied"),
+        lambda p: theory.partial_identity_risk("sr", p, 1.0, 0.5),
+        lambda p: theory.best_partial_identity("bg", p),
+        lambda p: theory.excess_kurtosis("bg", p),
+        lambda p: theory.denoiser_risk("bg", p, 1.0),
+        lambda p: theory.mmse("sr", p, 2.0),
+        lambda p: theory.posterior("sr", p, 2.0, 0.5),
+        lambda p: theory.posterior_mean("bg", p, 1.0, 0.5),
+        lambda p: theory.state_evolution("sr", p, 1.0, 2),
+        lambda p: theory.state_evolution_fixed_point("bg", p, 2.0),
+        lambda p: theory.prediction_table(ps=[0.5, p], rates=[1.0]),
+    ],
+)
 def test_sparsity_below_the_floor_is_refused_naming_p(call):
     with pytest.raises(ValueError, match=r"\bps? must be at least 1e-12 .* got 1e-300"):
         call(1e-300)
@@ -54,8 +57,9 @@ def test_table_at_the_floor_is_finite_and_at_the_p_to_0_limits():
 def test_preprocessing_is_scale_invariant_down_to_1e_minus_300(factor, whiten):
     """Standardisation and whitening remove the scale: data × 1e±300 give the output of the data itself."""
     x = np.random.default_rng(0).normal(size=(60, 4)) * [1.0, 2.0, 3.0, 4.0] + 1.0
-    np.testing.assert_allclose(data.preprocess(x * factor, whiten=whiten), data.preprocess(x, whiten=whiten),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        data.preprocess(x * factor, whiten=whiten), data.preprocess(x, whiten=whiten), atol=1e-12
+    )
     source = Empirical(x * factor, whiten=whiten)
     assert np.all(np.isfinite(np.asarray(source.data)))
     np.testing.assert_allclose(np.asarray(source.data), np.asarray(Empirical(x, whiten=whiten).data), atol=1e-5)

@@ -55,24 +55,24 @@ def train_rates(rates, **config):
 
 
 def _check_sign(results_table, label, rates, risks, params, d, tol):
-    for i, (r, reached) in enumerate(zip(rates, risks)):
+    for i, (r, reached) in enumerate(zip(rates, risks, strict=True)):
         results_table.append((label, r, reached, gaussian_limit_sign(r)))
         assert abs(reached - gaussian_limit_sign(r)) < tol, (r, reached)
         if r <= 1:  # the learned encoder is a rotation: B̄B̄ᵀ = I on the active units
-            n = int(round(r * d))
+            n = round(r * d)
             Bbar = np.asarray(normalize_rows(params.B[i][:n]), np.float64)
             assert np.abs(Bbar @ Bbar.T - np.eye(n)).max() < 0.05
 
 
 def _check_relu(results_table, label, rates, risks, params, d):
-    for i, (r, reached) in enumerate(zip(rates, risks)):
+    for r, reached in zip(rates, risks, strict=True):
         results_table.append((label, r, reached, tight_frame_relu(r)))
         if r <= 1:
             assert abs(reached - tight_frame_relu(r)) < 0.01, (r, reached)
         else:
             assert reached < tight_frame_relu(r) - 0.02, (r, reached)
     # antipodal pairs: at r = 2 every active row has a partner with correlation close to -1
-    n = int(round(2.0 * d))
+    n = round(2.0 * d)
     Bbar = np.asarray(normalize_rows(params.B[rates.index(2.0)][:n]), np.float64)
     assert np.all((Bbar @ Bbar.T).min(axis=1) < -0.95)
 
@@ -126,12 +126,14 @@ def test_rate_mask_run_equals_run_compiled_at_its_own_n():
     np.testing.assert_allclose(trace_large["risk"], trace_small["risk"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode,source", [("online", "gaussian"), ("dataset", "gaussian"), ("population", "gaussian"),
-                                         ("online", "bg"), ("dataset", "sr")])
+@pytest.mark.parametrize(
+    "mode,source",
+    [("online", "gaussian"), ("dataset", "gaussian"), ("population", "gaussian"), ("online", "bg"), ("dataset", "sr")],
+)
 def test_modes_run_and_reduce_the_risk(mode, source):
     """Each mode trains: the traced risk falls from the trivial value 1 to near R_Gauss(1/2) ≈ 0.68."""
     cfg = aejax.TrainConfig(d=16, n=8, steps=200, mode=mode, source=source, batch=128, trace_samples=4096)
-    params, trace = jax.jit(aejax.make_train(cfg))(jax.random.key(1), {"lr": 0.02, "p": 0.5})
+    _, trace = jax.jit(aejax.make_train(cfg))(jax.random.key(1), {"lr": 0.02, "p": 0.5})
     risk = np.asarray(trace["risk"])
     assert np.all(np.isfinite(risk)) and np.all(np.isfinite(trace["loss"]))
     assert risk[-1] < risk[0] and risk[-1] < 0.8
@@ -163,9 +165,10 @@ def test_vmapped_hparams_equal_per_run_calls(mode):
     train = aejax.make_train(cfg)
     lrs, rates = [0.005, 0.02, 0.05], [0.25, 0.5, 1.0]
     _, batched = jax.jit(jax.vmap(train, in_axes=(None, 0)))(
-        jax.random.key(4), {"lr": jnp.asarray(lrs), "rate": jnp.asarray(rates)})
+        jax.random.key(4), {"lr": jnp.asarray(lrs), "rate": jnp.asarray(rates)}
+    )
     single = jax.jit(train)
-    for i, (lr, rate) in enumerate(zip(lrs, rates)):
+    for i, (lr, rate) in enumerate(zip(lrs, rates, strict=True)):
         _, trace = single(jax.random.key(4), {"lr": jnp.float32(lr), "rate": jnp.float32(rate)})
         np.testing.assert_allclose(batched["risk"][i], trace["risk"], atol=1e-6)
         np.testing.assert_allclose(batched["loss"][i], trace["loss"], atol=1e-6)
@@ -183,8 +186,12 @@ def test_changing_hparams_does_not_retrace():
         return train(key, hparams)[1]["risk"][-1]
 
     finals = set()
-    for lr, slope, margin, rate, p in [(0.01, 1.0, 0.0, 1.0, 0.5), (0.03, 2.0, 0.1, 0.5, 0.2), (0.1, 5.0, 0.2, 0.25, 0.9)]:
-        hp = {name: jnp.float32(v) for name, v in zip(aejax.config.HPARAMS, (lr, slope, margin, rate, p))}
+    for lr, slope, margin, rate, p in [
+        (0.01, 1.0, 0.0, 1.0, 0.5),
+        (0.03, 2.0, 0.1, 0.5, 0.2),
+        (0.1, 5.0, 0.2, 0.25, 0.9),
+    ]:
+        hp = {name: jnp.float32(v) for name, v in zip(aejax.config.HPARAMS, (lr, slope, margin, rate, p), strict=True)}
         finals.add(float(run(jax.random.key(0), hp)))
     assert len(traces) == 1 and len(finals) == 3
 
@@ -201,12 +208,15 @@ def test_units_beyond_the_rate_never_move():
     assert np.abs(np.asarray(fast.B[~unused] - slow.B[~unused])).max() > 1e-3
 
 
-@pytest.mark.parametrize("hparams,match", [
-    ({"learning_rate": 0.1}, r"unknown hparams \['learning_rate'\]; allowed: lr, slope, margin, rate, p"),
-    ({"lr": -0.1}, "lr must be finite and positive"),
-    ({"rate": 3.0}, "rate must give between 1 and n=8"),
-    ({"p": 1.5}, r"p must lie in \(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "hparams,match",
+    [
+        ({"learning_rate": 0.1}, r"unknown hparams \['learning_rate'\]; allowed: lr, slope, margin, rate, p"),
+        ({"lr": -0.1}, "lr must be finite and positive"),
+        ({"rate": 3.0}, "rate must give between 1 and n=8"),
+        ({"p": 1.5}, r"p must lie in \(0, 1\]"),
+    ],
+)
 def test_bad_hparams_raise(hparams, match):
     """Unknown hparam names and bad concrete values are refused before training."""
     train = aejax.make_train(aejax.TrainConfig(d=8, n=8, steps=10))
@@ -214,15 +224,18 @@ def test_bad_hparams_raise(hparams, match):
         train(jax.random.key(0), hparams)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"mode": "full_batch"}, "unknown mode 'full_batch'; allowed: dataset, online, population"),
-    ({"mode": "population", "source": "bg"}, "population' needs a Gaussian source"),
-    ({"activation": "gelu"}, "unknown activation 'gelu'"),
-    ({"surrogate": "sigmoid"}, "unknown surrogate 'sigmoid'"),
-    ({"optimizer": "adamax"}, "unknown optimizer 'adamax'"),
-    ({"eval_every": 3}, "eval_every must divide steps=10"),
-    ({"steps": 0}, "steps must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"mode": "full_batch"}, "unknown mode 'full_batch'; allowed: dataset, online, population"),
+        ({"mode": "population", "source": "bg"}, "population' needs a Gaussian source"),
+        ({"activation": "gelu"}, "unknown activation 'gelu'"),
+        ({"surrogate": "sigmoid"}, "unknown surrogate 'sigmoid'"),
+        ({"optimizer": "adamax"}, "unknown optimizer 'adamax'"),
+        ({"eval_every": 3}, "eval_every must divide steps=10"),
+        ({"steps": 0}, "steps must be a positive integer"),
+    ],
+)
 def test_bad_config_raises(kwargs, match):
     """TrainConfig validates its structure eagerly and names the field."""
     with pytest.raises(ValueError, match=match):

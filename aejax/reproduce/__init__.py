@@ -6,8 +6,9 @@ Targets: ``gaussian-limit``, ``finite-size``, ``features``, ``surrogates``, ``un
 Sizes: ``tiny`` (seconds, for tests), ``small`` (default: minutes on a 2-core CPU), ``large`` (accelerators).
 
 Examples:
-    >>> sorted(TARGETS)
-    ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'real-sparse', 'sparse', 'surrogates', 'universality']
+    >>> sorted(TARGETS)  # doctest: +NORMALIZE_WHITESPACE
+    ['features', 'finite-size', 'gaussian-limit', 'phase-transition', 'real-sparse', 'sparse', 'surrogates',
+     'universality']
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 from aejax import _validate
-from aejax.reproduce import (features, finite_size, gaussian_limit, phase_transition, real_sparse, sparse, surrogates,
-                             universality)
+from aejax.reproduce import (
+    features,
+    finite_size,
+    gaussian_limit,
+    phase_transition,
+    real_sparse,
+    sparse,
+    surrogates,
+    universality,
+)
 from aejax.reproduce._common import SIZES
 
 TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -34,8 +43,13 @@ TARGETS: dict[str, Callable[..., dict[str, Any]]] = {
 DATA_TARGETS = ("universality", "real-sparse")  # the targets that take a user's data file
 
 
-def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True,
-        data: str | os.PathLike | None = None) -> dict[str, Any]:
+def run(
+    name: str,
+    size: str = "small",
+    out: str | os.PathLike = "runs/reproduce",
+    progress: bool = True,
+    data: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Run the reproduction ``name`` and write ``<out>/<name>.png``, ``.nc`` and ``.md``.
 
     Args:
@@ -50,10 +64,11 @@ def run(name: str, size: str = "small", out: str | os.PathLike = "runs/reproduce
         ``{"png": Path, "nc": Path, "md": Path, ...}`` plus the target's key numbers.
 
     Examples:
-        >>> run("no-such-target")
+        >>> run("no-such-target")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        aejax.InputError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit, phase-transition, real-sparse, sparse, surrogates, universality
+        aejax.InputError: unknown name 'no-such-target'; allowed: features, finite-size, gaussian-limit,
+        phase-transition, real-sparse, sparse, surrogates, universality
     """
     _validate.choice("name", name, TARGETS)
     _validate.choice("size", size, SIZES)
@@ -69,8 +84,9 @@ def main(name: str, argv: list[str] | None = None) -> None:
     ``name`` and print its table and the files it wrote."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=f"Reproduce {name!r}: writes <out>/{name}.png, .nc and .md "
-                                     "(see docs/gallery.md).")
+    parser = argparse.ArgumentParser(
+        description=f"Reproduce {name!r}: writes <out>/{name}.png, .nc and .md (see docs/gallery.md)."
+    )
     parser.add_argument("--size", choices=SIZES, default="small", help="problem size (default small: CPU minutes)")
     parser.add_argument("--out", default="runs/reproduce", help="output directory (default runs/reproduce)")
     args = parser.parse_args(argv)

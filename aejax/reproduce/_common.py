@@ -53,6 +53,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         |---|---|
         | 0.5000 | +0.0010 |
     """
+
     def cell(value: Any, column: str) -> str:
         if isinstance(value, (float, np.floating)):
             if column == "± se":
@@ -61,7 +62,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         return str(value)
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v, c) for v, c in zip(row, header)) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(v, c) for v, c in zip(row, header, strict=True)) + " |" for row in rows]
     return "\n".join(lines)
 
 

@@ -29,11 +29,11 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
+from aejax.config import TrainConfig
 from aejax.model import Params, haar_frame, init, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import exact_risk
 from aejax.sources import Gaussian
-from aejax.config import TrainConfig
 from aejax.train import make_train, run_key
 
 NAME = "features"
@@ -73,13 +73,16 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     eig, hist, stats = [], [], []
     for r in preset["rates"]:
         n = round(r * d)
-        config = TrainConfig(d=d, n=n, steps=preset["steps"], batch=BATCH, surrogate="clip", schedule="cosine",
-                             risk_eval="none")
+        config = TrainConfig(
+            d=d, n=n, steps=preset["steps"], batch=BATCH, surrogate="clip", schedule="cosine", risk_eval="none"
+        )
         keys = jnp.stack([run_key(0, s) for s in seeds])
         params, _ = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))(keys, {"lr": LR})
-        encoders = {"trained": params.B,
-                    "haar": jnp.stack([haar_frame(jax.random.fold_in(k, 1), n, d) for k in keys]),
-                    "init": jnp.stack([init(jax.random.split(k, 4)[0], d, n).B for k in keys])}
+        encoders = {
+            "trained": params.B,
+            "haar": jnp.stack([haar_frame(jax.random.fold_in(k, 1), n, d) for k in keys]),
+            "init": jnp.stack([init(jax.random.split(k, 4)[0], d, n).B for k in keys]),
+        }
         eig.append([_frame_eigenvalues(B) for B in encoders.values()])
         hist.append([_overlap_histogram(B) for B in encoders.values()])
         stats.append([_decoder_stats(params.A[i], params.B[i], d) for i in range(len(seeds))])
@@ -87,20 +90,42 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     rows = []
     for r in preset["rates"]:
         s = ds.sel(rate=r)
-        rows.append([f"{r:g}", float(s["eig_spread"].sel(encoder="trained").mean()), float(s["eig_spread"].sel(encoder="haar").mean()),
-                     float(s["overlap_rms"].sel(encoder="trained").mean()), float(s["overlap_rms"].sel(encoder="haar").mean()),
-                     float(s["overlap_rms"].sel(encoder="init").mean()), float(s["decoder_cosine"].mean()),
-                     float(s["decoder_scale"].mean()), optimal_scale(r), float(s["exact_risk"].mean()),
-                     float(theory.gaussian_limit(r))])
-    header = ["r", "eig spread trained", "eig spread Haar", "RMS overlap trained", "RMS overlap Haar",
-              "RMS overlap init", "cos(A, B̄ᵀ)",
-              "scale α", "optimal α", "exact risk", "R_Gauss"]
-    table = (f"# {NAME} ({size})\n\nd = {d}, online Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip, cosine; "
-             f"means over {len(seeds)} seeds. Eigenvalue spread: std/mean of the min(n, d) largest eigenvalues of "
-             "B̄ᵀB̄ (0 for a rotation and for a unit-norm tight frame; a row-normalised Haar frame is only "
-             "nearly tight). RMS overlap: root mean square of the off-diagonal entries of B̄B̄ᵀ (0 for a rotation). "
-             "α: least-squares scale of A on B̄ᵀ.\n\n" + markdown_table(header, rows) + "\n")
-    summary = {r: dict(zip(header[1:], row[1:])) for r, row in zip(preset["rates"], rows)}
+        rows.append(
+            [
+                f"{r:g}",
+                float(s["eig_spread"].sel(encoder="trained").mean()),
+                float(s["eig_spread"].sel(encoder="haar").mean()),
+                float(s["overlap_rms"].sel(encoder="trained").mean()),
+                float(s["overlap_rms"].sel(encoder="haar").mean()),
+                float(s["overlap_rms"].sel(encoder="init").mean()),
+                float(s["decoder_cosine"].mean()),
+                float(s["decoder_scale"].mean()),
+                optimal_scale(r),
+                float(s["exact_risk"].mean()),
+                float(theory.gaussian_limit(r)),
+            ]
+        )
+    header = [
+        "r",
+        "eig spread trained",
+        "eig spread Haar",
+        "RMS overlap trained",
+        "RMS overlap Haar",
+        "RMS overlap init",
+        "cos(A, B̄ᵀ)",
+        "scale α",
+        "optimal α",
+        "exact risk",
+        "R_Gauss",
+    ]
+    table = (
+        f"# {NAME} ({size})\n\nd = {d}, online Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip, cosine; "
+        f"means over {len(seeds)} seeds. Eigenvalue spread: std/mean of the min(n, d) largest eigenvalues of "
+        "B̄ᵀB̄ (0 for a rotation and for a unit-norm tight frame; a row-normalised Haar frame is only "
+        "nearly tight). RMS overlap: root mean square of the off-diagonal entries of B̄B̄ᵀ (0 for a rotation). "
+        "α: least-squares scale of A on B̄ᵀ.\n\n" + markdown_table(header, rows) + "\n"
+    )
+    summary = {r: dict(zip(header[1:], row[1:], strict=True)) for r, row in zip(preset["rates"], rows, strict=True)}
     paths = write_outputs(NAME, out, ds, _figure(ds), table)
     return {**paths, "summary": summary}
 
@@ -130,25 +155,35 @@ def _dataset(preset: dict[str, Any], eig: list, hist: list, stats: list) -> xr.D
     eigs = np.asarray(eig)  # (rate, encoder, seed, d)
     counts = np.asarray([[h[0] for h in per_rate] for per_rate in hist])
     rms = np.asarray([[h[1] for h in per_rate] for per_rate in hist])
-    stats = np.asarray(stats)  # (rate, seed, 3)
-    coords = {"rate": rates, "encoder": list(ENCODERS), "seed": seeds, "k": np.arange(d),
-              "overlap": 0.5 * (BINS[1:] + BINS[:-1])}
-    return xr.Dataset({"eigenvalue": (("rate", "encoder", "seed", "k"), eigs),
-                       "eig_spread": (("rate", "encoder", "seed"), _spread(eigs, rates, d)),
-                       "overlap_count": (("rate", "encoder", "seed", "overlap"), counts),
-                       "overlap_rms": (("rate", "encoder", "seed"), rms),
-                       "decoder_cosine": (("rate", "seed"), stats[..., 0]),
-                       "decoder_scale": (("rate", "seed"), stats[..., 1]),
-                       "exact_risk": (("rate", "seed"), stats[..., 2]),
-                       "optimal_scale": ("rate", [optimal_scale(r) for r in rates])},
-                      coords=coords, attrs={"d": d, "steps": preset["steps"], "lr": LR, "batch": BATCH})
+    per_seed = np.asarray(stats)  # (rate, seed, 3)
+    coords = {
+        "rate": rates,
+        "encoder": list(ENCODERS),
+        "seed": seeds,
+        "k": np.arange(d),
+        "overlap": 0.5 * (BINS[1:] + BINS[:-1]),
+    }
+    return xr.Dataset(
+        {
+            "eigenvalue": (("rate", "encoder", "seed", "k"), eigs),
+            "eig_spread": (("rate", "encoder", "seed"), _spread(eigs, rates, d)),
+            "overlap_count": (("rate", "encoder", "seed", "overlap"), counts),
+            "overlap_rms": (("rate", "encoder", "seed"), rms),
+            "decoder_cosine": (("rate", "seed"), per_seed[..., 0]),
+            "decoder_scale": (("rate", "seed"), per_seed[..., 1]),
+            "exact_risk": (("rate", "seed"), per_seed[..., 2]),
+            "optimal_scale": ("rate", [optimal_scale(r) for r in rates]),
+        },
+        coords=coords,
+        attrs={"d": d, "steps": preset["steps"], "lr": LR, "batch": BATCH},
+    )
 
 
 def _spread(eigs: np.ndarray, rates: list[float], d: int) -> np.ndarray:
     """std/mean of the min(n, d) largest eigenvalues, per (rate, encoder, seed)."""
     out = []
-    for r, e in zip(rates, eigs):
-        top = e[..., :min(round(r * d), d)]
+    for r, e in zip(rates, eigs, strict=True):
+        top = e[..., : min(round(r * d), d)]
         out.append(top.std(axis=-1) / top.mean(axis=-1))
     return np.asarray(out)
 
@@ -161,13 +196,17 @@ def _figure(ds: xr.Dataset):
     fig, axes = plt.subplots(2, len(rates), figsize=(4 * len(rates), 6), dpi=80, squeeze=False)
     for c, r in enumerate(rates):
         s = ds.sel(rate=r, seed=ds["seed"].values[0])
-        for encoder, style in zip(ENCODERS, ("-", "--", ":")):
+        for encoder, style in zip(ENCODERS, ("-", "--", ":"), strict=True):
             axes[0, c].plot(s["eigenvalue"].sel(encoder=encoder), style, label=encoder)
             counts = s["overlap_count"].sel(encoder=encoder)
             axes[1, c].step(ds["overlap"], counts / max(1, counts.sum()), style, where="mid", label=encoder)
         axes[0, c].set(title=f"r = {r:g}: eigenvalues of B̄ᵀB̄", xlabel="index", ylabel="eigenvalue")
-        axes[1, c].set(title=f"overlaps of B̄B̄ᵀ; cos(A, B̄ᵀ) = {float(s['decoder_cosine']):.3f}",
-                       xlabel="ρ_ij", ylabel="fraction", yscale="log")
+        axes[1, c].set(
+            title=f"overlaps of B̄B̄ᵀ; cos(A, B̄ᵀ) = {float(s['decoder_cosine']):.3f}",
+            xlabel="ρ_ij",
+            ylabel="fraction",
+            yscale="log",
+        )
         for a in axes[:, c]:
             a.grid(alpha=0.3)
             a.legend(fontsize=7)

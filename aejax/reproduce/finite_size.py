@@ -45,10 +45,24 @@ RATES = (0.5, 1.0, 2.0)
 TRAINERS = ("online_adam", "gd_exact", "tight_frame")
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(dims=(16, 32), pop_dims=(16, 32), seeds=(0, 1), time=16.0, pop_time=100.0, trace_points=4, batch=16),
-    "small": dict(dims=(64, 128, 256, 512, 1024), pop_dims=(64, 128, 256), seeds=(0, 1, 2), time=250.0,
-                  pop_time=1000.0, trace_points=20, batch=128),
-    "large": dict(dims=(64, 128, 256, 512, 1024, 2048, 4096, 8192), pop_dims=(64, 128, 256, 512, 1024, 2048),
-                  seeds=(0, 1, 2, 3), time=1000.0, pop_time=2000.0, trace_points=20, batch=128),
+    "small": dict(
+        dims=(64, 128, 256, 512, 1024),
+        pop_dims=(64, 128, 256),
+        seeds=(0, 1, 2),
+        time=250.0,
+        pop_time=1000.0,
+        trace_points=20,
+        batch=128,
+    ),
+    "large": dict(
+        dims=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
+        pop_dims=(64, 128, 256, 512, 1024, 2048),
+        seeds=(0, 1, 2, 3),
+        time=1000.0,
+        pop_time=2000.0,
+        trace_points=20,
+        batch=128,
+    ),
 }
 ONLINE_LR, D_REF, LR_POWER = 0.005, 128, 1.0  # online Adam: lr at d = D_REF, scaled as (D_REF/d)^LR_POWER
 POPULATION_LR = 0.01
@@ -72,13 +86,37 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     preset = pick_size(PRESETS, size)
     dims, pop_dims, seeds = list(preset["dims"]), list(preset["pop_dims"]), list(preset["seeds"])
     grid = {"seed": seeds, "rate": list(RATES), "lr": [ONLINE_LR]}
-    online = sweep(TrainConfig(d=max(dims), n=max(dims), time=preset["time"], batch=preset["batch"], surrogate="clip",
-                               schedule="cosine", lr_power=LR_POWER, d_ref=D_REF, trace_points=preset["trace_points"]),
-                   {**grid, "d": dims}, out=Path(out) / f"{NAME}-online", mc_samples=2048, progress=progress)
-    population = sweep(TrainConfig(d=max(pop_dims), n=max(pop_dims), time=preset["pop_time"], mode="population",
-                                   schedule="cosine", trace_points=preset["trace_points"]),
-                       {**grid, "lr": [POPULATION_LR], "d": pop_dims}, out=Path(out) / f"{NAME}-gd",
-                       mc_samples=2048, progress=progress)
+    online = sweep(
+        TrainConfig(
+            d=max(dims),
+            n=max(dims),
+            time=preset["time"],
+            batch=preset["batch"],
+            surrogate="clip",
+            schedule="cosine",
+            lr_power=LR_POWER,
+            d_ref=D_REF,
+            trace_points=preset["trace_points"],
+        ),
+        {**grid, "d": dims},
+        out=Path(out) / f"{NAME}-online",
+        mc_samples=2048,
+        progress=progress,
+    )
+    population = sweep(
+        TrainConfig(
+            d=max(pop_dims),
+            n=max(pop_dims),
+            time=preset["pop_time"],
+            mode="population",
+            schedule="cosine",
+            trace_points=preset["trace_points"],
+        ),
+        {**grid, "lr": [POPULATION_LR], "d": pop_dims},
+        out=Path(out) / f"{NAME}-gd",
+        mc_samples=2048,
+        progress=progress,
+    )
     risk = np.full((len(TRAINERS), len(dims), len(RATES), len(seeds)), np.nan)
     risk[0] = online["exact_risk"].squeeze("lr").transpose("d", "rate", "seed").values
     for i, d in enumerate(dims):
@@ -88,15 +126,21 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
             if r > 1:
                 risk[2, i, j] = [_tight_frame_risk(d, r, s) for s in seeds]
     trajectories = online["risk_trace"].squeeze("lr", drop=True)
-    ds = xr.Dataset({"exact_risk": (("trainer", "d", "rate", "seed"), risk),
-                     "theory": ("rate", np.asarray(theory.gaussian_limit(np.asarray(RATES)), float)),
-                     "online_risk_trace": trajectories.transpose("d", "rate", "seed", "tau")},
-                    coords={"trainer": list(TRAINERS), "d": dims, "rate": list(RATES), "seed": seeds},
-                    attrs={"size": size,
-                           "online_adam": f"Adam lr {ONLINE_LR}·({D_REF}/d)^{LR_POWER:g}, batch {preset['batch']}, "
-                                          f"τ = {preset['time']:g} (steps = τ·d/{preset['batch']}), clip, cosine",
-                           "gd_exact": f"Adam lr {POPULATION_LR} on the exact risk, {preset['pop_time']:g} steps, cosine",
-                           "tight_frame": "Haar tight frame, optimal decoder, exact risk"})
+    ds = xr.Dataset(
+        {
+            "exact_risk": (("trainer", "d", "rate", "seed"), risk),
+            "theory": ("rate", np.asarray(theory.gaussian_limit(np.asarray(RATES)), float)),
+            "online_risk_trace": trajectories.transpose("d", "rate", "seed", "tau"),
+        },
+        coords={"trainer": list(TRAINERS), "d": dims, "rate": list(RATES), "seed": seeds},
+        attrs={
+            "size": size,
+            "online_adam": f"Adam lr {ONLINE_LR}·({D_REF}/d)^{LR_POWER:g}, batch {preset['batch']}, "
+            f"τ = {preset['time']:g} (steps = τ·d/{preset['batch']}), clip, cosine",
+            "gd_exact": f"Adam lr {POPULATION_LR} on the exact risk, {preset['pop_time']:g} steps, cosine",
+            "tight_frame": "Haar tight frame, optimal decoder, exact risk",
+        },
+    )
     return summarize(ds, out)
 
 
@@ -114,8 +158,9 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
     Returns:
         ``{"png", "nc", "md"}`` paths, ``"exponents"`` and ``"limit"`` (see ``run``).
     """
-    ds = ds.drop_vars(["gap", "alpha", "alpha_low", "alpha_high", "r_inf", "r_inf_low", "r_inf_high", "collapse"],
-                      errors="ignore")
+    ds = ds.drop_vars(
+        ["gap", "alpha", "alpha_low", "alpha_high", "r_inf", "r_inf_low", "r_inf_high", "collapse"], errors="ignore"
+    )
     ds["gap"] = ds["exact_risk"] - ds["theory"]
     gap = ds["gap"].mean("seed")
     dims, rates = ds["d"].values.tolist(), ds["rate"].values.tolist()
@@ -123,15 +168,21 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
     for trainer in TRAINERS:
         for r in rates:
             g = ds["gap"].sel(trainer=trainer, rate=r).transpose("d", "seed").values
-            ok = np.isfinite(g).all(axis=1)
+            ok = np.all(np.isfinite(g), axis=1, keepdims=False)
             ok[ok] = g[ok].mean(axis=1) > NOISE_FLOOR
             if ok.sum() >= 3:
                 exponents.setdefault(trainer, {})[r] = scaling.fit_power_law(
-                    ds["d"].values[ok], g[ok], seeds_axis=1 if g.shape[1] > 1 else None, bootstrap=500)
-    for name, pick in (("alpha", lambda f: f.alpha), ("alpha_low", lambda f: f.alpha_ci[0]),
-                       ("alpha_high", lambda f: f.alpha_ci[1])):
-        ds[name] = (("trainer", "rate"), [[pick(exponents[t][r]) if r in exponents.get(t, {}) else np.nan
-                                           for r in rates] for t in TRAINERS])
+                    ds["d"].values[ok], g[ok], seeds_axis=1 if g.shape[1] > 1 else None, bootstrap=500
+                )
+    for name, pick in (
+        ("alpha", lambda f: f.alpha),
+        ("alpha_low", lambda f: f.alpha_ci[0]),
+        ("alpha_high", lambda f: f.alpha_ci[1]),
+    ):
+        ds[name] = (
+            ("trainer", "rate"),
+            [[pick(exponents[t][r]) if r in exponents.get(t, {}) else np.nan for r in rates] for t in TRAINERS],
+        )
     online = ds["exact_risk"].sel(trainer="online_adam").to_dataset(name="exact_risk")
     online["theory"] = ds["theory"]
     fittable = len(dims) >= 3 and bool(np.isfinite(online["exact_risk"]).all())
@@ -141,27 +192,51 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
             ds[name] = limit[name]
     if "online_risk_trace" in ds:
         ds["collapse"] = scaling.collapse(ds[["online_risk_trace"]].rename(online_risk_trace="risk_trace"))
-    rows = [[trainer, f"{r:g}"] + [f"{float(gap.sel(trainer=trainer, rate=r, d=d)):+.1e}" for d in dims]
-            + [_exponent_text(exponents.get(trainer, {}).get(r))] for trainer in TRAINERS for r in rates
-            if np.isfinite(gap.sel(trainer=trainer, rate=r)).any()]
-    text = (f"# {NAME} ({ds.attrs['size']})\n\nMean gap (exact risk − R_Gauss(r)) over {ds.sizes['seed']} seeds; "
-            "α of gap ≈ C·d^(−α), fitted over the gaps above "
-            f"{NOISE_FLOOR:g} (at least 3), with a 95% bootstrap interval over seeds. "
-            f"online_adam: {ds.attrs['online_adam']}; gd_exact: {ds.attrs['gd_exact']}; "
-            f"tight_frame: {ds.attrs['tight_frame']}.\n\n"
-            + markdown_table(["trainer", "r", *[f"gap d={d}" for d in dims], "α [95% interval]"], rows) + "\n")
+    rows = [
+        [trainer, f"{r:g}"]
+        + [f"{float(gap.sel(trainer=trainer, rate=r, d=d)):+.1e}" for d in dims]
+        + [_exponent_text(exponents.get(trainer, {}).get(r))]
+        for trainer in TRAINERS
+        for r in rates
+        if np.isfinite(gap.sel(trainer=trainer, rate=r)).any()
+    ]
+    text = (
+        f"# {NAME} ({ds.attrs['size']})\n\nMean gap (exact risk − R_Gauss(r)) over {ds.sizes['seed']} seeds; "
+        "α of gap ≈ C·d^(−α), fitted over the gaps above "
+        f"{NOISE_FLOOR:g} (at least 3), with a 95% bootstrap interval over seeds. "
+        f"online_adam: {ds.attrs['online_adam']}; gd_exact: {ds.attrs['gd_exact']}; "
+        f"tight_frame: {ds.attrs['tight_frame']}.\n\n"
+        + markdown_table(["trainer", "r", *[f"gap d={d}" for d in dims], "α [95% interval]"], rows)
+        + "\n"
+    )
     if limit is not None:
-        text += ("\nOnline risk extrapolated to d → ∞ (R(d) = R∞ + C·d^(−α)):\n\n" + markdown_table(
-            ["r", "R∞ [95% interval]", "R_Gauss", "R∞ − R_Gauss", "covers"],
-            [[f"{r:g}", f"{float(limit['r_inf'].sel(rate=r)):.4f} [{float(limit['r_inf_low'].sel(rate=r)):.4f}, "
-              f"{float(limit['r_inf_high'].sel(rate=r)):.4f}]", f"{float(ds['theory'].sel(rate=r)):.4f}",
-              f"{float(limit['r_inf'].sel(rate=r) - ds['theory'].sel(rate=r)):+.4f}",
-              str(bool(limit['covers'].sel(rate=r)))] for r in rates]) + "\n")
+        text += (
+            "\nOnline risk extrapolated to d → ∞ (R(d) = R∞ + C·d^(−α)):\n\n"
+            + markdown_table(
+                ["r", "R∞ [95% interval]", "R_Gauss", "R∞ − R_Gauss", "covers"],
+                [
+                    [
+                        f"{r:g}",
+                        f"{float(limit['r_inf'].sel(rate=r)):.4f} [{float(limit['r_inf_low'].sel(rate=r)):.4f}, "
+                        f"{float(limit['r_inf_high'].sel(rate=r)):.4f}]",
+                        f"{float(ds['theory'].sel(rate=r)):.4f}",
+                        f"{float(limit['r_inf'].sel(rate=r) - ds['theory'].sel(rate=r)):+.4f}",
+                        str(bool(limit["covers"].sel(rate=r))),
+                    ]
+                    for r in rates
+                ],
+            )
+            + "\n"
+        )
     if "collapse" in ds:
-        text += ("\nTrajectory collapse: largest |risk_d(τ) − risk_dmax(τ)| over the τ grid (seed means):\n\n"
-                 + markdown_table(["r", *[f"d={d}" for d in dims]],
-                                  [[f"{r:g}"] + [f"{float(ds['collapse'].sel(rate=r, d=d)):.4f}" for d in dims]
-                                   for r in rates]) + "\n")
+        text += (
+            "\nTrajectory collapse: largest |risk_d(τ) − risk_dmax(τ)| over the τ grid (seed means):\n\n"
+            + markdown_table(
+                ["r", *[f"d={d}" for d in dims]],
+                [[f"{r:g}"] + [f"{float(ds['collapse'].sel(rate=r, d=d)):.4f}" for d in dims] for r in rates],
+            )
+            + "\n"
+        )
     paths = write_outputs(NAME, out, ds, _figure(ds, gap, exponents), text)
     return {**paths, "exponents": exponents, "limit": limit}
 
@@ -182,8 +257,8 @@ def _figure(ds: xr.Dataset, gap: xr.DataArray, exponents: dict):
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(TRAINERS), figsize=(10, 3.4), dpi=90)
-    for ax, trainer in zip(axes, TRAINERS):
-        for r, color in zip(RATES, ("C0", "C1", "C2")):
+    for ax, trainer in zip(axes, TRAINERS, strict=True):
+        for r, color in zip(RATES, ("C0", "C1", "C2"), strict=True):
             g = gap.sel(trainer=trainer, rate=r)
             se = ds["gap"].sel(trainer=trainer, rate=r).std("seed", ddof=1) / np.sqrt(ds.sizes["seed"])
             if not (np.isfinite(g.values) & (g.values > 0)).any():

@@ -34,23 +34,37 @@ import xarray as xr
 from scipy import optimize
 
 from aejax import theory
-from aejax.model import Params, identity_likeness, normalize_rows
+from aejax.config import TrainConfig
+from aejax.model import Params, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import mc_risk, optimal_decoder
 from aejax.sources import SparseRademacher
-from aejax.config import TrainConfig
 from aejax.train import make_train, run_key
 
 NAME = "phase-transition"
-TRAINERS: dict[str, dict[str, Any]] = {"tied_clip": dict(tied=True, surrogate="clip"),
-                                       "untied_clip": dict(tied=False, surrogate="clip"),
-                                       "untied_ste": dict(tied=False, surrogate="ste")}
+TRAINERS: dict[str, dict[str, Any]] = {
+    "tied_clip": dict(tied=True, surrogate="clip"),
+    "untied_clip": dict(tied=False, surrogate="clip"),
+    "untied_ste": dict(tied=False, surrogate="ste"),
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d=16, ps=(0.2, 0.6, 1.0), seeds=(0, 1), steps=100, samples=1024, bootstrap=20),
-    "small": dict(d=64, ps=(0.2, 0.3, 0.33, 0.36, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0), seeds=(0, 1, 2),
-                  steps=20000, samples=8192, bootstrap=500),
-    "large": dict(d=256, ps=(0.2, 0.25, 0.3, 0.33, 0.36, 0.38, 0.4, 0.42, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0),
-                  seeds=(0, 1, 2, 3, 4, 5), steps=80000, samples=32768, bootstrap=1000),
+    "small": dict(
+        d=64,
+        ps=(0.2, 0.3, 0.33, 0.36, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 1.0),
+        seeds=(0, 1, 2),
+        steps=20000,
+        samples=8192,
+        bootstrap=500,
+    ),
+    "large": dict(
+        d=256,
+        ps=(0.2, 0.25, 0.3, 0.33, 0.36, 0.38, 0.4, 0.42, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.9, 1.0),
+        seeds=(0, 1, 2, 3, 4, 5),
+        steps=80000,
+        samples=32768,
+        bootstrap=1000,
+    ),
 }
 LR, BATCH, PERTURBATION, LEVEL = 0.01, 256, 0.05, 0.5
 
@@ -70,32 +84,64 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     del progress
     preset = pick_size(PRESETS, size)
     d, ps, seeds = preset["d"], np.asarray(preset["ps"], float), list(preset["seeds"])
-    results = [_train_grid(TrainConfig(d=d, n=d, steps=preset["steps"], batch=BATCH, source="sr", risk_eval="none", **kw),
-                           ps, seeds, preset["samples"]) for kw in TRAINERS.values()]
-    likeness, risk, trace, ties = (np.stack(v) for v in zip(*results))
+    results = [
+        _train_grid(
+            TrainConfig(d=d, n=d, steps=preset["steps"], batch=BATCH, source="sr", risk_eval="none", **kw),
+            ps,
+            seeds,
+            preset["samples"],
+        )
+        for kw in TRAINERS.values()
+    ]
+    likeness, risk, trace, ties = (np.stack(v) for v in zip(*results, strict=True))
     fits = {name: _bootstrap_crossing(ps, likeness[i], preset["bootstrap"]) for i, name in enumerate(TRAINERS)}
     best = np.asarray([theory.best_partial_identity("sr", float(sp)) for sp in ps])
-    curves = {"rotation": np.full(len(ps), float(theory.rotation_risk(1.0))),
-              "identity_tied": np.asarray(theory.identity_risk("sr", ps, 1.0, "tied")),
-              "identity_plus_untied": np.asarray(theory.identity_risk("sr", ps, 1.0, "plus_untied")),
-              "partial_identity": 1 - best[:, 1]}
+    curves = {
+        "rotation": np.full(len(ps), float(theory.rotation_risk(1.0))),
+        "identity_tied": np.asarray(theory.identity_risk("sr", ps, 1.0, "tied")),
+        "identity_plus_untied": np.asarray(theory.identity_risk("sr", ps, 1.0, "plus_untied")),
+        "partial_identity": 1 - best[:, 1],
+    }
     steps = np.arange(1, trace.shape[-1] + 1) * (preset["steps"] // trace.shape[-1])
     ds = xr.Dataset(
-        {"identity_likeness": (("trainer", "p", "seed"), likeness), "risk": (("trainer", "p", "seed"), risk),
-         "identity_likeness_trace": (("trainer", "p", "seed", "step"), trace),
-         "exact_tie_fraction": (("trainer", "p", "seed"), ties),
-         "identity_risk": (("encoder", "p"), np.stack([_identity_risks(d, sp, preset["samples"]) for sp in ps], axis=1)),
-         "theory": (("curve", "p"), np.stack(list(curves.values()))), "a_star": ("p", best[:, 0]),
-         "p_star": ("trainer", [fits[k][0] for k in TRAINERS]), "p_star_se": ("trainer", [fits[k][1] for k in TRAINERS]),
-         "p_star_interval": (("trainer", "bound"), [_crossing_interval(ps, likeness[i].mean(axis=1))
-                                                    for i in range(len(TRAINERS))])},
-        coords={"trainer": list(TRAINERS), "bound": ["low", "high"], "p": ps, "seed": seeds, "step": steps,
-                "encoder": ["identity", "perturbed_identity"], "curve": list(curves)},
-        attrs={"d": d, "rate": 1.0, "training": f"online Adam lr {LR} (constant), batch {BATCH}, {preset['steps']} steps",
-               "p_c_tied": theory.critical_sparsity("sr", "tied"),
-               "p_c_plus_untied": theory.critical_sparsity("sr", "plus_untied"),
-               "p_kurtosis": theory.kurtosis_threshold("sr"), "p_half_partial_identity": _theory_crossing(),
-               "perturbation": f"B = I + {PERTURBATION} G/sqrt(d), G standard normal"})
+        {
+            "identity_likeness": (("trainer", "p", "seed"), likeness),
+            "risk": (("trainer", "p", "seed"), risk),
+            "identity_likeness_trace": (("trainer", "p", "seed", "step"), trace),
+            "exact_tie_fraction": (("trainer", "p", "seed"), ties),
+            "identity_risk": (
+                ("encoder", "p"),
+                np.stack([_identity_risks(d, sp, preset["samples"]) for sp in ps], axis=1),
+            ),
+            "theory": (("curve", "p"), np.stack(list(curves.values()))),
+            "a_star": ("p", best[:, 0]),
+            "p_star": ("trainer", [fits[k][0] for k in TRAINERS]),
+            "p_star_se": ("trainer", [fits[k][1] for k in TRAINERS]),
+            "p_star_interval": (
+                ("trainer", "bound"),
+                [_crossing_interval(ps, likeness[i].mean(axis=1)) for i in range(len(TRAINERS))],
+            ),
+        },
+        coords={
+            "trainer": list(TRAINERS),
+            "bound": ["low", "high"],
+            "p": ps,
+            "seed": seeds,
+            "step": steps,
+            "encoder": ["identity", "perturbed_identity"],
+            "curve": list(curves),
+        },
+        attrs={
+            "d": d,
+            "rate": 1.0,
+            "training": f"online Adam lr {LR} (constant), batch {BATCH}, {preset['steps']} steps",
+            "p_c_tied": theory.critical_sparsity("sr", "tied"),
+            "p_c_plus_untied": theory.critical_sparsity("sr", "plus_untied"),
+            "p_kurtosis": theory.kurtosis_threshold("sr"),
+            "p_half_partial_identity": _theory_crossing(),
+            "perturbation": f"B = I + {PERTURBATION} G/sqrt(d), G standard normal",
+        },
+    )
     paths = write_outputs(NAME, out, ds, _figure(ds, fits), _table(ds, fits, size, len(seeds)))
     return {**paths, "p_star": fits}
 
@@ -174,35 +220,56 @@ def _bootstrap_crossing(ps: np.ndarray, likeness: np.ndarray, samples: int) -> t
 
 def _theory_crossing() -> float:
     """Sparsity where the optimal partial identity's a*(p) reaches ``LEVEL`` (d → ∞)."""
-    return float(optimize.brentq(lambda sp: float(theory.best_partial_identity("sr", sp)[0]) - LEVEL,
-                                 theory.kurtosis_threshold("sr") + 1e-6, 1.0, xtol=1e-8))
+    # scipy's stubs type brentq's result as float | (float, RootResults) whatever full_output is
+    return float(
+        optimize.brentq(  # pyright: ignore[reportArgumentType]
+            lambda sp: float(theory.best_partial_identity("sr", sp)[0]) - LEVEL,
+            theory.kurtosis_threshold("sr") + 1e-6,
+            1.0,
+            xtol=1e-8,
+        )
+    )
 
 
 def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_seeds: int) -> str:
     ps = ds["p"].values
     mean = {name: ds[name].mean("seed") for name in ("identity_likeness", "risk", "exact_tie_fraction")}
-    rows = [[f"{sp:g}"] + sum(([float(mean["identity_likeness"].sel(trainer=name, p=sp)),
-                                float(mean["risk"].sel(trainer=name, p=sp))] for name in TRAINERS), [])
-            + [float(mean["exact_tie_fraction"].sel(p=sp).max()), float(ds["a_star"].sel(p=sp))]
-            + [float(v) for v in ds["theory"].sel(p=sp).values] + [float(v) for v in ds["identity_risk"].sel(p=sp).values]
-            for sp in ps]
-    header = ["p", *sum(([f"identity-likeness {name}", f"risk {name}"] for name in TRAINERS), []), "exact ties", "a*",
-              *[f"R {c.replace('_', ' ')}" for c in ds["curve"].values], "R(identity)", "R(perturbed id.)"]
+    rows = [
+        [f"{sp:g}"]
+        + [float(mean[stat].sel(trainer=name, p=sp)) for name in TRAINERS for stat in ("identity_likeness", "risk")]
+        + [float(mean["exact_tie_fraction"].sel(p=sp).max()), float(ds["a_star"].sel(p=sp))]
+        + [float(v) for v in ds["theory"].sel(p=sp).values]
+        + [float(v) for v in ds["identity_risk"].sel(p=sp).values]
+        for sp in ps
+    ]
+    header = [
+        "p",
+        *(f"{stat} {name}" for name in TRAINERS for stat in ("identity-likeness", "risk")),
+        "exact ties",
+        "a*",
+        *[f"R {c.replace('_', ' ')}" for c in ds["curve"].values],
+        "R(identity)",
+        "R(perturbed id.)",
+    ]
     interval = ds["p_star_interval"]
-    fit_text = "; ".join(f"{k}: p* = {fits[k][0]:.3f} ± {fits[k][1]:.3f} (between p = "
-                         f"{float(interval.sel(trainer=k, bound='low')):g} and {float(interval.sel(trainer=k, bound='high')):g})"
-                         for k in TRAINERS)
+    fit_text = "; ".join(
+        f"{k}: p* = {fits[k][0]:.3f} ± {fits[k][1]:.3f} (between p = "
+        f"{float(interval.sel(trainer=k, bound='low')):g} and {float(interval.sel(trainer=k, bound='high')):g})"
+        for k in TRAINERS
+    )
     a = ds.attrs
-    return (f"# {NAME} ({size})\n\nSparse Rademacher, d = {a['d']}, r = 1, {a['training']}; means over {n_seeds} seeds. "
-            f"identity-likeness: mean over rows of max_j b̄_ij²; exact ties = largest fraction of zero dominant "
-            f"inputs that gave u = 0 exactly (1: sign(0) = +1 decides; 0: ties broken by the other coordinates). "
-            f"a* and R partial identity: best B̄ = √a I + √(1−a) M (d → ∞). R(identity), R(perturbed id.): exact "
-            f"identity and {a['perturbation']}, sample-moment optimal decoder.\n\n"
-            f"Order parameter crosses {LEVEL:g} (± bootstrap over seeds; the grid interval bounds the "
-            f"interpolation): {fit_text}. Predictions: kurtosis threshold "
-            f"{a['p_kurtosis']:.3f} (rotation locally unstable above), a*(p) = {LEVEL:g} at "
-            f"{a['p_half_partial_identity']:.3f}, p_c {a['p_c_tied']:.3f} (identity vs rotation, tied/symmetric "
-            f"ties), {a['p_c_plus_untied']:.3f} (sign(0) = +1, untied).\n\n" + markdown_table(header, rows) + "\n")
+    return (
+        f"# {NAME} ({size})\n\nSparse Rademacher, d = {a['d']}, r = 1, {a['training']}; means over {n_seeds} seeds. "
+        f"identity-likeness: mean over rows of max_j b̄_ij²; exact ties = largest fraction of zero dominant "
+        f"inputs that gave u = 0 exactly (1: sign(0) = +1 decides; 0: ties broken by the other coordinates). "
+        f"a* and R partial identity: best B̄ = √a I + √(1−a) M (d → ∞). R(identity), R(perturbed id.): exact "
+        f"identity and {a['perturbation']}, sample-moment optimal decoder.\n\n"
+        f"Order parameter crosses {LEVEL:g} (± bootstrap over seeds; the grid interval bounds the "
+        f"interpolation): {fit_text}. Predictions: kurtosis threshold "
+        f"{a['p_kurtosis']:.3f} (rotation locally unstable above), a*(p) = {LEVEL:g} at "
+        f"{a['p_half_partial_identity']:.3f}, p_c {a['p_c_tied']:.3f} (identity vs rotation, tied/symmetric "
+        f"ties), {a['p_c_plus_untied']:.3f} (sign(0) = +1, untied).\n\n" + markdown_table(header, rows) + "\n"
+    )
 
 
 def _figure(ds: xr.Dataset, fits: dict[str, tuple[float, float]]):
@@ -213,18 +280,32 @@ def _figure(ds: xr.Dataset, fits: dict[str, tuple[float, float]]):
     ps = ds["p"].values
     for c, trainer in enumerate(TRAINERS):
         fit = fits[trainer]
-        for name, ax, label in (("identity_likeness", ax_order, f"{trainer}: p* = {fit[0]:.3f} ± {fit[1]:.3f}"),
-                                ("risk", ax_risk, f"GD, {trainer}")):
+        for name, ax, label in (
+            ("identity_likeness", ax_order, f"{trainer}: p* = {fit[0]:.3f} ± {fit[1]:.3f}"),
+            ("risk", ax_risk, f"GD, {trainer}"),
+        ):
             values = ds[name].sel(trainer=trainer)
-            ax.errorbar(ps, values.mean("seed"), values.std("seed", ddof=1) / np.sqrt(ds.sizes["seed"]), fmt="o-",
-                        color=f"C{c}", ms=4, capsize=2, label=label)
+            ax.errorbar(
+                ps,
+                values.mean("seed"),
+                values.std("seed", ddof=1) / np.sqrt(ds.sizes["seed"]),
+                fmt="o-",
+                color=f"C{c}",
+                ms=4,
+                capsize=2,
+                label=label,
+            )
     ax_order.plot(ps, ds["a_star"], "k-", lw=1, label="a*(p), partial identity (d → ∞)")
-    for key, style, label in (("p_kurtosis", "-.", "kurtosis threshold"), ("p_c_tied", "--", "p_c tied"),
-                              ("p_c_plus_untied", ":", "p_c +1 untied")):
+    for key, style, label in (
+        ("p_kurtosis", "-.", "kurtosis threshold"),
+        ("p_c_tied", "--", "p_c tied"),
+        ("p_c_plus_untied", ":", "p_c +1 untied"),
+    ):
         ax_order.axvline(ds.attrs[key], color="gray", ls=style, lw=1, label=label)
-    for curve, style in zip(ds["curve"].values, ("k-", "k--", "k:", "k-.")):
+    # the styles are a palette: at most as many curves/encoders as styles, fewer is fine
+    for curve, style in zip(ds["curve"].values, ("k-", "k--", "k:", "k-."), strict=False):
         ax_risk.plot(ps, ds["theory"].sel(curve=curve), style, lw=1, label=curve.replace("_", " "))
-    for e, marker in zip(ds["encoder"].values, "sv"):
+    for e, marker in zip(ds["encoder"].values, "sv", strict=False):
         ax_risk.plot(ps, ds["identity_risk"].sel(encoder=e), marker, color="C3", mfc="none", label=e.replace("_", " "))
     ax_order.set(xlabel="sparsity p", ylabel="identity-likeness", ylim=(0, 1.02))
     ax_risk.set(xlabel="sparsity p", ylabel="risk")

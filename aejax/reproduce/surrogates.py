@@ -22,19 +22,34 @@ import xarray as xr
 
 from aejax import theory
 from aejax.activations import SURROGATES
+from aejax.config import TrainConfig
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.sweeping import sweep
-from aejax.config import TrainConfig
 
 NAME = "surrogates"
 TOLERANCE = 0.01
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(d=16, rate=1.0, seeds=(0,), steps=60, slopes=(1.0, 4.0), kinds=("ste", "clip", "tanh"),
-                 margins=(0.0, 0.05)),
-    "small": dict(d=128, rate=1.0, seeds=(0, 1), steps=1000, slopes=(0.5, 1.0, 2.0, 4.0), kinds=tuple(SURROGATES),
-                  margins=(0.0, 0.001, 0.05, 0.2, 0.5)),
-    "large": dict(d=512, rate=1.0, seeds=(0, 1, 2, 3), steps=2000, slopes=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
-                  kinds=tuple(SURROGATES), margins=(0.0, 0.001, 0.01, 0.05, 0.2, 0.5)),
+    "tiny": dict(
+        d=16, rate=1.0, seeds=(0,), steps=60, slopes=(1.0, 4.0), kinds=("ste", "clip", "tanh"), margins=(0.0, 0.05)
+    ),
+    "small": dict(
+        d=128,
+        rate=1.0,
+        seeds=(0, 1),
+        steps=1000,
+        slopes=(0.5, 1.0, 2.0, 4.0),
+        kinds=tuple(SURROGATES),
+        margins=(0.0, 0.001, 0.05, 0.2, 0.5),
+    ),
+    "large": dict(
+        d=512,
+        rate=1.0,
+        seeds=(0, 1, 2, 3),
+        steps=2000,
+        slopes=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+        kinds=tuple(SURROGATES),
+        margins=(0.0, 0.001, 0.01, 0.05, 0.2, 0.5),
+    ),
 }
 LR, BATCH = 0.005, 128
 
@@ -65,33 +80,66 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     preset = pick_size(PRESETS, size)
     jobs = [("sign", kind, {"slope": [1.0] if kind == "ste" else list(preset["slopes"])}) for kind in preset["kinds"]]
     jobs.append(("helu", "clip", {"margin": list(preset["margins"])}))
-    variants = []
+    variants: list[xr.Dataset] = []
     for activation, kind, axis in jobs:
-        config = TrainConfig(d=preset["d"], n=round(preset["rate"] * preset["d"]), steps=preset["steps"], batch=BATCH, activation=activation,
-                             surrogate=kind, schedule="cosine", risk_eval="exact")
+        config = TrainConfig(
+            d=preset["d"],
+            n=round(preset["rate"] * preset["d"]),
+            steps=preset["steps"],
+            batch=BATCH,
+            activation=activation,
+            surrogate=kind,
+            schedule="cosine",
+            risk_eval="exact",
+        )
         name = kind if activation == "sign" else "helu"
-        ds = sweep(config, {"seed": list(preset["seeds"]), **axis, "lr": [LR]}, out=Path(out) / f"{NAME}-{name}",
-                   mc_samples=2048, progress=progress)
-        (axis_name, values), = axis.items()
+        ds = sweep(
+            config,
+            {"seed": list(preset["seeds"]), **axis, "lr": [LR]},
+            out=Path(out) / f"{NAME}-{name}",
+            mc_samples=2048,
+            progress=progress,
+        )
+        ((axis_name, values),) = axis.items()
         for v in values:
             one = ds.sel({axis_name: v}).squeeze("lr", drop=True)
-            variants.append(xr.Dataset({"exact_risk": one["exact_risk"], "risk_trace": one["risk_trace"]}).assign_coords(
-                variant=f"{name} {axis_name}={v:g}" if name != "ste" else "ste", activation=activation,
-                surrogate=name, slope=v if axis_name == "slope" else np.nan, margin=v if axis_name == "margin" else np.nan,
-                theory=float(theory.gaussian_limit(preset["rate"], activation))))
+            variants.append(
+                xr.Dataset({"exact_risk": one["exact_risk"], "risk_trace": one["risk_trace"]}).assign_coords(
+                    variant=f"{name} {axis_name}={v:g}" if name != "ste" else "ste",
+                    activation=activation,
+                    surrogate=name,
+                    slope=v if axis_name == "slope" else np.nan,
+                    margin=v if axis_name == "margin" else np.nan,
+                    theory=float(theory.gaussian_limit(preset["rate"], activation)),
+                )
+            )
     ds = xr.concat(variants, dim="variant", coords="different", compat="equals")
     steps = ds["step"].values
-    reach = np.asarray([[steps_to_reach(ds["risk_trace"].sel(variant=v, seed=s), steps) for s in ds["seed"].values]
-                        for v in ds["variant"].values])
+    reach = np.asarray(
+        [
+            [steps_to_reach(ds["risk_trace"].sel(variant=v, seed=s), steps) for s in ds["seed"].values]
+            for v in ds["variant"].values
+        ]
+    )
     ds["steps_to_reach"] = (("variant", "seed"), reach)
     ds.attrs.update(d=preset["d"], rate=preset["rate"], steps=preset["steps"], lr=LR, batch=BATCH, tolerance=TOLERANCE)
-    rows = [[str(v), float(ds["exact_risk"].sel(variant=v).mean()), float(ds["theory"].sel(variant=v)),
-             float(ds["exact_risk"].sel(variant=v).mean() - ds["theory"].sel(variant=v)),
-             float(ds["steps_to_reach"].sel(variant=v).mean())] for v in ds["variant"].values]
-    table = (f"# {NAME} ({size})\n\nd = {preset['d']}, r = {preset['rate']:g}, online Adam lr {LR}, batch {BATCH}, {preset['steps']} "
-             f"steps, cosine schedule; means over {len(preset['seeds'])} seeds. Theory: R_Gauss for sign, the orthogonal-rows "
-             f"value 1 − r·μ1²/v for HeLU/ReLU. Steps to reach: first trace step within {TOLERANCE} of the run's final "
-             "exact risk.\n\n" + markdown_table(["variant", "exact risk", "theory", "gap", "steps to reach"], rows) + "\n")
+    rows = [
+        [
+            str(v),
+            float(ds["exact_risk"].sel(variant=v).mean()),
+            float(ds["theory"].sel(variant=v)),
+            float(ds["exact_risk"].sel(variant=v).mean() - ds["theory"].sel(variant=v)),
+            float(ds["steps_to_reach"].sel(variant=v).mean()),
+        ]
+        for v in ds["variant"].values
+    ]
+    table = (
+        f"# {NAME} ({size})\n\nd = {preset['d']}, r = {preset['rate']:g}, online Adam lr {LR}, batch {BATCH}, "
+        f"{preset['steps']} steps, cosine schedule; means over {len(preset['seeds'])} seeds. "
+        "Theory: R_Gauss for sign, the orthogonal-rows "
+        f"value 1 − r·μ1²/v for HeLU/ReLU. Steps to reach: first trace step within {TOLERANCE} of the run's final "
+        "exact risk.\n\n" + markdown_table(["variant", "exact risk", "theory", "gap", "steps to reach"], rows) + "\n"
+    )
     paths = write_outputs(NAME, out, ds, _figure(ds), table)
     return {**paths, "rows": rows}
 

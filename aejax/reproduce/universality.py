@@ -30,12 +30,12 @@ import numpy as np
 import xarray as xr
 
 from aejax import theory
+from aejax.config import TrainConfig
 from aejax.data import as_samples, load_array, train_test_sources
 from aejax.model import Architecture
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import dataset_risk, exact_risk
 from aejax.sources import Empirical, Gaussian
-from aejax.config import TrainConfig
 from aejax.train import make_train, run_key
 
 NAME = "universality"
@@ -53,7 +53,8 @@ def digits(min_lit: float = 0.01) -> np.ndarray:
     images: ``(1797, 54)`` by default (3 pixels are always blank, 4 more are lit in under 1%)."""
     from sklearn.datasets import load_digits
 
-    return lit_columns(load_digits().data, min_lit)
+    # sklearn types load_digits() as Bunch | tuple; without return_X_y it is the Bunch
+    return lit_columns(load_digits().data, min_lit)  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def lit_columns(x: Any, min_lit: float = 0.01) -> np.ndarray:
@@ -79,8 +80,12 @@ def heldout_risk(params: Any, source: Empirical, arch: Architecture | None = Non
     return dataset_risk(params, source.data, arch=arch or Architecture())
 
 
-def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True,
-        data: str | os.PathLike | None = None) -> dict[str, Any]:
+def run(
+    size: str = "small",
+    out: str | os.PathLike = "runs/reproduce",
+    progress: bool = True,
+    data: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Train on the digits (whitened and not) over the preset's rates; risks on train and test rows.
 
     Args:
@@ -99,18 +104,36 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     control = np.random.default_rng(0).normal(size=x.shape)
     results = {}
     for condition in CONDITIONS:
-        train, test, _ = train_test_sources(control if condition == "gaussian_control" else x, TEST_FRACTION, seed=0,
-                                            whiten=None if condition == "unwhitened" else "zca")
-        config = TrainConfig(d=d, n=round(max(rates) * d), steps=preset["steps"], batch=BATCH, mode="dataset", source=train,
-                             surrogate="clip", schedule="cosine", risk_eval="none")
+        train, test, _ = train_test_sources(
+            control if condition == "gaussian_control" else x,
+            TEST_FRACTION,
+            seed=0,
+            whiten=None if condition == "unwhitened" else "zca",
+        )
+        config = TrainConfig(
+            d=d,
+            n=round(max(rates) * d),
+            steps=preset["steps"],
+            batch=BATCH,
+            mode="dataset",
+            source=train,
+            surrogate="clip",
+            schedule="cosine",
+            risk_eval="none",
+        )
         gaussian = Gaussian(d, covariance=np.cov(train.data.T, bias=True))
 
         def one(key, rate, config=config, train=train, test=test, gaussian=gaussian):
             hparams = {"lr": LR, "rate": rate}
             params, _ = make_train(config)(key, hparams)
             arch = config.bind(hparams).arch
-            return jnp.stack([heldout_risk(params, train, arch), heldout_risk(params, test, arch),
-                              exact_risk(params, gaussian, arch=arch)])
+            return jnp.stack(
+                [
+                    heldout_risk(params, train, arch),
+                    heldout_risk(params, test, arch),
+                    exact_risk(params, gaussian, arch=arch),
+                ]
+            )
 
         keys = jnp.stack([run_key(0, s) for s in seeds])
         grid = jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))
@@ -121,17 +144,26 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     rows = []
     for r in rates:
         s = ds.sel(rate=r).mean("seed")
-        rows.append([f"{r:g}", float(ds["theory"].sel(rate=r))]
-                    + [float(s[v].sel(condition=c)) for c in CONDITIONS for v in ("train_risk", "test_risk", "gaussian_risk")]
-                    + [float(ds["pca_risk"].sel(rate=r, condition="unwhitened"))])
-    header = ["r", "R_Gauss", *[f"{c} {v}" for c in CONDITIONS for v in ("train", "test", "Gaussian-equiv.")],
-              "PCA (unwhitened spectrum)"]
-    table = (f"# {NAME} ({size})\n\n{name}, columns lit in under 1% of images dropped (d = {d}), "
-             f"{int(round((1 - TEST_FRACTION) * len(x)))} training / {int(round(TEST_FRACTION * len(x)))} test rows; "
-             f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip "
-             f"surrogate, cosine; means over {len(seeds)} seeds. Gaussian-equiv.: exact risk of the trained autoencoder "
-             "on a Gaussian with the training covariance. gaussian_control: i.i.d. N(0, 1) data of the digits' shape, "
-             "split and whitened the same way.\n\n" + markdown_table(header, rows) + "\n")
+        rows.append(
+            [f"{r:g}", float(ds["theory"].sel(rate=r))]
+            + [float(s[v].sel(condition=c)) for c in CONDITIONS for v in ("train_risk", "test_risk", "gaussian_risk")]
+            + [float(ds["pca_risk"].sel(rate=r, condition="unwhitened"))]
+        )
+    header = [
+        "r",
+        "R_Gauss",
+        *[f"{c} {v}" for c in CONDITIONS for v in ("train", "test", "Gaussian-equiv.")],
+        "PCA (unwhitened spectrum)",
+    ]
+    table = (
+        f"# {NAME} ({size})\n\n{name}, columns lit in under 1% of images dropped (d = {d}), "
+        f"{round((1 - TEST_FRACTION) * len(x))} training / {round(TEST_FRACTION * len(x))} test rows; "
+        f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, "
+        "clip "
+        f"surrogate, cosine; means over {len(seeds)} seeds. Gaussian-equiv.: exact risk of the trained autoencoder "
+        "on a Gaussian with the training covariance. gaussian_control: i.i.d. N(0, 1) data of the digits' shape, "
+        "split and whitened the same way.\n\n" + markdown_table(header, rows) + "\n"
+    )
     paths = write_outputs(NAME, out, ds, _figure(ds), table)
     return {**paths, "rows": rows}
 
@@ -141,14 +173,18 @@ def _dataset(results: dict, rates: list[float], seeds: list[int], d: int, preset
     actual = np.round(np.asarray(rates) * d) / d
     spectra = np.stack([results[c + "_spectrum"] for c in CONDITIONS])
     pca = np.stack([[float(theory.pca_risk(r, spectrum=np.clip(s, 0, None))) for r in actual] for s in spectra])
-    return xr.Dataset({"train_risk": (("condition", "seed", "rate"), values[..., 0]),
-                       "test_risk": (("condition", "seed", "rate"), values[..., 1]),
-                       "gaussian_risk": (("condition", "seed", "rate"), values[..., 2]),
-                       "theory": ("rate", np.asarray(theory.gaussian_limit(actual), float)),
-                       "pca_risk": (("condition", "rate"), pca),
-                       "spectrum": (("condition", "k"), spectra)},
-                      coords={"condition": list(CONDITIONS), "seed": seeds, "rate": rates, "k": np.arange(d)},
-                      attrs={"d": d, "steps": preset["steps"], "lr": LR, "batch": BATCH, "test_fraction": TEST_FRACTION})
+    return xr.Dataset(
+        {
+            "train_risk": (("condition", "seed", "rate"), values[..., 0]),
+            "test_risk": (("condition", "seed", "rate"), values[..., 1]),
+            "gaussian_risk": (("condition", "seed", "rate"), values[..., 2]),
+            "theory": ("rate", np.asarray(theory.gaussian_limit(actual), float)),
+            "pca_risk": (("condition", "rate"), pca),
+            "spectrum": (("condition", "k"), spectra),
+        },
+        coords={"condition": list(CONDITIONS), "seed": seeds, "rate": rates, "k": np.arange(d)},
+        attrs={"d": d, "steps": preset["steps"], "lr": LR, "batch": BATCH, "test_fraction": TEST_FRACTION},
+    )
 
 
 def _figure(ds: xr.Dataset):
@@ -158,15 +194,30 @@ def _figure(ds: xr.Dataset):
     fig, (ax, ax_spec) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=90)
     grid = np.linspace(0.02, float(ds["rate"].max()) * 1.05, 200)
     ax.plot(grid, np.asarray(theory.gaussian_limit(grid)), "k-", lw=1.5, label="R_Gauss(r)")
-    for condition, color in zip(CONDITIONS, ("C0", "C1", "C2")):
+    for condition, color in zip(CONDITIONS, ("C0", "C1", "C2"), strict=True):
         s = ds.sel(condition=condition)
         se = s["test_risk"].std("seed") / np.sqrt(max(1, ds.sizes["seed"] - 1))
-        ax.errorbar(ds["rate"], s["test_risk"].mean("seed"), se, fmt="o-", color=color, ms=4, capsize=2,
-                    label=f"{condition}: test")
+        ax.errorbar(
+            ds["rate"],
+            s["test_risk"].mean("seed"),
+            se,
+            fmt="o-",
+            color=color,
+            ms=4,
+            capsize=2,
+            label=f"{condition}: test",
+        )
         ax.plot(ds["rate"], s["train_risk"].mean("seed"), "x:", color=color, label=f"{condition}: train")
         if condition != "gaussian_control":
-            ax.plot(ds["rate"], s["gaussian_risk"].mean("seed"), "s", mfc="none", color=color, ms=5,
-                    label=f"{condition}: Gaussian-equiv.")
+            ax.plot(
+                ds["rate"],
+                s["gaussian_risk"].mean("seed"),
+                "s",
+                mfc="none",
+                color=color,
+                ms=5,
+                label=f"{condition}: Gaussian-equiv.",
+            )
     ax.plot(ds["rate"], ds["pca_risk"].sel(condition="unwhitened"), "--", color="C1", lw=1, label="PCA (unwhitened)")
     ax.set(xlabel="rate r = n/d", ylabel="risk per coordinate", ylim=(0, 1.02), title=f"digits (d = {ds.attrs['d']})")
     ax.legend(fontsize=6)

@@ -6,7 +6,8 @@ exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``.)
 - Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``.
 - Sparse sources (priors ``"bg"``, ``"sr"`` or a ``Prior``): ``kappa``, ``rotation_risk``,
   ``identity_risk``, ``critical_sparsity``, ``fourth_moment``, ``excess_kurtosis``,
-  ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``, ``best_partial_identity``.
+  ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``,
+  ``best_partial_identity``.
 - Denoising the shallow decoder: ``effective_channel``, ``posterior_mean``, ``denoiser_risk``,
   ``mmse``, ``posterior``.
 - Multi-layer VAMP decoder of the 1-bit code: ``multilayer_decode`` and its ``state_evolution``,
@@ -41,17 +42,54 @@ from aejax.theory.denoiser import denoiser_risk, effective_channel, posterior_me
 from aejax.theory.gaussian import activation_moments, gaussian_limit, pca_risk, shannon_limit
 from aejax.theory.priors import BG, SR, Prior, mmse, posterior, resolve_prior
 from aejax.theory.sign_channel import sign_channel_mmse, sign_posterior
-from aejax.theory.sparse import (CONVENTIONS, best_partial_identity, critical_sparsity, excess_kurtosis, fourth_moment,
-                                 identity_risk, kappa, kurtosis_correction, kurtosis_threshold, partial_identity_risk,
-                                 rotation_excess, rotation_risk)
+from aejax.theory.sparse import (
+    CONVENTIONS,
+    best_partial_identity,
+    critical_sparsity,
+    excess_kurtosis,
+    fourth_moment,
+    identity_risk,
+    kappa,
+    kurtosis_correction,
+    kurtosis_threshold,
+    partial_identity_risk,
+    rotation_excess,
+    rotation_risk,
+)
 from aejax.theory.state_evolution import state_evolution, state_evolution_fixed_point
 from aejax.theory.table import format_table, prediction_table
 
 __all__ = [
-    "BG", "CONVENTIONS", "Prior", "SR", "activation_moments", "best_partial_identity",
-    "critical_sparsity", "denoiser_risk", "effective_channel", "excess_kurtosis",
-    "format_table", "fourth_moment", "gaussian_limit", "identity_risk", "kappa", "kurtosis_correction",
-    "kurtosis_threshold", "mmse", "multilayer_decode", "partial_identity_risk", "pca_risk", "posterior", "posterior_mean",
-    "prediction_table", "resolve_prior", "rotation_excess", "rotation_risk", "shannon_limit",
-    "sign_channel_mmse", "sign_posterior", "state_evolution", "state_evolution_fixed_point",
+    "BG",
+    "CONVENTIONS",
+    "SR",
+    "Prior",
+    "activation_moments",
+    "best_partial_identity",
+    "critical_sparsity",
+    "denoiser_risk",
+    "effective_channel",
+    "excess_kurtosis",
+    "format_table",
+    "fourth_moment",
+    "gaussian_limit",
+    "identity_risk",
+    "kappa",
+    "kurtosis_correction",
+    "kurtosis_threshold",
+    "mmse",
+    "multilayer_decode",
+    "partial_identity_risk",
+    "pca_risk",
+    "posterior",
+    "posterior_mean",
+    "prediction_table",
+    "resolve_prior",
+    "rotation_excess",
+    "rotation_risk",
+    "shannon_limit",
+    "sign_channel_mmse",
+    "sign_posterior",
+    "state_evolution",
+    "state_evolution_fixed_point",
 ]

@@ -23,7 +23,7 @@ from aejax import _validate
 _T = np.linspace(-12.0, 12.0, 2001)
 NORMAL_NODES = _T
 """Nodes t of the rule (numpy, float64; cast at use)."""
-NORMAL_WEIGHTS = np.exp(-_T**2 / 2) / np.sqrt(2 * np.pi) * (_T[1] - _T[0])
+NORMAL_WEIGHTS = np.exp(-(_T**2) / 2) / np.sqrt(2 * np.pi) * (_T[1] - _T[0])
 """Weights φ(t)·Δt, so that sum(w f(t)) ≈ E f(g), g ~ N(0, 1)."""
 
 
@@ -39,9 +39,11 @@ def check_sparsity(name: str, p: Any) -> Any:
     if _validate.is_concrete(p):
         arr = np.asarray(p, dtype=np.float64)
         if (arr < P_MIN).any():
-            raise _validate.InputError(f"{name} must be at least {P_MIN:g} (and at most 1): the sparse-prior formulas divide "
-                             f"by p and every prediction has reached its p -> 0 limit there; got "
-                             f"{float(arr[arr < P_MIN].ravel()[0]):.6g}")
+            raise _validate.InputError(
+                f"{name} must be at least {P_MIN:g} (and at most 1): the sparse-prior formulas divide "
+                f"by p and every prediction has reached its p -> 0 limit there; got "
+                f"{float(arr[arr < P_MIN].ravel()[0]):.6g}"
+            )
     return p
 
 

@@ -90,7 +90,7 @@ def decode_one(prior: Prior, p: Any, Bn: jax.Array, s: jax.Array, tweaks: jax.Ar
 
     def layer(carry, tweak):
         log_snr, log_p, log_precision = tweak[0], tweak[1], tweak[2]
-        h2x, g2x, h1z, g1z, x_old, done = carry
+        h2x, g2x, h1z, g1z, _x_old, done = carry
         z_hat, z_var = sign_posterior(s, h1z / g1z, g1z)
         h2z, g2z = _extrinsic(z_hat, z_var, h1z, g1z, low, high)
         x_lin, var_x, _ = linear(h2x, g2x, h2z, g2z)
@@ -158,5 +158,7 @@ def _check_structure(B: np.ndarray, tol: float = 0.25) -> None:
     error = np.linalg.norm(image - probe) / np.linalg.norm(probe)
     if not error <= tol:
         kind = "orthonormal rows (n <= d)" if n <= d else "a unit-norm tight frame, B̄ᵀB̄ = (n/d) I (n > d)"
-        raise _validate.InputError(f"B must have {kind} after row normalisation; a random probe is off by "
-                                   f"{error:.3g} (relative), allowed {tol}")
+        raise _validate.InputError(
+            f"B must have {kind} after row normalisation; a random probe is off by "
+            f"{error:.3g} (relative), allowed {tol}"
+        )

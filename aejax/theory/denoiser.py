@@ -18,7 +18,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from aejax import _validate
 from aejax.theory._quad import check_sparsity
 from aejax.theory.gaussian import gaussian_limit
 from aejax.theory.priors import Prior, mmse, posterior, resolve_prior

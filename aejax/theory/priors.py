@@ -55,22 +55,27 @@ class Prior:
             object.__setattr__(self, field, tuple(float(v) for v in getattr(self, field)))
         k = len(self.weights)
         if k == 0 or len(self.means) != k or len(self.stds) != k:
-            raise _validate.InputError(f"means, stds and weights must have the same non-zero length, got "
-                                       f"{len(self.means)}, {len(self.stds)}, {k}")
+            raise _validate.InputError(
+                f"means, stds and weights must have the same non-zero length, got "
+                f"{len(self.means)}, {len(self.stds)}, {k}"
+            )
         if not all(math.isfinite(v) for v in self.means + self.stds + self.weights):
             raise _validate.InputError(f"prior {self.name!r}: means, stds and weights must be finite")
         if min(self.weights) <= 0 or abs(sum(self.weights) - 1) > _TOL:
             raise _validate.InputError(
-                f"prior {self.name!r}: weights must be positive and sum to 1, got {self.weights}")
+                f"prior {self.name!r}: weights must be positive and sum to 1, got {self.weights}"
+            )
         if min(self.stds) < 0:
             raise _validate.InputError(f"prior {self.name!r}: stds must be >= 0, got {self.stds}")
-        second = sum(w * (m * m + s * s) for m, s, w in zip(*self.components()))
+        second = sum(w * (m * m + s * s) for m, s, w in zip(*self.components(), strict=True))
         if abs(second - 1) > _TOL:
-            raise _validate.InputError(f"prior {self.name!r}: the non-zero law must have E ξ² = 1, got {second:.6g}; "
-                                       "use Prior.mixture(...) to normalise")
-        own = sorted(zip(self.means, self.stds, self.weights))
-        mirrored = sorted(zip((-m for m in self.means), self.stds, self.weights))
-        if any(max(abs(a - b) for a, b in zip(u, v)) > _TOL for u, v in zip(own, mirrored)):
+            raise _validate.InputError(
+                f"prior {self.name!r}: the non-zero law must have E ξ² = 1, got {second:.6g}; "
+                "use Prior.mixture(...) to normalise"
+            )
+        own = sorted(zip(self.means, self.stds, self.weights, strict=True))
+        mirrored = sorted(zip((-m for m in self.means), self.stds, self.weights, strict=True))
+        if any(max(abs(a - b) for a, b in zip(u, v, strict=True)) > _TOL for u, v in zip(own, mirrored, strict=True)):
             raise _validate.InputError(f"prior {self.name!r}: the non-zero law must be symmetric about 0")
 
     def components(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
@@ -78,8 +83,9 @@ class Prior:
         return self.means, self.stds, self.weights
 
     @classmethod
-    def mixture(cls, means: Sequence[float], stds: Sequence[float], weights: Sequence[float],
-                name: str = "custom") -> Prior:
+    def mixture(
+        cls, means: Sequence[float], stds: Sequence[float], weights: Sequence[float], name: str = "custom"
+    ) -> Prior:
         """Symmetric Gaussian mixture, with weights normalised to 1 and rescaled to E ξ² = 1.
 
         Examples:
@@ -88,7 +94,8 @@ class Prior:
         """
         total = float(sum(weights))
         w = [float(v) / total for v in weights]
-        scale = math.sqrt(sum(wk * (m * m + s * s) for m, s, wk in zip(means, stds, w)))
+        # unequal lengths are refused below by __post_init__ with an InputError naming them
+        scale = math.sqrt(sum(wk * (m * m + s * s) for m, s, wk in zip(means, stds, w, strict=False)))
         if not scale > 0:
             raise _validate.InputError(f"prior {name!r}: the non-zero law is identically 0")
         return cls(name, tuple(m / scale for m in means), tuple(s / scale for s in stds), tuple(w))
@@ -123,8 +130,10 @@ def resolve_prior(prior: str | Prior) -> Prior:
     if isinstance(prior, str) and prior in PRIORS:
         return PRIORS[prior]
     if not isinstance(prior, str):
-        raise _validate.InputTypeError(f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
-                        "aejax.theory functions take (prior, p, r, ...) with the prior first")
+        raise _validate.InputTypeError(
+            f"prior must be 'bg', 'sr' or an aejax.theory.Prior, got {_validate._brief(prior)}; "
+            "aejax.theory functions take (prior, p, r, ...) with the prior first"
+        )
     raise _validate.InputError(f"unknown prior {prior!r}; allowed: 'bg', 'sr' or an aejax.theory.Prior")
 
 
@@ -163,14 +172,15 @@ def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, 
     noise = 1 / snr
     w, m, v = _scalar_mixture(prior, p)
     logits, cond_mean, cond_var = [], [], []
-    for wk, mk, vk in zip(w, m, v):
+    for wk, mk, vk in zip(w, m, v, strict=True):
         total = vk + noise
         logits.append(jnp.log(wk) - 0.5 * jnp.log(total) - 0.5 * (y - mk) ** 2 / total)
         cond_mean.append(mk + vk / total * (y - mk))
         cond_var.append(vk * noise / total)
     shape = jnp.broadcast_shapes(y.shape, p.shape, snr.shape)
-    resp, cond_mean, cond_var = (jnp.stack([jnp.broadcast_to(a, shape) for a in arrays])
-                                 for arrays in (logits, cond_mean, cond_var))
+    resp, cond_mean, cond_var = (
+        jnp.stack([jnp.broadcast_to(a, shape) for a in arrays]) for arrays in (logits, cond_mean, cond_var)
+    )
     resp = jax.nn.softmax(resp, axis=0)
     mean = jnp.sum(resp * cond_mean, axis=0)
     var = jnp.sum(resp * (cond_var + (cond_mean - mean) ** 2), axis=0)
@@ -203,7 +213,7 @@ def mmse(prior: str | Prior, p: Any, snr: Any) -> jax.Array:
     q = as_float(NORMAL_WEIGHTS)
     w, m, v = _scalar_mixture(prior, p)
     total = jnp.zeros_like(p)
-    for wk, mk, vk in zip(w, m, v):
+    for wk, mk, vk in zip(w, m, v, strict=True):
         y = mk[..., None] + jnp.sqrt(vk + 1 / snr)[..., None] * t
         _, var = posterior(prior, p[..., None], snr[..., None], y)
         total = total + wk * jnp.sum(q * var, axis=-1)

@@ -82,5 +82,5 @@ def sign_channel_mmse(precision: Any) -> jax.Array:
     t = as_float(NORMAL_NODES)
     a = scale * t
     weights = ratio * jnp.exp(-0.5 * (ratio * t) ** 2 - _LOG_SQRT_2PI) * (t[1] - t[0])
-    dip = jnp.exp(-a**2 - 2 * _LOG_SQRT_2PI - log_ndtr(a) - log_ndtr(-a))
+    dip = jnp.exp(-(a**2) - 2 * _LOG_SQRT_2PI - log_ndtr(a) - log_ndtr(-a))
     return tau * (1 - jnp.sum(weights * dip, axis=-1))

@@ -59,7 +59,7 @@ def kappa(prior: str | Prior) -> float:
         (0.63662, 1.0)
     """
     means, stds, weights = resolve_prior(prior).components()
-    abs_mean = sum(w * _folded_normal_mean_float(m, s * s) for m, s, w in zip(means, stds, weights))
+    abs_mean = sum(w * _folded_normal_mean_float(m, s * s) for m, s, w in zip(means, stds, weights, strict=True))
     return float(abs_mean**2)  # E ξ² = 1 by construction
 
 
@@ -113,7 +113,12 @@ def fourth_moment(prior: str | Prior) -> float:
         >>> fourth_moment("bg"), fourth_moment("sr")
         (3.0, 1.0)
     """
-    return float(sum(w * (m**4 + 6 * m * m * s * s + 3 * s**4) for m, s, w in zip(*resolve_prior(prior).components())))
+    return float(
+        sum(
+            w * (m**4 + 6 * m * m * s * s + 3 * s**4)
+            for m, s, w in zip(*resolve_prior(prior).components(), strict=True)
+        )
+    )
 
 
 def excess_kurtosis(prior: str | Prior, p: Any) -> jax.Array:
@@ -199,7 +204,9 @@ def partial_identity_risk(prior: str | Prior, p: Any, r: Any, a: Any) -> jax.Arr
     if _validate.is_concrete((a, r)):
         a_np, r_np = _validate._numbers("a", a), np.asarray(r, dtype=np.float64)
         if not np.isfinite(a_np).all() or ((a_np < 0) | (a_np > 1)).any() or (r_np > 1).any():
-            raise _validate.InputError(f"a must lie in [0, 1] and r in (0, 1], got a={a_np.tolist()!r}, r={r_np.tolist()!r}")
+            raise _validate.InputError(
+                f"a must lie in [0, 1] and r in (0, 1], got a={a_np.tolist()!r}, r={r_np.tolist()!r}"
+            )
     p, r, a = as_float(p), as_float(r), as_float(a)
     risk = 1 - r * _gain(prior, p, a)
     return jnp.where((a >= 0) & (a <= 1) & (r <= 1), risk, jnp.nan)
@@ -209,7 +216,7 @@ def _gain(prior: Prior, p: jax.Array, a: jax.Array) -> jax.Array:
     """(E|u|)² with u = √a x_1 + √(1 − a) z: a mixture of centred-zero and shifted folded normals."""
     rest = jnp.clip(1 - a, 0.0, 1.0)  # variance of the Gaussian part
     abs_mean = (1 - p) * jnp.sqrt(2 * rest / math.pi)
-    for m, s, w in zip(*prior.components()):
+    for m, s, w in zip(*prior.components(), strict=True):
         mean, var = jnp.sqrt(a / p) * m, a / p * s * s + rest
         abs_mean = abs_mean + p * w * _folded_normal_mean(mean, var)
     return abs_mean**2
@@ -272,8 +279,9 @@ def _folded_normal_mean(mean: jax.Array, var: jax.Array) -> jax.Array:
     """E|N(mean, var)|, including var = 0 (gradient-safe double where)."""
     positive = var > 0
     sd = jnp.sqrt(jnp.where(positive, var, 1.0))
-    smooth = (sd * math.sqrt(2 / math.pi) * jnp.exp(-mean**2 / (2 * sd**2))
-              + mean * jax.scipy.special.erf(mean / (sd * math.sqrt(2))))
+    smooth = sd * math.sqrt(2 / math.pi) * jnp.exp(-(mean**2) / (2 * sd**2)) + mean * jax.scipy.special.erf(
+        mean / (sd * math.sqrt(2))
+    )
     return jnp.where(positive, smooth, jnp.abs(mean))
 
 
@@ -282,7 +290,9 @@ def _folded_normal_mean_float(mean: float, var: float) -> float:
     if var <= 0:
         return abs(mean)
     sd = math.sqrt(var)
-    return sd * math.sqrt(2 / math.pi) * math.exp(-mean * mean / (2 * var)) + mean * math.erf(mean / (sd * math.sqrt(2)))
+    return sd * math.sqrt(2 / math.pi) * math.exp(-mean * mean / (2 * var)) + mean * math.erf(
+        mean / (sd * math.sqrt(2))
+    )
 
 
 def critical_sparsity(prior: str | Prior, convention: str) -> float:

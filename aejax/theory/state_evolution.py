@@ -111,13 +111,15 @@ def _fixed_point(prior: Prior, p: jax.Array, r: jax.Array, tol: jax.Array, max_l
     return risk, t
 
 
-def state_evolution_fixed_point(prior: str | Prior, p: Any, r: Any, *, tol: float = 1e-7,
-                                max_layers: int = 2000) -> jax.Array:
+def state_evolution_fixed_point(
+    prior: str | Prior, p: Any, r: Any, *, tol: float = 1e-7, max_layers: int = 2000
+) -> jax.Array:
     """Risk at the fixed point of ``state_evolution``, iterated from the uninformative start.
 
     Stops when no entry's risk changes by more than ``tol`` (relative) in one layer, or after
     ``max_layers`` layers. A ``tol`` below 8 ulp of the working dtype (8·eps: about 1e-6 in float32)
-    is raised to it: there the iteration ends in a rounding-level cycle and would never stop. This is the decoder's limit; it is the Bayes-optimal risk of the 1-bit code
+    is raised to it: there the iteration ends in a rounding-level cycle and would never stop. This is the
+    decoder's limit; it is the Bayes-optimal risk of the 1-bit code
     when the SE has a unique fixed point (no first-order transition).
 
     Args:
@@ -136,13 +138,14 @@ def state_evolution_fixed_point(prior: str | Prior, p: Any, r: Any, *, tol: floa
     """
     prior, p, r = _check(prior, p, r)
     _validate.positive_number("tol", tol)
-    tol = jnp.maximum(as_float(tol), 8 * float(jnp.finfo(p.dtype).eps))
-    return _fixed_point(prior, p, r, tol, _validate.positive_int("max_layers", max_layers))[0]
+    tol_floored = jnp.maximum(as_float(tol), 8 * float(jnp.finfo(p.dtype).eps))
+    return _fixed_point(prior, p, r, tol_floored, _validate.positive_int("max_layers", max_layers))[0]
 
 
 @functools.partial(jax.jit, static_argnames=("prior", "layers", "max_layers"))
-def _layers_and_fixed_point(prior: Prior, p: jax.Array, r: jax.Array, tol: jax.Array, layers: int,
-                            max_layers: int) -> tuple[jax.Array, jax.Array]:
+def _layers_and_fixed_point(
+    prior: Prior, p: jax.Array, r: jax.Array, tol: jax.Array, layers: int, max_layers: int
+) -> tuple[jax.Array, jax.Array]:
     """``state_evolution``'s first ``layers`` risks and the fixed point reached by continuing, in one
     compiled function (``prediction_table`` compiles one instead of two)."""
     start = (jnp.ones_like(p), jnp.ones_like(p))

@@ -14,15 +14,37 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import _validate
-from aejax.theory.gaussian import gaussian_limit, pca_risk, shannon_limit
-from aejax.theory.sparse import (best_partial_identity, critical_sparsity, identity_risk, kurtosis_threshold,
-                                 rotation_risk)
 from aejax.theory._quad import as_float, check_sparsity
+from aejax.theory.gaussian import gaussian_limit, pca_risk, shannon_limit
+from aejax.theory.sparse import (
+    best_partial_identity,
+    critical_sparsity,
+    identity_risk,
+    kurtosis_threshold,
+    rotation_risk,
+)
 from aejax.theory.state_evolution import _check, _layers_and_fixed_point
 
-COLUMNS = ("r", "p", "prior", "gaussian_limit", "shannon", "pca", "rotation", "identity_tied",
-           "identity_plus_untied", "partial_identity", "denoiser", "se_1", "se_2", "se_3", "se_fixed_point",
-           "p_c_tied", "p_c_plus_untied", "p_kurtosis")
+COLUMNS = (
+    "r",
+    "p",
+    "prior",
+    "gaussian_limit",
+    "shannon",
+    "pca",
+    "rotation",
+    "identity_tied",
+    "identity_plus_untied",
+    "partial_identity",
+    "denoiser",
+    "se_1",
+    "se_2",
+    "se_3",
+    "se_fixed_point",
+    "p_c_tied",
+    "p_c_plus_untied",
+    "p_kurtosis",
+)
 
 
 def prediction_table(*, ps: Sequence[float], rates: Sequence[float]) -> list[dict]:
@@ -50,20 +72,27 @@ def prediction_table(*, ps: Sequence[float], rates: Sequence[float]) -> list[dic
     check_sparsity("ps", ps)
     _validate.positive_number("rates", rates)
     grid_r, grid_p = (np.asarray(a, dtype=np.float64).ravel() for a in np.meshgrid(rates, ps, indexing="ij"))
-    shared = {"gaussian_limit": gaussian_limit(grid_r), "shannon": shannon_limit(grid_r),
-              "pca": pca_risk(grid_r), "rotation": rotation_risk(grid_r)}
+    shared = {
+        "gaussian_limit": gaussian_limit(grid_r),
+        "shannon": shannon_limit(grid_r),
+        "pca": pca_risk(grid_r),
+        "rotation": rotation_risk(grid_r),
+    }
     shared = {k: np.asarray(v) for k, v in shared.items()}
     rows = []
     for prior in ("bg", "sr"):
         # fixed-size chunks (padded with p = r = 1): the jitted functions compile once per prior
-        chunks = [_predictions(prior, grid_p[i:i + _CHUNK], grid_r[i:i + _CHUNK])
-                  for i in range(0, grid_r.size, _CHUNK)]
+        chunks = [
+            _predictions(prior, grid_p[i : i + _CHUNK], grid_r[i : i + _CHUNK]) for i in range(0, grid_r.size, _CHUNK)
+        ]
         values = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         values.update(shared)
-        constants = {"p_c_tied": critical_sparsity(prior, "tied"),
-                     "p_c_plus_untied": critical_sparsity(prior, "plus_untied"),
-                     "p_kurtosis": kurtosis_threshold(prior)}
-        for i, (r, p) in enumerate(zip(grid_r, grid_p)):
+        constants = {
+            "p_c_tied": critical_sparsity(prior, "tied"),
+            "p_c_plus_untied": critical_sparsity(prior, "plus_untied"),
+            "p_kurtosis": kurtosis_threshold(prior),
+        }
+        for i, (r, p) in enumerate(zip(grid_r, grid_p, strict=True)):
             row = {"r": float(r), "p": float(p), "prior": prior, **constants}
             row.update({k: float(v[i]) for k, v in values.items()})
             if r > 1:
@@ -84,11 +113,13 @@ def _predictions(prior: str, p: np.ndarray, r: np.ndarray) -> dict[str, np.ndarr
     prior_, p_, r_ = _check(prior, p, r)
     tol = 8 * float(jnp.finfo(p_.dtype).eps)  # state_evolution_fixed_point's floor for its tol
     layers, fixed = (np.asarray(v) for v in _layers_and_fixed_point(prior_, p_, r_, as_float(tol), 3, 2000))
-    values = {"se_fixed_point": fixed,
-              "denoiser": layers[:, 0],  # layer 1 is exactly denoiser_risk (state_evolution docstring)
-              "identity_tied": identity_risk(prior, p, low, "tied"),
-              "identity_plus_untied": identity_risk(prior, p, low, "plus_untied"),
-              "partial_identity": 1 - low * best_partial_identity(prior, p)[1]}
+    values = {
+        "se_fixed_point": fixed,
+        "denoiser": layers[:, 0],  # layer 1 is exactly denoiser_risk (state_evolution docstring)
+        "identity_tied": identity_risk(prior, p, low, "tied"),
+        "identity_plus_untied": identity_risk(prior, p, low, "plus_untied"),
+        "partial_identity": 1 - low * best_partial_identity(prior, p)[1],
+    }
     values.update({f"se_{t + 1}": layers[:, t] for t in range(3)})
     return {k: np.asarray(v, dtype=np.float64)[:count] for k, v in values.items()}
 
@@ -100,11 +131,12 @@ def format_table(rows: list[dict]) -> str:
         >>> print(format_table(prediction_table(ps=[1.0], rates=[1.0])).splitlines()[0].split()[:3])
         ['r', 'p', 'prior']
     """
+
     def cell(v):
         return "-" if v is None else v if isinstance(v, str) else f"{v:.4f}"
 
     body = [[cell(row[k]) for k in COLUMNS] for row in rows]
     widths = [max(len(k), *(len(line[j]) for line in body)) for j, k in enumerate(COLUMNS)]
-    lines = [" ".join(k.rjust(w) for k, w in zip(COLUMNS, widths))]
-    lines += [" ".join(c.rjust(w) for c, w in zip(line, widths)) for line in body]
+    lines = [" ".join(k.rjust(w) for k, w in zip(COLUMNS, widths, strict=True))]
+    lines += [" ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in body]
     return "\n".join(lines)

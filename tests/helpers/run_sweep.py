@@ -17,7 +17,8 @@ import time
 
 import jax
 
-spec = json.loads(open(sys.argv[1]).read())
+with open(sys.argv[1]) as fh:
+    spec = json.load(fh)
 process_id = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 jax.config.update("jax_num_cpu_devices", spec["devices"])
 if "coordinator" in spec:
