@@ -124,7 +124,7 @@ def fit_preprocessing(
         >>> fit_preprocessing(blank, whiten="zca")  # doctest: +NORMALIZE_WHITESPACE
         Traceback (most recent call last):
         ...
-        ValueError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06
+        aejax.InputError: cannot whiten: the data covariance has numerical rank 3 < 4 at eig_floor=1e-06
         (1 constant column(s), e.g. [3]); use whiten='pca' with components<=3, or drop_constant=True
         >>> fit_preprocessing(blank, whiten="zca", drop_constant=True).apply(blank).shape
         (50, 3)

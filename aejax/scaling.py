@@ -474,7 +474,7 @@ def check_inputs(
         >>> check_inputs(xr.Dataset({"risk": ("d", [1.0, 0.5])}, coords={"d": [8, 16]}), "risk", "d")
         Traceback (most recent call last):
         ...
-        ValueError: along 'd' has 2 values (8, 16); a scaling fit needs at least 3
+        aejax.InputError: along 'd' has 2 values (8, 16); a scaling fit needs at least 3
     """
     names = {"var": "var", "along": "along", **(names or {})}
     if var not in ds.data_vars:

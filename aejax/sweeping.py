@@ -457,7 +457,7 @@ def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
     ``time``, else ``step``; the other one is added as a coordinate where it is the same for every run.
 
     Examples:
-        >>> list(trace_coordinates(TrainConfig(d=64, n=64, time=4.0, trace_points=4), {64, 128}))
+        >>> list(trace_coordinates(TrainConfig(d=64, n=64, time=4.0, batch=16, trace_points=4), {64, 128}))
         ['tau']
     """
     if config.time is not None:

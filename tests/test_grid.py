@@ -57,7 +57,7 @@ def test_bad_grid_is_refused_with_a_message_naming_the_problem(spec, message):
 def test_unknown_axis_is_refused_with_the_allowed_axes():
     """An unknown axis name lists every allowed axis."""
     with pytest.raises(
-        ValueError, match="unknown grid axis 'learning_rate'; allowed: lr, margin, p, rate, seed, slope"
+        ValueError, match="unknown grid axis 'learning_rate'; allowed: d, lr, margin, p, rate, seed, slope"
     ):
         Grid.from_spec({"learning_rate": [0.1]}, d=16)
 

@@ -130,7 +130,7 @@ def test_cli_sweep_over_d_with_time(tmp_path, capsys):
     )
     assert code == 0
     ds = aejax.load_results(out)
-    assert ds["risk"].dims == ("seed", "rate", "d") and list(ds["d"].values) == [8, 16]
+    assert ds["risk"].dims == ("seed", "rate", "lr", "d") and list(ds["d"].values) == [8, 16]
     assert list(ds["tau"].values) == [1.0, 2.0]
 
 

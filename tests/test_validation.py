@@ -294,7 +294,7 @@ CASES = [
         "grid unknown axis",
         lambda: Grid.from_spec({"sed": [0]}, 8),
         ValueError,
-        "unknown grid axis 'sed'; allowed: lr, margin, p, rate, seed, slope",
+        "unknown grid axis 'sed'; allowed: d, lr, margin, p, rate, seed, slope",
     ),
     (
         "grid negative seed",
