@@ -249,5 +249,5 @@ def test_empty_npz_files_are_refused_naming_the_file(tmp_path):
     with pytest.raises(aejax.InputError, match=f"{empty}: not a readable .npz file \\(EOFError"):
         load_npz(empty)
     np.savez(tmp_path / "none.npz")
-    with pytest.raises(aejax.InputError, match="none.npz: holds no arrays \\(an empty .npz archive\\)"):
+    with pytest.raises(aejax.InputError, match=r"none\.npz: holds no arrays \(an empty \.npz archive\)"):
         load_npz(tmp_path / "none.npz")
