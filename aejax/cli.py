@@ -484,6 +484,13 @@ def _data_fields(
         name=table.get("name"),
     )
     given_d = args.d if args.d is not None else file.get("train", {}).get("d")
+    if isinstance(given_d, list):  # sweep's --d takes a list; a data file fixes one d
+        if len(given_d) != 1:
+            raise _validate.InputError(
+                f"--d {','.join(map(str, given_d))}: a d axis does not apply to --data, whose "
+                f"preprocessed dimension is {train.d}"
+            )
+        given_d = given_d[0]
     if given_d is not None and given_d != train.d:
         raise _validate.InputError(
             f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is {train.d}"

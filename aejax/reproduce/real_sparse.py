@@ -396,7 +396,7 @@ def _theory(fit: dict[str, float], rates: list[float], d: int, layers: int, key:
 def _dataset(risk, ipr, gauss_equiv, fit, rates, seeds, d, layers, preset, data) -> xr.Dataset:
     actual = np.asarray([max(1, round(r * d)) / d for r in rates])
     theory_m = _theory(fit, rates, d, layers, "p_moments")
-    finite_d = theory_m[0] + np.asarray(theory.kurtosis_correction(fit["p_moments"], actual, "bg", ipr.mean(axis=-1)))
+    finite_d = theory_m[0] + np.asarray(theory.kurtosis_correction("bg", fit["p_moments"], actual, ipr.mean(axis=-1)))
     coords = {"decoder": list(METHODS), "rate": rates, "seed": seeds}
     mixture = scale_mixture_risk(actual, fit["scale_factor"])
     return xr.Dataset(
