@@ -331,6 +331,29 @@ def inverse_participation_ratio(B: Array, mask: Array | None = None) -> Array:
     return _mean_over_rows(jnp.sum(normalize_rows(B) ** 4, axis=-1), mask)
 
 
+def coherence(B: Array, mask: Array | None = None) -> Array:
+    """Largest overlap between two live encoder rows: max over i ≠ j of |b̄_i·b̄_j|.
+
+    0 for orthogonal rows; for r > 1 an incoherent tight frame keeps it O(√(log n / d)), and the
+    Gaussian-limit structure needs it → 0 (docs/theory.md §3); 1 for a repeated or antipodal row.
+
+    Args:
+        B: ``(n, d)`` encoder (rows need not be normalised; zero rows overlap nothing).
+        mask: optional ``(n,)`` 0/1 hidden-unit mask; only pairs of live rows count.
+
+    Examples:
+        >>> float(coherence(jnp.eye(3)))
+        0.0
+        >>> float(coherence(jnp.array([[1.0, 0.0], [-2.0, 0.0], [0.0, 1.0]])))
+        1.0
+    """
+    Bn = normalize_rows(B)
+    overlap = jnp.abs(Bn @ Bn.T) * (1.0 - jnp.eye(B.shape[0], dtype=Bn.dtype))
+    if mask is not None:
+        overlap = overlap * mask[:, None] * mask[None, :]
+    return jnp.max(overlap)
+
+
 def _mean_over_rows(values: Array, mask: Array | None) -> Array:
     if mask is None:
         return jnp.mean(values)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
-from aejax.model import Params, identity_likeness, inverse_participation_ratio
+from aejax.model import Params, coherence, identity_likeness, inverse_participation_ratio
 
 if TYPE_CHECKING:
     from aejax.config import Model
@@ -115,6 +115,7 @@ OBSERVABLES = (
         "(NaN for other sources and non-linear decoders)",
         lambda m, p: m.gaussian_equivalent_risk(p),
     ),
+    Observable("coherence", "largest |b̄_i·b̄_j| over pairs of live rows", lambda m, p: coherence(p.B, m.mask)),
 )
 
 FIELDS: tuple[Field, ...] = (

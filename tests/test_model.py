@@ -170,3 +170,17 @@ def test_bad_arguments_raise(call, match):
     """Bad structural arguments are refused with the argument named."""
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_coherence_is_the_largest_overlap_of_live_rows():
+    """Against NumPy: max over pairs i ≠ j of |cos(b_i, b_j)|, masked rows excluded; recorded by sweeps."""
+    B = np.random.default_rng(0).normal(size=(6, 4))
+    Bn = B / np.linalg.norm(B, axis=1, keepdims=True)
+    overlap = np.abs(Bn @ Bn.T) - np.eye(6)
+    assert float(aejax.model.coherence(jnp.asarray(B))) == pytest.approx(overlap.max(), rel=1e-5)
+    mask = np.array([1, 1, 1, 0, 0, 0], np.float32)
+    assert float(aejax.model.coherence(jnp.asarray(B), jnp.asarray(mask))) == pytest.approx(
+        overlap[:3, :3].max(), rel=1e-5
+    )
+    ds = aejax.sweep(aejax.TrainConfig(d=8, n=8, steps=4), {"seed": [0]}, mc_samples=64, progress=False)
+    assert "coherence" in ds and 0.0 < float(ds["coherence"].item()) <= 1.0
