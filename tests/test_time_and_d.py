@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -64,7 +65,7 @@ def test_uneven_trace_blocks_train_like_even_ones():
     assert uneven.trace_steps != even.trace_steps and uneven.trace_steps[-1] == 60
     p_even, t_even = aejax.make_train(even)(key, {})
     p_uneven, t_uneven = aejax.make_train(uneven)(key, {})
-    np.testing.assert_allclose(p_uneven.B, p_even.B, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(p_uneven, p_even, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(t_uneven["risk"][-1], t_even["risk"][-1], rtol=1e-5)
 
 
