@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import math
 import os
 import platform
@@ -44,7 +43,7 @@ from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
 from aejax.progress import ChunkProgress
-from aejax.results import RunStore, build_dataset, save_results
+from aejax.results import RunStore, build_dataset, fingerprint, save_results
 from aejax.sources import Source
 from aejax.train import make_train, make_trainer, run_key
 
@@ -342,7 +341,7 @@ def sweep(
         if progress and is_writer and memory:
             print(memory["summary"], flush=True)
         total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p, _ in plans)
-        fingerprint = hashlib.sha1(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        sweep_fingerprint = fingerprint(manifest)  # the chunk files' tag: a checkpoint belongs to this sweep only
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
             for program, pending, bucket_config in plans:
                 for start in range(0, len(pending), program.runs):
@@ -350,7 +349,7 @@ def sweep(
                     checkpoints = None
                     if checkpointing and is_writer and out is not None:  # out is set whenever checkpointing
                         segment = segment_blocks(bucket_config, checkpoint_every)
-                        tag = hashlib.sha1(f"{fingerprint}/{ids.tolist()}/{segment}".encode()).hexdigest()[:16]
+                        tag = hashlib.sha1(f"{sweep_fingerprint}/{ids.tolist()}/{segment}".encode()).hexdigest()[:16]
                         checkpoints = ChunkCheckpoints(
                             os.path.join(out, "checkpoints"), f"chunk-{int(ids[0]):07d}-{tag}"
                         )
