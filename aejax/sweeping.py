@@ -35,104 +35,33 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
 from aejax import _validate, record, theory
 from aejax.checkpoint import ChunkCheckpoints
 from aejax.config import MAX_STEPS, TrainConfig, default_hparams
-from aejax.devices import batch_runs, default_devices, make_mesh, memory_budget_bytes
+from aejax.devices import default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
+from aejax.programs import (
+    MAX_RUNS_PER_DEVICE,
+    Program,
+    block_shapes,
+    concatenate,
+    default_runs_per_device,
+    gather_blocks,
+    local_blocks,
+    run_blocks,
+    segment_programs,
+    split,
+)
 from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, fingerprint, save_results
 from aejax.sources import Source
-from aejax.train import make_train, make_trainer, run_key
+from aejax.train import run_key
 
-__all__ = ["compile_program", "config_description", "make_run", "plan_program", "sweep"]
+__all__ = ["config_description", "plan_program", "sweep"]
 
-MAX_RUNS_PER_DEVICE = 256
 DEFAULT_MC_SAMPLES = 16384  # Monte Carlo samples of each run's final risk
-
-
-def make_run(config: TrainConfig, mc_samples: int):
-    """One run as a pure function ``(key_data, hparams) -> record``: train, then ``Model.record``.
-
-    The record's fields are ``aejax.record.FIELDS`` (all but ``wall_time``, which the host fills in).
-    """
-    train = make_train(config)
-
-    def run(key_data, hparams):
-        key = jax.random.wrap_key_data(key_data)
-        params, trace = train(key, hparams)
-        return config.bind(hparams).record(params, trace, key, mc_samples)
-
-    return run
-
-
-@dataclasses.dataclass
-class _Program:
-    """A compiled chunk program and what its compilation measured (``compilations``: programs
-    compiled to plan it, 0 when it came from the cache)."""
-
-    compiled: Any
-    runs: int
-    bytes_per_device: int
-    compile_seconds: float
-    compilations: int = 1
-
-
-_PROGRAMS: dict[tuple, _Program] = {}  # compiled chunk programs, so later sweeps reuse them
-_MAX_PROGRAMS = 16
-
-
-def compile_program(
-    config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]
-) -> _Program:
-    """The chunk program, compiled once per structure: swept values are arguments, so a later sweep
-    that changes only them (seeds, rates within the bucket, learning rates, ...) reuses it."""
-    key = (config, mc_samples, mesh, runs, hparam_names)
-    try:
-        cached = _PROGRAMS.get(key)
-    except TypeError:  # a config holding unhashable objects: compile every time
-        key = cached = None
-    if cached is not None:
-        return dataclasses.replace(cached, compile_seconds=0.0, compilations=0)
-    program = _compile_now(config, mc_samples, mesh, runs, hparam_names)
-    if key is not None:
-        if len(_PROGRAMS) >= _MAX_PROGRAMS:
-            del _PROGRAMS[next(iter(_PROGRAMS))]
-        _PROGRAMS[key] = program
-    return program
-
-
-def _compile_now(
-    config: TrainConfig, mc_samples: int, mesh: Mesh, runs: int, hparam_names: tuple[str, ...]
-) -> _Program:
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    key_shape = jax.random.key_data(jax.random.key(0)).shape
-    args = (
-        jax.ShapeDtypeStruct((runs, *key_shape), jnp.uint32, sharding=sharding),
-        {name: jax.ShapeDtypeStruct((runs,), jnp.float32, sharding=sharding) for name in hparam_names},
-    )
-    fn = jax.jit(batch_runs(make_run(config, mc_samples), config, mesh), in_shardings=sharding, out_shardings=sharding)
-    start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    seconds = time.perf_counter() - start
-    return _Program(compiled, runs, _program_bytes(compiled), seconds)
-
-
-def _program_bytes(compiled) -> int:
-    try:
-        mem = compiled.memory_analysis()
-    except Exception:  # some backends do not report memory
-        return 0
-    if mem is None:
-        return 0
-    return int(
-        mem.temp_size_in_bytes
-        + mem.argument_size_in_bytes
-        + mem.output_size_in_bytes
-        + getattr(mem, "generated_code_size_in_bytes", 0)
-    )
 
 
 def plan_program(
@@ -141,36 +70,39 @@ def plan_program(
     mesh: Mesh,
     bucket_runs: int,
     hparam_names: tuple[str, ...],
-    chunk: int | None,
+    runs_per_device: int | None,
     budget: int,
-) -> _Program:
-    """Compile the chunk program, shrinking the chunk until one device's memory fits ``budget``.
+) -> Program:
+    """The bucket's block program, compiled for the mesh's first device of this process, with the
+    widest block (at most ``default_runs_per_device(bucket_runs)`` runs) whose memory fits ``budget``.
 
-    The default chunk follows from ``bucket_runs``, the bucket's number of runs (finished or not),
-    so a resumed sweep runs its remaining runs with the same program as an uninterrupted one.
+    The width follows from ``bucket_runs``, the bucket's number of runs (finished or not), so a
+    resumed sweep runs its remaining runs with the same program as an uninterrupted one, and from
+    nothing about the devices, so any device count gives the same bits.
 
     Raises:
-        InputError (a ValueError): when even one run per device does not fit, or a requested ``chunk`` does not.
+        InputError (a ValueError): when even one run per device does not fit, or a requested
+            ``runs_per_device`` does not.
     """
-    devices = mesh.devices.size
-    per_device = (
-        min(MAX_RUNS_PER_DEVICE, math.ceil(bucket_runs / devices)) if chunk is None else math.ceil(chunk / devices)
-    )
-    program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
+    device = next(dev for dev in mesh.devices.flat if dev.process_index == jax.process_index())
+    width = default_runs_per_device(bucket_runs) if runs_per_device is None else runs_per_device
+    program = Program(config, mc_samples, hparam_names, width).measure(device)
     compilations, seconds = program.compilations, program.compile_seconds
     while program.bytes_per_device > budget:
-        if chunk is not None or per_device == 1:
+        if runs_per_device is not None or width == 1:
             need = program.bytes_per_device / 2**30
             raise _validate.InputError(
-                f"{'chunk=' + str(chunk) if chunk else 'one run per device'} needs {need:.2f} GiB per device at "
-                f"d={config.d}, n={config.n}, batch={config.batch}, mc_samples={mc_samples}, over the memory budget "
-                f"of {budget / 2**30:.2f} GiB; lower chunk, batch, mc_samples, d or n, or raise memory_budget"
+                f"{'one run per device' if runs_per_device is None else f'runs_per_device={width}'} needs "
+                f"{need:.2f} GiB per device at d={config.d}, n={config.n}, "
+                f"batch={config.batch}, mc_samples={mc_samples}, over the memory budget of {budget / 2**30:.2f} GiB; "
+                "lower runs_per_device, batch, mc_samples, d or n, or raise memory_budget"
             )
-        per_run = program.bytes_per_device / per_device
-        per_device = max(1, min(per_device - 1, int(budget / per_run)))
-        program = compile_program(config, mc_samples, mesh, per_device * devices, hparam_names)
+        per_run = program.bytes_per_device / width
+        width = max(1, min(width - 1, int(budget / per_run)))
+        program = Program(config, mc_samples, hparam_names, width).measure(device)
         compilations, seconds = compilations + program.compilations, seconds + program.compile_seconds
-    return dataclasses.replace(program, compilations=compilations, compile_seconds=seconds)
+    program.compilations, program.compile_seconds = compilations, seconds
+    return program
 
 
 def _device_description(mesh: Mesh) -> dict[str, Any]:
@@ -223,6 +155,7 @@ def sweep(
     resume: bool = False,
     devices: int | Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm] (alias of a compiled class)
     chunk: int | None = None,
+    runs_per_device: int | None = None,
     seed: int = 0,
     mc_samples: int = DEFAULT_MC_SAMPLES,
     max_padding: float = 0.25,
@@ -243,7 +176,12 @@ def sweep(
         resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
             sweep in ``out`` are reused in any case; a different sweep there is refused).
         devices: number of devices, a list of devices, or ``None`` for ``default_devices(config)``.
-        chunk: runs per compiled chunk (default: chosen from the memory budget).
+        chunk: runs per chunk, the unit written to ``out`` and resumed (default: one block per
+            device). A chunk is split into blocks of ``runs_per_device`` runs, one per device.
+        runs_per_device: runs per block, the width of the compiled program that every device runs
+            (default: ``aejax.programs.default_runs_per_device`` of the bucket's size, lowered to fit
+            the memory budget). A run's bits depend on this width, not on the device count, the
+            host count or ``chunk`` (``aejax.programs``).
         seed: base seed; run keys are ``fold_in(key(seed), run seed)``.
         mc_samples: Monte Carlo samples for each run's final risk.
         max_padding: largest padded-work fraction allowed when grouping rates into buckets.
@@ -272,6 +210,8 @@ def sweep(
     _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
     if chunk is not None:
         _validate.positive_int("chunk", chunk, maximum=MAX_STEPS)
+    if runs_per_device is not None:
+        _validate.positive_int("runs_per_device", runs_per_device, maximum=MAX_RUNS_PER_DEVICE)
     _validate.non_negative_int("seed", seed)
     if seed >= 2**63:
         raise _validate.InputError(f"seed must be below 2**63, got {seed}")
@@ -319,7 +259,7 @@ def sweep(
         done = _share_finished(store.load(n_steps, len(spec.runs)) if store else {}, len(spec.runs), n_steps)
         records: dict[int, dict[str, np.ndarray]] = dict(done)
         hparam_names = tuple(k for k in spec.runs[0] if k not in ("seed", "d"))
-        stats = {"compilations": 0, "compile_seconds": 0.0, "chunks": 0, "chunk_fill": []}
+        stats: dict[str, Any] = {"chunks": 0, "chunk_fill": []}
 
         plans = []
         for d, d_buckets in buckets.items():
@@ -332,32 +272,33 @@ def sweep(
                 pending = [i for i in members if i not in records]
                 if pending:
                     bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
-                    program = plan_program(bucket_config, mc_samples, mesh, len(members), hparam_names, chunk, budget)
-                    stats["compilations"] += program.compilations
-                    stats["compile_seconds"] += program.compile_seconds
+                    program = plan_program(
+                        bucket_config, mc_samples, mesh, len(members), hparam_names, runs_per_device, budget
+                    )
                     plans.append((program, pending, bucket_config))
 
         memory = memory_plan(plans, mesh, budget)
         if progress and is_writer and memory:
             print(memory["summary"], flush=True)
-        total_chunks = sum(math.ceil(len(p) / prog.runs) for prog, p, _ in plans)
+        chunk_runs = {id(prog): chunk or prog.runs_per_device * mesh.devices.size for prog, _, _ in plans}
+        total_chunks = sum(math.ceil(len(p) / chunk_runs[id(prog)]) for prog, p, _ in plans)
         sweep_fingerprint = fingerprint(manifest)  # the chunk files' tag: a checkpoint belongs to this sweep only
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
             for program, pending, bucket_config in plans:
-                for start in range(0, len(pending), program.runs):
-                    ids = np.asarray(pending[start : start + program.runs])
+                size = chunk_runs[id(program)]
+                for start in range(0, len(pending), size):
+                    ids = np.asarray(pending[start : start + size])
                     checkpoints = None
                     if checkpointing and is_writer and out is not None:  # out is set whenever checkpointing
                         segment = segment_blocks(bucket_config, checkpoint_every)
-                        tag = hashlib.sha1(f"{sweep_fingerprint}/{ids.tolist()}/{segment}".encode()).hexdigest()[:16]
+                        identity = f"{sweep_fingerprint}/{ids.tolist()}/{segment}/{program.runs_per_device}"
+                        tag = hashlib.sha1(identity.encode()).hexdigest()[:16]
                         checkpoints = ChunkCheckpoints(
                             os.path.join(out, "checkpoints"), f"chunk-{int(ids[0]):07d}-{tag}"
                         )
                     if checkpointing:
                         chunk_records, seconds = _run_chunk_in_segments(
-                            bucket_config,
-                            mc_samples,
-                            program.runs,
+                            program,
                             mesh,
                             spec,
                             ids,
@@ -378,7 +319,8 @@ def sweep(
                     for j, run in enumerate(ids.tolist()):
                         records[run] = {name: chunk_records[name][j] for name in record.NAMES}
                     stats["chunks"] += 1
-                    stats["chunk_fill"].append(len(ids) / program.runs)
+                    width = program.runs_per_device
+                    stats["chunk_fill"].append(len(ids) / (width * math.ceil(len(ids) / width)))
                     bar.advance(len(ids))
 
         stacked = {name: np.stack([records[i][name] for i in range(len(spec.runs))]) for name in record.NAMES}
@@ -401,8 +343,9 @@ def sweep(
             "device": _device_description(mesh),
             "buckets": bucket_attr,
             "padding_overhead": overhead,
-            "compilations": stats["compilations"],
-            "compile_seconds": stats["compile_seconds"],
+            "compilations": sum(prog.compilations for prog, _, _ in plans),
+            "compile_seconds": sum(prog.compile_seconds for prog, _, _ in plans),
+            "runs_per_device": sorted({prog.runs_per_device for prog, _, _ in plans}),
             "chunks": stats["chunks"],
             "reused_runs": len(done),
             "mean_chunk_fill": float(np.mean(stats["chunk_fill"])) if stats["chunk_fill"] else 1.0,
@@ -430,7 +373,7 @@ def memory_plan(plans: list, mesh: Mesh, budget: int) -> dict[str, Any]:
     fixed costs dominate)."""
     if not plans:
         return {}
-    measured = [(cfg.d, cfg.n, prog.bytes_per_device, prog.runs // mesh.devices.size) for prog, _, cfg in plans]
+    measured = [(cfg.d, cfg.n, prog.bytes_per_device, prog.runs_per_device) for prog, _, cfg in plans]
     d, n, per_device, runs = max(measured, key=lambda m: m[0] * m[1])
     if per_device <= 0:  # the backend reports no memory
         return {}
@@ -472,16 +415,14 @@ def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
 
 
 def _chunk_inputs(
-    runs: int, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int, hparam_names: tuple[str, ...]
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Run keys and swept values of the runs ``ids``, padded to ``runs`` with copies of the last one,
-    as global arrays sharded over the mesh."""
-    padded = np.concatenate([ids, np.full(runs - len(ids), ids[-1])])
+    width: int, grid: Grid, ids: np.ndarray, seed: int, hparam_names: tuple[str, ...]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run keys and swept values of the runs ``ids``, padded with copies of the last one to whole
+    blocks of ``width`` runs."""
+    padded = np.concatenate([ids, np.full(-len(ids) % width, ids[-1])])
     chosen = [grid.runs[i] for i in padded.tolist()]
     keys = np.stack([np.asarray(jax.random.key_data(run_key(seed, run.get("seed", 0)))) for run in chosen])
-    hparams = {name: np.asarray([run[name] for run in chosen], np.float32) for name in hparam_names}
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
-    return _global_array(keys, sharding), {k: _global_array(v, sharding) for k, v in hparams.items()}
+    return keys, {name: np.asarray([run[name] for run in chosen], np.float32) for name in hparam_names}
 
 
 def _ineffective_axes(config: TrainConfig) -> dict[str, str]:
@@ -535,12 +476,12 @@ def _expected_nonzero(config: TrainConfig, grid: Grid, mc_samples: int) -> np.nd
 
 
 def _run_chunk(
-    program: _Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int, hparam_names: tuple[str, ...]
+    program: Program, mesh: Mesh, grid: Grid, ids: np.ndarray, seed: int, hparam_names: tuple[str, ...]
 ) -> tuple[dict[str, np.ndarray], float]:
-    """Run the runs ``ids`` (padded to the program's chunk size with copies of the last one)."""
-    keys, hparams = _chunk_inputs(program.runs, mesh, grid, ids, seed, hparam_names)
+    """Run the runs ``ids`` in blocks of the program's width, one block per device at a time."""
+    keys, hparams = _chunk_inputs(program.runs_per_device, grid, ids, seed, hparam_names)
     start = time.perf_counter()
-    host = _to_host(program.compiled(keys, hparams))
+    host = run_blocks(program, mesh, keys, hparams)
     seconds = time.perf_counter() - start
     return {name: np.asarray(value)[: len(ids)] for name, value in host.items()}, seconds
 
@@ -559,46 +500,8 @@ def segment_blocks(config: TrainConfig, checkpoint_every: int | None) -> int:
     return max(1, min(blocks, round(checkpoint_every * blocks / config.total_steps)))
 
 
-_SEGMENT_PROGRAMS: dict[tuple, Any] = {}
-
-
-def _segment_programs(config: TrainConfig, mc_samples: int, mesh: Mesh):
-    """Jitted ``start``, ``advance(count)`` and ``finish`` of a chunk trained in segments (cached by
-    structure; the state is donated to ``advance``, so a segment holds one copy of it)."""
-    key = (config, mc_samples, mesh)
-    if key in _SEGMENT_PROGRAMS:
-        return _SEGMENT_PROGRAMS[key]
-    trainer = make_trainer(config)
-
-    def wrap(key_data):
-        return jax.random.wrap_key_data(key_data)
-
-    start = jax.jit(batch_runs(lambda k, h: trainer.start(wrap(k), h), config, mesh))
-    finish = jax.jit(
-        batch_runs(lambda s, k, h: config.bind(h).record(s.params, s.trace, wrap(k), mc_samples), config, mesh)
-    )
-    advances: dict[int, Any] = {}
-
-    def advance(count: int):
-        if count not in advances:
-
-            def one_segment(state, keys, hparams, first):
-                step = batch_runs(lambda s, k, h: trainer.advance(s, wrap(k), h, first, count), config, mesh)
-                return step(state, keys, hparams)
-
-            advances[count] = jax.jit(one_segment, donate_argnums=0)
-        return advances[count]
-
-    _SEGMENT_PROGRAMS[key] = programs = (trainer, start, advance, finish)
-    if len(_SEGMENT_PROGRAMS) > _MAX_PROGRAMS:
-        del _SEGMENT_PROGRAMS[next(iter(_SEGMENT_PROGRAMS))]
-    return programs
-
-
 def _run_chunk_in_segments(
-    config: TrainConfig,
-    mc_samples: int,
-    runs: int,
+    program: Program,
     mesh: Mesh,
     grid: Grid,
     ids: np.ndarray,
@@ -611,33 +514,54 @@ def _run_chunk_in_segments(
 ) -> tuple[dict[str, np.ndarray], float]:
     """Like ``_run_chunk``, in segments of trace blocks with a checkpoint between them; continues
     from the chunk's newest checkpoint when there is one (only process 0 reads and writes them)."""
-    trainer, start_fn, advance, finish = _segment_programs(config, mc_samples, mesh)
-    keys, hparams = _chunk_inputs(runs, mesh, grid, ids, seed, hparam_names)
-    segment = segment_blocks(config, checkpoint_every)
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
+    config, width = program.config, program.runs_per_device
+    trainer, start_fn, advance, finish = segment_programs(config, program.mc_samples, mesh.devices.flat[0].platform)
+    keys, hparams = _chunk_inputs(width, grid, ids, seed, hparam_names)
+    n_blocks = len(keys) // width
+    placed = local_blocks(n_blocks, mesh)
+    inputs = {
+        b: jax.device_put(
+            (keys[b * width : (b + 1) * width], {k: v[b * width : (b + 1) * width] for k, v in hparams.items()}), dev
+        )
+        for b, dev in placed
+    }
+
+    def like():
+        return jax.eval_shape(start_fn, *block_shapes(width, hparam_names))
+
+    def chunk_state(states):
+        return concatenate(gather_blocks(states, n_blocks, mesh, like))
+
     started = time.perf_counter()
-    state = start_fn(keys, hparams)
+    states = {b: start_fn(*inputs[b]) for b, _ in placed}
     first = 0
-    restored = checkpoints.restore(_to_host(state)) if checkpoints is not None else None
+    restored = checkpoints.restore(chunk_state(states)) if checkpoints is not None else None
     if jax.process_count() > 1:
-        restored = _broadcast_restored(restored, _to_host(state))
+        restored = _broadcast_restored(restored, chunk_state(states))
     if restored is not None:
         first, host_state = restored
-        state = jax.tree_util.tree_map(lambda a: _global_array(np.asarray(a), sharding), host_state)
+        blocks = split(jax.tree_util.tree_map(np.asarray, host_state), width)
+        states = {b: jax.device_put(blocks[b], dev) for b, dev in placed}
     last_save = time.perf_counter()
     steps = config.trace_steps
+    segment = segment_blocks(config, checkpoint_every)
     while first < trainer.blocks:
         count = min(segment, trainer.blocks - first)
-        state = advance(count)(state, keys, hparams, jnp.int32(first))
+        states = {b: advance(count)(states[b], *inputs[b], jnp.int32(first)) for b, _ in placed}
         first += count
         bar.steps(steps[first - 1], config.total_steps)
         due = checkpoint_every is not None or time.perf_counter() - last_save >= (checkpoint_seconds or 0.0)
         if first < trainer.blocks and due:
-            host_state = _to_host(state)  # every process takes part in the gather; process 0 writes
+            host_state = chunk_state(states)  # every process takes part in the gather; process 0 writes
             if checkpoints is not None:
                 checkpoints.save(first, host_state)
             last_save = time.perf_counter()
-    host = _to_host(finish(state, keys, hparams))
+    records = {b: finish(states[b], *inputs[b]) for b, _ in placed}
+
+    def record_like():
+        return jax.eval_shape(finish, like(), *block_shapes(width, hparam_names))
+
+    host = concatenate(gather_blocks(records, n_blocks, mesh, record_like))
     seconds = time.perf_counter() - started
     return {name: np.asarray(value)[: len(ids)] for name, value in host.items()}, seconds
 
@@ -647,16 +571,6 @@ def _broadcast_restored(restored: tuple[int, Any] | None, like: Any) -> tuple[in
     block, state = restored if restored is not None else (-1, like)
     block, state = multihost_utils.broadcast_one_to_all((np.int64(block), state))
     return None if int(block) < 0 else (int(block), state)
-
-
-def _global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-
-def _to_host(outputs: dict[str, jax.Array]) -> dict[str, np.ndarray]:
-    if jax.process_count() == 1:
-        return jax.device_get(outputs)
-    return multihost_utils.process_allgather(outputs, tiled=True)
 
 
 def _share_finished(

@@ -20,7 +20,7 @@ LAYERS = [
     ["record", "optimum"],
     ["config"],
     ["train", "grid", "devices"],
-    ["results", "checkpoint"],
+    ["results", "checkpoint", "programs"],
     ["sweeping", "plot", "nn"],
     ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],

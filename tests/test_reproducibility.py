@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax import sweeping as sweep_mod
+from aejax import programs
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = json.loads((ROOT / "tests" / "data" / "golden_spec.json").read_text())
@@ -46,7 +46,7 @@ def assert_identical(actual, expected):
 def test_same_seed_twice_in_one_process_is_bit_identical_even_recompiled(fresh, monkeypatch):
     """A second sweep, with the compiled-program cache emptied so that XLA compiles it again, equals
     the first bit for bit; another base seed does not (so the comparison can fail)."""
-    monkeypatch.setattr(sweep_mod, "_PROGRAMS", {})
+    monkeypatch.setattr(programs, "_EXECUTABLES", {})
     again = golden_sweep()
     assert again.attrs["compilations"] == 2  # one program per bucket: 8 and 16 hidden units
     assert_identical(again, fresh)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import aejax
+from aejax import programs
 from aejax import sweeping as sweep_mod
 from aejax.grid import units
 from aejax.model import Architecture, identity_likeness, inverse_participation_ratio, rate_mask
@@ -107,12 +108,24 @@ def test_sweep_equals_runs_trained_one_at_a_time(base):
     assert set(base["status"].values.ravel()) == {"ok"}
 
 
-def test_four_devices_equal_one_device(base):
-    """The same sweep on 1 device: equal within 1e-5 relative (XLA compiles a different per-device
-    batch, so float reductions may be ordered differently)."""
-    one = aejax.sweep(CONFIG, GRID, devices=1, **KW)
-    assert (json.loads(one.attrs["device"])["devices"], json.loads(base.attrs["device"])["devices"]) == (1, 4)
-    assert_same_runs(one, base, rtol=1e-5)
+@pytest.mark.parametrize("devices", [1, 2])
+def test_any_device_count_gives_the_same_bits(base, devices):
+    """The same sweep on 1 and 2 devices equals the 4-device ``base`` bit for bit: every device runs
+    the same single-device block program (issue 17; before, 1 device differed by up to 5e-5)."""
+    other = aejax.sweep(CONFIG, GRID, devices=devices, **KW)
+    assert (json.loads(other.attrs["device"])["devices"], json.loads(base.attrs["device"])["devices"]) == (devices, 4)
+    assert_same_runs(other, base)
+
+
+def test_blocks_spread_over_devices_give_the_same_bits(base):
+    """Two runs per device: 4 blocks, one on each of 4 devices or one after another on 1 device,
+    equal bit for bit; within 1e-5 of ``base``, whose 8-run block is another program."""
+    spread = aejax.sweep(CONFIG, GRID, devices=4, runs_per_device=2, **KW)
+    single = aejax.sweep(CONFIG, GRID, devices=1, runs_per_device=2, **KW)
+    assert (spread.attrs["chunks"], single.attrs["chunks"]) == (1, 4)
+    assert json.loads(spread.attrs["runs_per_device"]) == [2]
+    assert_same_runs(single, spread)
+    assert_same_runs(spread, base, rtol=1e-5)
 
 
 def test_result_unchanged_when_seeds_and_rates_are_added(base):
@@ -126,17 +139,16 @@ def test_result_unchanged_when_seeds_and_rates_are_added(base):
 
 
 def test_result_unchanged_when_chunk_size_changes(base, chunked):
-    """Chunks of 4 instead of 8: within 1e-5 relative (not bitwise: a different per-device batch is a
-    different XLA program, which may order float reductions differently)."""
+    """Chunks of 4 instead of 8: bit for bit (a chunk is cut into blocks of the same width, padded)."""
     assert (base.attrs["chunks"], chunked.attrs["chunks"]) == (1, 2)
-    assert_same_runs(chunked, base, rtol=1e-5)
+    assert_same_runs(chunked, base)
 
 
 def test_changing_swept_values_does_not_recompile(monkeypatch):
     """Counts traces of the run function: one for a sweep of two chunks, none for a second sweep with
     other seeds, rates (same bucket) and learning rates."""
     traces = []
-    make_run = sweep_mod.make_run
+    make_run = programs.make_run
 
     def counting_make_run(*args):
         run = make_run(*args)
@@ -147,7 +159,7 @@ def test_changing_swept_values_does_not_recompile(monkeypatch):
 
         return traced_run
 
-    monkeypatch.setattr(sweep_mod, "make_run", counting_make_run)
+    monkeypatch.setattr(programs, "make_run", counting_make_run)
     config = dataclasses.replace(CONFIG, batch=24)  # a structure no other test compiles
     first = aejax.sweep(config, {"seed": [0, 1, 2, 3], "rate": [0.875, 1.0], "lr": [0.01]}, chunk=4, **KW)
     assert (len(traces), first.attrs["compilations"], first.attrs["chunks"]) == (1, 1, 2)
@@ -175,7 +187,7 @@ def test_memory_budget_too_small_is_refused_before_running(tmp_path):
 def test_resume_after_interruption_runs_the_same_program_as_an_uninterrupted_sweep(monkeypatch, tmp_path):
     """With at most 2 runs per device, 12 runs take chunks of 8 and 4 (padded to 8). A crash after the
     first chunk, then a rerun: bit-identical to the uninterrupted sweep, first chunk reused."""
-    monkeypatch.setattr(sweep_mod, "MAX_RUNS_PER_DEVICE", 2)
+    monkeypatch.setattr(programs, "MAX_RUNS_PER_DEVICE", 2)
     grid = {**GRID, "seed": [0, 1, 2]}
     uninterrupted = aejax.sweep(CONFIG, grid, devices=4, **KW)
     assert uninterrupted.attrs["chunks"] == 2

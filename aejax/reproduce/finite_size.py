@@ -32,7 +32,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from aejax import scaling, theory
+from aejax import _validate, scaling, theory
 from aejax.config import TrainConfig
 from aejax.model import Params, haar_frame
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
@@ -44,10 +44,20 @@ NAME = "finite-size"
 RATES = (0.5, 1.0, 2.0)
 TRAINERS = ("online_adam", "gd_exact", "tight_frame")
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(dims=(16, 32), pop_dims=(16, 32), seeds=(0, 1), time=16.0, pop_time=100.0, trace_points=4, batch=16),
+    "tiny": dict(
+        dims=(16, 32),
+        pop_dims=(16, 32),
+        pop_rates=RATES,
+        seeds=(0, 1),
+        time=16.0,
+        pop_time=100.0,
+        trace_points=4,
+        batch=16,
+    ),
     "small": dict(
         dims=(64, 128, 256, 512, 1024),
         pop_dims=(64, 128, 256),
+        pop_rates=RATES,
         seeds=(0, 1, 2),
         time=250.0,
         pop_time=1000.0,
@@ -57,6 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": dict(
         dims=(64, 128, 256, 512, 1024, 2048, 4096, 8192),
         pop_dims=(64, 128, 256, 512, 1024, 2048),
+        pop_rates=RATES,
         seeds=(0, 1, 2, 3),
         time=1000.0,
         pop_time=2000.0,
@@ -69,7 +80,9 @@ POPULATION_LR = 0.01
 NOISE_FLOOR = 2e-5  # float32 resolution of the exact risk at d ≤ 4096: smaller gaps are not fitted
 
 
-def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
+def run(
+    size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True, **overrides: Any
+) -> dict[str, Any]:
     """Measure the three gaps over the preset's dimensions; write the figure, netCDF and table.
 
     Args:
@@ -77,14 +90,22 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
             (d ≤ 8192 online, ≤ 2048 exact GD; an accelerator).
         out: output directory (sweep chunks under ``out/finite-size-<trainer>/``; reruns resume).
         progress: show progress bars.
+        overrides: preset entries to change (``dims``, ``pop_dims``, ``pop_rates``, ``seeds``,
+            ``time``, ``pop_time``, ``trace_points``, ``batch``), e.g. ``dims=(64, ..., 2048)`` for
+            the online runs of docs/scaling.md on a CPU.
 
     Returns:
         ``{"png", "nc", "md"}`` paths, ``"exponents"``: ``{trainer: {rate: PowerLawFit}}`` for every
         (trainer, rate) with at least three gaps above ``NOISE_FLOOR``, and ``"limit"``: the
         extrapolated online risk (``aejax.scaling.extrapolate``).
     """
-    preset = pick_size(PRESETS, size)
+    preset = dict(pick_size(PRESETS, size))
+    unknown = sorted(set(overrides) - set(preset))
+    if unknown:
+        raise _validate.InputError(f"unknown finite-size preset entries {unknown}; allowed: {sorted(preset)}")
+    preset.update(overrides)
     dims, pop_dims, seeds = list(preset["dims"]), list(preset["pop_dims"]), list(preset["seeds"])
+    pop_rates = [r for r in RATES if r in preset["pop_rates"]]
     grid = {"seed": seeds, "rate": list(RATES), "lr": [ONLINE_LR]}
     online = sweep(
         TrainConfig(
@@ -112,7 +133,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
             schedule="cosine",
             trace_points=preset["trace_points"],
         ),
-        {**grid, "lr": [POPULATION_LR], "d": pop_dims},
+        {**grid, "rate": pop_rates, "lr": [POPULATION_LR], "d": pop_dims},
         out=Path(out) / f"{NAME}-gd",
         mc_samples=2048,
         progress=progress,
@@ -121,7 +142,10 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     risk[0] = online["exact_risk"].squeeze("lr").transpose("d", "rate", "seed").values
     for i, d in enumerate(dims):
         if d in pop_dims:
-            risk[1, i] = population["exact_risk"].squeeze("lr").sel(d=d).transpose("rate", "seed").values
+            gd = population["exact_risk"].squeeze("lr", drop=True).sel(d=d)
+            for j, r in enumerate(RATES):
+                if r in pop_rates:
+                    risk[1, i, j] = gd.sel(rate=r).transpose("seed").values
         for j, r in enumerate(RATES):
             if r > 1:
                 risk[2, i, j] = [_tight_frame_risk(d, r, s) for s in seeds]

@@ -1,0 +1,258 @@
+"""Compiled chunk programs and how a chunk of runs is spread over the devices.
+
+A chunk's runs are split into blocks of ``runs_per_device`` runs (the last block padded with copies
+of its last run), and block ``b`` runs on device ``b mod D`` of the sweep's ``("runs",)`` mesh. Every
+block, on every device of every host, runs the same single-device program on the same per-run
+inputs. A run's bits therefore depend on ``runs_per_device`` (and on the platform and the versions),
+never on the number of devices or hosts, nor on the chunk size: XLA compiles a sharded program
+differently from a single-device one, and a different per-device batch differently again, which
+reorders float32 reductions (up to 5e-5 relative after 300 steps, issue 17).
+
+Each device gets its own executable (compiled the first time a block lands on it, and kept, a few
+structures at a time), so a later sweep that changes only swept values compiles nothing.
+
+Examples:
+    >>> default_runs_per_device(12), default_runs_per_device(64), default_runs_per_device(1000)
+    (12, 16, 125)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from aejax.config import TrainConfig
+from aejax.devices import batch_runs
+from aejax.train import make_train, make_trainer
+
+__all__ = [
+    "MAX_RUNS_PER_DEVICE",
+    "Program",
+    "block_shapes",
+    "concatenate",
+    "default_runs_per_device",
+    "gather_blocks",
+    "local_blocks",
+    "make_run",
+    "run_blocks",
+    "segment_programs",
+    "split",
+]
+
+MAX_RUNS_PER_DEVICE = 256
+MIN_RUNS_PER_DEVICE = 16  # a block narrower than this batches too little work (small runs)
+SPREAD = 8  # a large bucket is split into this many blocks, one per device on an 8-accelerator host
+_MAX_PROGRAMS = 16
+
+
+def default_runs_per_device(bucket_runs: int) -> int:
+    """Runs per block for a shape bucket of ``bucket_runs`` runs, from the grid alone (not the device
+    count, so the bits do not depend on it): the whole bucket up to ``MIN_RUNS_PER_DEVICE`` runs, else
+    ``bucket_runs / SPREAD`` (at least ``MIN_RUNS_PER_DEVICE``, at most ``MAX_RUNS_PER_DEVICE``).
+
+    Examples:
+        >>> default_runs_per_device(3)
+        3
+    """
+    spread = max(min(bucket_runs, MIN_RUNS_PER_DEVICE), math.ceil(bucket_runs / SPREAD))
+    return max(1, min(MAX_RUNS_PER_DEVICE, spread))
+
+
+def make_run(config: TrainConfig, mc_samples: int):
+    """One run as a pure function ``(key_data, hparams) -> record``: train, then ``Model.record``.
+
+    The record's fields are ``aejax.record.FIELDS`` (all but ``wall_time``, which the host fills in).
+    """
+    train = make_train(config)
+
+    def run(key_data, hparams):
+        key = jax.random.wrap_key_data(key_data)
+        params, trace = train(key, hparams)
+        return config.bind(hparams).record(params, trace, key, mc_samples)
+
+    return run
+
+
+def block_shapes(runs: int, hparam_names: tuple[str, ...]) -> tuple[jax.ShapeDtypeStruct, dict[str, Any]]:
+    key_shape = jax.random.key_data(jax.random.key(0)).shape
+    keys = jax.ShapeDtypeStruct((runs, *key_shape), np.uint32)
+    return keys, {name: jax.ShapeDtypeStruct((runs,), np.float32) for name in hparam_names}
+
+
+_EXECUTABLES: dict[tuple, Any] = {}  # (structure, device) -> compiled block program
+
+
+@dataclasses.dataclass
+class Program:
+    """The block program of one shape bucket: ``runs_per_device`` runs of ``config``, compiled for a
+    device the first time a block lands on it. ``compilations`` and ``compile_seconds`` count this
+    object's compilations (0 for executables another sweep already compiled); ``bytes_per_device``
+    is the compiled program's ``memory_analysis()`` total (0 where the backend reports none)."""
+
+    config: TrainConfig
+    mc_samples: int
+    hparam_names: tuple[str, ...]
+    runs_per_device: int
+    bytes_per_device: int = 0
+    compile_seconds: float = 0.0
+    compilations: int = 0
+
+    def executable(self, device: Any) -> Any:
+        """The compiled block program on ``device`` (compiled now if no sweep has compiled it)."""
+        key = (self.config, self.mc_samples, self.hparam_names, self.runs_per_device, device)
+        try:
+            cached = _EXECUTABLES.get(key)
+        except TypeError:  # a config holding unhashable objects: compile every time
+            key = cached = None
+        if cached is not None:
+            return cached
+        run = batch_runs(make_run(self.config, self.mc_samples), self.config, device.platform)
+        keys, hparams = block_shapes(self.runs_per_device, self.hparam_names)
+        place = jax.sharding.SingleDeviceSharding(device)
+        keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=place)
+        hparams = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=place) for k, v in hparams.items()}
+        start = time.perf_counter()
+        compiled = jax.jit(run).lower(keys, hparams).compile()
+        self.compile_seconds += time.perf_counter() - start
+        self.compilations += 1
+        if key is not None:
+            if len(_EXECUTABLES) >= _MAX_PROGRAMS * 8:
+                del _EXECUTABLES[next(iter(_EXECUTABLES))]
+            _EXECUTABLES[key] = compiled
+        return compiled
+
+    def measure(self, device: Any) -> Program:
+        """Compile for ``device`` now (if needed) and record its memory; returns ``self``."""
+        compiled = self.executable(device)
+        self.bytes_per_device = max(self.bytes_per_device, _program_bytes(compiled))
+        return self
+
+
+def _program_bytes(compiled) -> int:
+    try:
+        mem = compiled.memory_analysis()
+    except Exception:  # some backends do not report memory
+        return 0
+    if mem is None:
+        return 0
+    return int(
+        mem.temp_size_in_bytes
+        + mem.argument_size_in_bytes
+        + mem.output_size_in_bytes
+        + getattr(mem, "generated_code_size_in_bytes", 0)
+    )
+
+
+def local_blocks(n_blocks: int, mesh: Mesh) -> list[tuple[int, Any]]:
+    """``(block, device)`` for the blocks that run on this process: block ``b`` on device ``b mod D``.
+
+    Examples:
+        >>> mesh = Mesh(np.asarray(jax.devices()[:1]), ("runs",))
+        >>> [b for b, _ in local_blocks(3, mesh)]
+        [0, 1, 2]
+    """
+    devices = list(mesh.devices.flat)
+    here = jax.process_index()
+    placed = [(b, devices[b % len(devices)]) for b in range(n_blocks)]
+    return [(b, dev) for b, dev in placed if dev.process_index == here]
+
+
+def gather_blocks(local: dict[int, Any], n_blocks: int, mesh: Mesh, like: Callable[[], Any]) -> list[Any]:
+    """Every block's outputs on the host, in block order, on every process.
+
+    ``local`` maps this process's blocks (``local_blocks``) to their outputs (pytrees of arrays);
+    ``like()`` gives one block's outputs as ``jax.ShapeDtypeStruct``s (``jax.eval_shape``), used to pad
+    the processes that hold fewer blocks than others in the multi-host gather.
+    """
+    if jax.process_count() == 1:
+        return jax.device_get([local[b] for b in range(n_blocks)])
+    devices = list(mesh.devices.flat)
+    owner = [devices[b % len(devices)].process_index for b in range(n_blocks)]
+    owned = {p: [b for b in range(n_blocks) if owner[b] == p] for p in range(jax.process_count())}
+    slots = max(len(blocks) for blocks in owned.values())
+    slot_of = [owned[owner[b]].index(b) for b in range(n_blocks)]
+    empty = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), like())
+    mine = [jax.device_get(local[b]) for b in owned[jax.process_index()]]
+    mine += [empty] * (slots - len(mine))
+    stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *mine)
+    gathered = multihost_utils.process_allgather(stacked, tiled=False)  # (processes, slots, ...)
+    return [
+        jax.tree_util.tree_map(lambda a, p=owner[b], s=slot: np.asarray(a[p, s]), gathered)
+        for b, slot in enumerate(slot_of)
+    ]
+
+
+def run_blocks(program: Program, mesh: Mesh, keys: np.ndarray, hparams: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Train ``keys``/``hparams`` (a whole number of blocks of ``program.runs_per_device`` runs) and
+    return every run's record on the host, in order."""
+    width = program.runs_per_device
+    n_blocks = len(keys) // width
+    local = {}
+    for b, device in local_blocks(n_blocks, mesh):
+        part = slice(b * width, (b + 1) * width)
+        args = jax.device_put((keys[part], {k: v[part] for k, v in hparams.items()}), device)
+        local[b] = program.executable(device)(*args)  # asynchronous: the next block is dispatched at once
+
+    def like():
+        run = batch_runs(make_run(program.config, program.mc_samples), program.config, mesh.devices.flat[0].platform)
+        return jax.eval_shape(run, *block_shapes(width, program.hparam_names))
+
+    return concatenate(gather_blocks(local, n_blocks, mesh, like))
+
+
+def concatenate(blocks: list[Any]) -> Any:
+    """Join per-block pytrees of host arrays along their leading runs axis."""
+    return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *blocks)
+
+
+def split(tree: Any, width: int) -> list[Any]:
+    """Cut a pytree of host arrays along its leading runs axis into blocks of ``width`` runs."""
+    n_blocks = len(jax.tree_util.tree_leaves(tree)[0]) // width
+    return [jax.tree_util.tree_map(lambda a, b=b: a[b * width : (b + 1) * width], tree) for b in range(n_blocks)]
+
+
+_SEGMENT_PROGRAMS: dict[tuple, Any] = {}
+
+
+def segment_programs(
+    config: TrainConfig, mc_samples: int, platform: str
+) -> tuple[Any, Callable, Callable[[int], Callable], Callable]:
+    """Jitted ``start``, ``advance(count)`` and ``finish`` of a block trained in segments, for one
+    platform (jit compiles them per device of the inputs; cached by structure). The state is
+    donated to ``advance``, so a segment holds one copy of it."""
+    key = (config, mc_samples, platform)
+    if key in _SEGMENT_PROGRAMS:
+        return _SEGMENT_PROGRAMS[key]
+    trainer = make_trainer(config)
+
+    def wrap(key_data):
+        return jax.random.wrap_key_data(key_data)
+
+    start = jax.jit(batch_runs(lambda k, h: trainer.start(wrap(k), h), config, platform))
+    finish = jax.jit(
+        batch_runs(lambda s, k, h: config.bind(h).record(s.params, s.trace, wrap(k), mc_samples), config, platform)
+    )
+    advances: dict[int, Any] = {}
+
+    def advance(count: int):
+        if count not in advances:
+
+            def one_segment(state, keys, hparams, first):
+                step = batch_runs(lambda s, k, h: trainer.advance(s, wrap(k), h, first, count), config, platform)
+                return step(state, keys, hparams)
+
+            advances[count] = jax.jit(one_segment, donate_argnums=0)
+        return advances[count]
+
+    _SEGMENT_PROGRAMS[key] = programs = (trainer, start, advance, finish)
+    if len(_SEGMENT_PROGRAMS) > _MAX_PROGRAMS:
+        del _SEGMENT_PROGRAMS[next(iter(_SEGMENT_PROGRAMS))]
+    return programs
