@@ -118,7 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the sweep already in --out (--no-resume overrides the TOML's resume = true)",
     )
     sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
-    sweep.add_argument("--chunk", type=int, help="runs per compiled chunk (default from the memory budget)")
+    sweep.add_argument("--chunk", type=int, help="runs per chunk written to --out (default one block per device)")
+    sweep.add_argument(
+        "--runs-per-device",
+        type=int,
+        help="runs per block, the compiled program every device runs; the results' bits depend on it, "
+        "not on --devices or --chunk (default from the grid, lowered to fit memory)",
+    )
     sweep.add_argument("--mc-samples", type=int, help="Monte Carlo samples for each final risk")
     sweep.add_argument(
         "--checkpoint-every",
@@ -263,6 +269,7 @@ TOML_KEYS = {
         "progress",
         "devices",
         "chunk",
+        "runs_per_device",
         "mc_samples",
         "seed",
         "max_padding",
@@ -407,6 +414,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     for flag, name in (
         ("devices", "devices"),
         ("chunk", "chunk"),
+        ("runs_per_device", "runs_per_device"),
         ("mc_samples", "mc_samples"),
         ("checkpoint_every", "checkpoint_every"),
         ("checkpoint_seconds", "checkpoint_seconds"),

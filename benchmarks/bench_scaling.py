@@ -17,13 +17,13 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from _common import best_time, machine, write
 
 from aejax.config import TrainConfig
 from aejax.devices import make_mesh
-from aejax.sweeping import compile_program, sweep
+from aejax.programs import Program, run_blocks
+from aejax.sweeping import sweep
 
 BATCH = 128
 GIB = 2**30
@@ -36,10 +36,14 @@ def config_for(d: int, rate: float = 1.0, steps: int = 20) -> TrainConfig:
 def time_per_step(d: int, runs: int, steps: int, rate: float = 1.0) -> float:
     """Seconds per step of ``runs`` vmapped runs (the sweep's chunk program, all devices)."""
     mesh = make_mesh()
-    runs = math.ceil(runs / mesh.devices.size) * mesh.devices.size
-    program = compile_program(config_for(d, rate, steps), 256, mesh, runs, ("lr",))
-    keys = jax.random.key_data(jax.random.split(jax.random.key(0), runs))
-    return best_time(program.compiled, keys, {"lr": jnp.full((runs,), 0.01)}, repeat=2) / steps
+    width = math.ceil(runs / mesh.devices.size)
+    runs = width * mesh.devices.size
+    program = Program(config_for(d, rate, steps), 256, ("lr",), width)
+    for device in mesh.devices.flat:
+        program.executable(device)
+    keys = np.asarray(jax.random.key_data(jax.random.split(jax.random.key(0), runs)))
+    hparams = {"lr": np.full((runs,), 0.01, np.float32)}
+    return best_time(lambda: run_blocks(program, mesh, keys, hparams), repeat=2) / steps
 
 
 def fit_exponent(x: list[float], y: list[float]) -> tuple[float, float]:
@@ -51,8 +55,8 @@ def fit_exponent(x: list[float], y: list[float]) -> tuple[float, float]:
 
 
 def memory_per_device(d: int, runs: int, rate: float = 2.0) -> int:
-    program = compile_program(config_for(d, rate, steps=10), 1024, make_mesh(1), runs, ("lr",))
-    return program.bytes_per_device
+    program = Program(config_for(d, rate, steps=10), 1024, ("lr",), runs)
+    return program.measure(make_mesh(1).devices.flat[0]).bytes_per_device
 
 
 def largest_d(runs: int, budget: float, dims: list[int]) -> tuple[int, list[int]]:

@@ -31,7 +31,7 @@ from _common import best_time, machine, matmul_flops_per_second, write
 from aejax.config import TrainConfig
 from aejax.devices import default_devices, make_mesh, use_all_cpu_cores
 from aejax.model import init
-from aejax.sweeping import compile_program, make_run
+from aejax.programs import Program, make_run, run_blocks
 
 BATCH = 128
 MC_SAMPLES = 1024
@@ -53,11 +53,14 @@ def useful_flops(d: int, n: int, steps: int, runs: int) -> float:
 def time_sweep(config: TrainConfig, runs: int) -> tuple[float, float]:
     mesh = make_mesh(default_devices(config))
     devices = mesh.devices.size
-    chunk = math.ceil(runs / devices) * devices
-    program = compile_program(config, MC_SAMPLES, mesh, chunk, ("lr",))
-    keys = jax.random.key_data(jax.random.split(jax.random.key(0), chunk))
-    hparams = {"lr": jnp.full((chunk,), LR)}
-    return best_time(program.compiled, keys, hparams, repeat=2), program.compile_seconds
+    width = math.ceil(runs / devices)
+    program = Program(config, MC_SAMPLES, ("lr",), width)
+    for device in mesh.devices.flat:
+        program.executable(device)
+    chunk = width * devices
+    keys = np.asarray(jax.random.key_data(jax.random.split(jax.random.key(0), chunk)))
+    hparams = {"lr": np.full((chunk,), LR, np.float32)}
+    return best_time(lambda: run_blocks(program, mesh, keys, hparams), repeat=2), program.compile_seconds
 
 
 def time_loop(config: TrainConfig, runs: int) -> tuple[float, float]:

@@ -17,7 +17,6 @@ import pytest
 
 import aejax
 from aejax import programs
-from aejax import sweeping as sweep_mod
 from aejax.grid import units
 from aejax.model import Architecture, identity_likeness, inverse_participation_ratio, rate_mask
 from aejax.record import EVAL_FOLD

@@ -40,6 +40,8 @@ JITTABLE = {
     "sign_channel_mmse": (theory.sign_channel_mmse, (3.0,)),
     "gaussian_limit": (lambda r: theory.gaussian_limit(r, "tanh"), (1.7,)),
     "shannon_limit": (theory.shannon_limit, (0.6,)),
+    "finite_d_coefficient": (lambda r: theory.finite_d_coefficient(r, "haar"), (2.0,)),
+    "frame_excess": (theory.frame_excess, (np.vstack([np.eye(4), _B[:, :4]]),)),
     "pca_risk": (lambda r, spectrum: theory.pca_risk(r, spectrum), (0.5, jnp.array([4.0, 2.0, 1.0, 1.0]))),
 }
 # functions of the prior (or activation) alone: Python floats, callable while tracing

@@ -3,7 +3,8 @@
 Pure mathematics: nothing here imports the engine. (The finite-d optimum by gradient descent on the
 exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``.)
 
-- Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``.
+- Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``; the
+  leading finite-d excess of a frame over R_Gauss at r > 1: ``finite_d_coefficient``, ``frame_excess``.
 - Sparse sources (priors ``"bg"``, ``"sr"`` or a ``Prior``): ``kappa``, ``rotation_risk``,
   ``identity_risk``, ``critical_sparsity``, ``fourth_moment``, ``excess_kurtosis``,
   ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``,
@@ -39,6 +40,7 @@ Examples:
 
 from aejax.theory.decoder import multilayer_decode
 from aejax.theory.denoiser import denoiser_risk, effective_channel, posterior_mean
+from aejax.theory.frames import finite_d_coefficient, frame_excess
 from aejax.theory.gaussian import activation_moments, gaussian_limit, pca_risk, shannon_limit
 from aejax.theory.priors import BG, SR, Prior, mmse, posterior, resolve_prior
 from aejax.theory.sign_channel import sign_channel_mmse, sign_posterior
@@ -70,8 +72,10 @@ __all__ = [
     "denoiser_risk",
     "effective_channel",
     "excess_kurtosis",
+    "finite_d_coefficient",
     "format_table",
     "fourth_moment",
+    "frame_excess",
     "gaussian_limit",
     "identity_risk",
     "kappa",
