@@ -22,8 +22,8 @@ For a family of frames each sum is O(1), so the excess is C(r)/d (``finite_d_coe
 For r ≤ 1 orthonormal rows reach R_Gauss(r) at every d: C = 0.
 
 Examples:
-    >>> round(float(finite_d_coefficient(2.0, "etf")), 4), round(float(finite_d_coefficient(2.0, "haar")), 4)
-    (0.0252, 0.1429)
+    >>> round(float(finite_d_coefficient(2.0, "etf")), 3), round(float(finite_d_coefficient(2.0, "haar")), 3)
+    (0.025, 0.143)
 """
 
 from __future__ import annotations
