@@ -78,6 +78,16 @@ def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> Non
     p.add_argument("--optimizer", help="optimizer name (adam, sgd, ...)")
     p.add_argument("--schedule", help="constant, cosine or linear")
     p.add_argument("--source", help="gaussian, bernoulli_gaussian (bg) or sparse_rademacher (sr)")
+    p.add_argument(
+        "--matmul-precision",
+        choices=["highest", "tensorfloat32", "bfloat16"],
+        help="precision of the matrix products (default highest; CPUs compute float32 whatever it says)",
+    )
+    p.add_argument(
+        "--opt-state-dtype",
+        choices=["float32", "bfloat16"],
+        help="dtype of the stored optimizer state (default float32)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -209,6 +219,8 @@ TRAIN_FLAGS = (
     "optimizer",
     "schedule",
     "source",
+    "matmul_precision",
+    "opt_state_dtype",
 )
 
 
@@ -639,7 +651,8 @@ def use_compilation_cache() -> None:
     """Keep compiled programs on disk (JAX's persistent compilation cache), so a second identical
     command, or one that changes only swept values, compiles nothing. The directory is
     ``$AEJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/aejax/jax`` or ``~/.cache/aejax/jax``; a cache
-    directory the user already gave JAX is left alone."""
+    directory the user already gave JAX is left alone. Programs that compile in under 0.5 s are
+    not kept (``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` overrides it)."""
     import os
 
     import jax
@@ -651,7 +664,8 @@ def use_compilation_cache() -> None:
     jax.config.update(
         "jax_compilation_cache_dir", os.environ.get("AEJAX_CACHE_DIR") or os.path.join(base, "aejax", "jax")
     )
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # JAX reads that itself
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,10 @@ HPARAMS = ("lr", "slope", "margin", "rate", "p")
 TRAINABLE = ("all", "decoder", "head")
 MAX_STEPS = 2**31 - 1  # step indices, sizes and sample counts are int32 inside the compiled program
 TRACE_SPACINGS = ("linear", "log")
+MATMUL_PRECISIONS = {"highest": "highest", "tensorfloat32": "tensorfloat32", "bfloat16": "BF16_BF16_F32"}
+OPT_STATE_DTYPES = ("float32", "bfloat16")
+DEFAULT_TRACE_POINTS = 20
+TRACE_BUDGET = 0.05  # default traces cost at most this fraction of the training's FLOPs
 _SGD_LIKE = ("sgd", "momentum", "nesterov")
 DEFAULT_LR = 0.01  # adaptive optimizers (Adam, ...); plain and momentum SGD default to 1
 _SOURCE_PRIORS = {"gaussian": "bg", "bernoulli_gaussian": "bg", "bg": "bg", "sparse_rademacher": "sr", "sr": "sr"}
@@ -72,8 +76,8 @@ class TrainConfig:
         init: encoder initialisation, ``gaussian`` or ``orthogonal``.
         row_normalize: apply unit-norm rows ``B̄`` (pre-activations of unit variance on whitened data).
         tied: weight-tied decoder ``A = α B̄ᵀ``.
-        eval_every: steps between trace points (``None``: about steps/20, dividing ``steps``;
-            ``trace_every`` holds the value in use).
+        eval_every: steps between trace points (``None``: about ``trace_count`` points, dividing
+            ``steps``; ``trace_every`` holds the value in use).
         risk_eval: trace risk: ``exact`` (Gaussian sources), ``mc``, ``none`` or ``auto``.
         trace_samples: Monte Carlo samples per trace point when the risk is estimated.
         decoder: kind of decoder: ``linear`` (``A s``), or the non-linear ``denoiser``,
@@ -86,11 +90,18 @@ class TrainConfig:
         time: training time per input dimension τ = steps·batch/d (samples seen per input
             dimension; steps for GD on the exact risk), instead of ``steps``: runs at different d
             then train for the same τ (``total_steps = ceil(τ·d/batch)``) and trace on a shared τ grid.
-        trace_points: trace points on the τ grid (with ``time`` or log spacing).
+        trace_points: trace points (``None``: 20, or fewer where 20 would cost more than 5% of the
+            training's FLOPs, see ``trace_count``).
         trace_spacing: ``linear`` or ``log`` (three decades) τ grid.
         lr_power: the learning rate applied is ``lr · (d_ref/d) ** lr_power`` (0: the same at every d;
             see docs/theory.md §11 for the measured rule).
         d_ref: the dimension at which the swept ``lr`` applies unchanged.
+        matmul_precision: precision of every matrix product: ``highest`` (float32, the default),
+            ``tensorfloat32`` or ``bfloat16`` (bfloat16 operands, float32 accumulation). XLA:CPU
+            computes float32 products in float32 whatever this says; GPUs and TPUs honour it
+            (docs/performance.md has the measured effect).
+        opt_state_dtype: dtype the optimizer state is stored in between steps, ``float32`` or
+            ``bfloat16`` (updates are computed in float32).
         test_source: held-out data, an ``Empirical`` source with the same ``d`` (e.g. the second
             source of ``aejax.data.train_test_sources``); the run then records its risk on every
             held-out row (``Model.heldout_risk``). Real-data runs train on ``source``, an
@@ -127,15 +138,19 @@ class TrainConfig:
     prior: Any = None
     trainable: str = "all"
     time: float | None = None
-    trace_points: int = 20
+    trace_points: int | None = None
     trace_spacing: str = "linear"
     lr_power: float = 0.0
     d_ref: int = 128
+    matmul_precision: str = "highest"
+    opt_state_dtype: str = "float32"
     test_source: Any = None
 
     def __post_init__(self):
-        for name in ("d", "n", "batch", "n_train", "trace_samples", "trace_points", "d_ref"):  # int32 sizes
+        for name in ("d", "n", "batch", "n_train", "trace_samples", "d_ref"):  # int32 sizes
             _validate.positive_int(name, getattr(self, name), maximum=MAX_STEPS)
+        if self.trace_points is not None:
+            _validate.positive_int("trace_points", self.trace_points, maximum=MAX_STEPS)
         if (self.steps is None) == (self.time is None):
             raise _validate.InputError(
                 f"give exactly one of steps (optimizer steps) and time (samples seen per input "
@@ -151,6 +166,8 @@ class TrainConfig:
                 + ("" if self.steps is not None else f" from time={self.time} at d={self.d}")
             )
         _validate.choice("trace_spacing", self.trace_spacing, TRACE_SPACINGS)
+        _validate.choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
+        _validate.choice("opt_state_dtype", self.opt_state_dtype, OPT_STATE_DTYPES)
         _validate.positive_number("lr_power", self.lr_power, allow_zero=True, scalar=True)
         _validate.non_negative_int("warmup", self.warmup)
         _validate.boolean("row_normalize", self.row_normalize)
@@ -189,7 +206,7 @@ class TrainConfig:
         if len(set(steps)) != len(steps):
             given = f"time={self.time} is" if self.time is not None else "the run has"
             raise _validate.InputError(
-                f"trace_points={self.trace_points} ({self.trace_spacing} spacing) needs distinct trace "
+                f"trace_points={self.trace_count} ({self.trace_spacing} spacing) needs distinct trace "
                 f"steps, but {given} only {self.total_steps} steps at d={self.d}, batch={self.batch}; "
                 "lower trace_points"
                 + (", use trace_spacing='linear'" if self.trace_spacing == "log" else "")
@@ -244,15 +261,30 @@ class TrainConfig:
         return self.eval_every is None and (self.time is not None or self.trace_spacing == "log")
 
     @property
+    def trace_count(self) -> int:
+        """Trace points: ``trace_points`` if given, else 20, fewer where the trace would cost more
+        than ``TRACE_BUDGET`` (5%) of the training's FLOPs (``affordable_trace_points``), and at
+        most one per step.
+
+        Examples:
+            >>> TrainConfig(d=256, n=256, steps=1000).trace_count
+            20
+            >>> TrainConfig(d=2048, n=2048, steps=1000).trace_count  # an exact risk costs 6.4 steps
+            8
+        """
+        if self.trace_points is not None:
+            return self.trace_points
+        return max(1, min(DEFAULT_TRACE_POINTS, affordable_trace_points(self), self.total_steps))
+
+    @property
     def trace_taus(self) -> tuple[float, ...]:
-        """The τ grid of the trace: ``trace_points`` values ending at the run's time, evenly or
+        """The τ grid of the trace: ``trace_count`` values ending at the run's time, evenly or
         log-spaced (three decades), shared by every d at the same ``time``."""
         end = self.time if self.time is not None else self.total_steps * self.tau_per_step
-        k = np.arange(1, self.trace_points + 1)
-        if self.trace_spacing == "log":
-            fractions = 1e-3 ** ((self.trace_points - k) / max(1, self.trace_points - 1))
-        else:
-            fractions = k / self.trace_points
+        points = self.trace_count
+        k = np.arange(1, points + 1)
+        log = 1e-3 ** ((points - k) / max(1, points - 1))  # three decades
+        fractions = log if self.trace_spacing == "log" else k / points
         return tuple(float(end * f) for f in fractions)
 
     @property
@@ -260,7 +292,13 @@ class TrainConfig:
         """Steps between evenly spaced trace points (``None`` when traced on a τ grid)."""
         if self.traced_by_time:
             return None
-        return self.eval_every if self.eval_every is not None else default_trace_every(self.total_steps)
+        if self.eval_every is not None:
+            return self.eval_every
+        every = default_trace_every(self.total_steps, self.trace_count)
+        if self.total_steps // every > max(self.trace_count, affordable_trace_points(self)):
+            # steps with few divisors: the divisor at or above steps/points keeps the trace within budget
+            every = default_trace_every(self.total_steps, self.trace_count, at_least=True)
+        return every
 
     @property
     def trace_steps(self) -> tuple[int, ...]:
@@ -271,6 +309,15 @@ class TrainConfig:
         steps = [max(1, math.ceil(tau / self.tau_per_step * (1 - 1e-12))) for tau in self.trace_taus]
         steps[-1] = self.total_steps
         return tuple(steps)
+
+    def precision(self) -> Any:
+        """A context in which the matrix products traced take ``matmul_precision``.
+
+        Examples:
+            >>> with TrainConfig(d=8, n=8, steps=1, matmul_precision="bfloat16").precision():
+            ...     pass
+        """
+        return jax.default_matmul_precision(MATMUL_PRECISIONS[self.matmul_precision])
 
     def learning_rate(self, lr: Any) -> Any:
         """The learning rate applied at this d: ``lr · (d_ref / d) ** lr_power`` (docs/theory.md §11)."""
@@ -293,23 +340,59 @@ class TrainConfig:
         return Model(self, full_hparams(self, hparams))
 
 
-def default_trace_every(steps: int) -> int:
-    """The largest divisor of ``steps`` that is at most ``steps // 20`` (at least 1): about 20 trace points.
+def default_trace_every(steps: int, points: int = DEFAULT_TRACE_POINTS, at_least: bool = False) -> int:
+    """The largest divisor of ``steps`` that is at most ``steps // points`` (at least 1): about
+    ``points`` trace points, or more where ``steps`` has few divisors; with ``at_least``, the smallest
+    divisor that is at least ``steps / points``: at most ``points`` trace points.
 
     Divisors are found by trial division up to √steps, so even ``steps = 2**31 - 1`` is instant.
 
     Examples:
-        >>> default_trace_every(1000), default_trace_every(97)
-        (50, 1)
+        >>> default_trace_every(1000), default_trace_every(97), default_trace_every(97, 8, at_least=True)
+        (50, 1, 97)
     """
-    target = max(1, steps // 20)
-    best = 1
+    divisors = set()
     for k in range(1, math.isqrt(steps) + 1):
         if steps % k == 0:
-            for divisor in (k, steps // k):
-                if best < divisor <= target:
-                    best = divisor
-    return best
+            divisors.update((k, steps // k))
+    if at_least:
+        return min(k for k in divisors if k * points >= steps)
+    return max(k for k in divisors if k <= max(1, steps // points))
+
+
+def trace_point_cost(config: TrainConfig) -> float:
+    """FLOPs of one trace point over those of one training step (the cost model behind
+    ``trace_count``; docs/performance.md).
+
+    A step of online or dataset training costs the five ``batch × d × n`` products of the forward
+    and backward passes, 10·batch·d·n; a step of GD on the exact risk costs about three exact risks.
+    An exact risk costs the two ``n × n × d`` products of the Gram matrix and of ``A C_ss``
+    (4·n²·d), a Monte Carlo risk ``trace_samples`` forward passes (4·d·n each).
+
+    Examples:
+        >>> trace_point_cost(TrainConfig(d=1024, n=1024, steps=100))  # exact risk at d = n = 1024
+        3.2
+    """
+    if config.trace_risk == "none":
+        return 0.0
+    d, n = config.d, config.n
+    risk = 4.0 * n * n * d if config.trace_risk == "exact" else 4.0 * d * n * config.trace_samples
+    step = 3 * 4.0 * n * n * d if config.mode == "population" else 10.0 * config.batch * d * n
+    return risk / step
+
+
+def affordable_trace_points(config: TrainConfig) -> int:
+    """The most trace points whose cost stays within ``TRACE_BUDGET`` of the training's FLOPs. The
+    last point is not counted: it is the final weights' exact risk, which the record needs anyway.
+
+    Examples:
+        >>> affordable_trace_points(TrainConfig(d=2048, n=2048, steps=1000))
+        8
+    """
+    cost = trace_point_cost(config)
+    if cost == 0:
+        return MAX_STEPS
+    return 1 + int(TRACE_BUDGET * config.total_steps / cost)
 
 
 def default_hparams(config: TrainConfig) -> dict[str, float]:
@@ -479,7 +562,8 @@ class Model:
         The final Monte Carlo risk uses the key ``fold_in(key, record.EVAL_FOLD)`` and
         ``mc_samples`` samples, in ``aejax sweep``, ``aejax train`` and ``aejax.sweep`` alike.
         """
-        return record.evaluate(self, params, trace, key, mc_samples)
+        with self.config.precision():
+            return record.evaluate(self, params, trace, key, mc_samples)
 
 
 jax.tree_util.register_dataclass(Model, data_fields=["hparams"], meta_fields=["config"])

@@ -246,6 +246,7 @@ def sweep(
         d: bucket_sizes([n for n, dd in zip(n_units, run_dims, strict=True) if dd == d], max_padding, cost_power)
         for d in sorted(set(run_dims), reverse=True)
     }
+    config = _shared_trace_points(config, buckets)
     manifest = {
         "config": config_description(config),
         "runs": list(spec.runs),
@@ -392,6 +393,19 @@ def memory_plan(plans: list, mesh: Mesh, budget: int) -> dict[str, Any]:
 def _units_of(run: dict[str, Any], d: int, config: TrainConfig) -> int:
     """Hidden units of a run at dimension ``d``: ``round(rate·d)``, or the config's rate n/d."""
     return units(run["rate"] if "rate" in run else config.n / config.d, d)
+
+
+def _shared_trace_points(config: TrainConfig, buckets: dict[int, dict[int, int]]) -> TrainConfig:
+    """``config`` with its default trace resolved to the fewest points any bucket affords
+    (``TrainConfig.trace_count``), so that every run of the sweep is traced at the same steps."""
+    shapes = [(d, n) for d, d_buckets in buckets.items() for n in set(d_buckets.values())]
+    if config.trace_points is None:
+        counts = [dataclasses.replace(config, d=d, n=n).trace_count for d, n in shapes]
+        config = dataclasses.replace(config, trace_points=min(counts))
+    if config.eval_every is None and not config.traced_by_time:
+        every = [cast(int, dataclasses.replace(config, d=d, n=n).trace_every) for d, n in shapes]
+        config = dataclasses.replace(config, eval_every=max(every))
+    return config
 
 
 def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import optax
 from aejax import _validate, record
 from aejax.config import TrainConfig
 from aejax.model import Params
-from aejax.optim import get_optimizer, schedule_factor
+from aejax.optim import get_optimizer, schedule_factor, with_state_dtype
 from aejax.sources import Empirical, Source
 
 Array = jax.Array
@@ -97,7 +97,7 @@ def make_trainer(config: TrainConfig) -> Trainer:
     """
     if not isinstance(config, TrainConfig):
         raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
-    optimizer = get_optimizer(config.optimizer)
+    optimizer = with_state_dtype(get_optimizer(config.optimizer), config.opt_state_dtype)
     trace_risk = config.trace_risk
     total = config.total_steps
     ends = np.asarray(config.trace_steps)
@@ -107,6 +107,10 @@ def make_trainer(config: TrainConfig) -> Trainer:
 
     def start(key: Array, hparams: dict[str, Any] | None = None) -> TrainState:
         _validate.prng_key("key", key)
+        with config.precision():
+            return _start(key, hparams)
+
+    def _start(key: Array, hparams: dict[str, Any] | None) -> TrainState:
         model = config.bind(hparams)
         params = model.init(jax.random.split(key, 4)[0])
         trace = {name: jnp.zeros(len(ends), jnp.float32) for name in traced}
@@ -114,6 +118,10 @@ def make_trainer(config: TrainConfig) -> Trainer:
 
     def advance(state: TrainState, key: Array, hparams: dict[str, Any] | None, first: Any, count: int) -> TrainState:
         _validate.prng_key("key", key)
+        with config.precision():
+            return _advance(state, key, hparams, first, count)
+
+    def _advance(state: TrainState, key: Array, hparams: dict[str, Any] | None, first: Any, count: int) -> TrainState:
         model = config.bind(hparams)
         _, k_data, k_steps, k_eval = jax.random.split(key, 4)
         data = _training_set(config, model.source, k_data)

@@ -19,12 +19,13 @@ LAYERS = [
     ["data", "decoders", "risk"],
     ["record", "optimum"],
     ["config"],
-    ["train", "grid", "devices"],
+    ["train", "grid", "devices", "_executables"],
     ["results", "checkpoint", "programs"],
     ["sweeping", "plot", "nn"],
     ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],
     ["cli", "__init__"],
+    ["__main__"],
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
