@@ -8,7 +8,9 @@ Examples:
     True
 """
 
-from aejax import activations, nn, sources, theory
+from typing import TYPE_CHECKING, Any
+
+from aejax import activations, sources, theory
 from aejax._validate import InputError, InputTypeError
 from aejax._version import __version__ as __version__
 from aejax.activations import get_activation, helu, sign
@@ -18,6 +20,20 @@ from aejax.results import load_results
 from aejax.risk import exact_risk, mc_risk, optimal_decoder
 from aejax.sweeping import sweep
 from aejax.train import make_train, run_key
+
+if TYPE_CHECKING:
+    from aejax import nn
+
+
+def __getattr__(name: str) -> Any:
+    """``aejax.nn`` (Flax NNX modules) is imported on first use: importing flax costs about a second
+    that commands and sweeps do not need."""
+    if name == "nn":
+        import importlib
+
+        return importlib.import_module("aejax.nn")
+    raise AttributeError(f"module 'aejax' has no attribute {name!r}")
+
 
 __all__ = [
     "Architecture",

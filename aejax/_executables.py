@@ -13,8 +13,11 @@ engine never loads a stale program. A file that fails to load is compiled again 
 
 Examples:
     >>> from aejax.config import TrainConfig
-    >>> program_id(TrainConfig(d=8, n=8, steps=4, optimizer=object()), 64, ("lr",), 1, None) is None
+    >>> from aejax.sources import Gaussian
+    >>> program_id(TrainConfig(d=8, n=8, steps=4, source=Gaussian(8)), 64, ("lr",), 1, None) is None
     True
+    >>> len(program_id(TrainConfig(d=8, n=8, steps=4), 64, ("lr",), 1, None))
+    64
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 
 from aejax import _validate
 
-BENCHMARKS = ("sweep", "risk", "scaling")
+BENCHMARKS = ("steady", "end_to_end", "fixed_costs", "sweep", "risk", "scaling")
 # What the commands choose beyond TrainConfig's own defaults (batch, schedule, lr, ... come from
 # TrainConfig and aejax.default_hparams, so `aejax train`, `aejax sweep` and Python agree).
 CLI_DEFAULTS = {"d": 256, "steps": 1000, "rates": "0.25,0.5,1,1.5,2", "seeds": "0,1,2", "out": "runs/sweep"}
@@ -135,7 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs per block, the compiled program every device runs; the results' bits depend on it, "
         "not on --devices or --chunk (default from the grid, lowered to fit memory)",
     )
-    sweep.add_argument("--mc-samples", type=int, help="Monte Carlo samples for each final risk")
+    sweep.add_argument(
+        "--mc-samples",
+        type=int,
+        help="Monte Carlo samples for each final risk (default 16384 up to d = 128, then 16384·128/d, at least 1024)",
+    )
     sweep.add_argument(
         "--checkpoint-every",
         type=int,
@@ -244,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     """One run: the sweep engine on a one-run grid, so its numbers equal ``aejax sweep``'s for that run."""
     from aejax import theory
     from aejax.config import MAX_STEPS, TrainConfig
-    from aejax.sweeping import DEFAULT_MC_SAMPLES, sweep
+    from aejax.sweeping import sweep
 
     fields = _train_fields(args, {})
     d = _validate.positive_int("--d", fields["d"], maximum=MAX_STEPS)
@@ -253,8 +257,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = TrainConfig(n=_hidden_units("--rate", [args.rate], d), **fields)
     grid: dict[str, list] = {"seed": [args.seed], "rate": [args.rate]}
     grid.update({k: [getattr(args, k)] for k in ("lr", "slope", "p") if getattr(args, k) is not None})
-    mc_samples = DEFAULT_MC_SAMPLES if args.mc_samples is None else args.mc_samples
-    run = sweep(config, grid, mc_samples=mc_samples, progress=False).squeeze()
+    run = sweep(config, grid, mc_samples=args.mc_samples, progress=False).squeeze()
     limit = float(theory.gaussian_limit(args.rate, config.activation))
     rows = [
         ("rate", f"{args.rate:g}"),

@@ -44,6 +44,7 @@ TRACE_SPACINGS = ("linear", "log")
 MATMUL_PRECISIONS = {"highest": "highest", "tensorfloat32": "tensorfloat32", "bfloat16": "BF16_BF16_F32"}
 OPT_STATE_DTYPES = ("float32", "bfloat16")
 DEFAULT_TRACE_POINTS = 20
+MIN_TRACE_POINTS = 4  # the default trace keeps at least this many points, whatever they cost
 TRACE_BUDGET = 0.05  # default traces cost at most this fraction of the training's FLOPs
 _SGD_LIKE = ("sgd", "momentum", "nesterov")
 DEFAULT_LR = 0.01  # adaptive optimizers (Adam, ...); plain and momentum SGD default to 1
@@ -263,8 +264,8 @@ class TrainConfig:
     @property
     def trace_count(self) -> int:
         """Trace points: ``trace_points`` if given, else 20, fewer where the trace would cost more
-        than ``TRACE_BUDGET`` (5%) of the training's FLOPs (``affordable_trace_points``), and at
-        most one per step.
+        than ``TRACE_BUDGET`` (5%) of the training's FLOPs (``affordable_trace_points``) but at
+        least 4, and at most one per step.
 
         Examples:
             >>> TrainConfig(d=256, n=256, steps=1000).trace_count
@@ -274,7 +275,8 @@ class TrainConfig:
         """
         if self.trace_points is not None:
             return self.trace_points
-        return max(1, min(DEFAULT_TRACE_POINTS, affordable_trace_points(self), self.total_steps))
+        affordable = max(MIN_TRACE_POINTS, min(DEFAULT_TRACE_POINTS, affordable_trace_points(self)))
+        return min(affordable, self.total_steps)
 
     @property
     def trace_taus(self) -> tuple[float, ...]:

@@ -11,7 +11,7 @@ that changes only swept values does not recompile.
 
 Examples:
     >>> from aejax.train import TrainConfig
-    >>> cfg = TrainConfig(d=32, n=32, steps=100, mode="population")
+    >>> cfg = TrainConfig(d=32, n=32, steps=200, mode="population")
     >>> ds = sweep(cfg, {"seed": [0, 1], "rate": [0.5, 1.0]}, progress=False)
     >>> ds["risk"].dims, ds.sizes["step"]
     (('seed', 'rate'), 20)
@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import platform
@@ -61,7 +62,21 @@ from aejax.train import run_key
 
 __all__ = ["config_description", "plan_program", "sweep"]
 
-DEFAULT_MC_SAMPLES = 16384  # Monte Carlo samples of each run's final risk
+DEFAULT_MC_SAMPLES = 16384  # Monte Carlo samples of each run's final risk at d <= MC_REF_D
+MC_REF_D = 128
+MIN_MC_SAMPLES = 1024
+
+
+def default_mc_samples(d: int) -> int:
+    """Monte Carlo samples of a run's final risk by default: 16384 up to d = 128, then 16384·128/d,
+    at least 1024. A sample's error ||x − x̂||²/d has a variance that falls as 1/d, so the standard
+    error stays about the same at every d while the cost per run grows as n, not n·d.
+
+    Examples:
+        >>> default_mc_samples(64), default_mc_samples(512), default_mc_samples(8192)
+        (16384, 4096, 1024)
+    """
+    return max(MIN_MC_SAMPLES, min(DEFAULT_MC_SAMPLES, DEFAULT_MC_SAMPLES * MC_REF_D // d))
 
 
 def plan_program(
@@ -157,7 +172,7 @@ def sweep(
     chunk: int | None = None,
     runs_per_device: int | None = None,
     seed: int = 0,
-    mc_samples: int = DEFAULT_MC_SAMPLES,
+    mc_samples: int | None = None,
     max_padding: float = 0.25,
     memory_budget: int | None = None,
     progress: bool = True,
@@ -183,7 +198,7 @@ def sweep(
             the memory budget). A run's bits depend on this width, not on the device count, the
             host count or ``chunk`` (``aejax.programs``).
         seed: base seed; run keys are ``fold_in(key(seed), run seed)``.
-        mc_samples: Monte Carlo samples for each run's final risk.
+        mc_samples: Monte Carlo samples for each run's final risk (``None``: ``default_mc_samples(d)``).
         max_padding: largest padded-work fraction allowed when grouping rates into buckets.
         memory_budget: bytes per device (default: ``memory_budget_bytes``).
         progress: show a progress bar with ETA over chunks (and steps within a checkpointed chunk).
@@ -207,7 +222,8 @@ def sweep(
     """
     if not isinstance(config, TrainConfig):
         raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
-    _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
+    if mc_samples is not None:
+        _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
     if chunk is not None:
         _validate.positive_int("chunk", chunk, maximum=MAX_STEPS)
     if runs_per_device is not None:
@@ -246,14 +262,15 @@ def sweep(
         d: bucket_sizes([n for n, dd in zip(n_units, run_dims, strict=True) if dd == d], max_padding, cost_power)
         for d in sorted(set(run_dims), reverse=True)
     }
-    config = _shared_trace_points(config, buckets)
     manifest = {
-        "config": config_description(config),
+        "config": config_description(config),  # as given: a resume may add a d that changes the trace
         "runs": list(spec.runs),
         "dims": list(spec.dims),
         "seed": seed,
         "mc_samples": mc_samples,
     }
+    config = _shared_trace_points(config, buckets)
+    samples_at = {d: default_mc_samples(d) if mc_samples is None else mc_samples for d in buckets}
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
         n_steps = len(config.trace_steps)
@@ -274,7 +291,13 @@ def sweep(
                 if pending:
                     bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
                     program = plan_program(
-                        bucket_config, mc_samples, mesh, len(members), hparam_names, runs_per_device, budget
+                        bucket_config,
+                        samples_at[d],
+                        mesh,
+                        len(members),
+                        hparam_names,
+                        runs_per_device,
+                        budget,
                     )
                     plans.append((program, pending, bucket_config))
 
@@ -339,7 +362,9 @@ def sweep(
         attrs = {
             "config": manifest["config"],
             "seed": seed,
-            "mc_samples": mc_samples,
+            "mc_samples": next(iter(set(samples_at.values())))
+            if len(set(samples_at.values())) == 1
+            else json.dumps({str(d): m for d, m in sorted(samples_at.items())}),
             "versions": _versions(),
             "device": _device_description(mesh),
             "buckets": bucket_attr,
@@ -359,7 +384,7 @@ def sweep(
             trace_coordinates(config, set(run_dims)),
             theory_values,
             attrs,
-            _expected_nonzero(config, spec, mc_samples),
+            _expected_nonzero(config, spec, samples_at),
         )
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))
@@ -397,7 +422,8 @@ def _units_of(run: dict[str, Any], d: int, config: TrainConfig) -> int:
 
 def _shared_trace_points(config: TrainConfig, buckets: dict[int, dict[int, int]]) -> TrainConfig:
     """``config`` with its default trace resolved to the fewest points any bucket affords
-    (``TrainConfig.trace_count``), so that every run of the sweep is traced at the same steps."""
+    (``TrainConfig.trace_count``), so that every run of the sweep is traced at the same steps. A
+    resume whose grid changes that number recomputes the stored runs (their traces do not fit)."""
     shapes = [(d, n) for d, d_buckets in buckets.items() for n in set(d_buckets.values())]
     if config.trace_points is None:
         counts = [dataclasses.replace(config, d=d, n=n).trace_count for d, n in shapes]
@@ -476,17 +502,21 @@ def _check_axes_have_effect(config: TrainConfig, grid: Grid) -> None:
             warnings.warn(f"grid axis {axis!r} = {values[0]} is ignored: {reason}", UserWarning, stacklevel=3)
 
 
-def _expected_nonzero(config: TrainConfig, grid: Grid, mc_samples: int) -> np.ndarray | None:
+def _expected_nonzero(config: TrainConfig, grid: Grid, samples_at: dict[int, int]) -> np.ndarray | None:
     """Per run, mc_samples·d·p: the non-zero input coordinates expected over the final risk's Monte
-    Carlo samples of a sparse source (``None`` for other sources; see ``results.run_status``)."""
+    Carlo samples of a sparse source (``None`` for other sources; see ``results.run_status``);
+    ``samples_at`` maps each d to its Monte Carlo sample count."""
     if config.is_gaussian:
         return None
+    dims = [cast(int, run.get("d", config.d)) for run in grid.runs]
     if isinstance(config.source, str):  # a named sparse source takes the swept p (default 1)
-        return np.asarray([mc_samples * run.get("d", config.d) * float(run.get("p", 1.0)) for run in grid.runs])
+        return np.asarray(
+            [samples_at[d] * d * float(run.get("p", 1.0)) for run, d in zip(grid.runs, dims, strict=True)]
+        )
     p = getattr(config.source, "p", None)
     if p is None:  # a Source object without a sparsity (e.g. Empirical data)
         return None
-    return np.full(len(grid.runs), mc_samples * config.d * float(p))
+    return np.asarray([samples_at[d] * d * float(p) for d in dims])
 
 
 def _run_chunk(

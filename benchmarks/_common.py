@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmark scripts: timing, the matmul roofline, machine facts, output files."""
+"""Shared helpers of the benchmark scripts: timing, the matmul and memory rooflines, machine facts, output files."""
 
 from __future__ import annotations
 
@@ -37,6 +37,27 @@ def matmul_flops_per_second(size: int | None = None, chain: int = 8, repeat: int
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32) / np.sqrt(size)
     products = jax.jit(lambda m: jax.lax.fori_loop(0, chain, lambda _, x: x @ m, m))
     return chain * 2 * size**3 / best_time(products, a, repeat=repeat)
+
+
+def memory_bandwidth(megabytes: tuple[int, ...] | None = None, passes: int = 8, repeat: int = 3) -> float:
+    """Measured streaming memory bandwidth (bytes/s) of the default device.
+
+    Runs ``passes`` dependent passes of ``y ← a·x + y`` over float32 vectors of each size in
+    ``megabytes`` (64, 128 and 256 MB each on CPU, 1 and 2 GB on accelerators) in one compiled
+    loop, counts 3 × size bytes per pass (read x, read y, write y) and returns the best rate over
+    sizes and ``repeat`` timings.
+    """
+    cpu = jax.devices()[0].platform == "cpu"
+    megabytes = megabytes or ((64, 128, 256) if cpu else (1024, 2048))
+    stream = jax.jit(lambda x, y: jax.lax.fori_loop(0, passes, lambda _, acc: 1.000001 * x + acc, y))
+    best = 0.0
+    for mb in megabytes:
+        size = mb * 2**20 // 4
+        x = jnp.ones((size,), jnp.float32)
+        y = jnp.zeros((size,), jnp.float32)
+        best = max(best, passes * 3 * 4 * size / best_time(stream, x, y, repeat=repeat))
+        del x, y
+    return best
 
 
 def machine() -> dict[str, Any]:

@@ -6,7 +6,8 @@ row-normalised encoder, rate 1, batch 128, cosine schedule) and the same final M
 - ``sweep``: the compiled chunk program of ``aejax.sweep`` (vmapped runs sharded over the mesh
   ``aejax.sweep`` picks: on CPU, one device per core for small runs, see ``default_devices``);
 - ``loop``: a Python loop of jitted single runs with exact shapes (asynchronous dispatch allowed);
-- ``torch``: the same training written in eager PyTorch, one run after another (skipped without torch);
+- ``torch``: the same training in eager PyTorch (``_torch_baselines``), one run after another
+  (skipped without torch);
 - ``numpy``: the same training with hand-written gradients in NumPy.
 
 Compilation is excluded from throughput and reported separately. Useful FLOP/s count only the
@@ -14,7 +15,7 @@ five ``batch × d × n`` matrix products of a training step (10·b·d·n FLOPs) 
 Monte Carlo sample, padding excluded, and are given as a fraction of the float32 matmul rate
 measured in the same process; ``cost_analysis()`` of a one-step program cross-checks the count.
 
-Usage: ``python benchmarks/bench_sweep.py [--quick]``
+Usage: ``python benchmarks/bench_sweep.py [--quick] [--torch-threads K]``
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import math
 import time
 
+import _torch_baselines
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,46 +75,12 @@ def time_loop(config: TrainConfig, runs: int) -> tuple[float, float]:
 
 
 def time_torch(config: TrainConfig, runs: int) -> float | None:
-    try:
-        import torch
-    except ImportError:
+    """Seconds for ``runs`` eager PyTorch runs one after another (``_torch_baselines``), after a warm-up run."""
+    if not _torch_baselines.available():
         return None
-    torch.manual_seed(0)
-
-    class SignClip(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, u):
-            ctx.save_for_backward(u)
-            return torch.where(u >= 0, 1.0, -1.0)
-
-        @staticmethod
-        def backward(ctx, grad):
-            (u,) = ctx.saved_tensors
-            return grad * (u.abs() <= 1).to(grad.dtype)
-
-    def one_run():
-        d, n = config.d, config.n
-        B = (torch.randn(n, d) / math.sqrt(d)).requires_grad_()
-        A = torch.zeros(d, n, requires_grad=True)
-        opt = torch.optim.Adam([A, B], lr=LR)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
-        for _ in range(config.steps):
-            x = torch.randn(BATCH, d)
-            Bn = B / B.norm(dim=1, keepdim=True)
-            loss = ((x - SignClip.apply(x @ Bn.T) @ A.T) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        with torch.no_grad():
-            x = torch.randn(MC_SAMPLES, d)
-            return ((x - torch.sign(x @ B.T) @ A.T) ** 2).mean().item()
-
-    one_run()  # warm-up
-    start = time.perf_counter()
-    for _ in range(runs):
-        one_run()
-    return time.perf_counter() - start
+    return _torch_baselines.time_runs(
+        config.d, config.n, config.steps, runs, mode="eager", batch=BATCH, lr=LR, mc_samples=MC_SAMPLES
+    )
 
 
 def time_numpy(config: TrainConfig, runs: int) -> float:
@@ -167,7 +135,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small grid (d <= 128) for a smoke run")
     parser.add_argument("--flop-budget", type=float, default=4e10, help="FLOPs per measurement (sets steps)")
     parser.add_argument("--skip", default="", help="comma-separated baselines to skip: torch, numpy")
+    parser.add_argument("--torch-threads", type=int, help="PyTorch intra-op threads (default: PyTorch's)")
     args = parser.parse_args()
+    if args.torch_threads:
+        _torch_baselines.use_threads(args.torch_threads)
     dims = [32, 128] if args.quick else [32, 128, 512, 2048]
     run_counts = [1, 8] if args.quick else [1, 8, 64]
     peak = matmul_flops_per_second()

@@ -11,7 +11,7 @@ import xarray as xr
 
 import aejax
 
-CONFIG = aejax.TrainConfig(d=16, n=16, steps=20, batch=32)
+CONFIG = aejax.TrainConfig(d=16, n=16, steps=20, batch=32, eval_every=1)
 GRID = {"seed": [0, 1], "rate": [0.875, 1.0], "lr": [0.01, 0.03]}
 KW = dict(mc_samples=1024, progress=False, devices=4, chunk=4)
 

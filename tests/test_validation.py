@@ -404,7 +404,7 @@ CLI_CASES = [
     (["sweep", "--mc-samples", "1", "--quiet"], "mc_samples must be an integer, at least 2, got 1"),
     (["sweep", "--chunk", "0", "--quiet"], "chunk must be a positive integer (>= 1), got 0"),
     (["reproduce", "nope"], "unknown experiment 'nope'; allowed:"),
-    (["bench", "nope"], "unknown benchmarks ['nope']; allowed: sweep, risk, scaling"),
+    (["bench", "nope"], "unknown benchmarks ['nope']; allowed: steady, end_to_end, fixed_costs, sweep, risk, scaling"),
 ]
 
 
