@@ -35,7 +35,7 @@ and ``exact_*`` the final exact risks, means over the runs: the implementations 
 model from different random streams, so they agree to the spread between seeds (about 1e-3 to
 1e-2), not bit for bit.
 
-The trace has 20 points, fewer where they would cost over 5% of the training FLOPs (8 at
+The trace has 20 points, fewer where they would cost over 4% of the training FLOPs (5 at
 d = 2048, 1000 steps); aejax also records the identity-likeness at each trace point and the inverse
 participation ratio and coherence at the end, so the PyTorch runs compute them too.
 

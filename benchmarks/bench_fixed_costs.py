@@ -11,8 +11,10 @@ them:
 - ``init_s``: the runs' initial weights and optimizer states (``Trainer.start``);
 - ``train_s``: the training steps alone (``risk_eval="none"``, the time of the whole program minus
   its initialisation and final evaluation);
-- ``trace_s``: the trace's risk evaluations: the default program (the sweep's runs' ``wall_time``)
-  minus the same one with ``risk_eval="none"``;
+- ``trace_s``: the trace's risk evaluations: the time of one exact risk of every run, times the
+  trace points but the last (which is the final weights' exact risk, reused by the record);
+  ``program_s``, the default program as the sweep ran it (its runs' ``wall_time``), is printed for
+  comparison with ``train_s + init_s + final_s + trace_s``;
 - ``final_s``: the final record (Monte Carlo risk, exact risk, observables) of every run;
 - ``host_s``: what ``aejax.sweep`` adds around the compiled program (planning, the chunk files,
   results.nc): its wall time minus compilation and the program;
@@ -64,21 +66,30 @@ def program_seconds(config: TrainConfig, runs: int, mc_samples: int) -> float:
     return time.perf_counter() - start
 
 
-def start_and_finish_seconds(config: TrainConfig, runs: int, mc_samples: int) -> tuple[float, float]:
-    """Best wall times of the runs' initialisation and of their final records."""
+def start_eval_finish_seconds(config: TrainConfig, runs: int, mc_samples: int) -> tuple[float, float, float]:
+    """Best wall times of the runs' initialisation, of one trace point's risk of every run, and of
+    their final records."""
     trainer = make_trainer(config)
     keys, hparams = block_inputs(runs)
 
     def start(k, h):
         return trainer.start(jax.random.wrap_key_data(k), h)
 
+    def point(state, h):
+        return config.bind(h).exact_risk(state.params)
+
     def finish(state, k, h):
         return config.bind(h).record(state.params, state.trace, jax.random.wrap_key_data(k), mc_samples)
 
     start_fn = jax.jit(batch_runs(start, config, "cpu"))
+    point_fn = jax.jit(batch_runs(point, config, "cpu"))
     finish_fn = jax.jit(batch_runs(finish, config, "cpu"))
     state = jax.block_until_ready(start_fn(keys, hparams))
-    return best_time(start_fn, keys, hparams), best_time(finish_fn, state, keys, hparams)
+    return (
+        best_time(start_fn, keys, hparams),
+        best_time(point_fn, state, hparams),
+        best_time(finish_fn, state, keys, hparams),
+    )
 
 
 def sweep_seconds(config: TrainConfig, runs: int) -> tuple[float, float, float]:
@@ -112,9 +123,9 @@ def main() -> None:
         mc = default_mc_samples(d)
         compile_s, full_s, host_s = sweep_seconds(config, runs)
         bare_s = program_seconds(dataclasses.replace(config, risk_eval="none"), runs, mc)
-        init_s, final_s = start_and_finish_seconds(config, runs, mc)
+        init_s, point_s, final_s = start_eval_finish_seconds(config, runs, mc)
         train_s = bare_s - init_s - final_s
-        trace_s = full_s - bare_s
+        trace_s = (config.trace_count - 1) * point_s  # the last point is the final exact risk
         fixed = compile_s + init_s + trace_s + final_s + host_s + imported
         row = {
             "d": d,
@@ -125,6 +136,7 @@ def main() -> None:
             "compile_s": compile_s,
             "init_s": init_s,
             "train_s": train_s,
+            "program_s": full_s,
             "trace_s": trace_s,
             "final_s": final_s,
             "host_s": host_s,

@@ -94,6 +94,7 @@ def test_bad_precision_and_dtype_are_refused_by_name():
         TrainConfig(d=8, n=8, steps=1, opt_state_dtype="float16")
 
 
+@pytest.mark.slow  # two fresh interpreters
 def test_second_identical_cli_sweep_compiles_nothing_and_gives_the_same_bits(tmp_path):
     """The CLI's caches: the second process loads the stored block program (no compilation, no new
     cache entry) and its results equal the first's bit for bit."""
