@@ -9,9 +9,7 @@ differently from a single-device one, and a different per-device batch different
 reorders float32 reductions (up to 5e-5 relative after 300 steps, issue 17).
 
 Each device gets its own executable (compiled the first time a block lands on it, and kept, a few
-structures at a time), so a later sweep that changes only swept values compiles nothing; where a
-compilation cache directory is set (the ``aejax`` command sets one), executables are also kept on
-disk and a later process loads them without tracing (``aejax._executables``).
+structures at a time), so a later sweep that changes only swept values compiles nothing.
 
 Examples:
     >>> default_runs_per_device(12), default_runs_per_device(64), default_runs_per_device(1000)
@@ -31,7 +29,6 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from aejax import _executables
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs
 from aejax.train import make_train, make_trainer
@@ -123,14 +120,9 @@ class Program:
         keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=place)
         hparams = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=place) for k, v in hparams.items()}
         start = time.perf_counter()
-        name = _executables.program_id(self.config, self.mc_samples, self.hparam_names, self.runs_per_device, device)
-        compiled = None if name is None else _executables.load(name, device)
-        if compiled is None:
-            compiled = jax.jit(run).lower(keys, hparams).compile()
-            self.compilations += 1
-            if name is not None:
-                _executables.save(name, compiled)
+        compiled = jax.jit(run).lower(keys, hparams).compile()
         self.compile_seconds += time.perf_counter() - start
+        self.compilations += 1
         if key is not None:
             if len(_EXECUTABLES) >= _MAX_PROGRAMS * 8:
                 del _EXECUTABLES[next(iter(_EXECUTABLES))]

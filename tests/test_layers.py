@@ -19,7 +19,7 @@ LAYERS = [
     ["data", "decoders", "risk"],
     ["record", "optimum"],
     ["config"],
-    ["train", "grid", "devices", "_executables"],
+    ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
     ["sweeping", "plot", "nn"],
     ["scaling"],  # uses plot, so one layer above it
