@@ -269,7 +269,7 @@ def sweep(
         "seed": seed,
         "mc_samples": mc_samples,
     }
-    config = _shared_trace_points(config, buckets)
+    config = _shared_trace_points(config)
     samples_at = {d: default_mc_samples(d) if mc_samples is None else mc_samples for d in buckets}
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
@@ -420,17 +420,14 @@ def _units_of(run: dict[str, Any], d: int, config: TrainConfig) -> int:
     return units(run["rate"] if "rate" in run else config.n / config.d, d)
 
 
-def _shared_trace_points(config: TrainConfig, buckets: dict[int, dict[int, int]]) -> TrainConfig:
-    """``config`` with its default trace resolved to the fewest points any bucket affords
-    (``TrainConfig.trace_count``), so that every run of the sweep is traced at the same steps. A
-    resume whose grid changes that number recomputes the stored runs (their traces do not fit)."""
-    shapes = [(d, n) for d, d_buckets in buckets.items() for n in set(d_buckets.values())]
+def _shared_trace_points(config: TrainConfig) -> TrainConfig:
+    """``config`` with its default trace resolved at the config as given (``TrainConfig.trace_count``
+    and ``trace_every`` at its ``d`` and ``n``), so that every run of the sweep is traced at the same
+    points whatever else the grid holds."""
     if config.trace_points is None:
-        counts = [dataclasses.replace(config, d=d, n=n).trace_count for d, n in shapes]
-        config = dataclasses.replace(config, trace_points=min(counts))
+        config = dataclasses.replace(config, trace_points=config.trace_count)
     if config.eval_every is None and not config.traced_by_time:
-        every = [cast(int, dataclasses.replace(config, d=d, n=n).trace_every) for d, n in shapes]
-        config = dataclasses.replace(config, eval_every=max(every))
+        config = dataclasses.replace(config, eval_every=config.trace_every)
     return config
 
 

@@ -13,8 +13,9 @@ file cache):
 - ``aejax``: ``aejax sweep --d D --rates 1 --seeds 0,…,R−1 --steps S --batch 128 --quiet --out DIR``,
   run twice with the same fresh cache directory (``AEJAX_CACHE_DIR``): the first invocation
   compiles (cold cache), the second finds its programs in JAX's persistent compilation cache
-  (warm: tracing and lowering only; a fresh ``--out``, so nothing is resumed). From the sweep's ``results.nc``: ``compile_*_s`` (attribute ``compile_seconds``: tracing,
-  lowering and compiling or loading the chunk programs, with their memory analysis) and
+  (warm: tracing and lowering only; a fresh ``--out``, so nothing is resumed). From the sweep's
+  ``results.nc``: ``compile_*_s`` (attribute ``compile_seconds``: tracing, lowering and compiling
+  or loading the chunk programs, with their memory analysis) and
   ``train_first_s`` (sum of the runs' ``wall_time``: the compiled chunks, training and final
   evaluation); ``overhead_first_s`` is the rest of the first wall time (interpreter and imports,
   device set-up, result files, netCDF, the figure, the printed table).
