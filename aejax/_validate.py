@@ -195,3 +195,57 @@ def _brief(value: Any) -> str:
 def _show(bad: np.ndarray) -> str:
     values = [v if math.isnan(v) or math.isinf(v) else float(f"{v:.6g}") for v in bad.ravel()[:3].tolist()]
     return ", ".join(map(str, values)) + (" ..." if bad.size > 3 else "")
+
+
+def available_host_bytes() -> int:
+    """Host memory available to new allocations (``MemAvailable`` of ``/proc/meminfo``, else all RAM)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def host_memory_budget() -> int:
+    """The memory budget of host-side (NumPy) work: half the available host memory, as ``aejax sweep``
+    gives a CPU device."""
+    return available_host_bytes() // 2
+
+
+def within_memory(name: str, value: int, bytes_each: int, what: str, budget: int | None = None) -> int:
+    """Check that ``value`` items of ``bytes_each`` bytes each fit the memory budget (default
+    ``host_memory_budget()``), and return ``value``.
+
+    Example:
+        >>> within_memory("--bootstrap", 10**12, 24, "resample", budget=2**30)
+        Traceback (most recent call last):
+        ...
+        aejax.InputError: --bootstrap must be at most 44739242 (24 bytes per resample within the memory budget of 1.00 GiB), got 1000000000000 (22352 GiB)
+    """
+    own = budget is None
+    budget = host_memory_budget() if budget is None else int(budget)
+    maximum = budget // max(1, int(bytes_each))
+    if value > maximum:
+        where = ", half the available host memory" if own else ""
+        raise InputError(
+            f"{name} must be at most {maximum} ({bytes_each} bytes per {what} within the memory budget of "
+            f"{format_bytes(budget)}{where}), got {value} ({format_bytes(value * bytes_each)})"
+        )
+    return value
+
+
+def format_bytes(size: float) -> str:
+    """A byte count in the largest binary unit that keeps it at least 1 (``format_bytes(1) == '1 B'``).
+
+    Example:
+        >>> format_bytes(3 * 2**20), format_bytes(2**40 * 1.5)
+        ('3.00 MiB', '1536 GiB')
+    """
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value >= 1000 else f"{value:.2f} {unit}"
+    return f"{int(size)} B"

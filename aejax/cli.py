@@ -1,6 +1,8 @@
 """The ``aejax`` command: ``train``, ``sweep``, ``theory``, ``reproduce`` and ``bench``.
 
-Bad input prints one line ``aejax: error: ...`` naming the argument and exits with status 2.
+Bad input prints one line ``aejax: error: ...`` naming the argument and exits with status 2. ``aejax
+scaling`` exits with status 3 when a fit failed (``aejax.scaling.FitStatus``: an exponent at the end of its
+range, resamples cut by it, or a law the data do not determine); its table and files are still written.
 
 Examples:
     $ aejax sweep --d 256 --rates 0.25,0.5,1,1.5,2 --seeds 0,1,2 --out runs/sweep
@@ -603,7 +605,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         runpy.run_path(str(folder / f"bench_{part}.py"), run_name="__main__")
 
 
-def cmd_scaling(args: argparse.Namespace) -> None:
+SCALING_FIT_FAILED = 3  # exit status of `aejax scaling` when a fit failed (its files are still written)
+
+
+def cmd_scaling(args: argparse.Namespace) -> int:
     from aejax.scaling import report
 
     done = report(
@@ -612,6 +617,14 @@ def cmd_scaling(args: argparse.Namespace) -> None:
     print(done["table"])
     for label, path in done["files"].items():
         print(f"{label}: {path}")
+    if not done["failed"]:
+        return 0
+    print(
+        f"aejax: fit failed (exit status {SCALING_FIT_FAILED}): {'; '.join(done['failed'])}. Its R∞ and α are not "
+        "estimates of the limit and have no interval",
+        file=sys.stderr,
+    )
+    return SCALING_FIT_FAILED
 
 
 def cmd_theory(args: argparse.Namespace) -> None:
@@ -676,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors the user caused (``aejax.InputError``/``InputTypeError`` from any check of the package,
     ``OSError`` for files and directories) print one line ``aejax: error: ...`` and give status 2;
+    ``aejax scaling`` gives 3 when a fit failed (``SCALING_FIT_FAILED``);
     Ctrl-C prints what was kept and gives 130; anything else is a bug: its traceback is printed with
     a request for a bug report (status 1).
     """
@@ -694,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
             "bench": cmd_bench,
             "scaling": cmd_scaling,
         }
-        handlers[args.command](args)
+        status = handlers[args.command](args)
     except KeyboardInterrupt:
         print(f"aejax: {_interrupted(args)}", file=sys.stderr)
         return 130
@@ -712,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         warnings.showwarning = show
-    return 0
+    return status or 0
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

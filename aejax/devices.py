@@ -112,15 +112,4 @@ def memory_budget_bytes(mesh: Mesh) -> int:
     if stats and "bytes_limit" in stats:
         return int(0.7 * stats["bytes_limit"])
     local = sum(1 for d in mesh.devices.flat if d.process_index == jax.process_index())
-    return int(0.5 * _available_host_bytes() / max(1, local))
-
-
-def _available_host_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(0.5 * _validate.available_host_bytes() / max(1, local))

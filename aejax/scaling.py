@@ -43,6 +43,148 @@ _REFINEMENTS = 4
 TRACE_DIMS = ("step", "tau")
 
 
+# What a fit can admit about itself (``FitStatus.flags``); the failures void its intervals.
+FIT_FLAGS = {
+    "at_bound": "failure: an estimate sits at an end of the range searched, so it is not a minimum of the model",
+    "bootstrap_at_bound": "failure: more resamples than the interval's tail sit at an end of the range, so the "
+    "interval is cut by the range, not by the data",
+    "not_identifiable": "failure: the data do not determine the parameters (no finite estimate, or the fitted "
+    "change over the data is within the points' errors)",
+    "no_dof": "caution: no residual degrees of freedom, so the model's fit to the data cannot be checked",
+}
+FIT_FAILURES = frozenset(flag for flag, text in FIT_FLAGS.items() if text.startswith("failure"))
+_BOUND_TOLERANCE = 0.01  # |log(estimate / bound)| below which an estimate sits at the bound (1%)
+_BOOTSTRAP_CHUNK = 1024  # resamples fitted at once: bounds the fitter's (resamples × grid × points) arrays
+_BYTES_PER_DRAW = 4 * 3 * 8  # a fit's (α, C, y∞) per resample, held about four times (fit, Dataset, file, sort)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitStatus:
+    """What a fit admits about itself: no flags (``ok``), or some of ``FIT_FLAGS`` with one note each.
+
+    A fit with a failure flag (``at_bound``, ``bootstrap_at_bound``, ``not_identifiable``) reports its
+    least-squares numbers but no interval (NaN), and ``aejax scaling`` exits with status 3; ``no_dof`` is a
+    caution shown next to the fit. Any fit (this module's, or a joint fit) builds one with
+    ``FitStatus.of`` and the checks ``bound_status`` and ``identifiable_status``, and combines them with ``|``.
+
+    Attributes:
+        flags: the flags raised, in the order found (empty: ok).
+        notes: one sentence per flag, with the numbers that raised it.
+
+    Examples:
+        >>> status = bound_status("alpha", 0.01, np.full(100, 0.01), (0.01, 10.0), level=0.95)
+        >>> str(status), status.failed
+        ('at_bound,bootstrap_at_bound', True)
+        >>> str(FitStatus()), FitStatus.of(no_dof="3 points, 3 parameters").failed
+        ('ok', False)
+    """
+
+    flags: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, **checks: str | None) -> FitStatus:
+        """The status with a flag for each check whose note is not ``None`` (flags from ``FIT_FLAGS``)."""
+        unknown = sorted(set(checks) - set(FIT_FLAGS))
+        if unknown:
+            raise _validate.InputError(f"unknown fit flags {unknown}; allowed: {', '.join(FIT_FLAGS)}")
+        raised = [(flag, note) for flag, note in checks.items() if note is not None]
+        return cls(tuple(f for f, _ in raised), tuple(n for _, n in raised))
+
+    def __or__(self, other: FitStatus) -> FitStatus:
+        new = [(f, n) for f, n in zip(other.flags, other.notes, strict=True) if f not in self.flags]
+        return FitStatus(self.flags + tuple(f for f, _ in new), self.notes + tuple(n for _, n in new))
+
+    @property
+    def ok(self) -> bool:
+        """No flag raised."""
+        return not self.flags
+
+    @property
+    def failed(self) -> bool:
+        """A failure flag raised: the estimates are not trustworthy and have no interval."""
+        return any(flag in FIT_FAILURES for flag in self.flags)
+
+    def describe(self) -> str:
+        """``ok``, or each flag with its note."""
+        return "; ".join(f"{f}: {n}" for f, n in zip(self.flags, self.notes, strict=True)) or "ok"
+
+    def __str__(self) -> str:
+        return ",".join(self.flags) or "ok"
+
+
+def _failed(sel: xr.Dataset) -> bool:
+    """Whether the ``fit_status`` of one ``extrapolate`` combination holds a failure flag."""
+    return "fit_status" in sel and bool(FIT_FAILURES & set(str(sel["fit_status"].item()).split(",")))
+
+
+def _at_bound(values: np.ndarray, bounds: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(values, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.abs(np.log(values / bounds[0])) <= _BOUND_TOLERANCE
+        high = np.abs(np.log(values / bounds[1])) <= _BOUND_TOLERANCE
+    return low, high
+
+
+def bound_status(
+    name: str, estimate: float, draws: Any, bounds: tuple[float, float], *, level: float = 0.95
+) -> FitStatus:
+    """``at_bound`` when a positive parameter's ``estimate`` sits (within 1%) at an end of the ``bounds``
+    searched; ``bootstrap_at_bound`` when a larger share of its bootstrap ``draws`` does than the
+    interval's tail ``(1 − level)/2``, so that the interval's end would be the bound itself.
+
+    Args:
+        name: the parameter's name (for the notes).
+        estimate: its estimate.
+        draws: its bootstrap estimates (may be empty).
+        bounds: ``(low, high)``, both positive.
+        level: the intervals' confidence level.
+
+    Returns:
+        A ``FitStatus``.
+
+    Examples:
+        >>> str(bound_status("alpha", 1.0, np.array([0.01, 1.0, 1.1]), (0.01, 10.0), level=0.5))
+        'bootstrap_at_bound'
+    """
+    low, high = _at_bound(np.array([estimate]), bounds)
+    at = None
+    if low[0] or high[0]:
+        end = "lower" if low[0] else "upper"
+        at = f"{name} = {estimate:.4g} sits at the {end} end of its range [{bounds[0]:g}, {bounds[1]:g}]"
+    draws = np.asarray(draws, float)
+    draws = draws[np.isfinite(draws)]
+    share = None
+    if draws.size:
+        d_low, d_high = _at_bound(draws, bounds)
+        tail = (1 - level) / 2
+        parts = [(f, e) for f, e in ((d_low.mean(), "lower"), (d_high.mean(), "upper")) if f > tail]
+        if parts:
+            share = ", ".join(f"{f:.0%} of the {draws.size} resamples' {name} sit at the {e} end" for f, e in parts)
+            share += f" (more than the interval's tail of {tail:.1%})"
+    return FitStatus.of(at_bound=at, bootstrap_at_bound=share)
+
+
+def identifiable_status(estimates: Any, change: float, noise: float | None) -> FitStatus:
+    """``not_identifiable`` when an estimate is not finite, or when the change the fitted model makes over
+    the data (``change``, e.g. ``|C·(x_min^(−α) − x_max^(−α))|``) is not larger than ``noise``, the points'
+    typical standard error (``None``: unknown, not checked).
+
+    Examples:
+        >>> str(identifiable_status([0.5, 1e-9, 0.3], change=1e-9, noise=1e-4))
+        'not_identifiable'
+    """
+    values = np.asarray(estimates, float)
+    if not np.all(np.isfinite(values)):
+        return FitStatus.of(not_identifiable="the fit has no finite estimate")
+    if not np.isfinite(change) or (noise is not None and np.isfinite(noise) and change <= noise):
+        return FitStatus.of(
+            not_identifiable=f"the fitted change over the data, {change:.3g}, is within the points' standard "
+            f"error {noise:.3g}: the limit and the exponent are not determined"
+        )
+    return FitStatus()
+
+
 @dataclasses.dataclass(frozen=True)
 class PowerLawFit:
     """A fitted power law ``y = offset + C·x^(−alpha)`` (``offset`` is ``None`` for the fit without one).
@@ -59,6 +201,8 @@ class PowerLawFit:
         method: how the fit and the intervals were made.
         level: the intervals' confidence level.
         draws: the bootstrap estimates, one row ``(alpha, C, offset)`` per resample (offset 0 without one).
+        status: what the fit admits about itself (``FitStatus``): ``at_bound``, ``bootstrap_at_bound`` or
+            ``not_identifiable`` mean the fit failed, and its intervals are NaN (the draws are kept).
 
     Examples:
         >>> fit = fit_power_law([10, 100, 1000], [2.0, 0.2, 0.02], bootstrap=0)
@@ -79,6 +223,7 @@ class PowerLawFit:
     method: str
     level: float
     draws: np.ndarray = dataclasses.field(repr=False, compare=False)
+    status: FitStatus = dataclasses.field(default_factory=FitStatus)
 
     def predict(self, x: Any) -> np.ndarray:
         """The fitted curve at ``x``."""
@@ -86,9 +231,9 @@ class PowerLawFit:
 
     def band(self, x: Any, *, offset: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise ``level`` band of the fitted curve at ``x`` from the bootstrap draws (``offset=False``:
-        of ``C·x^(−α)`` alone). NaN without draws."""
+        of ``C·x^(−α)`` alone). NaN without draws or when the fit failed (``status``)."""
         x = np.asarray(x, float)
-        if not len(self.draws):
+        if not len(self.draws) or self.status.failed:
             nan = np.full(x.shape, np.nan)
             return nan, nan.copy()
         alpha, c, y_inf = (self.draws[:, i].reshape(-1, *([1] * x.ndim)) for i in range(3))
@@ -101,6 +246,8 @@ class PowerLawFit:
 
     def __str__(self) -> str:
         def show(value: float, ci: tuple[float, float]) -> str:
+            if self.status.failed:
+                return f"{value:.4g} (no interval: the fit failed)"
             # two significant digits of the interval's width (4 significant digits without an interval)
             width = abs(ci[1] - ci[0])
             scale = width if np.isfinite(width) and width > 0 else abs(value) * 1e-3
@@ -115,7 +262,10 @@ class PowerLawFit:
         ]
         if self.offset is not None and self.offset_ci is not None:
             lines.append(f"  y∞ = {show(self.offset, self.offset_ci)}")
-        lines.append(f"  {self.level:.0%} intervals; {self.method}")
+        intervals = "no intervals (the fit failed)" if self.status.failed else f"{self.level:.0%} intervals"
+        lines.append(f"  {intervals}; {self.method}")
+        if not self.status.ok:
+            lines.append(f"  status: {self.status.describe()}")
         return "\n".join(lines)
 
 
@@ -154,13 +304,20 @@ def fit_power_law(
     Gaussian noise at d = 64…2048, 95% intervals of α covered the truth in 88% of datasets with 5 seeds,
     92% with 20, and 93% with one seed and its ``se`` (parametric).
 
+    The result's ``status`` says when the fit failed: α at an end of ``alpha_range`` (``at_bound``; e.g.
+    data that grow with x, which the decaying law can only follow with α → 0), more bootstrap resamples at
+    an end than the interval's tail (``bootstrap_at_bound``), or a fitted change over the data within the
+    points' errors (``not_identifiable``). A failed fit keeps its least-squares numbers but its intervals
+    are NaN. ``no_dof`` (as many points as parameters) is a caution only.
+
     Args:
         x: positive, distinct abscissae (e.g. dimensions d), at least 2 (3 with ``offset``).
         y: values, shape ``(len(x),)``, or with ``seeds_axis`` a 2-D array with the seeds along that axis.
         se: standard errors, broadcastable to ``y`` (non-negative), or ``None``.
         offset: fit ``y∞`` as well.
         seeds_axis: the axis of ``y`` that holds seeds, or ``None`` (one value per point).
-        bootstrap: number of resamples (0: no intervals, NaN).
+        bootstrap: number of resamples (0: no intervals, NaN); at most what the memory budget (half the
+            available host memory) holds at 72 bytes per resample.
         level: confidence level of the intervals, in (0, 1).
         seed: random seed of the bootstrap.
         alpha_range: ``(low, high)`` exponents searched by the offset fit.
@@ -170,7 +327,8 @@ def fit_power_law(
 
     Raises:
         ValueError: for non-positive or repeated ``x``, too few points, mismatched shapes, negative ``se``,
-            non-positive ``y`` without ``offset``, or a bad ``level``/``bootstrap``.
+            non-positive ``y`` without ``offset``, or a bad ``level``/``bootstrap`` (or one over the memory
+            budget).
 
     Examples:
         >>> import numpy as np
@@ -217,7 +375,9 @@ def fit_power_law(
             raise _validate.InputError("se must be non-negative")
     if not 0 < level < 1:
         raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
-    bootstrap = _validate.non_negative_int("bootstrap", bootstrap)
+    bootstrap = _validate.within_memory(
+        "bootstrap", _validate.non_negative_int("bootstrap", bootstrap), 3 * 3 * 8, "resample"
+    )
     lo, hi = (float(a) for a in alpha_range)
     if not 0 < lo < hi:
         raise _validate.InputError(f"alpha_range must be (low, high) with 0 < low < high, got {alpha_range!r}")
@@ -245,7 +405,8 @@ def fit_power_law(
             f"{mean[mean <= 0].tolist()}; use offset=True"
         )
     weights = 1 / sigma**2 if weighted and sigma is not None else np.ones_like(mean)
-    fitter = _OffsetFit(x, weights, (lo, hi)) if offset else _LogFit(x, weights, mean)
+    # in log space a point's error is σ/y: weights (y/σ)², or none at all for the unweighted fit
+    fitter = _OffsetFit(x, weights, (lo, hi)) if offset else _LogFit(x, weights * mean**2 if weighted else weights)
     est = fitter.fit(mean[None, :], polish=True)
     alpha, c, y_inf = (float(v[0]) for v in est)
     curve = y_inf + c * x**-alpha
@@ -264,13 +425,13 @@ def fit_power_law(
     if bootstrap == 0:
         how += "; no bootstrap"
     elif k >= 2:
-        idx = rng.integers(0, k, size=(bootstrap, k))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            samples = np.nanmean(ys[idx], axis=1)  # (bootstrap, points)
-        draws = np.stack(fitter.fit(samples), axis=1)
-        # a resampled mean of k seeds varies (k−1)/k times as much as the mean itself: widen to match
-        draws = np.array([alpha, c, y_inf]) + np.sqrt(k / (k - 1)) * (draws - np.array([alpha, c, y_inf]))
+        def resampled(rows: int) -> np.ndarray:
+            idx = rng.integers(0, k, size=(rows, k))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmean(ys[idx], axis=1)  # (rows, points)
+
+        draws = _bootstrap_fits(fitter, resampled, bootstrap)
         how += f"; bootstrap over {k} seeds ({bootstrap} resamples)"
     else:
         if weighted:
@@ -285,14 +446,31 @@ def fit_power_law(
         if scale is None:
             how += "; no interval (one seed, no se and no residual degrees of freedom)"
         else:
-            z = rng.standard_normal((bootstrap, x.size))
-            samples = curve * np.exp(scale / curve * z) if not offset else curve + scale * z
-            draws = np.stack(fitter.fit(samples), axis=1)
+            def redrawn(rows: int, scale: np.ndarray = scale) -> np.ndarray:
+                z = rng.standard_normal((rows, x.size))
+                return curve * np.exp(scale / curve * z) if not offset else curve + scale * z
+
+            draws = _bootstrap_fits(fitter, redrawn, bootstrap)
             how += f"; parametric bootstrap from {source} ({bootstrap} resamples)"
+
+    status = FitStatus.of(no_dof=f"{x.size} points for {x.size - dof} parameters" if dof <= 0 else None)
+    if offset:
+        status = bound_status("α", alpha, draws[:, 0], (lo, hi), level=level) | status
+        noise = float(np.median(sigma)) if weighted and sigma is not None else None
+        if noise is None and dof > 0:
+            noise = float(np.sqrt(np.sum((mean - curve) ** 2) / dof))
+        change = abs(c * (x[0] ** -alpha - x[-1] ** -alpha))
+        status = identifiable_status([alpha, c, y_inf], change, noise) | status
+    if k >= 2 and len(draws):
+        # a resampled mean of k seeds varies (k−1)/k times as much as the mean itself: widen to match
+        est = np.array([alpha, c, y_inf])
+        draws -= est  # in place: no temporaries of the draws' size
+        draws *= np.sqrt(k / (k - 1))
+        draws += est
 
     def ci(column: int) -> tuple[float, float]:
         values = draws[:, column][np.isfinite(draws[:, column])] if len(draws) else np.empty(0)
-        if not values.size:
+        if not values.size or status.failed:
             return (float("nan"), float("nan"))
         tail = 50 * (1 - level)
         low, high = np.percentile(values, [tail, 100 - tail])
@@ -310,7 +488,18 @@ def fit_power_law(
         method=how,
         level=float(level),
         draws=draws,
+        status=status,
     )
+
+
+def _bootstrap_fits(fitter: Any, samples: Any, count: int) -> np.ndarray:
+    """``count`` refits ``(alpha, C, offset)`` of the rows ``samples(rows)`` draws, in chunks (the same numbers
+    as one call: rows are fitted independently and the generator's stream is sequential)."""
+    chunks = [
+        np.stack(fitter.fit(samples(min(_BOOTSTRAP_CHUNK, count - start))), axis=1)
+        for start in range(0, count, _BOOTSTRAP_CHUNK)
+    ]
+    return np.concatenate(chunks) if chunks else np.empty((0, 3))
 
 
 def _point_stats(x: np.ndarray, ys: np.ndarray, ses: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -351,10 +540,10 @@ def _point_stats(x: np.ndarray, ys: np.ndarray, ses: np.ndarray | None) -> tuple
 class _LogFit:
     """``log y = log C − α log x`` by weighted least squares, for many ``y`` rows at once."""
 
-    def __init__(self, x: np.ndarray, weights: np.ndarray, mean: np.ndarray):
+    def __init__(self, x: np.ndarray, weights: np.ndarray):
         self.lx = np.log(x) - np.log(x).mean()
         self.shift = np.log(x).mean()
-        self.w = weights * mean**2  # 1/σ_log², σ_log = σ/y
+        self.w = weights  # 1/σ_log² (σ_log = σ/y), or ones
 
     def fit(self, ys: np.ndarray, polish: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -459,8 +648,8 @@ def _ok(ds: xr.Dataset, da: xr.DataArray) -> xr.DataArray:
 def check_inputs(
     ds: xr.Dataset, var: str, along: str, *, names: dict[str, str] | None = None, minimum: int = 3
 ) -> None:
-    """Raise a ``ValueError`` naming the argument when ``var`` is not in ``ds``, ``along`` is not one of its
-    dimensions or coordinates, or ``along`` has fewer than ``minimum`` positive values.
+    """Raise a ``ValueError`` naming the argument when ``var`` is not a numeric variable of ``ds``, ``along`` is
+    not one of its dimensions or coordinates, or ``along`` has fewer than ``minimum`` positive values.
 
     Args:
         ds: results.
@@ -481,6 +670,12 @@ def check_inputs(
         raise _validate.InputError(
             f"{names['var']} {var!r} is not a variable of the results; available: "
             f"{', '.join(sorted(map(str, ds.data_vars)))}"
+        )
+    if ds[var].dtype.kind not in "biuf":
+        numeric = sorted(str(name) for name, v in ds.data_vars.items() if v.dtype.kind in "biuf" and along in v.dims)
+        raise _validate.InputError(
+            f"{names['var']} {var!r} is not numeric (dtype {ds[var].dtype}); a scaling fit needs a numeric "
+            f"variable over {along!r}: {', '.join(numeric) or 'the results have none'}"
         )
     if along not in ds[var].dims:
         raise _validate.InputError(
@@ -516,6 +711,7 @@ def extrapolate(
     bootstrap: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    bootstrap_name: str = "bootstrap",
 ) -> xr.Dataset:
     """Extrapolate ``var`` to ``along`` → ∞ at every other coordinate (e.g. per rate) and compare with theory.
 
@@ -534,12 +730,16 @@ def extrapolate(
         seeds: the seed dimension (absent: one run per point, parametric bootstrap).
         theory: the d → ∞ prediction (a number or a DataArray over the remaining coordinates), or ``None``.
         activation: the activation of the Gaussian-limit theory (default: the results' config, else sign).
-        bootstrap: bootstrap resamples per fit (see ``fit_power_law``).
+        bootstrap: bootstrap resamples per fit (see ``fit_power_law``); the draws of every fit are kept, so
+            at most what the memory budget (half the available host memory) holds at 96 bytes per resample
+            and fit.
         level: confidence level of the intervals.
         seed: random seed of the bootstrap.
+        bootstrap_name: how errors call ``bootstrap`` (``--bootstrap`` for the command).
 
     Returns:
-        A Dataset over the remaining coordinates with ``r_inf``, ``r_inf_low``, ``r_inf_high``, ``alpha``
+        A Dataset over the remaining coordinates with ``fit_status`` (``"ok"``, the ``FitStatus`` flags, or
+        ``"not_fitted"``) and ``fit_note`` (what raised them; a failed fit's intervals are NaN), ``r_inf``, ``r_inf_low``, ``r_inf_high``, ``alpha``
         (+ ``_low``, ``_high``), ``C`` (+ ``_low``, ``_high``), ``chi2_dof``, ``n_points``, ``theory``,
         ``r_inf_minus_theory``, ``covers`` (whether the interval of R∞ contains the theory); the fitted
         data ``mean`` and ``mean_se`` over ``along``; and the bootstrap draws ``draw_alpha``, ``draw_C``,
@@ -562,6 +762,8 @@ def extrapolate(
         raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
     bootstrap = _validate.non_negative_int("bootstrap", bootstrap)
     da = _ok(ds, ds[var])
+    fits = math.prod(size for dim, size in da.sizes.items() if dim not in (along, seeds))
+    _validate.within_memory(bootstrap_name, bootstrap, _BYTES_PER_DRAW * fits, "resample")
     traced = [dim for dim in da.dims if dim in TRACE_DIMS]
     if traced:
         raise _validate.InputError(
@@ -595,6 +797,8 @@ def extrapolate(
     mean = np.full((*shape, x.size), np.nan)
     mean_se = np.full((*shape, x.size), np.nan)
     draws = np.full((*shape, bootstrap, 3), np.nan)
+    status = np.full(shape, "not_fitted", dtype=object)
+    notes = np.full(shape, "", dtype=object)
     skipped, methods = [], set()
     values = da.values
     se_values = None if se is None else se.values
@@ -617,6 +821,7 @@ def extrapolate(
             skipped.append(f"{_label(others, coords, index) or 'all'}: {err}")
             continue
         methods.add(fit.method)
+        status[index], notes[index] = str(fit.status), "" if fit.status.ok else fit.status.describe()
         row = [
             fit.offset,
             *cast(tuple[float, float], fit.offset_ci),
@@ -635,6 +840,8 @@ def extrapolate(
     theory_values, source = _theory_values(ds, others, coords, shape, along, seeds, theory, activation)
     dims = tuple(others)
     result = xr.Dataset({name: (dims, value) for name, value in out.items()}, coords=coords)
+    result["fit_status"] = (dims, status.astype(str))
+    result["fit_note"] = (dims, notes.astype(str))
     result["theory"] = (dims, theory_values)
     result["r_inf_minus_theory"] = result["r_inf"] - result["theory"]
     result["covers"] = (result["r_inf_low"] <= result["theory"]) & (result["theory"] <= result["r_inf_high"])
@@ -654,6 +861,8 @@ def extrapolate(
         "C_low": f"lower end of the {level:.0%} interval of C",
         "C_high": f"upper end of the {level:.0%} interval of C",
         "chi2_dof": "weighted χ² per degree of freedom of the fit",
+        "fit_status": "ok, or the flags the fit raised (aejax.scaling.FIT_FLAGS; failures have no interval)",
+        "fit_note": "what raised the fit's flags",
         "n_points": f"values of {along} fitted",
         "theory": source,
         "r_inf_minus_theory": "r_inf − theory",
@@ -874,7 +1083,12 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
         gap = sel["mean"].values - r_inf
         se = sel["mean_se"].values
         label = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) or var
-        label += f": α={float(sel['alpha']):.2f} [{float(sel['alpha_low']):.2f}, {float(sel['alpha_high']):.2f}]"
+        failed = _failed(sel)
+        label += (
+            f": α={float(sel['alpha']):.2f} (fit failed: {sel['fit_status'].item()})"
+            if failed
+            else f": α={float(sel['alpha']):.2f} [{float(sel['alpha_low']):.2f}, {float(sel['alpha_high']):.2f}]"
+        )
         pos = gap > 0
         ax.errorbar(
             x[pos],
@@ -891,7 +1105,7 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike) -> Path:
         ax.plot(fine, float(sel["C"]) * fine ** -float(sel["alpha"]), "-", color=color, lw=1.2)
         draws = np.stack([sel["draw_alpha"].values, sel["draw_C"].values], axis=1)
         draws = draws[np.isfinite(draws).all(axis=1)]
-        if len(draws):
+        if len(draws) and not failed:
             curves = draws[:, 1:2] * fine[None, :] ** -draws[:, 0:1]
             tail = 50 * (1 - float(result.attrs.get("level", 0.95)))
             low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
@@ -989,19 +1203,22 @@ def plot_trajectories(
 
 # ------------------------------------------------------------------------------------------------- report
 
-TABLE_HEADER = ["α [CI]", "C", "R∞ [CI]", "R_Gauss", "R∞ − R_Gauss", "covers?", "χ²/dof"]
+TABLE_HEADER = ["α [CI]", "C", "R∞ [CI]", "R_Gauss", "R∞ − R_Gauss", "covers?", "χ²/dof", "fit"]
 
 
 def table_rows(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     """The header and rows of the scaling table of an ``extrapolate`` result (one row per remaining coordinate).
+
+    The last column is the fit's status (``ok`` or its flags); a failed fit's α and R∞ are printed with
+    "(fit failed)" in place of an interval.
 
     Examples:
         >>> import numpy as np, xarray as xr
         >>> d = np.array([64, 128, 256, 512])
         >>> ds = xr.Dataset({"exact_risk": ("d", 0.36 + 0.03 / d)}, coords={"d": d})
         >>> header, rows = table_rows(extrapolate(ds, theory=0.36, bootstrap=0))
-        >>> header[:3], rows[0][2]
-        (['α [CI]', 'C', 'R∞ [CI]'], '0.36000 [nan, nan]')
+        >>> header[:3], rows[0][2], rows[0][-1]
+        (['α [CI]', 'C', 'R∞ [CI]'], '0.36000 [nan, nan]', 'ok')
     """
     dims = [str(dim) for dim in result["r_inf"].dims]
     rows = []
@@ -1030,16 +1247,22 @@ def table_rows(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
         # R∞ to two significant digits of its interval's width (at least 4 decimals)
         width = f["r_inf_high"] - f["r_inf_low"]
         n = max(4, 1 - math.floor(math.log10(width))) if np.isfinite(width) and width > 0 else 5
+        failed = _failed(sel)
         rows.append(
             [
                 *(_fmt(v) for v in point.values()),
-                f"{f['alpha']:.3f} [{f['alpha_low']:.3f}, {f['alpha_high']:.3f}]",
+                f"{f['alpha']:.3f} (fit failed)"
+                if failed
+                else f"{f['alpha']:.3f} [{f['alpha_low']:.3f}, {f['alpha_high']:.3f}]",
                 f"{f['C']:.3g}",
-                f"{f['r_inf']:.{n}f} [{f['r_inf_low']:.{n}f}, {f['r_inf_high']:.{n}f}]",
+                f"{f['r_inf']:.{n}f} (fit failed)"
+                if failed
+                else f"{f['r_inf']:.{n}f} [{f['r_inf_low']:.{n}f}, {f['r_inf_high']:.{n}f}]",
                 f"{f['theory']:.{n}f}",
                 f"{f['r_inf_minus_theory']:+.{n}f}",
                 covers,
                 f"{f['chi2_dof']:.2f}",
+                str(sel["fit_status"].item()) if "fit_status" in sel else "—",
             ]
         )
     return [*dims, *TABLE_HEADER], rows
@@ -1086,7 +1309,9 @@ def report(
         seed: random seed of the bootstrap.
 
     Returns:
-        ``{"header", "rows", "table" (markdown), "result" (Dataset), "files" ({label: path})}``.
+        ``{"header", "rows", "table" (markdown), "result" (Dataset), "files" ({label: path}), "failed"}``:
+        ``failed`` lists ``"<combination>: <flags and notes>"`` for every fit that failed (``FitStatus``); the
+        command then exits with status 3 after writing the files.
 
     Examples:
         >>> import numpy as np, pathlib, tempfile, xarray as xr
@@ -1104,6 +1329,7 @@ def report(
         raise _validate.InputError(f"--level must lie in (0, 1), got {level!r}")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) or bootstrap < 0:
         raise _validate.InputError(f"--bootstrap must be a non-negative integer, got {bootstrap!r}")
+    _validate.within_memory("--bootstrap", bootstrap, _BYTES_PER_DRAW, "resample")  # before reading the file
     results = Path(results)
     try:
         ds = load_results(results)
@@ -1111,7 +1337,7 @@ def report(
         raise _validate.InputError(f"RESULTS: {err}") from None
     ds = _unstack_runs(ds, along)
     check_inputs(ds, var, along, names=names)
-    result = extrapolate(ds, var, along, bootstrap=bootstrap, level=level, seed=seed)
+    result = extrapolate(ds, var, along, bootstrap=bootstrap, level=level, seed=seed, bootstrap_name="--bootstrap")
     if not np.isfinite(result["r_inf"].values).any():
         reasons = "; ".join(json.loads(result.attrs["skipped"]))
         raise _validate.InputError(f"--var {var!r}: no combination could be fitted: {reasons}")
@@ -1145,6 +1371,21 @@ def report(
     ]
     if skipped:
         text += ["Not fitted: " + "; ".join(skipped), ""]
+    dims = [str(dim) for dim in result["r_inf"].dims]
+    failed, flagged = [], []
+    for point in _points(result, dims):
+        sel = result.sel(point) if point else result
+        if str(sel["fit_status"].item()) in ("ok", "not_fitted"):
+            continue
+        line = f"{', '.join(f'{k}={_fmt(v)}' for k, v in point.items()) or 'all'}: {sel['fit_note'].item()}"
+        (failed if _failed(sel) else flagged).append(line)
+    if failed:
+        text += [
+            "**The fit failed** (no interval; its R∞ and α are not estimates of the limit): " + "; ".join(failed),
+            "",
+        ]
+    if flagged:
+        text += ["Caution: " + "; ".join(flagged), ""]
     if collapsed is not None:
         c_dims = [str(dim) for dim in collapsed.dims]
         c_rows = [
@@ -1164,4 +1405,4 @@ def report(
     files["netcdf"] = save_results(result, out / "scaling.nc")
     files["markdown"] = out / "scaling.md"
     atomic_write(files["markdown"], lambda tmp: Path(tmp).write_text("\n".join(text), encoding="utf-8"))
-    return {"header": header, "rows": rows, "table": table, "result": result, "files": files}
+    return {"header": header, "rows": rows, "table": table, "result": result, "files": files, "failed": failed}
