@@ -256,6 +256,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     d = _validate.positive_int("--d", fields["d"], maximum=MAX_STEPS)
     _validate.positive_number("--rate", args.rate, scalar=True)
     _check_seed("--seed", args.seed)
+    _check_learning_rates(fields, [(args.lr if args.lr is not None else 1.0, d)])
     config = TrainConfig(n=_hidden_units("--rate", [args.rate], d), **fields)
     grid: dict[str, list] = {"seed": [args.seed], "rate": [args.rate]}
     grid.update({k: [getattr(args, k)] for k in ("lr", "slope", "p") if getattr(args, k) is not None})
@@ -368,6 +369,18 @@ def _hidden_units(name: str, rates: list[float], d: int) -> int:
     return n
 
 
+def _check_learning_rates(fields: dict[str, Any], runs: list[tuple[float, int]]) -> None:
+    """``--lr-power`` in its range, and the learning rate ``lr·(d_ref/d)^lr_power`` applied to each ``(lr, d)``
+    run a finite, non-zero float32 (an inf would overflow the first step, a 0 never train)."""
+    from aejax.config import TrainConfig, check_learning_rate, check_lr_power
+
+    power = check_lr_power("--lr-power", fields.get("lr_power", 0.0))
+    d_ref = _validate.positive_int("d_ref", fields.get("d_ref", TrainConfig.d_ref))
+    for lr, d in sorted(set(runs)):
+        _validate.positive_number("--lr", lr, scalar=True)
+        check_learning_rate("--lr-power", lr, d, d_ref, power)
+
+
 def _check_multihost(args: argparse.Namespace) -> bool:
     """Whether the multi-host flags ask for jax.distributed; they must come together and be consistent."""
     given = {"--coordinator": args.coordinator, "--num-processes": args.num_processes, "--process-id": args.process_id}
@@ -440,7 +453,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)
     d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
-    rates = [run["rate"] for run in Grid.from_spec(grid, d).runs]
+    runs = Grid.from_spec(grid, d).runs
+    rates = [run["rate"] for run in runs]
+    _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
     fields.setdefault("n", _hidden_units("--rates", rates, d))
     config = TrainConfig(**fields)
     ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
@@ -472,6 +487,7 @@ def _data_fields(
     unknown = sorted(set(table) - set(DATA_KEYS))
     if unknown:
         raise _validate.InputError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
+    _check_data_table(table)
     if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
         table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
     for flag, key in (
@@ -540,6 +556,28 @@ def _data_fields(
         f"directions left out (covariance rank {info['rank']})"
     )
     return info
+
+
+def _check_data_table(table: dict[str, Any]) -> None:
+    """The TOML ``[data]`` table's value types: ``file``/``name`` non-empty strings, ``whiten`` one of its
+    names, ``components`` a positive integer, ``test_fraction`` a number in (0, 1), ``drop_constant`` a
+    boolean, ``split_seed`` an integer in [0, 2**31)."""
+    where = "--config [data]"
+    for key in ("file", "name"):
+        if key in table and (not isinstance(table[key], str) or not table[key].strip()):
+            raise _validate.InputTypeError(f"{where} {key} must be a non-empty string, got {table[key]!r}")
+    if "whiten" in table:
+        _validate.choice(f"{where} whiten", table["whiten"], ("none", "pca", "zca"))
+    if "components" in table:
+        _validate.positive_int(f"{where} components", table["components"])
+    if "test_fraction" in table:
+        fraction = table["test_fraction"]
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise _validate.InputError(f"{where} test_fraction must be a number in (0, 1), got {fraction!r}")
+    if "drop_constant" in table:
+        _validate.boolean(f"{where} drop_constant", table["drop_constant"])
+    if "split_seed" in table:
+        _check_seed(f"{where} split_seed", table["split_seed"])
 
 
 def _print_sweep_table(ds, data: bool = False) -> None:

@@ -170,6 +170,8 @@ class TrainConfig:
         _validate.choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         _validate.choice("opt_state_dtype", self.opt_state_dtype, OPT_STATE_DTYPES)
         _validate.positive_number("lr_power", self.lr_power, allow_zero=True, scalar=True)
+        check_lr_power("lr_power", self.lr_power)
+        check_learning_rate("lr_power", 1.0, self.d, self.d_ref, self.lr_power)  # the factor (d_ref/d)^lr_power
         _validate.non_negative_int("warmup", self.warmup)
         _validate.boolean("row_normalize", self.row_normalize)
         _validate.boolean("tied", self.tied)
@@ -588,3 +590,46 @@ def gaussian_equivalent(source: Empirical) -> Gaussian:
         raise _validate.InputTypeError(f"source must be an aejax.sources.Empirical, got {type(source).__name__}")
     rows = np.asarray(source.data, np.float64)
     return Gaussian(source.d, covariance=rows.T @ rows / rows.shape[0])
+
+
+MAX_LR_POWER = 4.0  # lr_power's bound: the rule measured for Adam is 1 (docs/theory.md §11)
+_FLOAT32 = np.finfo(np.float32)
+
+
+def check_lr_power(name: str, lr_power: float) -> float:
+    """Check that ``lr_power`` lies in ``[0, MAX_LR_POWER]`` and return it.
+
+    Examples:
+        >>> check_lr_power("--lr-power", 1000)
+        Traceback (most recent call last):
+        ...
+        aejax.InputError: --lr-power must lie in [0, 4] (the learning rate applied is lr·(d_ref/d)^lr_power; the rule measured for Adam is 1, docs/theory.md §11), got 1000
+    """
+    _validate.positive_number(name, lr_power, allow_zero=True, scalar=True)
+    if lr_power > MAX_LR_POWER:
+        raise _validate.InputError(
+            f"{name} must lie in [0, {MAX_LR_POWER:g}] (the learning rate applied is lr·(d_ref/d)^lr_power; the rule "
+            f"measured for Adam is 1, docs/theory.md §11), got {lr_power!r}"
+        )
+    return lr_power
+
+
+def check_learning_rate(name: str, lr: float, d: int, d_ref: int, lr_power: float) -> None:
+    """Check that the learning rate applied at ``d``, ``lr·(d_ref/d)^lr_power``, is a finite, normal float32
+    (not one that overflows to inf or underflows to 0 in the compiled step); ``name`` is the argument blamed.
+
+    Examples:
+        >>> check_learning_rate("--lr-power", 1e5, d=1, d_ref=2**30, lr_power=4)
+        Traceback (most recent call last):
+        ...
+        aejax.InputError: --lr-power 4 at d=1 (d_ref=1073741824) makes the learning rate 100000·(1073741824/1)^4 ≈ 1.3e+41, outside float32's finite, non-zero range [1.2e-38, 3.4e+38]; lower lr_power or lr, or choose d_ref within the grid of d
+    """
+    log_lr = math.log(lr) + lr_power * math.log(d_ref / d)
+    if math.log(float(_FLOAT32.tiny)) <= log_lr <= math.log(float(_FLOAT32.max)):
+        return
+    value = f"{math.exp(log_lr):.2g}" if abs(log_lr) < 700 else f"10^{log_lr / math.log(10):.0f}"
+    raise _validate.InputError(
+        f"{name} {lr_power:g} at d={d} (d_ref={d_ref}) makes the learning rate {lr:g}·({d_ref}/{d})^{lr_power:g} ≈ "
+        f"{value}, outside float32's finite, non-zero range [{float(_FLOAT32.tiny):.2g}, {float(_FLOAT32.max):.2g}]; "
+        "lower lr_power or lr, or choose d_ref within the grid of d"
+    )

@@ -1,6 +1,8 @@
 """Real data: file loaders (npz, IDX, CSV), preprocessing fitted on a training set, patches, splits.
 
-Loaders return ``float64`` NumPy arrays and raise ``ValueError`` naming the file and the problem.
+Loaders return ``float64`` NumPy arrays and raise ``ValueError`` naming the file and the problem: an
+unreadable, empty or zero-row file, or one whose rows as float64 would not fit the memory budget (half
+the available host memory).
 Preprocessing is fitted once (``fit_preprocessing``) and applied to any data with the same columns
 (``Preprocessing.apply``), so held-out data is transformed with the training set's statistics.
 
@@ -121,7 +123,7 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
             f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
             f"found {len(raw) - header} (truncated or wrong header)"
         )
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(np.float64)
+    return _numeric(np.frombuffer(raw, dtype, offset=header).reshape(shape), path)
 
 
 def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str = ",") -> np.ndarray:
@@ -149,11 +151,12 @@ def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str
             rows = [(i + 1, row) for i, row in enumerate(csv.reader(f, delimiter=delimiter)) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise _validate.InputError(f"{path}: cannot read CSV file ({err})") from None
+    all_rows = rows
     if header is None:
         header = bool(rows) and not all(_is_number(v) for v in rows[0][1])
     rows = rows[1:] if header else rows
     if not rows:
-        raise _validate.InputError(f"{path}: no data rows")
+        raise _validate.InputError(f"{path}: no data rows{_delimiter_hint(all_rows, delimiter)}")
     width = len(rows[0][1])
     values = np.empty((len(rows), width))
     for r, (line, row) in enumerate(rows):
@@ -161,9 +164,28 @@ def load_csv(path: str | os.PathLike, header: bool | None = None, delimiter: str
             raise _validate.InputError(f"{path}: line {line} has {len(row)} fields, expected {width}")
         for c, field in enumerate(row):
             if not _is_number(field):
-                raise _validate.InputError(f"{path}: line {line}, column {c + 1}: {field!r} is not a number")
+                raise _validate.InputError(
+                    f"{path}: line {line}, column {c + 1}: {field!r} is not a number{_delimiter_hint(rows, delimiter)}"
+                )
             values[r, c] = float(field)
     return values
+
+
+CSV_DELIMITERS = (",", ";", "\t", "|", " ")
+
+
+def _delimiter_hint(rows: list[tuple[int, list[str]]], delimiter: str) -> str:
+    """A hint when the rows are numbers separated by another common delimiter than ``delimiter``."""
+    for other in CSV_DELIMITERS:
+        if other == delimiter:
+            continue
+        fields = [f for _, row in rows[-3:] for value in row for f in value.split(other)]
+        if any(other in value for _, row in rows[-3:] for value in row) and all(_is_number(f) for f in fields):
+            return (
+                f" (the rows look {other!r}-separated, not {delimiter!r}-separated: convert the file, or load it "
+                f"with aejax.data.load_csv(path, delimiter={other!r}))"
+            )
+    return ""
 
 
 def load(path: str | os.PathLike, **kwargs: Any) -> np.ndarray:
@@ -201,9 +223,17 @@ def _is_number(text: str) -> bool:
 
 
 def _numeric(array: np.ndarray, path: Any) -> np.ndarray:
+    """A loaded array as float64, refused when not numeric, empty (a zero-length axis) or over the memory
+    budget as float64 (``array`` may be a memory map: it is checked before it is read)."""
     if array.dtype.kind not in "biuf":
         raise _validate.InputError(f"{path}: array of dtype {array.dtype} is not numeric")
-    return array.astype(np.float64)
+    if array.size == 0:
+        raise _validate.InputError(
+            f"{path}: holds no values (shape {array.shape}); a data file needs at least one row with at least one value"
+        )
+    rows = array.shape[0] if array.ndim else 1
+    _validate.within_memory(f"{path}: the rows", rows, 8 * (array.size // rows), "row as float64")
+    return np.array(array, dtype=np.float64)  # a copy: never the memory map itself
 
 
 def drop_constant(data: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -273,8 +303,13 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
         [(7, 3), (3, 3)]
     """
     x = np.asarray(data)
-    if not 0 < test_fraction < 1:
-        raise _validate.InputError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    try:
+        inside = not isinstance(test_fraction, (bool, str, bytes)) and bool(0 < test_fraction < 1)
+    except (TypeError, ValueError):  # not a number, or an array of several
+        inside = False
+    if not inside:
+        raise _validate.InputError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    _validate.non_negative_int("seed", seed)
     n_test = int(round(test_fraction * len(x)))  # noqa: RUF046 -- test_fraction may be a 0-d array: keep an int
     if n_test < 2 or len(x) - n_test < 2:
         raise _validate.InputError(f"test_fraction={test_fraction} of {len(x)} rows leaves fewer than 2 rows in a part")
@@ -336,9 +371,9 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
         dtype('float64')
     """
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise _validate.InputError(f"{path}: not a readable .npy file ({err})") from None
+        array = np.load(path, mmap_mode="r", allow_pickle=False)  # mapped: its size is checked before reading
+    except (OSError, ValueError, EOFError) as err:  # EOFError: an empty (0-byte) file
+        raise _validate.InputError(f"{path}: not a readable .npy file ({type(err).__name__}: {err})") from None
     if not isinstance(array, np.ndarray):
         raise _validate.InputError(f"{path}: not a .npy array (it is an .npz archive; name it .npz)")
     return _numeric(array, path)

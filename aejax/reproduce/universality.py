@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from aejax import theory
+from aejax import _validate, theory
 from aejax.config import TrainConfig
 from aejax.data import as_samples, load_array, train_test_sources
 from aejax.model import Architecture
@@ -99,6 +99,8 @@ def run(
     """
     preset = pick_size(PRESETS, size)
     x = digits() if data is None else lit_columns(as_samples(load_array(data), str(data)))
+    if x.shape[1] == 0:
+        raise _validate.InputError(f"data {str(data)!r}: no column is non-zero in at least 1% of its rows")
     name = "scikit-learn digits" if data is None else f"{data}"
     d, rates, seeds = x.shape[1], list(preset["rates"]), list(preset["seeds"])
     control = np.random.default_rng(0).normal(size=x.shape)
