@@ -170,8 +170,7 @@ class TrainConfig:
         _validate.choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         _validate.choice("opt_state_dtype", self.opt_state_dtype, OPT_STATE_DTYPES)
         _validate.positive_number("lr_power", self.lr_power, allow_zero=True, scalar=True)
-        check_lr_power("lr_power", self.lr_power)
-        check_learning_rate("lr_power", 1.0, self.d, self.d_ref, self.lr_power)  # the factor (d_ref/d)^lr_power
+        check_lr_power("lr_power", self.lr_power)  # so (d_ref/d)^lr_power is a normal float32 at any int32 d
         _validate.non_negative_int("warmup", self.warmup)
         _validate.boolean("row_normalize", self.row_normalize)
         _validate.boolean("tied", self.tied)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     """
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:  # EOFError: an empty (0-byte) file
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # EOFError: an empty (0-byte) file
         raise _validate.InputError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _validate.InputError(f"{path}: not an .npz archive (it holds a single .npy array)")
@@ -73,7 +75,11 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
             name = names[0]
         if name not in names:
             raise _validate.InputError(f"{path}: has no array named {name!r}; it holds {names}")
-        return _numeric(archive[name], path)
+        try:
+            array = archive[name]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a corrupt member
+            raise _validate.InputError(f"{path}: array {name!r} is unreadable ({type(err).__name__}: {err})") from None
+        return _numeric(array, path)
 
 
 def load_idx(path: str | os.PathLike) -> np.ndarray:
