@@ -1,5 +1,5 @@
 """Fuzzing the ``aejax`` command (issue 17): hypothesis draws argv for every command and TOML documents
-for ``sweep --config``, mostly invalid or tiny valid. Every outcome must be status 0 (it ran) or 2 (a
+for ``sweep --config`` (its [train], [grid], [sweep] and [data] tables), mostly invalid or tiny valid. Every outcome must be status 0 (it ran) or 2 (a
 one-line ``aejax: error``), never a traceback, and nothing may be written outside ``--out``.
 
 The quick version (``QUICK`` examples) runs in the default suite; ``-m slow`` runs ``SLOW`` examples.
@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from aejax.cli import main
 
 QUICK, SLOW = 60, 300
-STATS = {"examples": 0, "seconds": 0.0, "ran": 0}
+STATS = {"examples": 0, "seconds": 0.0, "ran": 0, "data_tables": 0}
 
 # values: mostly tiny valid ones, plus the kinds of bad input a user types
 tiny_int = st.integers(1, 6)
@@ -211,11 +212,24 @@ def toml_text(tables):
     )
 
 
-tomls = st.dictionaries(
-    mostly(st.sampled_from(["train", "grid", "sweep"]), st.just("trian")),
-    st.dictionaries(st.sampled_from(TOML_KEYS), toml_value, max_size=3),
-    max_size=3,
-).map(toml_text)
+# the [data] table: its own keys, with the values a user gets wrong (issue 24: types) and a real file
+DATA_TOML_KEYS = ["file", "whiten", "components", "test_fraction", "drop_constant", "name", "split_seed", "bogus"]
+data_value = st.one_of(
+    toml_value, st.sampled_from(["data.npy", "data.npy", "missing.npy", "pca", "zca", 0.2, 1.5, -1, "no", "0.2"])
+)
+
+
+def toml_table(name):
+    if name == "data":
+        return st.dictionaries(st.sampled_from(DATA_TOML_KEYS), data_value, max_size=3)
+    return st.dictionaries(st.sampled_from(TOML_KEYS), toml_value, max_size=3)
+
+
+tomls = (
+    st.lists(mostly(st.sampled_from(["train", "grid", "sweep", "data"]), st.just("trian")), max_size=3, unique=True)
+    .flatmap(lambda names: st.tuples(*map(toml_table, names)).map(lambda tables: dict(zip(names, tables, strict=True))))
+    .map(toml_text)
+)
 cases = st.one_of(
     st.sampled_from(["train", "sweep", "theory", "reproduce"]).flatmap(argv_for),
     st.tuples(tomls, argv_for("sweep")),
@@ -231,6 +245,7 @@ def check(case):
             argv = case
             if isinstance(case, tuple):
                 Path("c.toml").write_text(case[0])
+                np.save("data.npy", np.random.default_rng(0).normal(size=(20, 4)))  # for [data] file = "data.npy"
                 argv = [*case[1], "--config", "c.toml"]
             err = io.StringIO()
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
@@ -238,7 +253,9 @@ def check(case):
                     status = main(argv)
                 except SystemExit as stop:  # argparse's own exits (usage errors, --help)
                     status = stop.code
-            written = sorted(str(p) for p in Path(".").rglob("*") if not str(p).startswith(("out", "c.toml")))
+            written = sorted(
+                str(p) for p in Path(".").rglob("*") if not str(p).startswith(("out", "c.toml", "data.npy"))
+            )
         finally:
             os.chdir(cwd)
     text = err.getvalue()
@@ -253,6 +270,7 @@ def _fuzz(case):
     start = time.perf_counter()
     STATS["ran"] += check(case) == 0
     STATS["examples"] += 1
+    STATS["data_tables"] += isinstance(case, tuple) and "[data]" in case[0]
     STATS["seconds"] += time.perf_counter() - start
 
 
@@ -281,5 +299,5 @@ def test_cli_fuzz_report():
     """Prints how many fuzz examples ran and their time (run with -s)."""
     print(
         f"\ncli fuzz: {STATS['examples']} examples ({STATS['ran']} ran to status 0, the rest refused with "
-        f"status 2) in {STATS['seconds']:.1f} s"
+        f"status 2; {STATS['data_tables']} with a TOML [data] table) in {STATS['seconds']:.1f} s"
     )
