@@ -223,7 +223,8 @@ def within_memory(name: str, value: int, bytes_each: int, what: str, budget: int
         >>> within_memory("--bootstrap", 10**12, 24, "resample", budget=2**30)
         Traceback (most recent call last):
         ...
-        aejax.InputError: --bootstrap must be at most 44739242 (24 bytes per resample within the memory budget of 1.00 GiB), got 1000000000000 (22352 GiB)
+        aejax.InputError: --bootstrap must be at most 44739242 (24 bytes per resample within the memory budget of
+        1.00 GiB), got 1000000000000 (22352 GiB)
     """
     own = budget is None
     budget = host_memory_budget() if budget is None else int(budget)

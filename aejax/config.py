@@ -602,7 +602,7 @@ def check_lr_power(name: str, lr_power: float) -> float:
         >>> check_lr_power("--lr-power", 1000)
         Traceback (most recent call last):
         ...
-        aejax.InputError: --lr-power must lie in [0, 4] (the learning rate applied is lr·(d_ref/d)^lr_power; the rule measured for Adam is 1, docs/theory.md §11), got 1000
+        aejax.InputError: --lr-power must lie in [0, 4] (the learning rate applied is ...), got 1000
     """
     _validate.positive_number(name, lr_power, allow_zero=True, scalar=True)
     if lr_power > MAX_LR_POWER:
@@ -621,7 +621,8 @@ def check_learning_rate(name: str, lr: float, d: int, d_ref: int, lr_power: floa
         >>> check_learning_rate("--lr-power", 1e5, d=1, d_ref=2**30, lr_power=4)
         Traceback (most recent call last):
         ...
-        aejax.InputError: --lr-power 4 at d=1 (d_ref=1073741824) makes the learning rate 100000·(1073741824/1)^4 ≈ 1.3e+41, outside float32's finite, non-zero range [1.2e-38, 3.4e+38]; lower lr_power or lr, or choose d_ref within the grid of d
+        aejax.InputError: --lr-power 4 at d=1 (d_ref=1073741824) makes the learning rate
+        100000·(1073741824/1)^4 ≈ 1.3e+41, outside float32's finite, non-zero range [1.2e-38, 3.4e+38]; ...
     """
     log_lr = math.log(lr) + lr_power * math.log(d_ref / d)
     if math.log(float(_FLOAT32.tiny)) <= log_lr <= math.log(float(_FLOAT32.max)):

@@ -425,6 +425,7 @@ def fit_power_law(
     if bootstrap == 0:
         how += "; no bootstrap"
     elif k >= 2:
+
         def resampled(rows: int) -> np.ndarray:
             idx = rng.integers(0, k, size=(rows, k))
             with warnings.catch_warnings():
@@ -446,6 +447,7 @@ def fit_power_law(
         if scale is None:
             how += "; no interval (one seed, no se and no residual degrees of freedom)"
         else:
+
             def redrawn(rows: int, scale: np.ndarray = scale) -> np.ndarray:
                 z = rng.standard_normal((rows, x.size))
                 return curve * np.exp(scale / curve * z) if not offset else curve + scale * z
@@ -739,11 +741,11 @@ def extrapolate(
 
     Returns:
         A Dataset over the remaining coordinates with ``fit_status`` (``"ok"``, the ``FitStatus`` flags, or
-        ``"not_fitted"``) and ``fit_note`` (what raised them; a failed fit's intervals are NaN), ``r_inf``, ``r_inf_low``, ``r_inf_high``, ``alpha``
-        (+ ``_low``, ``_high``), ``C`` (+ ``_low``, ``_high``), ``chi2_dof``, ``n_points``, ``theory``,
-        ``r_inf_minus_theory``, ``covers`` (whether the interval of R∞ contains the theory); the fitted
-        data ``mean`` and ``mean_se`` over ``along``; and the bootstrap draws ``draw_alpha``, ``draw_C``,
-        ``draw_r_inf`` over ``draw`` (for bands, ``plot_gap``).
+        ``"not_fitted"``) and ``fit_note`` (what raised them; a failed fit's intervals are NaN), ``r_inf``,
+        ``r_inf_low``, ``r_inf_high``, ``alpha`` (+ ``_low``, ``_high``), ``C`` (+ ``_low``, ``_high``),
+        ``chi2_dof``, ``n_points``, ``theory``, ``r_inf_minus_theory``, ``covers`` (whether the interval of
+        R∞ contains the theory); the fitted data ``mean`` and ``mean_se`` over ``along``; and the bootstrap
+        draws ``draw_alpha``, ``draw_C``, ``draw_r_inf`` over ``draw`` (for bands, ``plot_gap``).
 
     Examples:
         >>> import numpy as np, xarray as xr

@@ -1,6 +1,7 @@
 """Fuzzing the ``aejax`` command (issue 17): hypothesis draws argv for every command and TOML documents
-for ``sweep --config`` (its [train], [grid], [sweep] and [data] tables), mostly invalid or tiny valid. Every outcome must be status 0 (it ran) or 2 (a
-one-line ``aejax: error``), never a traceback, and nothing may be written outside ``--out``.
+for ``sweep --config`` (its [train], [grid], [sweep] and [data] tables), mostly invalid or tiny valid. Every
+outcome must be status 0 (it ran) or 2 (a one-line ``aejax: error``), never a traceback, and nothing may be
+written outside ``--out``.
 
 The quick version (``QUICK`` examples) runs in the default suite; ``-m slow`` runs ``SLOW`` examples.
 """
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from aejax.cli import main
 
 QUICK, SLOW = 60, 300
-STATS = {"examples": 0, "seconds": 0.0, "ran": 0, "data_tables": 0}
+STATS = {"examples": 0, "seconds": 0.0, "ran": 0, "data_tables": 0, "data_examples": 0, "data_seconds": 0.0}
 
 # values: mostly tiny valid ones, plus the kinds of bad input a user types
 tiny_int = st.integers(1, 6)
@@ -220,8 +221,11 @@ data_value = st.one_of(
 
 
 def toml_table(name):
-    if name == "data":
-        return st.dictionaries(st.sampled_from(DATA_TOML_KEYS), data_value, max_size=3)
+    if name == "data":  # mostly the real file, so that the other values are the ones checked
+        return st.fixed_dictionaries(
+            {"file": mostly(st.just("data.npy"), data_value, odds=3)},
+            optional={key: data_value for key in DATA_TOML_KEYS if key != "file"},
+        )
     return st.dictionaries(st.sampled_from(TOML_KEYS), toml_value, max_size=3)
 
 
@@ -295,9 +299,26 @@ def test_cli_fuzz_slow(case):
     _fuzz(case)
 
 
+# A [data] table alone, with a --d the 4-column file never matches: every value is checked and the file
+# loaded and split, but nothing trains, so many tables fit in a few seconds.
+DATA_ARGV = ["sweep", "--d", "5", "--steps", "1", "--seeds", "0", "--rates", "1", "--out", "out", "--quiet"]
+DATA_QUICK = 80
+data_cases = toml_table("data").map(lambda table: (toml_text({"data": table}), DATA_ARGV))
+
+
+@settings(max_examples=DATA_QUICK, **COMMON)
+@given(data_cases)
+def test_toml_data_table_fuzz_quick(case):
+    start = time.perf_counter()
+    check(case)
+    STATS["data_examples"] += 1
+    STATS["data_seconds"] += time.perf_counter() - start
+
+
 def test_cli_fuzz_report():
     """Prints how many fuzz examples ran and their time (run with -s)."""
     print(
         f"\ncli fuzz: {STATS['examples']} examples ({STATS['ran']} ran to status 0, the rest refused with "
-        f"status 2; {STATS['data_tables']} with a TOML [data] table) in {STATS['seconds']:.1f} s"
+        f"status 2; {STATS['data_tables']} with a TOML [data] table) in {STATS['seconds']:.1f} s; "
+        f"[data] table fuzz: {STATS['data_examples']} examples in {STATS['data_seconds']:.1f} s"
     )

@@ -47,9 +47,7 @@ def empty_files(tmp_path):
     return {name: (tmp_path / name, message) for name, message in files.items()}
 
 
-@pytest.mark.parametrize(
-    "name", ["empty.npy", "rows0.npy", "cols0.npy", "rows0.idx", "cols0.idx", "rows0.npz"]
-)
+@pytest.mark.parametrize("name", ["empty.npy", "rows0.npy", "cols0.npy", "rows0.idx", "cols0.idx", "rows0.npz"])
 def test_empty_and_zero_row_files_are_refused_naming_the_file(tmp_path, name):
     path, message = empty_files(tmp_path)[name]
     with pytest.raises(_validate.InputError) as err:
@@ -72,7 +70,16 @@ def test_cli_sweep_and_reproduce_on_empty_files_exit_2_with_one_line(tmp_path, c
 
 def test_reproduce_universality_refuses_a_file_without_lit_columns(tmp_path, capsys):
     np.save(tmp_path / "zeros.npy", np.zeros((50, 4)))
-    argv = ["reproduce", "universality", "--size", "tiny", "--data", str(tmp_path / "zeros.npy"), "--out", str(tmp_path)]
+    argv = [
+        "reproduce",
+        "universality",
+        "--size",
+        "tiny",
+        "--data",
+        str(tmp_path / "zeros.npy"),
+        "--out",
+        str(tmp_path),
+    ]
     assert main([*argv, "--quiet"]) == 2
     assert "no column is non-zero in at least 1% of its rows" in capsys.readouterr().err
 
@@ -151,7 +158,9 @@ def npz_file(draw):
 def csv_file(draw):
     token = st.sampled_from(["1", "-2.5", "0", "1e3", "nan", "inf", "", "x", " 3", "1e400", '"4"'])
     width = draw(st.integers(1, 4))
-    good = st.lists(st.lists(st.sampled_from(["1", "-2.5", "0", "1e3", "7"]), min_size=width, max_size=width), max_size=12)
+    good = st.lists(
+        st.lists(st.sampled_from(["1", "-2.5", "0", "1e3", "7"]), min_size=width, max_size=width), max_size=12
+    )
     rows = draw(st.one_of(good, st.lists(st.lists(token, min_size=1, max_size=4), max_size=6)))
     separator = draw(st.sampled_from([",", ",", ";", "\t"]))
     text = "".join(separator.join(row) + draw(st.sampled_from(["\n", "\r\n"])) for row in rows)

@@ -23,7 +23,9 @@ def run_toml(tmp_path, capsys, table):
     toml = tmp_path / "run.toml"
     toml.write_text("[data]\n" + "".join(f"{key} = {value}\n" for key, value in table.items()))
     out = str(tmp_path / "out")
-    status = main(["sweep", "--config", str(toml), "--steps", "1", "--seeds", "0", "--rates", "1", "--out", out, "--quiet"])
+    status = main(
+        ["sweep", "--config", str(toml), "--steps", "1", "--seeds", "0", "--rates", "1", "--out", out, "--quiet"]
+    )
     return status, capsys.readouterr().err
 
 
