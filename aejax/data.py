@@ -314,7 +314,7 @@ def split(data: Any, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndar
     except (TypeError, ValueError):  # not a number, or an array of several
         inside = False
     if not inside:
-        raise _validate.InputError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+        raise _validate.InputError(f"test_fraction must be in (0, 1), a number, got {test_fraction!r}")
     _validate.non_negative_int("seed", seed)
     n_test = int(round(test_fraction * len(x)))  # noqa: RUF046 -- test_fraction may be a 0-d array: keep an int
     if n_test < 2 or len(x) - n_test < 2:

@@ -83,7 +83,7 @@ def test_toml_data_valid_table_is_used(tmp_path, capsys, data_file, monkeypatch)
     [
         ({"seed": -1}, _validate.InputError, "seed must be a non-negative integer, got -1"),
         ({"seed": 1.5}, _validate.InputTypeError, "seed must be a non-negative integer, got 1.5"),
-        ({"test_fraction": "0.2"}, _validate.InputError, "test_fraction must be a number in (0, 1), got '0.2'"),
+        ({"test_fraction": "0.2"}, _validate.InputError, "test_fraction must be in (0, 1), a number, got '0.2'"),
         ({"drop_constant": "no"}, _validate.InputTypeError, "drop_constant must be True or False, got 'no'"),
     ],
 )
