@@ -369,7 +369,7 @@ def _hidden_units(name: str, rates: list[float], d: int) -> int:
     return n
 
 
-def _check_learning_rates(fields: dict[str, Any], runs: list[tuple[float, int]]) -> None:
+def _check_learning_rates(fields: dict[str, Any], runs: list[tuple[Any, Any]]) -> None:
     """``--lr-power`` in its range, and the learning rate ``lr·(d_ref/d)^lr_power`` applied to each ``(lr, d)``
     run a finite, non-zero float32 (an inf would overflow the first step, a 0 never train)."""
     from aejax.config import TrainConfig, check_learning_rate, check_lr_power

@@ -306,7 +306,13 @@ DATA_QUICK = 80
 data_cases = toml_table("data").map(lambda table: (toml_text({"data": table}), DATA_ARGV))
 
 
-@settings(max_examples=DATA_QUICK, **COMMON)
+@settings(
+    max_examples=DATA_QUICK,
+    deadline=timedelta(seconds=120),
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data_cases)
 def test_toml_data_table_fuzz_quick(case):
     start = time.perf_counter()

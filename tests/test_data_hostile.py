@@ -150,7 +150,7 @@ def npy_file(draw):
 def npz_file(draw):
     arrays = draw(st.dictionaries(st.sampled_from(["a", "b"]), shapes, max_size=2))
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.ones(s) for k, s in arrays.items()})
+    np.savez(buffer, *[np.ones(s) for s in arrays.values()])  # arr_0, arr_1
     return "x.npz", corrupt(draw, buffer.getvalue())
 
 
@@ -193,7 +193,11 @@ def corrupt(draw, raw):
 
 
 @settings(
-    max_examples=EXAMPLES, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 @given(st.one_of(npy_file(), npz_file(), csv_file(), idx_file()), st.sampled_from([0.2, 0.5]))
 def test_data_file_fuzz(tmp_path_factory, case, test_fraction):
