@@ -29,12 +29,11 @@ import platform
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
@@ -59,6 +58,9 @@ from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, fingerprint, save_results
 from aejax.sources import Source
 from aejax.train import run_key
+
+if TYPE_CHECKING:  # the Dataset is built in aejax.results, which imports xarray when it does
+    import xarray as xr
 
 __all__ = ["config_description", "plan_program", "sweep"]
 
