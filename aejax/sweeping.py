@@ -46,10 +46,12 @@ from aejax.programs import (
     MAX_RUNS_PER_DEVICE,
     Program,
     block_shapes,
+    compile_ahead,
     concatenate,
     default_runs_per_device,
     gather_blocks,
     local_blocks,
+    placements,
     run_blocks,
     segment_programs,
     split,
@@ -120,6 +122,16 @@ def plan_program(
         compilations, seconds = compilations + program.compilations, seconds + program.compile_seconds
     program.compilations, program.compile_seconds = compilations, seconds
     return program
+
+
+def _ahead(todo: list, samples_at: dict[int, int], names: tuple[str, ...], width: int | None, mesh: Mesh, chunk):
+    """The block programs of the pending buckets ``todo`` at their default width, on the devices
+    that will run them, in the order the sweep runs them (for ``compile_ahead``)."""
+    jobs = []
+    for config, members, pending in todo:
+        program = Program(config, samples_at[config.d], names, width or default_runs_per_device(len(members)))
+        jobs += placements(program, mesh, len(pending), chunk)
+    return jobs
 
 
 def _device_description(mesh: Mesh) -> dict[str, Any]:
@@ -281,7 +293,7 @@ def sweep(
         hparam_names = tuple(k for k in spec.runs[0] if k not in ("seed", "d"))
         stats: dict[str, Any] = {"chunks": 0, "chunk_fill": []}
 
-        plans = []
+        todo = []
         for d, d_buckets in buckets.items():
             for bucket_n in sorted(set(d_buckets.values()), reverse=True):
                 members = [
@@ -291,17 +303,20 @@ def sweep(
                 ]
                 pending = [i for i in members if i not in records]
                 if pending:
-                    bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
-                    program = plan_program(
-                        bucket_config,
-                        samples_at[d],
-                        mesh,
-                        len(members),
-                        hparam_names,
-                        runs_per_device,
-                        budget,
-                    )
-                    plans.append((program, pending, bucket_config))
+                    todo.append((dataclasses.replace(config, d=d, n=bucket_n), members, pending))
+        compile_ahead(_ahead(todo, samples_at, hparam_names, runs_per_device, mesh, chunk))
+        plans = []
+        for bucket_config, members, pending in todo:
+            program = plan_program(
+                bucket_config,
+                samples_at[bucket_config.d],
+                mesh,
+                len(members),
+                hparam_names,
+                runs_per_device,
+                budget,
+            )
+            plans.append((program, pending, bucket_config))
 
         memory = memory_plan(plans, mesh, budget)
         if progress and is_writer and memory:
