@@ -76,5 +76,5 @@ def test_the_check_sees_cpu_only_programs():
     def with_callback(x):
         return jax.pure_callback(lambda v: v, jax.ShapeDtypeStruct((3, 3), "float32"), x)
 
-    with pytest.raises(ValueError, match="(?i)callback|platform"):
+    with pytest.raises(ValueError, match=r"(?i)callback|platform"):
         export.export(jax.jit(with_callback), platforms=("cuda",))(shape)
