@@ -34,3 +34,14 @@ def test_import_aejax_and_sweep_help_import_no_heavy_module():
 def test_probe_sees_a_heavy_import():
     """The probe can fail: ``aejax.scaling`` (fits on Datasets) does import xarray and pandas."""
     assert {"xarray", "pandas"} <= imported_after("import aejax.scaling")
+
+
+def test_progress_bar_still_shows_when_enabled(capsys):
+    """rich, now imported when a bar is shown, still draws it: chunks, runs done, the step task."""
+    from aejax.progress import ChunkProgress
+
+    with ChunkProgress(total=2, enabled=True, done_runs=1) as bar:
+        bar.steps(5, 10)
+        bar.advance(3)
+    out = capsys.readouterr().out
+    assert "1/2" in out and "4 runs done" in out
