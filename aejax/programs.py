@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -37,11 +40,13 @@ __all__ = [
     "MAX_RUNS_PER_DEVICE",
     "Program",
     "block_shapes",
+    "compile_ahead",
     "concatenate",
     "default_runs_per_device",
     "gather_blocks",
     "local_blocks",
     "make_run",
+    "placements",
     "run_blocks",
     "segment_programs",
     "split",
@@ -88,6 +93,8 @@ def block_shapes(runs: int, hparam_names: tuple[str, ...]) -> tuple[jax.ShapeDty
 
 
 _EXECUTABLES: dict[tuple, Any] = {}  # (structure, device) -> compiled block program
+_PENDING: dict[tuple, Future] = {}  # (structure, device) -> (compiled, seconds) being compiled by compile_ahead
+_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass
@@ -105,15 +112,37 @@ class Program:
     compile_seconds: float = 0.0
     compilations: int = 0
 
-    def executable(self, device: Any) -> Any:
-        """The compiled block program on ``device`` (compiled now if no sweep has compiled it)."""
+    def key(self, device: Any) -> tuple | None:
+        """The executable's cache key on ``device`` (``None`` for a config holding unhashable objects)."""
         key = (self.config, self.mc_samples, self.hparam_names, self.runs_per_device, device)
         try:
-            cached = _EXECUTABLES.get(key)
-        except TypeError:  # a config holding unhashable objects: compile every time
-            key = cached = None
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def executable(self, device: Any) -> Any:
+        """The compiled block program on ``device`` (compiled now if no sweep has compiled it, or
+        waited for if ``compile_ahead`` is compiling it; its compilation is counted here)."""
+        key = self.key(device)
+        with _LOCK:
+            cached = _EXECUTABLES.get(key) if key is not None else None
+            pending = _PENDING.get(key) if key is not None and cached is None else None
         if cached is not None:
             return cached
+        compiled, seconds = pending.result() if pending is not None else self.compile(device)
+        self.compile_seconds += seconds
+        self.compilations += 1
+        if key is not None:
+            with _LOCK:
+                _PENDING.pop(key, None)
+                if len(_EXECUTABLES) >= _MAX_PROGRAMS * 8:
+                    del _EXECUTABLES[next(iter(_EXECUTABLES))]
+                _EXECUTABLES[key] = compiled
+        return compiled
+
+    def compile(self, device: Any) -> tuple[Any, float]:
+        """Trace, lower and compile the block program for ``device`` (no cache): ``(executable, seconds)``."""
         run = batch_runs(make_run(self.config, self.mc_samples), self.config, device.platform)
         keys, hparams = block_shapes(self.runs_per_device, self.hparam_names)
         place = jax.sharding.SingleDeviceSharding(device)
@@ -121,19 +150,71 @@ class Program:
         hparams = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=place) for k, v in hparams.items()}
         start = time.perf_counter()
         compiled = jax.jit(run).lower(keys, hparams).compile()
-        self.compile_seconds += time.perf_counter() - start
-        self.compilations += 1
-        if key is not None:
-            if len(_EXECUTABLES) >= _MAX_PROGRAMS * 8:
-                del _EXECUTABLES[next(iter(_EXECUTABLES))]
-            _EXECUTABLES[key] = compiled
-        return compiled
+        return compiled, time.perf_counter() - start
 
     def measure(self, device: Any) -> Program:
         """Compile for ``device`` now (if needed) and record its memory; returns ``self``."""
         compiled = self.executable(device)
         self.bytes_per_device = max(self.bytes_per_device, _program_bytes(compiled))
         return self
+
+
+def compile_ahead(jobs: Sequence[tuple[Program, Any]], workers: int | None = None) -> int:
+    """Start compiling the block programs ``(program, device)`` in background threads, at most
+    ``workers`` at a time (default: one per CPU core), in the order given; returns how many were
+    started (those not compiled or being compiled already).
+
+    XLA compiles with Python's lock released, so independent programs compile on idle cores at the
+    same time and while the sweep runs. ``Program.executable`` takes a program from here when it is
+    ready (waiting if it is not) and counts its compilation; the executable is the one it would
+    have compiled itself, so no result depends on whether it was compiled ahead. A failed compile
+    raises where ``Program.executable`` asks for it.
+
+    Examples:
+        >>> cfg = TrainConfig(d=8, n=8, steps=10, mode="population")
+        >>> program = Program(cfg, 64, ("lr",), 2)
+        >>> compile_ahead([(program, jax.devices()[0])]) in (0, 1)
+        True
+        >>> program.executable(jax.devices()[0]) is not None, program.compilations in (0, 1)
+        (True, True)
+    """
+    started = []
+    with _LOCK:
+        for program, device in jobs:
+            key = program.key(device)
+            if key is None or key in _EXECUTABLES or key in _PENDING:
+                continue
+            _PENDING[key] = Future()
+            started.append((key, program, device))
+    if not started:
+        return 0
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(started), workers or os.cpu_count() or 1)))
+    for key, program, device in started:
+        pool.submit(_compile_into, _PENDING[key], program, device)
+    pool.shutdown(wait=False)  # the threads finish their queue and exit
+    return len(started)
+
+
+def placements(program: Program, mesh: Mesh, runs: int, chunk: int | None = None) -> list[tuple[Program, Any]]:
+    """``(program, device)`` for each device of this process that runs a block when ``runs`` runs
+    are run in chunks of ``chunk`` runs (default: one block per device), as ``compile_ahead`` takes them.
+
+    Examples:
+        >>> mesh = Mesh(np.asarray(jax.devices()[:1]), ("runs",))
+        >>> program = Program(TrainConfig(d=8, n=8, steps=10), 64, ("lr",), 4)
+        >>> len(placements(program, mesh, runs=12))
+        1
+    """
+    per_chunk = min(runs, chunk or program.runs_per_device * mesh.devices.size)
+    blocks = math.ceil(per_chunk / program.runs_per_device)
+    return [(program, device) for _, device in local_blocks(min(blocks, mesh.devices.size), mesh)]
+
+
+def _compile_into(future: Future, program: Program, device: Any) -> None:
+    try:
+        future.set_result(program.compile(device))
+    except BaseException as err:  # handed to the thread that asks for the executable
+        future.set_exception(err)
 
 
 def _program_bytes(compiled) -> int:

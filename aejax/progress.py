@@ -12,27 +12,42 @@ Examples:
 
 from __future__ import annotations
 
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported when a bar is shown: a quiet sweep and ``import aejax`` do without it
+    from rich.progress import Progress, TaskID
 
 
-class _Rate(ProgressColumn):
-    """Items per second of a task (chunks, or steps within a chunk)."""
+def _bar(total: int, done_runs: int) -> tuple[Progress, TaskID]:
+    """A rich progress bar over ``total`` chunks, with the finished runs, the rate and the ETA."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:.3g}/s" if task.speed else "")
+    class _Rate(ProgressColumn):
+        """Items per second of a task (chunks, or steps within a chunk)."""
+
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:.3g}/s" if task.speed else "")
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[runs]} runs done"),
+        _Rate(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    return progress, progress.add_task("sweep", total=total, runs=done_runs)
 
 
 class ChunkProgress:
@@ -51,17 +66,7 @@ class ChunkProgress:
         self._task: TaskID | None = None
         self._steps: TaskID | None = None
         if self.enabled:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[runs]} runs done"),
-                _Rate(),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-            )
-            self._task = self._progress.add_task("sweep", total=total, runs=done_runs)
+            self._progress, self._task = _bar(total, done_runs)
 
     def __enter__(self) -> Self:
         if self._progress is not None:

@@ -26,13 +26,15 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import xarray as xr
 
 from aejax import _validate, record
 from aejax.grid import Grid
+
+if TYPE_CHECKING:  # imported where a Dataset is built or read: ``import aejax`` does without it (pandas too)
+    import xarray as xr
 
 ENGINE = "h5netcdf"
 
@@ -356,6 +358,8 @@ def build_dataset(
             coords[axis] = ("run", np.asarray([run[axis] for run in grid.runs]))
     else:
         coords.update({dim: np.asarray(grid.coords[dim]) for dim in dims})
+    import xarray as xr
+
     ds = xr.Dataset(data, coords=coords, attrs={k: _attr(v) for k, v in attrs.items()})
     for field in record.FIELDS:
         ds[field.name].attrs.update(long_name=field.long_name, units=field.units)
@@ -402,6 +406,8 @@ def load_results(path: str | os.PathLike) -> xr.Dataset:
         path = path / "results.nc"
     if not path.exists():
         raise _validate.InputError(f"cannot read results file {str(path)!r}: no such file")
+    import xarray as xr
+
     try:
         return xr.load_dataset(path, engine=ENGINE)
     except Exception as err:

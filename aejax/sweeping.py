@@ -29,12 +29,11 @@ import platform
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
@@ -47,10 +46,12 @@ from aejax.programs import (
     MAX_RUNS_PER_DEVICE,
     Program,
     block_shapes,
+    compile_ahead,
     concatenate,
     default_runs_per_device,
     gather_blocks,
     local_blocks,
+    placements,
     run_blocks,
     segment_programs,
     split,
@@ -59,6 +60,9 @@ from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, fingerprint, save_results
 from aejax.sources import Source
 from aejax.train import run_key
+
+if TYPE_CHECKING:  # the Dataset is built in aejax.results, which imports xarray when it does
+    import xarray as xr
 
 __all__ = ["config_description", "plan_program", "sweep"]
 
@@ -118,6 +122,16 @@ def plan_program(
         compilations, seconds = compilations + program.compilations, seconds + program.compile_seconds
     program.compilations, program.compile_seconds = compilations, seconds
     return program
+
+
+def _ahead(todo: list, samples_at: dict[int, int], names: tuple[str, ...], width: int | None, mesh: Mesh, chunk):
+    """The block programs of the pending buckets ``todo`` at their default width, on the devices
+    that will run them, in the order the sweep runs them (for ``compile_ahead``)."""
+    jobs = []
+    for config, members, pending in todo:
+        program = Program(config, samples_at[config.d], names, width or default_runs_per_device(len(members)))
+        jobs += placements(program, mesh, len(pending), chunk)
+    return jobs
 
 
 def _device_description(mesh: Mesh) -> dict[str, Any]:
@@ -279,7 +293,7 @@ def sweep(
         hparam_names = tuple(k for k in spec.runs[0] if k not in ("seed", "d"))
         stats: dict[str, Any] = {"chunks": 0, "chunk_fill": []}
 
-        plans = []
+        todo = []
         for d, d_buckets in buckets.items():
             for bucket_n in sorted(set(d_buckets.values()), reverse=True):
                 members = [
@@ -289,17 +303,20 @@ def sweep(
                 ]
                 pending = [i for i in members if i not in records]
                 if pending:
-                    bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
-                    program = plan_program(
-                        bucket_config,
-                        samples_at[d],
-                        mesh,
-                        len(members),
-                        hparam_names,
-                        runs_per_device,
-                        budget,
-                    )
-                    plans.append((program, pending, bucket_config))
+                    todo.append((dataclasses.replace(config, d=d, n=bucket_n), members, pending))
+        compile_ahead(_ahead(todo, samples_at, hparam_names, runs_per_device, mesh, chunk))
+        plans = []
+        for bucket_config, members, pending in todo:
+            program = plan_program(
+                bucket_config,
+                samples_at[bucket_config.d],
+                mesh,
+                len(members),
+                hparam_names,
+                runs_per_device,
+                budget,
+            )
+            plans.append((program, pending, bucket_config))
 
         memory = memory_plan(plans, mesh, budget)
         if progress and is_writer and memory:
