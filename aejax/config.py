@@ -29,8 +29,8 @@ import optax
 from aejax import _validate, record
 from aejax.activations import check_activation, check_surrogate
 from aejax.decoders import DECODERS, NonlinearDecoder, init_params
-from aejax.model import INIT_KINDS, Architecture, Params, init, rate_mask
 from aejax.identity import unwrap
+from aejax.model import INIT_KINDS, Architecture, Params, init, rate_mask
 from aejax.optim import OPTIMIZERS, SCHEDULES, check_transformation
 from aejax.risk import dataset_risk, exact_risk, mc_risk
 from aejax.sources import SOURCE_ALIASES, SOURCES, Empirical, Gaussian, SecondMoments, Source, make_source

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import _validate
+from aejax.identity import array_digest, describe
 from aejax.preprocessing import fit_preprocessing
 
 Array = jax.Array
@@ -116,8 +117,6 @@ class Source:
             >>> Gaussian(2, spectrum=[1.0, 2.0]).content_description()["type"]
             'aejax.sources:Gaussian'
         """
-        from aejax.identity import array_digest, describe
-
         leaves, (static, _) = self._flatten()
         cls = type(self)
         return {
@@ -135,8 +134,6 @@ class Source:
         arrays = jax.tree_util.tree_leaves(leaves)
         if any(isinstance(a, jax.core.Tracer) for a in arrays):
             return None
-        from aejax.identity import array_digest
-
         key = (type(self), static, array_digest(arrays))
         object.__setattr__(self, "_aejax_content_key", key)
         return key

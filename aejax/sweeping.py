@@ -157,7 +157,8 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
 
     Examples:
         >>> import optax, aejax
-        >>> config_description(TrainConfig(d=8, n=8, steps=10, optimizer=aejax.named(optax.adam(1.0), "adam")))["optimizer"]
+        >>> config = TrainConfig(d=8, n=8, steps=10, optimizer=aejax.named(optax.adam(1.0), "adam"))
+        >>> config_description(config)["optimizer"]
         {'name': 'adam'}
     """
     out = {field.name: describe(field.name, getattr(config, field.name)) for field in dataclasses.fields(config)}

@@ -186,7 +186,7 @@ def test_callable_surrogate_matches_the_built_in_it_reimplements_and_registers_n
     _, mine = run(aejax.TrainConfig(**SMALL, surrogate=my_clip))
     _, clip = run(aejax.TrainConfig(**SMALL, surrogate="clip"))
     np.testing.assert_array_equal(mine["risk"], clip["risk"])
-    assert activations.SURROGATES == before
+    assert before == activations.SURROGATES
     assert float(jax.grad(lambda u: aejax.sign(u, 2.0, my_clip))(0.4)) == 2.0
 
 
