@@ -45,7 +45,7 @@ Surrogate = Callable[[Array, Array], Array]
 """A surrogate derivative ``g(u, k)`` of sign: pre-activations ``u``, slope ``k`` (an array, traced)."""
 
 
-def check_surrogate(surrogate: Any) -> str | Surrogate:
+def check_surrogate(surrogate: Any) -> Any:
     """Check that ``surrogate`` names a built-in (``SURROGATES``) or is a callable ``g(u, k)``.
 
     Your own surrogate is passed as the callable itself, wherever a name is accepted
@@ -192,7 +192,7 @@ def get_activation(name: str | ActivationFn, surrogate: str | Surrogate = "clip"
     return lambda u, slope=1.0, margin=0.0: plain(u)
 
 
-def check_activation(activation: Any) -> str | ActivationFn:
+def check_activation(activation: Any) -> Any:
     """Check that ``activation`` names a built-in (``ACTIVATIONS``) or is a callable.
 
     Examples:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -124,7 +124,7 @@ def _probe(tx: optax.GradientTransformation) -> tuple[tuple[str, Any], ...]:
         sizes = []
         for _ in range(PROBE_STEPS):
             updates, state = tx.update(grads, state, params)
-            sizes.append(jnp.asarray(updates["w"], jnp.float32))
+            sizes.append(jnp.asarray(cast(dict, updates)["w"], jnp.float32))  # the structure of params
     values = [float(v) for size in sizes for v in size]
     signs = {v > 0 for v in values if v != 0}
     if not all(abs(v) < float("inf") for v in values) or len(signs) != 1:  # NaN fails the comparison too

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from aejax import _validate
 from aejax.identity import array_digest, describe
@@ -132,7 +133,7 @@ class Source:
             return cached
         leaves, (static, _) = self._flatten()
         arrays = jax.tree_util.tree_leaves(leaves)
-        if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        if any(isinstance(a, Tracer) for a in arrays):
             return None
         key = (type(self), static, array_digest(arrays))
         object.__setattr__(self, "_aejax_content_key", key)
@@ -181,7 +182,7 @@ class Gaussian(Source):
         Array(4., dtype=float32)
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ("spectrum", "cov", "factor")
+    _leaves: ClassVar[tuple[str, ...] | None] = ("spectrum", "cov", "factor")
     is_gaussian: ClassVar[bool] = True
     d: int
     spectrum: Any = None
@@ -228,7 +229,7 @@ class SparseSource(Source):
     """A coordinate is non-zero with probability ``p``, then ``nonzero(key, shape) / sqrt(p)``
     with a unit-variance law, so ``E x_i² = 1``; ``p`` is a leaf (vmappable, traced)."""
 
-    _leaves: ClassVar[tuple[str, ...]] = ("p",)
+    _leaves: ClassVar[tuple[str, ...] | None] = ("p",)
     d: int
     p: Any
 
@@ -297,7 +298,7 @@ class Empirical(Source):
         True
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ("data",)
+    _leaves: ClassVar[tuple[str, ...] | None] = ("data",)
     data: Any
     d: int = dataclasses.field(init=False)
 
@@ -338,7 +339,7 @@ class SecondMoments(Source):
         Array(5., dtype=float32)
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ("rows",)
+    _leaves: ClassVar[tuple[str, ...] | None] = ("rows",)
     is_gaussian: ClassVar[bool] = True
     d: int
     rows: Any
