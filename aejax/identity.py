@@ -93,12 +93,14 @@ def unwrap(obj: Any) -> Any:
     return obj.value if isinstance(obj, Named) else obj
 
 
-def describe(field: str, obj: Any) -> Any:
+def describe(field: str, obj: Any, strict: bool = True) -> Any:
     """A JSON-able description of ``obj`` that is the same in every process (see the module docstring).
 
     Args:
         field: the config field it belongs to (named in the error).
         obj: a built-in value, a ``Named`` object, a ``Source``, or a top-level function.
+        strict: refuse objects without a stable identity; ``False`` describes them by their
+            ``repr`` instead (for a description that never leaves the process).
 
     Returns:
         The value itself for ``str``, ``int``, ``float``, ``bool`` and ``None``, else a dict.
@@ -117,7 +119,7 @@ def describe(field: str, obj: Any) -> Any:
     if isinstance(obj, Named):
         return {"name": obj.name}
     if isinstance(obj, (tuple, list)):
-        return [describe(field, v) for v in obj]
+        return [describe(field, v, strict) for v in obj]
     content = getattr(obj, "content_description", None)
     if callable(content):  # Source objects (aejax.sources.Source.content_description)
         return content()
@@ -126,8 +128,10 @@ def describe(field: str, obj: Any) -> Any:
         return {"function": function}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         cls = type(obj)
-        fields = {f.name: describe(f"{field}.{f.name}", getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        fields = {f.name: describe(f"{field}.{f.name}", getattr(obj, f.name), strict) for f in dataclasses.fields(obj)}
         return {"type": f"{cls.__module__}:{cls.__qualname__}", **fields}
+    if not strict:
+        return {"repr": repr(obj)}
     raise _validate.InputError(
         f"{field}={_short_repr(obj)} has no identity that is stable across processes, so a sweep with "
         f"it could never be resumed; give it a name: {field}=aejax.named(obj, 'a-name-that-changes-"

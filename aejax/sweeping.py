@@ -145,15 +145,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def config_description(config: TrainConfig) -> dict[str, Any]:
+def config_description(config: TrainConfig, strict: bool = True) -> dict[str, Any]:
     """JSON-able description of a config that is the same in every process: users' objects by
     their stable identity (``aejax.identity.describe``: a source by type, static fields and content
     hash; an ``aejax.named`` object by its name; a top-level function by ``module:qualname``),
     ``eval_every`` as resolved (``config.trace_every``).
 
     Raises:
-        InputError: a field holds an object without a stable identity (the message says to pass
-            ``aejax.named(obj, "name")``).
+        InputError: with ``strict``, a field holds an object without a stable identity (the message
+            says to pass ``aejax.named(obj, "name")``); without, such objects are described by
+            their ``repr`` (a sweep kept in memory, whose fingerprint never leaves the process).
 
     Examples:
         >>> import optax, aejax
@@ -161,7 +162,7 @@ def config_description(config: TrainConfig) -> dict[str, Any]:
         >>> config_description(config)["optimizer"]
         {'name': 'adam'}
     """
-    out = {field.name: describe(field.name, getattr(config, field.name)) for field in dataclasses.fields(config)}
+    out = {f.name: describe(f.name, getattr(config, f.name), strict) for f in dataclasses.fields(config)}
     out["eval_every"] = config.trace_every
     return out
 
@@ -267,7 +268,9 @@ def sweep(
         for d in sorted(set(run_dims), reverse=True)
     }
     manifest = {
-        "config": config_description(config),  # as given: a resume may add a d that changes the trace
+        "config": config_description(
+            config, strict=out is not None
+        ),  # as given: a resume may add a d that changes the trace
         "runs": list(spec.runs),
         "dims": list(spec.dims),
         "seed": seed,

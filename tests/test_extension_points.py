@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -48,6 +49,13 @@ def test_an_object_without_stable_identity_is_refused_with_what_to_pass(field, v
     cfg = aejax.TrainConfig(**SMALL, **{field: value})
     with pytest.raises(aejax.InputError, match=rf"{field}=.*aejax\.named\(obj"):
         config_description(cfg)
+
+
+def test_a_sweep_kept_in_memory_needs_no_stable_identity():
+    cfg = aejax.TrainConfig(**SMALL, activation=lambda u: jnp.tanh(u))
+    assert aejax.sweep(cfg, {"seed": [0]}, mc_samples=64, progress=False)["status"].values.tolist() == ["ok"]
+    with pytest.raises(aejax.InputError, match=r"activation=.*aejax\.named"):
+        aejax.sweep(cfg, {"seed": [0]}, out=tempfile.mkdtemp(), mc_samples=64, progress=False)
 
 
 def test_top_level_functions_dataclasses_and_sources_have_structural_identities():
