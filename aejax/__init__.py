@@ -14,7 +14,9 @@ from aejax import activations, sources, theory
 from aejax._validate import InputError, InputTypeError
 from aejax._version import __version__ as __version__
 from aejax.activations import get_activation, helu, sign
+from aejax.cache import enable_compilation_cache
 from aejax.config import Model, TrainConfig, default_hparams
+from aejax.identity import named
 from aejax.model import Architecture, Params, apply, decode, encode, init
 from aejax.results import load_results
 from aejax.risk import exact_risk, mc_risk, optimal_decoder
@@ -46,6 +48,7 @@ __all__ = [
     "apply",
     "decode",
     "default_hparams",
+    "enable_compilation_cache",
     "encode",
     "exact_risk",
     "get_activation",
@@ -54,6 +57,7 @@ __all__ = [
     "load_results",
     "make_train",
     "mc_risk",
+    "named",
     "nn",
     "optimal_decoder",
     "run_key",

@@ -17,12 +17,15 @@ Examples:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from aejax import _validate
+from aejax.identity import unwrap
 
 Array = jax.Array
 
@@ -38,9 +41,30 @@ SURROGATES: dict[str, Callable[[Array, Array], Array]] = {
 }
 
 
+Surrogate = Callable[[Array, Array], Array]
+"""A surrogate derivative ``g(u, k)`` of sign: pre-activations ``u``, slope ``k`` (an array, traced)."""
+
+
+def check_surrogate(surrogate: Any) -> Any:
+    """Check that ``surrogate`` names a built-in (``SURROGATES``) or is a callable ``g(u, k)``.
+
+    Your own surrogate is passed as the callable itself, wherever a name is accepted
+    (``sign``, ``get_activation``, ``Architecture``, ``TrainConfig``); nothing is registered in
+    module state. For a sweep that must resume in a new process, give a lambda a name:
+    ``aejax.named(lambda u, k: ..., "my-surrogate")``.
+
+    Examples:
+        >>> check_surrogate("tanh")
+        'tanh'
+    """
+    if callable(surrogate):
+        return surrogate
+    return _validate.choice("surrogate", surrogate, SURROGATES)
+
+
 @functools.cache
-def _sign_with(surrogate: str) -> Callable[[Array, Array, Array], Array]:
-    derivative = SURROGATES[surrogate]
+def _sign_with(surrogate: str | Surrogate) -> Callable[[Array, Array, Array], Array]:
+    derivative = surrogate if callable(surrogate) else SURROGATES[surrogate]
 
     @jax.custom_jvp
     def sign_fn(x, slope, margin):
@@ -56,13 +80,16 @@ def _sign_with(surrogate: str) -> Callable[[Array, Array, Array], Array]:
     return sign_fn
 
 
-def sign(x: Array, slope: Array | float = 1.0, surrogate: str = "clip", margin: Array | float = 0.0) -> Array:
+def sign(
+    x: Array, slope: Array | float = 1.0, surrogate: str | Surrogate = "clip", margin: Array | float = 0.0
+) -> Array:
     """Exact sign forward (+1 at 0), surrogate derivative backward.
 
     Args:
         x: pre-activations, any shape and float dtype.
         slope: surrogate slope k; broadcasts against ``x`` (e.g. one per hidden unit). Traced.
-        surrogate: one of ``SURROGATES``: ste, clip, tanh, fast_sigmoid, atan, gauss, approx_sign.
+        surrogate: one of ``SURROGATES`` (ste, clip, tanh, fast_sigmoid, atan, gauss, approx_sign),
+            or your own derivative as a callable ``g(u, k)`` (``check_surrogate``).
         margin: hysteresis window: the surrogate is centred at ``-margin`` instead of 0, as HeLU
             moves the backward threshold of relu (0 gives the plain surrogate). Traced.
 
@@ -72,8 +99,11 @@ def sign(x: Array, slope: Array | float = 1.0, surrogate: str = "clip", margin: 
     Examples:
         >>> float(jax.grad(lambda u: sign(u, surrogate="clip", margin=0.5))(-1.2))
         1.0
+        >>> triangle = lambda u, k: k * jnp.maximum(0.0, 2.0 - k * jnp.abs(u)) / 2.0  # area 2
+        >>> float(jax.grad(lambda u: sign(u, slope=1.0, surrogate=triangle))(0.5))
+        0.75
     """
-    _validate.choice("surrogate", surrogate, SURROGATES)
+    surrogate = check_surrogate(surrogate)
     x = jnp.asarray(x)
     slope = jnp.asarray(slope, dtype=x.dtype)
     margin = jnp.asarray(margin, dtype=x.dtype)
@@ -130,12 +160,14 @@ ActivationFn = Callable[..., Array]
 ACTIVATIONS = ("sign", "helu", "relu", "tanh", "linear")
 
 
-def get_activation(name: str | ActivationFn, surrogate: str = "clip") -> ActivationFn:
+def get_activation(name: str | ActivationFn, surrogate: str | Surrogate = "clip") -> ActivationFn:
     """Look up an activation by name and return it with the uniform signature ``act(u, slope, margin)``.
 
     Args:
-        name: one of ``ACTIVATIONS`` or a callable ``f(u)`` (used as is, slope and margin ignored).
-        surrogate: surrogate derivative for ``"sign"``.
+        name: one of ``ACTIVATIONS`` or a callable: ``f(u)``, or ``f(u, slope=..., margin=...)`` if
+            it takes keyword arguments ``slope`` and/or ``margin`` (then it receives the run's traced
+            swept values, as ``sign`` does).
+        surrogate: surrogate derivative for ``"sign"``: a name or a callable ``g(u, k)``.
 
     Returns:
         A function ``act(u, slope=1.0, margin=0.0)``.
@@ -144,14 +176,50 @@ def get_activation(name: str | ActivationFn, surrogate: str = "clip") -> Activat
         >>> act = get_activation("sign", surrogate="tanh")
         >>> act(jnp.array([-2.0, 3.0]), slope=4.0)
         Array([-1.,  1.], dtype=float32)
+        >>> soft = get_activation(lambda u, slope: jnp.tanh(slope * u))
+        >>> soft(jnp.array([0.5]), slope=2.0)
+        Array([0.7615942], dtype=float32)
     """
     if callable(name):
-        return lambda u, slope=1.0, margin=0.0: name(u)
+        return _uniform(name)
     _validate.choice("activation", name, ACTIVATIONS)
-    _validate.choice("surrogate", surrogate, SURROGATES)
+    surrogate = check_surrogate(surrogate)
     if name == "sign":
         return lambda u, slope=1.0, margin=0.0: sign(u, slope, surrogate, margin)
     if name == "helu":
         return lambda u, slope=1.0, margin=0.05: helu(u, margin)
     plain = {"relu": relu, "tanh": tanh, "linear": linear}[name]
     return lambda u, slope=1.0, margin=0.0: plain(u)
+
+
+def check_activation(activation: Any) -> Any:
+    """Check that ``activation`` names a built-in (``ACTIVATIONS``) or is a callable.
+
+    Examples:
+        >>> check_activation("relu")
+        'relu'
+    """
+    if callable(activation):
+        return activation
+    return _validate.choice("activation", activation, ACTIVATIONS)
+
+
+def _uniform(fn: Callable[..., Array]) -> ActivationFn:
+    """``fn`` with the signature ``act(u, slope, margin)``, passing on the keywords it accepts."""
+    wanted = _keywords(unwrap(fn))  # a Named activation: the signature of the function it names
+
+    def act(u, slope=1.0, margin=0.0):
+        given = {"slope": slope, "margin": margin}
+        return fn(u, **{k: v for k, v in given.items() if k in wanted})
+
+    return act
+
+
+def _keywords(fn: Callable[..., Array]) -> frozenset[str]:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins and ufuncs without a signature
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return frozenset(("slope", "margin"))
+    return frozenset(p.name for p in parameters if p.name in ("slope", "margin"))

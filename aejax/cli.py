@@ -703,23 +703,22 @@ def _interrupted(args: argparse.Namespace | None) -> str:
 
 def use_compilation_cache() -> None:
     """Keep compiled programs on disk (JAX's persistent compilation cache), so a second identical
-    command, or one that changes only swept values, compiles nothing. The directory is
-    ``$AEJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/aejax/jax`` or ``~/.cache/aejax/jax``; a cache
-    directory the user already gave JAX is left alone. Programs that compile in under 0.5 s are
-    not kept (``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` overrides it)."""
+    command, or one that changes only swept values, compiles nothing: ``aejax.enable_compilation_cache``
+    in its default directory (``$AEJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/aejax/jax`` or
+    ``~/.cache/aejax/jax``), bounded to 2 GiB. A cache directory the user already gave JAX is left
+    alone. Programs that compile in under 0.5 s are not kept
+    (``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` overrides it)."""
     import os
 
     import jax
 
+    from aejax.cache import MIN_COMPILE_SECONDS, enable_compilation_cache
+
     # jax.config options are dynamic attributes, invisible to the type checker
     if jax.config.jax_compilation_cache_dir:  # pyright: ignore[reportAttributeAccessIssue]
         return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    jax.config.update(
-        "jax_compilation_cache_dir", os.environ.get("AEJAX_CACHE_DIR") or os.path.join(base, "aejax", "jax")
-    )
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # JAX reads that itself
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    minimum = os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")
+    enable_compilation_cache(min_compile_seconds=MIN_COMPILE_SECONDS if minimum is None else float(minimum))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,12 +27,13 @@ import numpy as np
 import optax
 
 from aejax import _validate, record
-from aejax.activations import ACTIVATIONS, SURROGATES
+from aejax.activations import check_activation, check_surrogate
 from aejax.decoders import DECODERS, NonlinearDecoder, init_params
+from aejax.identity import unwrap
 from aejax.model import INIT_KINDS, Architecture, Params, init, rate_mask
-from aejax.optim import OPTIMIZERS, SCHEDULES
+from aejax.optim import OPTIMIZERS, SCHEDULES, check_transformation
 from aejax.risk import dataset_risk, exact_risk, mc_risk
-from aejax.sources import SOURCE_ALIASES, SOURCES, Empirical, Gaussian, Source, make_source
+from aejax.sources import SOURCE_ALIASES, SOURCES, Empirical, Gaussian, SecondMoments, Source, make_source
 
 Array = jax.Array
 MODES = ("online", "dataset", "population")
@@ -64,15 +65,23 @@ class TrainConfig:
         n: hidden units compiled (the largest rate's ``round(rate·d)``).
         steps: optimizer steps (or give ``time``).
         batch: samples per step (online and dataset modes).
-        activation: ``sign``, ``helu``, ``relu``, ``tanh`` or ``linear``.
-        surrogate: surrogate derivative of ``sign`` (see ``aejax.activations.SURROGATES``).
-        optimizer: optimizer name (``aejax.optim.OPTIMIZERS``) or an optax transformation built
-            with learning rate 1.
+        activation: ``sign``, ``helu``, ``relu``, ``tanh`` or ``linear``, or a callable ``f(u)``
+            (``f(u, slope=..., margin=...)`` receives the swept, traced values; see
+            ``aejax.activations.get_activation``). A sweep fingerprints a callable by
+            ``aejax.identity.describe``: give a lambda or closure a name with ``aejax.named``.
+        surrogate: surrogate derivative of ``sign``: a name in ``aejax.activations.SURROGATES`` or
+            a callable ``g(u, k)`` of the pre-activation and the traced slope.
+        optimizer: optimizer name (``aejax.optim.OPTIMIZERS``) or an optax transformation: a
+            direction (``optax.scale_by_adam()``) or a full optimizer with learning rate 1
+            (``optax.adam(1.0)``); aejax applies ``lr`` and the schedule, and warns when the
+            transformation carries a learning rate or schedule of its own (``aejax.optim``).
+            Give it a name for sweeps that resume: ``aejax.named(tx, "adam-b1=0.8")``.
         schedule: learning-rate schedule shape: ``constant``, ``cosine`` or ``linear``.
         warmup: linear warm-up steps.
         mode: ``online``, ``dataset`` or ``population``.
         source: source name (``gaussian``, ``bernoulli_gaussian``/``bg``, ``sparse_rademacher``/``sr``)
-            or a ``Source`` object.
+            or a ``Source`` object (its arrays are pytree leaves: ``Model.data``; it compares and
+            hashes by content).
         n_train: dataset size in ``dataset`` mode for named sources.
         init: encoder initialisation, ``gaussian`` or ``orthogonal``.
         row_normalize: apply unit-norm rows ``B̄`` (pre-activations of unit variance on whitened data).
@@ -174,10 +183,12 @@ class TrainConfig:
         _validate.non_negative_int("warmup", self.warmup)
         _validate.boolean("row_normalize", self.row_normalize)
         _validate.boolean("tied", self.tied)
-        _validate.choice("activation", self.activation, ACTIVATIONS)
-        _validate.choice("surrogate", self.surrogate, SURROGATES)
-        if not isinstance(self.optimizer, optax.GradientTransformation):
-            _validate.choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_activation(self.activation)
+        check_surrogate(self.surrogate)
+        if isinstance(unwrap(self.optimizer), optax.GradientTransformation):
+            check_transformation(self.optimizer)  # warns once about its own learning rate or schedule
+        else:
+            _validate.choice("optimizer", unwrap(self.optimizer), OPTIMIZERS)
         _validate.choice("schedule", self.schedule, SCHEDULES)
         _validate.choice("mode", self.mode, MODES)
         _validate.choice("init", self.init, INIT_KINDS)
@@ -334,14 +345,33 @@ class TrainConfig:
             return self.risk_eval
         return "exact" if self.is_gaussian and self.decoder == "linear" else "mc"
 
-    def bind(self, hparams: dict[str, Any] | None = None) -> Model:
+    @property
+    def data(self) -> dict[str, Source | None]:
+        """The config's data objects, ``{"source": ..., "test_source": ...}`` (``None`` for a named
+        source or no held-out set): a pytree whose arrays are leaves. Pass it (or new data of the
+        same shapes) to ``bind`` and to ``make_train``'s ``train(key, hparams, data)`` as an
+        argument, and a jitted program takes the arrays as inputs instead of constants.
+
+        Examples:
+            >>> TrainConfig(d=8, n=8, steps=10).data
+            {'source': None, 'test_source': None}
+        """
+        source = self.source if isinstance(self.source, Source) else None
+        return {"source": source, "test_source": self.test_source}
+
+    def bind(self, hparams: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> Model:
         """The ``Model`` of this config with swept numbers ``hparams`` (defaults filled in, checked).
+
+        Args:
+            hparams: swept numbers (``HPARAMS``; missing ones take ``default_hparams``).
+            data: the config's data objects as traced leaves (``TrainConfig.data``, or new data of
+                the same structure); ``None``: the config's own.
 
         Examples:
             >>> TrainConfig(d=8, n=8, steps=10).bind({"rate": 0.5}).mask
             Array([1., 1., 1., 1., 0., 0., 0., 0.], dtype=float32)
         """
-        return Model(self, full_hparams(self, hparams))
+        return Model(self, full_hparams(self, hparams), self.data if data is None else _check_data(self, data))
 
 
 def default_trace_every(steps: int, points: int = DEFAULT_TRACE_POINTS, at_least: bool = False) -> int:
@@ -449,12 +479,38 @@ def _check_rate(rate: Any, config: TrainConfig) -> None:
             )
 
 
+def _check_data(config: TrainConfig, data: Any) -> dict[str, Any]:
+    """``data`` if it has the structure of ``config.data`` (same keys, types and array shapes)."""
+    expected = config.data
+    if not isinstance(data, dict) or set(data) != set(expected):
+        raise _validate.InputTypeError(
+            f"data must be a dict with keys {sorted(expected)} like TrainConfig.data, got {_brief_data(data)}"
+        )
+    for name, like in expected.items():
+        given = data[name]
+        if (like is None) != (given is None) or (like is not None and type(given) is not type(like)):
+            raise _validate.InputTypeError(
+                f"data[{name!r}] must be a {type(like).__name__} like the config's {name}, got {type(given).__name__}"
+            )
+        if like is not None:
+            shapes = [jnp.shape(a) for a in jax.tree_util.tree_leaves(like)]
+            got = [jnp.shape(a) for a in jax.tree_util.tree_leaves(given)]
+            if shapes != got:
+                raise _validate.InputError(f"data[{name!r}] must have arrays of shapes {shapes}, got {got}")
+    return data
+
+
+def _brief_data(data: Any) -> str:
+    return f"keys {sorted(data)}" if isinstance(data, dict) else type(data).__name__
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Model:
     """A ``TrainConfig`` bound to its swept numbers: the one object that evaluates a run.
 
-    A pytree whose ``config`` is static and whose ``hparams`` (a dict of float32 arrays) are
-    leaves, so it can be built inside ``jit`` and ``vmap``-ed. Build it with ``config.bind(hparams)``.
+    A pytree whose ``config`` is static and whose ``hparams`` (a dict of float32 arrays) and
+    ``data`` (the source objects of ``TrainConfig.data``, whose arrays are leaves) are leaves, so
+    it can be built inside ``jit`` and ``vmap``-ed. Build it with ``config.bind(hparams)``.
 
     Examples:
         >>> import jax
@@ -465,6 +521,12 @@ class Model:
 
     config: TrainConfig
     hparams: dict[str, Array]
+    data: dict[str, Any] = dataclasses.field(default_factory=lambda: {"source": None, "test_source": None})
+
+    def _data(self, name: str) -> Any:
+        """The data object ``name`` of ``TrainConfig.data``: the bound one, else the config's own."""
+        given = self.data.get(name)
+        return given if given is not None else self.config.data[name]
 
     @property
     def decoder(self) -> NonlinearDecoder | None:
@@ -501,8 +563,8 @@ class Model:
     @property
     def source(self) -> Source:
         """The data source (named sparse sources take the swept ``p``)."""
-        if isinstance(self.config.source, Source):
-            return self.config.source
+        if self._data("source") is not None:
+            return self._data("source")
         return make_source(self.config.source, self.config.d, self.hparams["p"])
 
     def init(self, key: Array) -> Params:
@@ -528,15 +590,17 @@ class Model:
 
     def heldout_risk(self, params: Params) -> Array:
         """Risk on every row of ``config.test_source`` (``risk.dataset_risk``); NaN without one."""
-        if self.config.test_source is None:
+        test = self._data("test_source")
+        if test is None:
             return jnp.full((), jnp.nan, jnp.float32)
-        return jnp.asarray(dataset_risk(params, self.config.test_source.data, arch=self.arch), jnp.float32)
+        return jnp.asarray(dataset_risk(params, test.data, arch=self.arch), jnp.float32)
 
     def train_risk(self, params: Params) -> Array:
         """Risk on every training row of an ``Empirical`` source; NaN for the other sources."""
-        if not isinstance(self.config.source, Empirical):
+        source = self._data("source")
+        if not isinstance(source, Empirical):
             return jnp.full((), jnp.nan, jnp.float32)
-        return jnp.asarray(dataset_risk(params, self.config.source.data, arch=self.arch), jnp.float32)
+        return jnp.asarray(dataset_risk(params, source.data, arch=self.arch), jnp.float32)
 
     def gaussian_equivalent_risk(self, params: Params) -> Array:
         """Exact risk on a Gaussian with the ``Empirical`` training rows' covariance (docs/theory.md §2).
@@ -551,10 +615,14 @@ class Model:
             >>> round(float(model.gaussian_equivalent_risk(model.init(jax.random.key(0)))), 4)  # A = 0: tr Σ / d
             1.0
         """
-        source = self.config.source
+        source = self._data("source")
         if not isinstance(source, Empirical) or self.config.decoder != "linear":
             return jnp.full((), jnp.nan, jnp.float32)
-        return jnp.asarray(exact_risk(params, gaussian_equivalent(source), arch=self.arch), jnp.float32)
+        if _validate.is_concrete(source.data):
+            equivalent = gaussian_equivalent(source)  # float64 second moments on the host
+        else:  # the rows are an argument of a compiled program: the same moments in float32
+            equivalent = SecondMoments(source.d, source.data)
+        return jnp.asarray(exact_risk(params, equivalent, arch=self.arch), jnp.float32)
 
     def mc_risk(self, params: Params, key: Array, n_samples: int) -> tuple[Array, Array]:
         """Monte Carlo risk on ``n_samples`` fresh samples and its standard error."""
@@ -570,7 +638,7 @@ class Model:
             return record.evaluate(self, params, trace, key, mc_samples)
 
 
-jax.tree_util.register_dataclass(Model, data_fields=["hparams"], meta_fields=["config"])
+jax.tree_util.register_dataclass(Model, data_fields=["hparams", "data"], meta_fields=["config"])
 
 
 def gaussian_equivalent(source: Empirical) -> Gaussian:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from aejax import _validate, model
-from aejax.activations import ACTIVATIONS, SURROGATES, ActivationFn, sign
+from aejax.activations import ACTIVATIONS, ActivationFn, check_surrogate, sign
 
 Array = jax.Array
 
@@ -66,7 +66,7 @@ class Sign(nnx.Module):
     """
 
     def __init__(self, surrogate: str = "clip", slope: Array | float = 1.0, margin: Array | float = 0.0):
-        self.surrogate = _validate.choice("surrogate", surrogate, SURROGATES)
+        self.surrogate = check_surrogate(surrogate)
         self.slope = _number("slope", slope)
         self.margin = _number("margin", margin, allow_zero=True)
 
@@ -142,7 +142,7 @@ class Autoencoder(nnx.Module):
         self.A = nnx.Param(jnp.asarray(params.A))
         self.B = nnx.Param(jnp.asarray(params.B))
         self.activation = activation
-        self.surrogate = _validate.choice("surrogate", surrogate, SURROGATES)
+        self.surrogate = check_surrogate(surrogate)
         self.row_normalize = bool(row_normalize)
         self.slope = _number("slope", slope)
         self.margin = _number("margin", margin, allow_zero=True)

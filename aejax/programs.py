@@ -45,11 +45,13 @@ __all__ = [
     "default_runs_per_device",
     "gather_blocks",
     "local_blocks",
+    "make_block",
     "make_run",
     "placements",
     "run_blocks",
     "segment_programs",
     "split",
+    "structure_key",
 ]
 
 MAX_RUNS_PER_DEVICE = 256
@@ -71,19 +73,59 @@ def default_runs_per_device(bucket_runs: int) -> int:
     return max(1, min(MAX_RUNS_PER_DEVICE, spread))
 
 
-def make_run(config: TrainConfig, mc_samples: int):
+def make_run(config: TrainConfig, mc_samples: int, data: Any = None):
     """One run as a pure function ``(key_data, hparams) -> record``: train, then ``Model.record``.
 
     The record's fields are ``aejax.record.FIELDS`` (all but ``wall_time``, which the host fills in).
+    ``data`` is the config's data objects (``TrainConfig.data``; ``None``: the config's own), shared
+    by every run of a block: the block program takes it as an argument.
     """
     train = make_train(config)
 
     def run(key_data, hparams):
         key = jax.random.wrap_key_data(key_data)
-        params, trace = train(key, hparams)
-        return config.bind(hparams).record(params, trace, key, mc_samples)
+        params, trace = train(key, hparams, data)
+        return config.bind(hparams, data).record(params, trace, key, mc_samples)
 
     return run
+
+
+def make_block(config: TrainConfig, mc_samples: int, platform: str):
+    """A block of runs as ``(keys, hparams, data) -> records``: the runs mapped over the leading axis
+    of ``keys`` and ``hparams`` (``batch_runs``), the data arrays (``TrainConfig.data``) shared, as
+    inputs of the program rather than constants in it."""
+
+    def block(keys, hparams, data):
+        return batch_runs(make_run(config, mc_samples, data), config, platform)(keys, hparams)
+
+    return block
+
+
+def structure_key(config: TrainConfig) -> tuple:
+    """What a block program depends on: the config without its data arrays, plus their shapes and
+    dtypes, so a sweep on new data of the same shapes reuses the compiled program.
+
+    Examples:
+        >>> import numpy as np
+        >>> from aejax.sources import Empirical
+        >>> rows = np.random.default_rng(0).normal(size=(2, 32, 4))
+        >>> a, b = (TrainConfig(d=4, n=4, steps=8, mode="dataset", source=Empirical(r)) for r in rows)
+        >>> a == b, structure_key(a) == structure_key(b)
+        (False, True)
+    """
+    data = config.data
+    leaves, treedef = jax.tree_util.tree_flatten(data)
+    shapes = tuple((np.shape(a), _dtype(a).str) for a in leaves)
+    fields = tuple(
+        (f.name, getattr(config, f.name))
+        for f in dataclasses.fields(config)
+        if f.name not in data or data[f.name] is None
+    )
+    return fields, treedef, shapes
+
+
+def _dtype(a: Any) -> np.dtype:
+    return np.dtype(a.dtype) if hasattr(a, "dtype") else np.result_type(a)
 
 
 def block_shapes(runs: int, hparam_names: tuple[str, ...]) -> tuple[jax.ShapeDtypeStruct, dict[str, Any]]:
@@ -114,7 +156,7 @@ class Program:
 
     def key(self, device: Any) -> tuple | None:
         """The executable's cache key on ``device`` (``None`` for a config holding unhashable objects)."""
-        key = (self.config, self.mc_samples, self.hparam_names, self.runs_per_device, device)
+        key = (structure_key(self.config), self.mc_samples, self.hparam_names, self.runs_per_device, device)
         try:
             hash(key)
         except TypeError:
@@ -143,13 +185,16 @@ class Program:
 
     def compile(self, device: Any) -> tuple[Any, float]:
         """Trace, lower and compile the block program for ``device`` (no cache): ``(executable, seconds)``."""
-        run = batch_runs(make_run(self.config, self.mc_samples), self.config, device.platform)
+        block = make_block(self.config, self.mc_samples, device.platform)
         keys, hparams = block_shapes(self.runs_per_device, self.hparam_names)
         place = jax.sharding.SingleDeviceSharding(device)
         keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=place)
         hparams = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=place) for k, v in hparams.items()}
+        data = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(np.shape(a), _dtype(a), sharding=place), self.config.data
+        )
         start = time.perf_counter()
-        compiled = jax.jit(run).lower(keys, hparams).compile()
+        compiled = jax.jit(block).lower(keys, hparams, data).compile()
         return compiled, time.perf_counter() - start
 
     def measure(self, device: Any) -> Program:
@@ -279,12 +324,12 @@ def run_blocks(program: Program, mesh: Mesh, keys: np.ndarray, hparams: dict[str
     local = {}
     for b, device in local_blocks(n_blocks, mesh):
         part = slice(b * width, (b + 1) * width)
-        args = jax.device_put((keys[part], {k: v[part] for k, v in hparams.items()}), device)
+        args = jax.device_put((keys[part], {k: v[part] for k, v in hparams.items()}, program.config.data), device)
         local[b] = program.executable(device)(*args)  # asynchronous: the next block is dispatched at once
 
     def like():
-        run = batch_runs(make_run(program.config, program.mc_samples), program.config, mesh.devices.flat[0].platform)
-        return jax.eval_shape(run, *block_shapes(width, program.hparam_names))
+        block = make_block(program.config, program.mc_samples, mesh.devices.flat[0].platform)
+        return jax.eval_shape(block, *block_shapes(width, program.hparam_names), program.config.data)
 
     return concatenate(gather_blocks(local, n_blocks, mesh, like))
 

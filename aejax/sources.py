@@ -20,40 +20,136 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from aejax import _validate
+from aejax.identity import array_digest, describe
 from aejax.preprocessing import fit_preprocessing
 
 Array = jax.Array
 
 
 class Source:
-    """Base class: pytree plumbing and the interface every source provides.
+    """Base class: pytree plumbing, content identity and the interface every source provides.
 
-    Subclasses are frozen dataclasses listing their leaves in ``_leaves``; all other fields are
-    static. Unflattening skips ``__init__`` so that validation never sees tracers twice.
+    A source is a frozen dataclass (``@dataclasses.dataclass(frozen=True)``) that implements
+    ``sample(key, batch)`` (and, for the exact risk of a Gaussian source, ``cov_apply`` and
+    ``cov_trace``). Its arrays are pytree leaves, so new data of the same shape never recompiles
+    and is never baked into a compiled program as constants; every other field is static structure
+    (hashable: ``d``, flags, names). By default a field is a leaf when it holds an array (NumPy or
+    JAX, or a tracer), so give numbers that should be traced or vmapped as arrays
+    (``jnp.asarray(0.3)``); a subclass may instead list its leaves in ``_leaves``, and an array
+    found in any other field is then an error that names the field. Unflattening skips
+    ``__init__`` so that validation never sees tracers twice.
+
+    Sources compare and hash by content (type, static fields and the bytes of their arrays), so
+    identical data in a new object hits every cache and sweep fingerprint
+    (``content_description``).
+
+    Examples:
+        >>> import dataclasses, jax, jax.numpy as jnp
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Scaled(Source):
+        ...     d: int
+        ...     scale: jax.Array
+        ...     def sample(self, key, batch):
+        ...         return self.scale * jax.random.normal(key, (batch, self.d))
+        >>> jax.tree_util.tree_leaves(Scaled(3, jnp.ones(3)))
+        [Array([1., 1., 1.], dtype=float32)]
+        >>> Scaled(3, jnp.ones(3)) == Scaled(3, jnp.ones(3))
+        True
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ()
+    _leaves: ClassVar[tuple[str, ...] | None] = None
     d: int
     is_gaussian: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        # set in the subclass's own namespace, so that @dataclass (eq=True by default) keeps them
+        cls.__eq__ = Source.__eq__
+        cls.__hash__ = Source.__hash__
         jax.tree_util.register_pytree_node(cls, cls._flatten, cls._unflatten)
 
+    def _fields(self) -> tuple[dataclasses.Field, ...]:
+        if not dataclasses.is_dataclass(self):
+            raise _validate.InputTypeError(
+                f"{type(self).__name__} must be a dataclass: declare it with @dataclasses.dataclass(frozen=True)"
+            )
+        return dataclasses.fields(self)
+
+    def _leaf_names(self) -> tuple[str, ...]:
+        names = [f.name for f in self._fields()]
+        if self._leaves is not None:
+            for name in names:
+                if name not in self._leaves and _is_array(getattr(self, name)):
+                    raise _validate.InputTypeError(
+                        f"field {name!r} of {type(self).__name__} holds an array but is not in _leaves "
+                        f"{self._leaves}: add it to _leaves (or drop _leaves, and every array field is a leaf)"
+                    )
+            return tuple(self._leaves)
+        return tuple(name for name in names if _is_array(getattr(self, name)))
+
     def _flatten(self):
-        # every concrete source is a dataclass; the base class itself is not declared as one
-        fields = dataclasses.fields(self)  # pyright: ignore[reportArgumentType]
-        static = tuple((f.name, getattr(self, f.name)) for f in fields if f.name not in self._leaves)
-        return tuple(getattr(self, name) for name in self._leaves), static
+        leaves = self._leaf_names()
+        static = tuple((f.name, getattr(self, f.name)) for f in self._fields() if f.name not in leaves)
+        for name, value in static:
+            try:
+                hash(value)
+            except TypeError:
+                raise _validate.InputTypeError(
+                    f"field {name!r} of {type(self).__name__} is static structure and must be hashable, got "
+                    f"{type(value).__name__}: make it an array (a leaf), a tuple or a number"
+                ) from None
+        return tuple(getattr(self, name) for name in leaves), (static, leaves)
 
     @classmethod
-    def _unflatten(cls, static, leaves):
+    def _unflatten(cls, aux, leaves):
+        static, names = aux
         obj = object.__new__(cls)
-        for name, value in (*static, *zip(cls._leaves, leaves, strict=True)):
+        for name, value in (*static, *zip(names, leaves, strict=True)):
             object.__setattr__(obj, name, value)
         return obj
+
+    def content_description(self) -> dict[str, Any]:
+        """JSON-able identity, the same in every process: type, static fields, SHA-1 of the arrays.
+
+        Examples:
+            >>> Gaussian(2, spectrum=[1.0, 2.0]).content_description()["type"]
+            'aejax.sources:Gaussian'
+        """
+        leaves, (static, _) = self._flatten()
+        cls = type(self)
+        return {
+            "type": f"{cls.__module__}:{cls.__qualname__}",
+            **{name: describe(f"{cls.__name__}.{name}", value) for name, value in static},
+            "sha1": array_digest([a for a in jax.tree_util.tree_leaves(leaves)]),
+        }
+
+    def _content_key(self) -> Any:
+        """``(type, static, digest)``, cached; ``None`` while any leaf is a tracer."""
+        cached = self.__dict__.get("_aejax_content_key")
+        if cached is not None:
+            return cached
+        leaves, (static, _) = self._flatten()
+        arrays = jax.tree_util.tree_leaves(leaves)
+        if any(isinstance(a, Tracer) for a in arrays):
+            return None
+        key = (type(self), static, array_digest(arrays))
+        object.__setattr__(self, "_aejax_content_key", key)
+        return key
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if type(other) is not type(self):
+            return NotImplemented
+        mine, theirs = self._content_key(), other._content_key()  # pyright: ignore[reportAttributeAccessIssue]
+        return mine is not None and mine == theirs
+
+    def __hash__(self) -> int:
+        key = self._content_key()
+        return id(self) if key is None else hash(key)
 
     def sample(self, key: Array, batch: int) -> Array:
         """Draw ``batch`` independent samples, shape ``(batch, d)``."""
@@ -86,7 +182,7 @@ class Gaussian(Source):
         Array(4., dtype=float32)
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ("spectrum", "cov", "factor")
+    _leaves: ClassVar[tuple[str, ...] | None] = ("spectrum", "cov", "factor")
     is_gaussian: ClassVar[bool] = True
     d: int
     spectrum: Any = None
@@ -133,7 +229,7 @@ class SparseSource(Source):
     """A coordinate is non-zero with probability ``p``, then ``nonzero(key, shape) / sqrt(p)``
     with a unit-variance law, so ``E x_i² = 1``; ``p`` is a leaf (vmappable, traced)."""
 
-    _leaves: ClassVar[tuple[str, ...]] = ("p",)
+    _leaves: ClassVar[tuple[str, ...] | None] = ("p",)
     d: int
     p: Any
 
@@ -202,7 +298,7 @@ class Empirical(Source):
         True
     """
 
-    _leaves: ClassVar[tuple[str, ...]] = ("data",)
+    _leaves: ClassVar[tuple[str, ...] | None] = ("data",)
     data: Any
     d: int = dataclasses.field(init=False)
 
@@ -230,6 +326,36 @@ class Empirical(Source):
 
     def cov_trace(self) -> Array:
         return jnp.sum(self.data**2) / self.data.shape[0]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SecondMoments(Source):
+    """The centred Gaussian with the second moments ``E[x xᵀ] = rowsᵀ rows / m`` of ``rows``, applied
+    without forming the covariance, so that ``rows`` may be traced (``Model.gaussian_equivalent_risk``
+    inside a compiled run; ``aejax.config.gaussian_equivalent`` builds it on the host in float64).
+
+    Examples:
+        >>> SecondMoments(2, jnp.asarray([[1.0, 0.0], [0.0, 3.0]])).cov_trace()
+        Array(5., dtype=float32)
+    """
+
+    _leaves: ClassVar[tuple[str, ...] | None] = ("rows",)
+    is_gaussian: ClassVar[bool] = True
+    d: int
+    rows: Any
+
+    def sample(self, key: Array, batch: int) -> Array:
+        return jax.random.normal(key, (batch, self.rows.shape[0])) @ self.rows / jnp.sqrt(self.rows.shape[0])
+
+    def cov_apply(self, m: Array) -> Array:
+        return self.rows.T @ (self.rows @ m) / self.rows.shape[0]
+
+    def cov_trace(self) -> Array:
+        return jnp.sum(self.rows**2) / self.rows.shape[0]
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (jax.Array, np.ndarray))
 
 
 SOURCES = {"gaussian": Gaussian, "bernoulli_gaussian": BernoulliGaussian, "sparse_rademacher": SparseRademacher}

@@ -42,6 +42,7 @@ from aejax.checkpoint import ChunkCheckpoints
 from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
+from aejax.identity import describe
 from aejax.programs import (
     MAX_RUNS_PER_DEVICE,
     Program,
@@ -158,20 +159,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def config_description(config: TrainConfig) -> dict[str, Any]:
-    """JSON-able description of a config (sources and optimizer objects by type and content hash;
-    ``eval_every`` as resolved, ``config.trace_every``)."""
-    out: dict[str, Any] = {}
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            out[field.name] = value
-        elif field.name in ("source", "test_source"):
-            leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(value)]
-            digest = hashlib.sha1(b"".join(leaf.tobytes() for leaf in leaves)).hexdigest()[:16]
-            out[field.name] = {"type": type(value).__name__, "d": value.d, "sha1": digest}
-        else:
-            out[field.name] = repr(value)
+def config_description(config: TrainConfig, strict: bool = True) -> dict[str, Any]:
+    """JSON-able description of a config that is the same in every process: users' objects by
+    their stable identity (``aejax.identity.describe``: a source by type, static fields and content
+    hash; an ``aejax.named`` object by its name; a top-level function by ``module:qualname``),
+    ``eval_every`` as resolved (``config.trace_every``).
+
+    Raises:
+        InputError: with ``strict``, a field holds an object without a stable identity (the message
+            says to pass ``aejax.named(obj, "name")``); without, such objects are described by
+            their ``repr`` (a sweep kept in memory, whose fingerprint never leaves the process).
+
+    Examples:
+        >>> import optax, aejax
+        >>> config = TrainConfig(d=8, n=8, steps=10, optimizer=aejax.named(optax.adam(1.0), "adam"))
+        >>> config_description(config)["optimizer"]
+        {'name': 'adam'}
+    """
+    out = {f.name: describe(f.name, getattr(config, f.name), strict) for f in dataclasses.fields(config)}
     out["eval_every"] = config.trace_every
     return out
 
@@ -277,7 +282,9 @@ def sweep(
         for d in sorted(set(run_dims), reverse=True)
     }
     manifest = {
-        "config": config_description(config),  # as given: a resume may add a d that changes the trace
+        "config": config_description(
+            config, strict=out is not None
+        ),  # as given: a resume may add a d that changes the trace
         "runs": list(spec.runs),
         "dims": list(spec.dims),
         "seed": seed,

@@ -70,15 +70,16 @@ class TrainState(NamedTuple):
 class Trainer(NamedTuple):
     """Training in segments of trace blocks, so a long run can be checkpointed between them.
 
-    ``start(key, hparams) -> state``; ``advance(state, key, hparams, first, count) -> state`` trains
-    the ``count`` (static) trace blocks from block ``first`` (may be traced); ``blocks`` is the number
+    ``start(key, hparams, data=None) -> state``; ``advance(state, key, hparams, first, count,
+    data=None) -> state`` trains the ``count`` (static) trace blocks from block ``first`` (may be
+    traced); ``data`` is as in ``make_train``; ``blocks`` is the number
     of trace blocks (``len(config.trace_steps)``). Every function is pure, jittable and vmappable, and
     ``advance`` over all blocks at once is exactly ``make_train``'s ``train``: splitting a run into
     segments does not change a bit of it.
     """
 
-    start: Callable[[Array, dict[str, Any] | None], TrainState]
-    advance: Callable[[TrainState, Array, dict[str, Any] | None, Any, int], TrainState]
+    start: Callable[..., TrainState]
+    advance: Callable[..., TrainState]
     blocks: int
 
 
@@ -105,26 +106,35 @@ def make_trainer(config: TrainConfig) -> Trainer:
     lengths = set((ends - starts).tolist())
     traced = ("loss", "risk", *record.trace_observables_names())
 
-    def start(key: Array, hparams: dict[str, Any] | None = None) -> TrainState:
+    def start(key: Array, hparams: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> TrainState:
         _validate.prng_key("key", key)
         with config.precision():
-            return _start(key, hparams)
+            return _start(key, hparams, data)
 
-    def _start(key: Array, hparams: dict[str, Any] | None) -> TrainState:
-        model = config.bind(hparams)
+    def _start(key: Array, hparams: dict[str, Any] | None, data: dict[str, Any] | None) -> TrainState:
+        model = config.bind(hparams, data)
         params = model.init(jax.random.split(key, 4)[0])
         trace = {name: jnp.zeros(len(ends), jnp.float32) for name in traced}
         return TrainState(params, optimizer.init(params), trace)
 
-    def advance(state: TrainState, key: Array, hparams: dict[str, Any] | None, first: Any, count: int) -> TrainState:
+    def advance(
+        state: TrainState,
+        key: Array,
+        hparams: dict[str, Any] | None,
+        first: Any,
+        count: int,
+        data: dict[str, Any] | None = None,
+    ) -> TrainState:
         _validate.prng_key("key", key)
         with config.precision():
-            return _advance(state, key, hparams, first, count)
+            return _advance(state, key, hparams, first, count, data)
 
-    def _advance(state: TrainState, key: Array, hparams: dict[str, Any] | None, first: Any, count: int) -> TrainState:
-        model = config.bind(hparams)
+    def _advance(
+        state: TrainState, key: Array, hparams: dict[str, Any] | None, first: Any, count: int, data: Any
+    ) -> TrainState:
+        model = config.bind(hparams, data)
         _, k_data, k_steps, k_eval = jax.random.split(key, 4)
-        data = _training_set(config, model.source, k_data)
+        rows = _training_set(config, model.source, k_data)
 
         def sample_loss(params, x):
             return model.loss(_freeze(params, config.trainable, jax.lax.stop_gradient), x)  # frozen: no backward
@@ -136,9 +146,9 @@ def make_trainer(config: TrainConfig) -> Trainer:
             k = jax.random.fold_in(k_steps, t)
             if config.mode == "population":
                 return None
-            if data is None:
+            if rows is None:
                 return model.source.sample(k, config.batch)
-            return data[jax.random.randint(k, (config.batch,), 0, data.shape[0])]
+            return rows[jax.random.randint(k, (config.batch,), 0, rows.shape[0])]
 
         loss_fn = population_loss if config.mode == "population" else sample_loss
 
@@ -192,15 +202,18 @@ def make_trainer(config: TrainConfig) -> Trainer:
     return Trainer(start, advance, len(ends))
 
 
-def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], tuple[Params, dict[str, Array]]]:
+def make_train(config: TrainConfig) -> Callable[..., tuple[Params, dict[str, Array]]]:
     """Build the pure training function for ``config``.
 
     Args:
         config: a ``TrainConfig``.
 
     Returns:
-        ``train(key, hparams) -> (params, trace)``: jittable and vmappable over ``key`` and every
-        entry of ``hparams``. ``trace`` has ``loss`` (mean training loss over each trace block, the
+        ``train(key, hparams, data=None) -> (params, trace)``: jittable and vmappable over ``key``
+        and every entry of ``hparams``. ``data`` is the config's data objects (``config.data``, or
+        new data of the same shapes): passed as an argument of a jitted ``train``, a source's
+        arrays are inputs of the program, not constants, and new data does not recompile
+        (``None``: the config's own, closed over). ``trace`` has ``loss`` (mean training loss over each trace block, the
         steps up to each of ``config.trace_steps``), ``risk`` (exact or Monte Carlo risk after the
         block; NaN when ``risk_eval="none"``) and the traced observables of ``aejax.record``.
 
@@ -212,8 +225,10 @@ def make_train(config: TrainConfig) -> Callable[[Array, dict[str, Any] | None], 
     """
     trainer = make_trainer(config)
 
-    def train(key: Array, hparams: dict[str, Any] | None = None) -> tuple[Params, dict[str, Array]]:
-        state = trainer.advance(trainer.start(key, hparams), key, hparams, 0, trainer.blocks)
+    def train(
+        key: Array, hparams: dict[str, Any] | None = None, data: dict[str, Any] | None = None
+    ) -> tuple[Params, dict[str, Array]]:
+        state = trainer.advance(trainer.start(key, hparams, data), key, hparams, 0, trainer.blocks, data)
         return state.params, state.trace
 
     return train

@@ -1,0 +1,99 @@
+"""JAX's persistent compilation cache, turned on from Python with one call.
+
+A sweep of a few small programs is compile-bound: compiling each shape bucket's program takes
+seconds, running it milliseconds. With the cache on, a second process (a rerun, the next cell of a
+notebook after a restart, the next job of an array) loads the compiled programs from disk instead.
+
+It is off by default for library users: it is JAX's process-wide setting, so turning it on at
+``import aejax`` would also cache (and write to disk) the user's own programs, in a directory they
+did not choose. The ``aejax`` command turns it on for its own process (``aejax.cli``).
+
+Examples:
+    >>> import tempfile
+    >>> path = enable_compilation_cache(tempfile.mkdtemp(), max_size=2**28)
+    >>> path.endswith("tmp") or len(path) > 0
+    True
+    >>> disable_compilation_cache()
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from aejax import _validate
+
+__all__ = ["DEFAULT_MAX_SIZE", "default_cache_dir", "disable_compilation_cache", "enable_compilation_cache"]
+
+DEFAULT_MAX_SIZE = 2 * 2**30  # bytes; JAX evicts the least recently used programs beyond it
+MIN_COMPILE_SECONDS = 0.5  # programs that compile faster than this are not worth a disk entry
+
+
+def default_cache_dir() -> str:
+    """``$AEJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/aejax/jax``, else ``~/.cache/aejax/jax``.
+
+    Examples:
+        >>> default_cache_dir().endswith("jax")  # unless $AEJAX_CACHE_DIR says otherwise
+        True
+    """
+    if os.environ.get("AEJAX_CACHE_DIR"):
+        return os.environ["AEJAX_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "aejax", "jax")
+
+
+def enable_compilation_cache(
+    path: str | os.PathLike | None = None,
+    max_size: int | None = DEFAULT_MAX_SIZE,
+    min_compile_seconds: float = MIN_COMPILE_SECONDS,
+) -> str:
+    """Keep compiled programs on disk, so a new process compiles nothing it compiled before.
+
+    Call it once, before the first sweep or jit, e.g. at the top of a script or notebook. It sets
+    JAX's process-wide persistent cache (``jax_compilation_cache_dir``), which also caches your
+    own jitted programs.
+
+    Args:
+        path: cache directory (default: ``default_cache_dir()``). Created if missing.
+        max_size: bytes the directory may hold; JAX evicts the least recently used programs beyond
+            it (default 2 GiB; ``None``: unbounded).
+        min_compile_seconds: programs that compile faster than this are not written.
+
+    Returns:
+        The cache directory in use.
+
+    Examples:
+        >>> import tempfile
+        >>> enable_compilation_cache(tempfile.mkdtemp()) != ""
+        True
+        >>> disable_compilation_cache()
+    """
+    directory = os.fspath(_validate.path("path", path)) if path is not None else default_cache_dir()
+    if max_size is not None:
+        _validate.positive_int("max_size", max_size)
+    _validate.positive_number("min_compile_seconds", min_compile_seconds, allow_zero=True, scalar=True)
+    os.makedirs(directory, exist_ok=True)
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_compilation_cache_max_size", -1 if max_size is None else int(max_size))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    _reset_jax_cache()
+    return directory
+
+
+def disable_compilation_cache() -> None:
+    """Stop reading and writing the persistent compilation cache in this process.
+
+    Examples:
+        >>> disable_compilation_cache()
+    """
+    jax.config.update("jax_compilation_cache_dir", None)
+    _reset_jax_cache()
+
+
+def _reset_jax_cache() -> None:
+    """JAX opens its cache at the first compilation; make it reopen with the new settings."""
+    from jax._src import compilation_cache  # JAX's own reset hook: no public one exists
+
+    compilation_cache.reset_cache()
