@@ -77,8 +77,8 @@ def test_free_risks_given_the_model_agree_with_its_own_and_with_numpy(activation
     np.testing.assert_allclose(mc_free, mc_model, rtol=1e-6)
     x = np.random.default_rng(3).normal(size=(100_000, D))
     act = np.tanh if activation == "tanh" else (lambda u: np.maximum(u, 0))
-    losses = _numpy_risk(np.asarray(params.A, np.float64), np.asarray(params.B, np.float64),
-                         np.asarray(model.mask, np.float64), act, x)  # fmt: skip
+    A, B, mask = (np.asarray(a, np.float64) for a in (params.A, params.B, model.mask))
+    losses = _numpy_risk(A, B, mask, act, x)
     assert abs(free - losses.mean()) < 4 * losses.std() / np.sqrt(len(losses))
 
 
@@ -89,10 +89,9 @@ def test_one_row_normalize_default_everywhere():
     nn_default = inspect.signature(aejax.nn.Autoencoder.__init__).parameters["row_normalize"].default
     apply_default = Architecture("sign").row_normalize
     assert config_default is arch_default is nn_default is apply_default is True
-    ae = aejax.nn.Autoencoder(D, D, params=PARAMS)
-    np.testing.assert_allclose(ae(SOURCE.sample(jax.random.key(4), 8)),
-                               aejax.TrainConfig(d=D, n=D, steps=1).bind().apply(PARAMS, SOURCE.sample(jax.random.key(4), 8)),
-                               rtol=1e-6)  # fmt: skip
+    x = SOURCE.sample(jax.random.key(4), 8)
+    trained_map = aejax.TrainConfig(d=D, n=D, steps=1).bind().apply(PARAMS, x)
+    np.testing.assert_allclose(aejax.nn.Autoencoder(D, D, params=PARAMS)(x), trained_map, rtol=1e-6)
 
 
 def test_mc_risk_of_a_linear_map_matches_its_closed_form():
@@ -132,7 +131,9 @@ def test_mc_risk_of_an_nnx_composite_equals_the_model_folded_by_hand():
     got = aejax.mc_risk(net, SOURCE, key, 2048)
     W = net.pre.kernel[...].T  # nnx.Linear computes x @ kernel
     B = net.ae.B[...] / jnp.linalg.norm(net.ae.B[...], axis=1, keepdims=True)
-    folded = aejax.mc_risk(Params(net.ae.A[...], B @ W), SOURCE, key, 2048, arch=Architecture("tanh", row_normalize=False))
+    folded = aejax.mc_risk(
+        Params(net.ae.A[...], B @ W), SOURCE, key, 2048, arch=Architecture("tanh", row_normalize=False)
+    )
     np.testing.assert_allclose(got, folded, rtol=1e-5)
     grads = nnx.grad(lambda m: aejax.mc_risk(m, SOURCE, key, 512)[0])(net)
     assert float(jnp.abs(grads.pre.kernel[...]).sum()) > 0 and float(jnp.abs(grads.ae.B[...]).sum()) > 0

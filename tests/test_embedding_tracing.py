@@ -283,9 +283,7 @@ def _all_modes(f, v, differentiable):
     return jax.jit(run)(v, jnp.asarray([v, 0.9 * v]))
 
 
-@pytest.mark.parametrize(
-    "name", [*CASES, *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW_CASES)]
-)
+@pytest.mark.parametrize("name", [*CASES, *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW_CASES)])
 def test_public_functions_under_jit_vmap_and_grad(name):
     """Eager result == jit with v a Python literal, a NumPy scalar and a tracer == vmap's first
     entry; the gradient of the summed outputs is finite. (Cases whose eager run would dispatch
