@@ -368,7 +368,7 @@ def _reconstruction(params: Any, arch: Any, d: int, caller: str) -> Callable[[Ar
                 f"{caller}: arch= goes with Params(A, B); the callable {_validate._brief(params)} is "
                 "evaluated as it is, so pass no arch"
             )
-        return _same_shape(params)
+        return _same_shape(cast(Callable[[Array], Array], params))
     model = resolve_arch(arch, caller)
     _validate.params_shape(params, d)
     _check_mask(model.mask, params.B.shape[0])

@@ -337,7 +337,7 @@ def test_run_key_with_a_traced_seed():
     want = jax.random.key_data(aejax.run_key(0, 3))
     for got in (
         jax.jit(lambda: aejax.run_key(0, 3))(),
-        jax.jit(lambda: aejax.run_key(0, np.int64(3)))(),
+        jax.jit(lambda: aejax.run_key(0, np.int64(3)))(),  # pyright: ignore[reportArgumentType]
         jax.jit(lambda s: aejax.run_key(0, s))(3),
     ):
         np.testing.assert_array_equal(jax.random.key_data(got), want)

@@ -173,7 +173,7 @@ def test_exact_risk_gradient_matches_finite_differences(activation, option):
         source = _source("spectrum", d)
         A = jnp.asarray(0.4 if option == "tied" else rng.normal(size=(d, n)) / np.sqrt(n))
         params = Params(A, jnp.asarray(rng.normal(size=(n, d)) / np.sqrt(d)))
-        kw = {"mask": jnp.asarray(rng.integers(0, 2, n), jnp.float64)} if option == "mask" else {}
+        kw: dict = {"mask": jnp.asarray(rng.integers(0, 2, n), jnp.float64)} if option == "mask" else {}
         kw["row_normalize"] = option in ("tied", "row_normalize")
         risk = lambda p: aejax.exact_risk(p, source, arch=_arch(activation, **kw))  # noqa: E731
         dirs = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=(4, *np.shape(a)))), params)
