@@ -457,12 +457,13 @@ def _check_rate(rate: Any, config: TrainConfig) -> None:
     _validate.positive_number("rate", rate)
     if not _validate.is_concrete(rate):
         return
-    units = np.round(np.asarray(rate, np.float32) * np.float32(config.d))
+    with np.errstate(over="ignore"):  # a rate beyond float32 is inf units: refused below
+        units = np.round(np.asarray(rate, np.float64).astype(np.float32) * np.float32(config.d))
     bad = (units < 1) | (units > config.n)
     if bad.any():
         raise _validate.InputError(
             f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
-            f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), "
+            f"(rate in ({0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), "
             f"got {_validate._show(np.asarray(rate, np.float64)[bad])}"
         )
     if config.decoder == "multilayer" and (units != config.n).any():
