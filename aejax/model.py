@@ -224,7 +224,8 @@ def as_architecture(arch: Architecture | None, fields: dict[str, Any]) -> Archit
     """``arch``, or an ``Architecture`` built from keyword ``fields`` (never both).
 
     The one place that turns the keyword form (``activation=..., mask=...``) of ``apply``,
-    ``mc_risk`` and ``exact_risk`` into the model object.
+    ``encode`` and ``decode`` into the model object (the risk functions take ``arch=`` only:
+    ``resolve_arch``).
 
     Examples:
         >>> as_architecture(None, {"activation": "relu"}).activation
