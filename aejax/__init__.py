@@ -24,16 +24,18 @@ from aejax.sweeping import sweep
 from aejax.train import make_train, run_key
 
 if TYPE_CHECKING:
-    from aejax import nn
+    from aejax import nn, scaling
+
+_LAZY = ("nn", "scaling")
 
 
 def __getattr__(name: str) -> Any:
-    """``aejax.nn`` (Flax NNX modules) is imported on first use: importing flax costs about a second
-    that commands and sweeps do not need."""
-    if name == "nn":
+    """``aejax.nn`` (Flax NNX modules) and ``aejax.scaling`` (fits, with SciPy) are imported on first
+    use: importing flax costs about a second that commands and sweeps do not need."""
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module("aejax.nn")
+        return importlib.import_module(f"aejax.{name}")
     raise AttributeError(f"module 'aejax' has no attribute {name!r}")
 
 
@@ -61,6 +63,7 @@ __all__ = [
     "nn",
     "optimal_decoder",
     "run_key",
+    "scaling",
     "sign",
     "sources",
     "sweep",

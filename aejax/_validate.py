@@ -14,6 +14,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable
@@ -185,6 +186,33 @@ def _numbers(name: str, value: Any) -> np.ndarray:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputTypeError(f"{name} must be a number or an array of numbers, got {value!r}") from None
+
+
+def summary(value: Any, width: int = 200) -> str:
+    """A one-line description of ``value`` that never prints a whole array: arrays as
+    ``dtype[shape]``, dataclasses (sources, priors) field by field, anything else by its ``repr``
+    cut at ``width`` characters.
+
+    Examples:
+        >>> summary(np.zeros((64, 8), np.float32))
+        'float32[64, 8]'
+        >>> from aejax.sources import Empirical
+        >>> summary(Empirical(np.random.default_rng(0).normal(size=(5, 3))))
+        'Empirical(data=float32[5, 3], d=3)'
+    """
+    text = _summary(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _summary(value: Any) -> str:
+    if hasattr(value, "shape") and hasattr(value, "dtype") and np.ndim(value) > 0:
+        return f"{np.dtype(value.dtype).name}[{', '.join(map(str, np.shape(value)))}]"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = [f"{f.name}={_summary(getattr(value, f.name, None))}" for f in dataclasses.fields(value) if f.repr]
+        return f"{type(value).__name__}({', '.join(parts)})"
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"{type(value).__name__} of {len(value)} items"
+    return repr(value)
 
 
 def _brief(value: Any) -> str:

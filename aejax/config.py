@@ -207,9 +207,13 @@ class TrainConfig:
             if self.test_source.d != self.d:
                 raise _validate.InputError(f"test_source has d={self.test_source.d} but the config has d={self.d}")
         if self.mode == "population" and not self.is_gaussian:
-            raise _validate.InputError(f"mode 'population' needs a Gaussian source, got source={self.source!r}")
+            raise _validate.InputError(
+                f"mode 'population' needs a Gaussian source, got source={_validate.summary(self.source)}"
+            )
         if self.risk_eval == "exact" and not self.is_gaussian:
-            raise _validate.InputError(f"risk_eval 'exact' needs a Gaussian source, got source={self.source!r}")
+            raise _validate.InputError(
+                f"risk_eval 'exact' needs a Gaussian source, got source={_validate.summary(self.source)}"
+            )
         self._check_decoder()
         if self.eval_every is not None:
             every = _validate.positive_int("eval_every", self.eval_every)
@@ -225,6 +229,20 @@ class TrainConfig:
                 + (", use trace_spacing='linear'" if self.trace_spacing == "log" else "")
                 + " or train longer"
             )
+
+    def __repr__(self) -> str:
+        """The fields, with arrays (a source's data, a spectrum) shown as ``dtype[shape]``, never in full.
+
+        Examples:
+            >>> import numpy as np
+            >>> rows = Empirical(np.random.default_rng(0).normal(size=(1000, 8)))
+            >>> print(repr(TrainConfig(d=8, n=8, steps=10, source=rows))[:41])
+            TrainConfig(d=8, n=8, steps=10, batch=128
+            >>> "source=Empirical(data=float32[1000, 8], d=8)" in repr(TrainConfig(d=8, n=8, steps=10, source=rows))
+            True
+        """
+        fields = ", ".join(f"{f.name}={_validate.summary(getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"{type(self).__name__}({fields})"
 
     def _check_decoder(self) -> None:
         _validate.choice("decoder", self.decoder, DECODERS)
@@ -464,19 +482,26 @@ def full_hparams(config: TrainConfig, hparams: dict[str, Any] | None) -> dict[st
 
 
 def _check_rate(rate: Any, config: TrainConfig) -> None:
+    """Refuse a concrete ``rate`` whose unit count ``round(rate·d)`` (in float32, as ``rate_mask``
+    computes it) is not in [1, n]. Computed with NumPy, so a Python or NumPy number is checked inside
+    ``jit`` too; a traced rate is not checked."""
     _validate.positive_number("rate", rate)
-    if _validate.is_concrete(rate):
-        units = jnp.round(jnp.asarray(rate) * config.d)
-        if jnp.any(units < 1) or jnp.any(units > config.n):
-            raise _validate.InputError(
-                f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
-                f"(rate in [{0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), got {rate}"
-            )
-        if config.decoder == "multilayer" and jnp.any(units != config.n):
-            raise _validate.InputError(
-                f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
-                f"{config.n / config.d:.4g}, got {rate}"
-            )
+    if not _validate.is_concrete(rate):
+        return
+    with np.errstate(over="ignore"):  # a rate beyond float32 is inf units: refused below
+        units = np.round(np.asarray(rate, np.float64).astype(np.float32) * np.float32(config.d))
+    bad = (units < 1) | (units > config.n)
+    if bad.any():
+        raise _validate.InputError(
+            f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
+            f"(rate in ({0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), "
+            f"got {_validate._show(np.asarray(rate, np.float64)[bad])}"
+        )
+    if config.decoder == "multilayer" and (units != config.n).any():
+        raise _validate.InputError(
+            f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
+            f"{config.n / config.d:.4g}, got {_validate.summary(rate)}"
+        )
 
 
 def _check_data(config: TrainConfig, data: Any) -> dict[str, Any]:

@@ -73,10 +73,11 @@ def init(
     _validate.prng_key("key", key)
     _validate.boolean("tied", tied)
     _validate.positive_number("decoder_scale", decoder_scale, allow_zero=True, scalar=True)
-    if decoder_scale > jnp.finfo(jnp.result_type(float)).max / 10:  # entries are about scale·N(0, 1/n)
+    largest = float(jnp.finfo(jnp.result_type(float)).max) / 10  # entries are about scale·N(0, 1/n)
+    if _validate.is_concrete(decoder_scale) and float(decoder_scale) > largest:
         raise _validate.InputError(
-            f"decoder_scale must be below {jnp.finfo(jnp.result_type(float)).max / 10:.3g} so the "
-            f"initial decoder fits {jnp.result_type(float)}, got {decoder_scale!r}"
+            f"decoder_scale must be below {largest:.3g} so the initial decoder fits "
+            f"{jnp.result_type(float)}, got {decoder_scale!r}"
         )
     k_enc, k_dec = jax.random.split(key)
     B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d) if kind == "gaussian" else haar_frame(k_enc, n, d)
@@ -153,13 +154,17 @@ class Architecture:
 
     A pytree: ``activation``, ``surrogate`` and ``row_normalize`` are static structure; ``slope``,
     ``margin``, ``mask`` and the non-linear ``decoder``'s numbers are leaves, so an ``Architecture``
-    can be built inside ``jit`` and ``vmap``-ed over them. ``aejax.mc_risk`` and ``aejax.exact_risk``
-    take it as ``arch=``; ``TrainConfig.bind(hparams).arch`` is the one a run trains.
+    can be built inside ``jit`` and ``vmap``-ed over them. ``aejax.mc_risk``, ``aejax.exact_risk``
+    and ``aejax.optimal_decoder`` require it as ``arch=`` (or the ``Model``, whose ``arch`` is the
+    one a run trains): the risk of the same weights depends on it.
+
+    ``row_normalize`` defaults to ``True``, as in ``TrainConfig`` and ``aejax.nn.Autoencoder``: one
+    default everywhere, the one the theory (docs/theory.md §3) and every run use.
 
     Args:
         activation: name (``sign``, ``helu``, ``relu``, ``tanh``, ``linear``) or a callable.
         surrogate: surrogate derivative used when differentiating through ``sign``.
-        row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B``.
+        row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B`` (default ``True``).
         slope: surrogate slope (array, broadcasts per hidden unit).
         margin: HeLU margin / sign hysteresis window.
         mask: optional ``(n,)`` 0/1 hidden-unit mask.
@@ -167,14 +172,14 @@ class Architecture:
             ``None`` for the linear decoder ``A s``.
 
     Examples:
-        >>> model = Architecture(row_normalize=True)
+        >>> model = Architecture("sign", row_normalize=True)
         >>> model.apply(Params(jnp.eye(2) * 2.0, jnp.eye(2) * 3.0), jnp.array([0.5, -0.1]))
         Array([ 2., -2.], dtype=float32)
     """
 
     activation: str | ActivationFn = dataclasses.field(default="sign", metadata={"static": True})
     surrogate: str = dataclasses.field(default="clip", metadata={"static": True})
-    row_normalize: bool = dataclasses.field(default=False, metadata={"static": True})
+    row_normalize: bool = dataclasses.field(default=True, metadata={"static": True})
     slope: Any = 1.0
     margin: Any = 0.0
     mask: Array | None = None
@@ -221,7 +226,8 @@ def as_architecture(arch: Architecture | None, fields: dict[str, Any]) -> Archit
     """``arch``, or an ``Architecture`` built from keyword ``fields`` (never both).
 
     The one place that turns the keyword form (``activation=..., mask=...``) of ``apply``,
-    ``mc_risk`` and ``exact_risk`` into the model object.
+    ``encode`` and ``decode`` into the model object (the risk functions take ``arch=`` only:
+    ``resolve_arch``).
 
     Examples:
         >>> as_architecture(None, {"activation": "relu"}).activation
@@ -237,6 +243,36 @@ def as_architecture(arch: Architecture | None, fields: dict[str, Any]) -> Archit
     if fields:
         raise _validate.InputTypeError(f"pass either arch= or the architecture keywords {sorted(fields)}, not both")
     return arch
+
+
+def resolve_arch(arch: Any, caller: str) -> Architecture:
+    """The ``Architecture`` given to ``caller`` as ``arch=``: an ``Architecture``, or a ``Model``
+    (anything whose ``arch`` attribute is one). ``None`` is refused: the risk of given weights
+    depends on the activation, the hidden-unit mask and whether rows are normalised, so a function
+    that evaluates parameters never guesses them.
+
+    Examples:
+        >>> resolve_arch(Architecture("relu"), "exact_risk").activation
+        'relu'
+        >>> resolve_arch(None, "exact_risk")
+        Traceback (most recent call last):
+        ...
+        aejax.InputTypeError: exact_risk needs arch=: the aejax.Architecture (or aejax.Model) ...
+    """
+    if isinstance(arch, Architecture):
+        return arch
+    inner = getattr(arch, "arch", None)
+    if isinstance(inner, Architecture):
+        return inner
+    if arch is None:
+        raise _validate.InputTypeError(
+            f"{caller} needs arch=: the aejax.Architecture (or aejax.Model) that maps x to x̂ for these "
+            'params, e.g. model.arch or aejax.Architecture("tanh", row_normalize=True, mask=...); the risk '
+            "of the same weights differs between architectures"
+        )
+    raise _validate.InputTypeError(
+        f"arch must be an aejax.Architecture or an aejax.Model, got {_validate._brief(arch)}"
+    )
 
 
 def encode(params: Params, x: Array, activation: str | ActivationFn = "sign", **model_kw: Any) -> Array:

@@ -94,7 +94,8 @@ class Autoencoder(nnx.Module):
         surrogate: surrogate derivative of ``sign``.
         slope: surrogate slope (scalar or ``(n,)``).
         margin: HeLU margin / sign hysteresis window.
-        row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B``.
+        row_normalize: apply ``B̄`` (unit-norm rows) instead of ``B`` (default ``True``, as in
+            ``aejax.TrainConfig`` and ``aejax.Architecture``).
         mask: ``(n,)`` 0/1 hidden-unit mask (default: all ones).
 
     Examples:
@@ -121,7 +122,7 @@ class Autoencoder(nnx.Module):
         surrogate: str = "clip",
         slope: Array | float = 1.0,
         margin: Array | float = 0.0,
-        row_normalize: bool = False,
+        row_normalize: bool = True,
         mask: Array | None = None,
     ):
         d = _validate.positive_int("d", d)
@@ -195,7 +196,8 @@ class Autoencoder(nnx.Module):
         )
 
     def arch(self) -> model.Architecture:
-        """This module's ``aejax.Architecture`` (pass it as ``arch=`` to ``mc_risk`` and ``exact_risk``).
+        """This module's ``aejax.Architecture`` (pass it as ``arch=`` to ``exact_risk`` and
+        ``optimal_decoder``; ``mc_risk`` also takes the module itself as the map ``x ↦ x̂``).
 
         Examples:
             >>> Autoencoder(8, 4, rngs=nnx.Rngs(0)).arch().activation

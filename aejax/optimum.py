@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from aejax import _validate
-from aejax.model import Params, init
+from aejax.model import Architecture, Params, init
 from aejax.risk import exact_risk, optimal_decoder
 from aejax.sources import Gaussian
 
@@ -70,7 +70,8 @@ def finite_d_optimum(
     key = jax.random.key(0) if key is None else key
 
     def risk(B):
-        return exact_risk(Params(optimal_decoder(B, source), B), source)
+        arch = Architecture("sign", row_normalize=False)
+        return exact_risk(Params(optimal_decoder(B, source, arch=arch), B), source, arch=arch)
 
     optimizer = optax.adam(lr)
 

@@ -331,7 +331,7 @@ def build_dataset(
         records: arrays of ``aejax.record.FIELDS`` by name; traces have a trailing step axis.
         trace_coords: coordinates of the trace dimension, which is the first key: ``{"step": steps}``,
             or ``{"tau": taus, "step": ("tau", steps)}`` for a τ grid.
-        theory: per-run theory value.
+        theory: per-run theory value (stored in float32, the dtype of the records).
         attrs: JSON-able attributes.
         expected_nonzero: per run, the non-zero input coordinates expected over the final risk's
             Monte Carlo samples (``None``: not a sparse source); see ``run_status``.
@@ -349,7 +349,7 @@ def build_dataset(
         data[field.name] = (
             ((*dims, trace_dim), values.reshape(*shape, points)) if field.per_step else (dims, values.reshape(shape))
         )
-    data["theory"] = (dims, np.asarray(theory, np.float64).reshape(shape))
+    data["theory"] = (dims, np.asarray(theory, np.float32).reshape(shape))  # float32, as every record
     data["status"] = (dims, run_status(records, expected_nonzero).astype(object).reshape(shape))
     coords: dict[str, Any] = dict(trace_coords)
     if dims == ("run",):

@@ -10,16 +10,23 @@ units are perfectly correlated with each other (for sign, all output +1).
 
 Examples:
     >>> import jax
-    >>> from aejax.model import init
+    >>> from aejax.model import Architecture, init
     >>> from aejax.sources import Gaussian
-    >>> p = init(jax.random.key(0), 32, 16, kind="orthogonal")
-    >>> A = optimal_decoder(p.B, Gaussian(32))
-    >>> round(float(exact_risk(p._replace(A=A), Gaussian(32))), 4)  # 1 - 2r/π at r = 1/2
+    >>> p, arch = init(jax.random.key(0), 32, 16, kind="orthogonal"), Architecture("sign")
+    >>> A = optimal_decoder(p.B, Gaussian(32), arch=arch)
+    >>> round(float(exact_risk(p._replace(A=A), Gaussian(32), arch=arch)), 4)  # 1 - 2r/π at r = 1/2
     0.6817
+
+Every function that evaluates weights (``exact_risk``, ``mc_risk``, ``dataset_risk``,
+``optimal_decoder``) takes the architecture that trained them as ``arch=`` (an ``Architecture`` or
+the run's ``aejax.Model``), with no default; ``mc_risk`` and ``dataset_risk`` also take any
+callable ``x ↦ x̂`` in place of ``Params``.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, cast
 
 import jax
@@ -28,7 +35,7 @@ import numpy as np
 
 from aejax import _validate
 from aejax.activations import ActivationFn, get_activation
-from aejax.model import Architecture, Params, as_architecture, decoder_matrix, encoder_matrix
+from aejax.model import Architecture, Params, decoder_matrix, encoder_matrix, resolve_arch
 from aejax.sources import Source
 
 Array = jax.Array
@@ -37,9 +44,10 @@ _RHO_MAX = 1 - 1e-6
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(96)
 _GH_WEIGHTS = _GH_WEIGHTS / np.sqrt(2 * np.pi)  # expectation over g ~ N(0, 1)
 _SERIES_TERMS = 40
+MAX_SAMPLES = 2**31 - 1  # sample indices are int32 inside the compiled loops
 
 
-def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = "sign") -> tuple[Array, Array]:
+def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn) -> tuple[Array, Array]:
     """``C_xs = E[x sᵀ]`` (d, n) and ``C_ss = E[s sᵀ]`` (n, n) for ``s = σ(W x)``, ``x ~ N(0, Σ)``.
 
     Args:
@@ -52,7 +60,7 @@ def gaussian_moments(W: Array, source: Source, activation: str | ActivationFn = 
 
     Examples:
         >>> from aejax.sources import Gaussian
-        >>> c_xs, c_ss = gaussian_moments(jnp.eye(2), Gaussian(2))
+        >>> c_xs, c_ss = gaussian_moments(jnp.eye(2), Gaussian(2), "sign")
         >>> c_ss
         Array([[1., 0.],
                [0., 1.]], dtype=float32)
@@ -131,7 +139,7 @@ def _risk_from_moments(A: Array, c_xs: Array, c_ss: Array, trace: Array, d: int)
     return (trace - 2 * m * jnp.sum(a * c_xs) + m * (m * jnp.sum((a @ c_ss) * a))) / d
 
 
-def exact_risk(params: Params, source: Source, *, arch: Architecture | None = None, **model_kw: Any) -> Array:
+def exact_risk(params: Params, source: Source, *, arch: Architecture | Any = None) -> Array:
     """Exact population risk ``E||x − x̂||² / d`` for a Gaussian source.
 
     Differentiable in ``params`` without NaN, including at orthogonal or repeated rows. Only the
@@ -142,19 +150,20 @@ def exact_risk(params: Params, source: Source, *, arch: Architecture | None = No
     Args:
         params: ``Params(A, B)``.
         source: ``Gaussian`` source (isotropic, spectrum or covariance).
-        arch: the ``aejax.model.Architecture`` (default: sign activation, no mask, raw rows).
-        **model_kw: or its fields as keywords (``activation``, ``mask``, ``row_normalize``, ...),
-            exactly as ``mc_risk`` takes them.
+        arch: required: the ``aejax.Architecture`` that trained ``params`` (its ``activation``,
+            ``mask`` and ``row_normalize`` matter), or the run's ``aejax.Model``. There is no
+            default: the same weights have another risk under another architecture.
 
     Returns:
         Scalar risk.
 
     Examples:
+        >>> from aejax.model import Architecture
         >>> from aejax.sources import Gaussian
-        >>> float(exact_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4)))
+        >>> float(exact_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4), arch=Architecture("sign")))
         1.0
     """
-    arch = as_architecture(arch, model_kw)
+    arch = resolve_arch(arch, "exact_risk")
     mask, row_normalize, activation = arch.mask, arch.row_normalize, arch.activation
     _check_shapes(params, source, mask)
     if params.head is not None or arch.decoder is not None:
@@ -168,11 +177,10 @@ def optimal_decoder(
     B: Array,
     source: Source,
     *,
-    arch: Architecture | None = None,
+    arch: Architecture | Any = None,
     ridge: float = 1e-6,
     key: Array | None = None,
     n_samples: int = 100_000,
-    **model_kw: Any,
 ) -> Array:
     """Best linear decoder for a fixed encoder: ``A* = C_xs C_ss⁻¹`` (docs/theory.md §2).
 
@@ -183,8 +191,8 @@ def optimal_decoder(
     Args:
         B: ``(n, d)`` encoder.
         source: the data source.
-        arch: the ``aejax.model.Architecture`` (its ``activation``, ``mask`` and ``row_normalize``
-            matter), or its fields as keywords, as for ``exact_risk``.
+        arch: required: the ``aejax.Architecture`` (its ``activation``, ``mask`` and
+            ``row_normalize`` matter) or the run's ``aejax.Model``, as for ``exact_risk``.
         ridge: Tikhonov term relative to the mean diagonal of ``C_ss``.
         key: PRNG key, required for non-Gaussian sources.
         n_samples: number of samples for the estimated moments.
@@ -193,12 +201,13 @@ def optimal_decoder(
         The ``(d, n)`` decoder.
 
     Examples:
+        >>> from aejax.model import Architecture
         >>> from aejax.sources import Gaussian
-        >>> A = optimal_decoder(jnp.eye(3), Gaussian(3))
+        >>> A = optimal_decoder(jnp.eye(3), Gaussian(3), arch=Architecture("sign"))
         >>> bool(jnp.allclose(A, jnp.sqrt(2 / jnp.pi) * jnp.eye(3), atol=1e-5))
         True
     """
-    arch = as_architecture(arch, model_kw)
+    arch = resolve_arch(arch, "optimal_decoder")
     activation, mask = arch.activation, arch.mask
     _check_source(source)
     _validate.encoder_shape("B", B, source.d)
@@ -221,16 +230,17 @@ def optimal_decoder(
 
 
 def sample_moments(
-    W: Array, source: Source, key: Array, n_samples: int, activation: str | ActivationFn = "sign", chunk: int = 8192
+    W: Array, source: Source, key: Array, n_samples: int, activation: str | ActivationFn, chunk: int = 8192
 ) -> tuple[Array, Array]:
-    """Monte Carlo estimates of ``C_xs`` and ``C_ss``, accumulated in chunks of ``chunk`` samples."""
-    n_samples = _validate.positive_int("n_samples", n_samples)
+    """Monte Carlo estimates of ``C_xs`` and ``C_ss``, accumulated in chunks of ``chunk`` samples
+    (``n_samples`` at most ``2**31 - 1``: sample indices are int32 in the compiled loop)."""
+    n_samples = _validate.positive_int("n_samples", n_samples, maximum=MAX_SAMPLES)
     act = get_activation(activation)
     n_chunks = -(-n_samples // chunk)
 
     def body(acc, i):
         x = source.sample(jax.random.fold_in(key, i), chunk)
-        keep = (i * chunk + jnp.arange(chunk) < n_samples).astype(x.dtype)[:, None]
+        keep = _kept(i, chunk, n_samples).astype(x.dtype)[:, None]
         s = act(x @ W.T) * keep
         return (acc[0] + x.T @ s, acc[1] + s.T @ s), None
 
@@ -240,51 +250,58 @@ def sample_moments(
 
 
 def mc_risk(
-    params: Params,
+    params: Params | Callable[[Array], Array],
     source: Source,
     key: Array,
     n_samples: int = 100_000,
     *,
     chunk: int = 4096,
-    arch: Architecture | None = None,
-    **model_kw: Any,
+    arch: Architecture | Any = None,
 ) -> tuple[Array, Array]:
     """Monte Carlo risk: mean of ``||x − x̂||² / d`` over fresh samples, and its standard error.
 
     Samples are drawn and reduced ``chunk`` at a time inside a ``lax.scan`` (Chan's pairwise
-    update of mean and variance), so memory does not grow with ``n_samples``.
+    update of mean and variance), so memory does not grow with ``n_samples``. The map ``x ↦ x̂``
+    is the autoencoder ``arch.apply(params, ·)``, or any callable: an NNX module (a preprocessing
+    layer in front of ``aejax.nn.Autoencoder``, say), a function, a closure over weights being
+    differentiated.
 
     Args:
-        params: ``Params(A, B)``.
+        params: ``Params(A, B)`` together with ``arch``; or any callable taking a ``(chunk, d)``
+            batch to its ``(chunk, d)`` reconstruction (then no ``arch``).
         source: any source.
         key: PRNG key.
-        n_samples: number of samples (>= 2).
+        n_samples: number of samples, from 2 (for a standard error) to ``2**31 - 1``.
         chunk: samples per chunk.
-        arch: the ``aejax.model.Architecture`` (default: sign activation, no mask, raw rows).
-        **model_kw: or its fields as keywords (``activation``, ``surrogate``, ``slope``,
-            ``margin``, ``mask``, ``row_normalize``, ``decoder``), exactly as ``exact_risk``.
+        arch: with ``Params``, required: the ``aejax.Architecture`` that trained them, or the
+            run's ``aejax.Model`` (as for ``exact_risk``).
 
     Returns:
         ``(mean, standard_error)``.
 
     Examples:
-        >>> from aejax.sources import Gaussian
         >>> import jax
-        >>> mean, se = mc_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), Gaussian(4), jax.random.key(0), 1000)
+        >>> from aejax.model import Architecture
+        >>> from aejax.sources import Gaussian
+        >>> p = Params(jnp.zeros((4, 2)), jnp.ones((2, 4)))
+        >>> mean, se = mc_risk(p, Gaussian(4), jax.random.key(0), 1000, arch=Architecture("sign"))
         >>> bool(abs(mean - 1.0) < 5 * se)
         True
+        >>> mean, se = mc_risk(lambda x: 0.5 * x, Gaussian(4), jax.random.key(0), 1000)  # any map: R = 1/4
+        >>> bool(abs(mean - 0.25) < 5 * se)
+        True
     """
-    arch = as_architecture(arch, model_kw)
-    _check_shapes(params, source, arch.mask)
+    _check_source(source)
+    reconstruct = _reconstruction(params, arch, source.d, "mc_risk")
     _validate.prng_key("key", key)
-    n_samples = _validate.positive_int("n_samples", n_samples, minimum=2)  # 2 for a standard error
+    n_samples = _validate.positive_int("n_samples", n_samples, minimum=2, maximum=MAX_SAMPLES)
     chunk = min(_validate.positive_int("chunk", chunk), n_samples)
     n_chunks = -(-n_samples // chunk)
 
     def body(acc, i):
         x = source.sample(jax.random.fold_in(key, i), chunk)
-        loss = jnp.mean((x - arch.apply(params, x)) ** 2, axis=-1)
-        keep = i * chunk + jnp.arange(chunk) < n_samples
+        loss = jnp.mean((x - reconstruct(x)) ** 2, axis=-1)
+        keep = _kept(i, chunk, n_samples)
         count = jnp.sum(keep).astype(loss.dtype)
         mean = jnp.sum(jnp.where(keep, loss, 0)) / count
         m2 = jnp.sum(jnp.where(keep, (loss - mean) ** 2, 0))
@@ -295,7 +312,11 @@ def mc_risk(
 
 
 def dataset_risk(
-    params: Params, data: Array, *, block: int = 4096, arch: Architecture | None = None, **model_kw: Any
+    params: Params | Callable[[Array], Array],
+    data: Array,
+    *,
+    block: int = 4096,
+    arch: Architecture | Any = None,
 ) -> Array:
     """Risk on a fixed set of rows: the mean of ``||x − x̂||² / d`` over every row of ``data`` (no resampling).
 
@@ -303,25 +324,28 @@ def dataset_risk(
     number of rows. This is the held-out and training risk of real data (``Model.heldout_risk``).
 
     Args:
-        params: ``Params(A, B)``.
+        params: ``Params(A, B)`` together with ``arch``; or any callable ``x ↦ x̂`` on
+            ``(block, d)`` batches (then no ``arch``), as for ``mc_risk``.
         data: ``(rows, d)`` array (e.g. an ``Empirical`` source's ``data``).
         block: rows per block.
-        arch: the ``aejax.model.Architecture``, or its fields as keywords, as for ``mc_risk``.
+        arch: with ``Params``, required: the ``aejax.Architecture`` or the run's ``aejax.Model``.
 
     Returns:
         Scalar risk.
 
     Examples:
+        >>> from aejax.model import Architecture
         >>> x = jnp.asarray(np.random.default_rng(0).normal(size=(10, 4)), jnp.float32)
-        >>> risk = dataset_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), x, block=3)
+        >>> risk = dataset_risk(Params(jnp.zeros((4, 2)), jnp.ones((2, 4))), x, block=3, arch=Architecture("sign"))
         >>> bool(jnp.allclose(risk, jnp.mean(x**2)))
         True
+        >>> bool(jnp.allclose(dataset_risk(lambda x: -x, x), 4 * jnp.mean(x**2)))
+        True
     """
-    arch = as_architecture(arch, model_kw)
     data = jnp.asarray(data)
     if data.ndim != 2 or data.shape[0] < 1:
         raise _validate.InputError(f"data must be a (rows, d) array with at least one row, got shape {data.shape}")
-    _validate.params_shape(params, data.shape[1])
+    reconstruct = _reconstruction(params, arch, data.shape[1], "dataset_risk")
     rows = data.shape[0]
     block = min(_validate.positive_int("block", block), rows)
     n_blocks = -(-rows // block)
@@ -329,10 +353,47 @@ def dataset_risk(
 
     def one(args):
         x, i = args
-        loss = jnp.mean((x - arch.apply(params, x)) ** 2, axis=-1)
-        return jnp.sum(jnp.where(i * block + jnp.arange(block) < rows, loss, 0.0))
+        loss = jnp.mean((x - reconstruct(x)) ** 2, axis=-1)
+        return jnp.sum(jnp.where(_kept(i, block, rows), loss, 0.0))
 
     return jnp.sum(jax.lax.map(one, (padded, jnp.arange(n_blocks)))) / rows
+
+
+def _reconstruction(params: Any, arch: Any, d: int, caller: str) -> Callable[[Array], Array]:
+    """The map ``x ↦ x̂`` that ``caller`` evaluates: ``arch.apply(params, ·)`` for ``Params`` (whose
+    shapes are checked against ``d``), or ``params`` itself when it is a callable."""
+    if callable(params):
+        if arch is not None:
+            raise _validate.InputTypeError(
+                f"{caller}: arch= goes with Params(A, B); the callable {_validate._brief(params)} is "
+                "evaluated as it is, so pass no arch"
+            )
+        return _same_shape(cast(Callable[[Array], Array], params))
+    model = resolve_arch(arch, caller)
+    _validate.params_shape(params, d)
+    _check_mask(model.mask, params.B.shape[0])
+    return functools.partial(model.apply, params)
+
+
+def _same_shape(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
+    """``f``, refusing (at trace time) an output whose shape is not its input's."""
+
+    def apply(x: Array) -> Array:
+        x_hat = f(x)
+        if jnp.shape(x_hat) != jnp.shape(x):
+            raise _validate.InputError(
+                f"the map x ↦ x̂ must return an array of its input's shape {jnp.shape(x)} (a batch of "
+                f"reconstructions), got shape {jnp.shape(x_hat)}"
+            )
+        return x_hat
+
+    return apply
+
+
+def _kept(i: Array, size: int, total: int) -> Array:
+    """Which of block ``i``'s ``size`` entries are among the first ``total``; ``i·size < total``, so
+    no int32 index overflows even for ``total`` up to ``2**31 - 1``."""
+    return jnp.arange(size) < total - i * size
 
 
 def _merge(a, b):

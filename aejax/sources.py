@@ -385,9 +385,11 @@ def make_source(name: str, d: int, p: Any = None) -> Source:
 
 
 def _spectrum(d: int, spectrum: Any) -> Array:
+    if np.shape(spectrum) != (d,):
+        raise _validate.InputError(f"spectrum must have shape ({d},) to match d={d}, got shape {np.shape(spectrum)}")
+    if not _validate.is_concrete(spectrum):  # built inside jit from traced numbers: checked where concrete
+        return jnp.asarray(spectrum, dtype=jnp.float32)
     arr = np.asarray(spectrum, dtype=np.float64)
-    if arr.shape != (d,):
-        raise _validate.InputError(f"spectrum must have shape ({d},) to match d={d}, got shape {arr.shape}")
     _validate.positive_number("spectrum", arr, allow_zero=True)
     if arr.sum() > np.finfo(np.float32).max:
         raise _validate.InputError(f"spectrum must fit float32: its total variance {arr.sum():.3g} overflows float32")

@@ -204,7 +204,7 @@ def sweep(
         config: static structure of each run; its ``n`` sets the rate of runs whose grid has no
             ``rate`` axis (otherwise ``n`` per bucket is ``max round(rate·d)`` over its runs).
         grid: ``{axis: values}`` (full product) or a list of ``{axis: value}`` runs; axes are
-            ``seed``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p``.
+            ``seed``, ``d``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``).
         out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
             everything in memory. Locked while the sweep runs: a second sweep into it is refused.
         resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
@@ -228,11 +228,15 @@ def sweep(
             after every trace block); may be combined with ``checkpoint_every``.
 
     Returns:
-        ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus ``step`` for the
-        traces; variables ``risk``, ``risk_se``, ``exact_risk``, ``identity_likeness``,
-        ``inverse_participation_ratio``, ``heldout_risk``, ``train_risk``, ``gaussian_equivalent_risk``
-        (real data; NaN otherwise), ``theory``, ``status``, ``wall_time``, ``loss_trace``,
-        ``risk_trace``, ``identity_likeness_trace``.
+        ``xarray.Dataset`` with one dimension per swept axis (or ``run``), plus the traces' axis:
+        ``step``, or ``tau`` (τ = samples seen per input dimension, with ``step`` as a coordinate
+        where it is the same for every d) when the config is given ``time=``
+        (``trace_coordinates``); variables (``aejax.record.FIELDS``) ``risk``, ``risk_se``,
+        ``exact_risk``, ``identity_likeness``, ``inverse_participation_ratio``, ``heldout_risk``,
+        ``train_risk``, ``gaussian_equivalent_risk`` (real data; NaN otherwise), ``coherence``,
+        ``wall_time``, ``loss_trace``, ``risk_trace``, ``identity_likeness_trace``, and ``theory``
+        and ``status``. Every numeric variable is float32, the precision the runs compute in
+        (``theory``, ``aejax.theory.gaussian_limit`` at each run's rate, included).
 
     Examples:
         >>> cfg = TrainConfig(d=16, n=16, steps=20, mode="population")

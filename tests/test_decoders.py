@@ -10,7 +10,7 @@ import pytest
 from aejax import theory
 from aejax.config import TrainConfig
 from aejax.decoders import NonlinearDecoder, denoise, init_denoiser, init_params, shallow_scale
-from aejax.model import Params, apply, encode, identity_likeness, init, inverse_participation_ratio
+from aejax.model import Architecture, Params, apply, encode, identity_likeness, init, inverse_participation_ratio
 from aejax.risk import exact_risk, mc_risk
 from aejax.sources import BernoulliGaussian, Gaussian
 from aejax.train import make_train
@@ -47,7 +47,9 @@ def test_shallow_scale_is_the_optimal_decoder_of_a_rotation_and_a_tight_frame():
         d = 256
         B = init(jax.random.key(0), d, int(r * d), kind="orthogonal").B
         risk = exact_risk(
-            Params(shallow_scale(r) * B.T / jnp.linalg.norm(B, axis=1), B), Gaussian(d), row_normalize=True
+            Params(shallow_scale(r) * B.T / jnp.linalg.norm(B, axis=1), B),
+            Gaussian(d),
+            arch=Architecture("sign", row_normalize=True),
         )
         assert abs(float(risk) - float(theory.gaussian_limit(r))) < (1e-4 if r <= 1 else 5e-3)
 
@@ -83,10 +85,15 @@ def test_learned_denoiser_approaches_posterior_mean_risk():
         model.source,
         jax.random.key(9),
         20_000,
-        row_normalize=True,
-        decoder=dec,
+        arch=Architecture("sign", row_normalize=True, decoder=dec),
     )[0]
-    linear = mc_risk(params._replace(head=None), model.source, jax.random.key(9), 20_000, row_normalize=True)[0]
+    linear = mc_risk(
+        params._replace(head=None),
+        model.source,
+        jax.random.key(9),
+        20_000,
+        arch=Architecture("sign", row_normalize=True),
+    )[0]
     assert float(learned) < float(reference) + 0.01 and float(learned) < float(linear) - 0.05
 
 
@@ -124,7 +131,7 @@ def test_multilayer_trains_end_to_end_and_exact_risk_is_nan():
     )
     params, trace = jax.jit(make_train(cfg))(jax.random.key(0), {"p": 0.3, "lr": 0.01})
     assert np.all(np.isfinite(trace["risk"])) and not np.array_equal(params.head.log_snr, jnp.zeros(2))
-    assert np.isnan(exact_risk(params, Gaussian(16)))
+    assert np.isnan(exact_risk(params, Gaussian(16), arch=cfg.bind({"p": 0.3}).arch))
 
 
 def test_identity_likeness_of_permutation_and_rotation():

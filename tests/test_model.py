@@ -76,7 +76,10 @@ def test_apply_matches_numpy(activation):
     A, B = _random_params()
     x = np.random.default_rng(1).normal(size=(5, 12))
     out = apply(
-        Params(jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32)), jnp.asarray(x, jnp.float32), activation
+        Params(jnp.asarray(A, jnp.float32), jnp.asarray(B, jnp.float32)),
+        jnp.asarray(x, jnp.float32),
+        activation,
+        row_normalize=False,
     )
     want = NP_ACT[activation](x @ B.T) @ A.T
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
@@ -131,7 +134,7 @@ def test_mask_zeroes_units():
     assert np.all(np.asarray(s)[:, mask == 0] == 0)
     keep = mask == 1
     want = NP_ACT["sign"](x @ B[keep].T) @ A[:, keep].T
-    out = apply(params, jnp.asarray(x, jnp.float32), "sign", mask=jnp.asarray(mask))
+    out = apply(params, jnp.asarray(x, jnp.float32), "sign", mask=jnp.asarray(mask), row_normalize=False)
     np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(decoder_matrix(params, mask=jnp.asarray(mask)))[:, ~keep], 0)
 

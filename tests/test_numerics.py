@@ -54,7 +54,9 @@ def test_exact_risk_in_float64_matches_an_independent_float64_reference(kind):
         if kind == "covariance":  # Gaussian stores its matrices in float32 even under x64: use float64 ones
             treedef = jax.tree_util.tree_structure(source)
             source = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(cov), jnp.asarray(np.linalg.cholesky(cov))])
-        got = aejax.exact_risk(Params(jnp.asarray(A), jnp.asarray(B)), source, activation="sign")
+        got = aejax.exact_risk(
+            Params(jnp.asarray(A), jnp.asarray(B)), source, arch=aejax.Architecture("sign", row_normalize=False)
+        )
         assert got.dtype == jnp.float64
     assert float(got) == pytest.approx(want, rel=1e-11)
 

@@ -122,10 +122,17 @@ def test_init_is_finite_or_refuses_decoder_scale(scale, kind):
 def risks():
     """Jitted exact and Monte Carlo risks at fixed shapes: compiled once per activation."""
     exact = jax.jit(
-        lambda p, act, row_normalize: aejax.exact_risk(p, Gaussian(D), activation=act, row_normalize=row_normalize),
+        lambda p, act, row_normalize: aejax.exact_risk(
+            p, Gaussian(D), arch=aejax.Architecture(act, row_normalize=row_normalize)
+        ),
         static_argnums=(1, 2),
     )
-    mc = jax.jit(lambda p, act: aejax.mc_risk(p, Gaussian(D), jax.random.key(1), 256, activation=act), static_argnums=1)
+    mc = jax.jit(
+        lambda p, act: aejax.mc_risk(
+            p, Gaussian(D), jax.random.key(1), 256, arch=aejax.Architecture(act, row_normalize=False)
+        ),
+        static_argnums=1,
+    )
     return exact, mc
 
 

@@ -15,7 +15,7 @@ import xarray as xr
 from aejax import data
 from aejax.cli import main
 from aejax.config import TrainConfig, gaussian_equivalent
-from aejax.model import Params
+from aejax.model import Architecture, Params
 from aejax.risk import dataset_risk
 from aejax.sources import Empirical
 from aejax.train import make_train, run_key
@@ -103,7 +103,9 @@ def test_dataset_risk_in_blocks_equals_the_mean_over_rows():
     params = Params(A, B)
     expected = np.mean((np.asarray(x) - np.sign(np.asarray(x) @ np.asarray(params.B).T) @ np.asarray(params.A).T) ** 2)
     for block in (1, 5, 37, 100):
-        assert float(dataset_risk(params, x, block=block, row_normalize=False)) == pytest.approx(expected, rel=1e-5)
+        assert float(
+            dataset_risk(params, x, block=block, arch=Architecture("sign", row_normalize=False))
+        ) == pytest.approx(expected, rel=1e-5)
 
 
 def test_test_source_is_checked_and_risks_are_nan_without_real_data():

@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate
 
 import aejax
-from aejax.model import Params, init, rate_mask
+from aejax.model import Architecture, Params, init, rate_mask
 from aejax.risk import gaussian_moments
 from aejax.sources import BernoulliGaussian, Gaussian
 
@@ -21,6 +21,11 @@ NP_ACT = {
     "tanh": np.tanh,
     "linear": lambda u: u,
 }
+
+
+def _arch(activation="sign", *, row_normalize=False, **kw):
+    """The architecture these tests evaluate: raw rows unless ``row_normalize`` is asked for."""
+    return Architecture(activation, row_normalize=row_normalize, **kw)
 
 
 def _covariance(d, seed=0):
@@ -40,14 +45,14 @@ def _source(kind, d=D):
 def _test_params(source, activation, n=80, seed=0, row_normalize=False):
     """Random Gaussian B and a decoder near the optimum (so every term of the risk matters)."""
     B = init(jax.random.key(seed), source.d, n).B
-    A = aejax.optimal_decoder(B, source, activation=activation, row_normalize=row_normalize)
+    A = aejax.optimal_decoder(B, source, arch=_arch(activation, row_normalize=row_normalize))
     noise = jax.random.normal(jax.random.key(seed + 1), A.shape) * 0.3 / np.sqrt(n)
     return Params(A + noise, B)
 
 
 def _assert_exact_matches_mc(params, source, activation, **kw):
-    exact = float(aejax.exact_risk(params, source, activation=activation, **kw))
-    mean, se = aejax.mc_risk(params, source, jax.random.key(123), 100_000, activation=activation, **kw)
+    exact = float(aejax.exact_risk(params, source, arch=_arch(activation, **kw)))
+    mean, se = aejax.mc_risk(params, source, jax.random.key(123), 100_000, arch=_arch(activation, **kw))
     assert abs(exact - float(mean)) < 4 * float(se), (exact, float(mean), float(se))
 
 
@@ -139,7 +144,7 @@ def test_exact_risk_gradient_is_finite_at_degenerate_encoders(activation, case, 
     B, mask = _special_encoders()[case]
     A = jax.random.normal(jax.random.key(8), B.shape[::-1]) * 0.3
     grads = jax.grad(
-        lambda p: aejax.exact_risk(p, Gaussian(16), activation=activation, mask=mask, row_normalize=row_normalize)
+        lambda p: aejax.exact_risk(p, Gaussian(16), arch=_arch(activation, mask=mask, row_normalize=row_normalize))
     )(Params(A, B))
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
 
@@ -149,11 +154,11 @@ def test_zero_row_is_a_dead_unit():
     source = _source("covariance", 16)
     B = init(jax.random.key(9), 16, 8).B
     A = jax.random.normal(jax.random.key(10), (16, 8)) * 0.2
-    full = aejax.exact_risk(Params(A.at[:, 2].set(0.0), B.at[2].set(0.0)), source, activation="relu")
-    pruned = aejax.exact_risk(Params(jnp.delete(A, 2, axis=1), jnp.delete(B, 2, axis=0)), source, activation="relu")
+    full = aejax.exact_risk(Params(A.at[:, 2].set(0.0), B.at[2].set(0.0)), source, arch=_arch("relu"))
+    pruned = aejax.exact_risk(Params(jnp.delete(A, 2, axis=1), jnp.delete(B, 2, axis=0)), source, arch=_arch("relu"))
     assert float(full) == pytest.approx(float(pruned), rel=1e-6)
-    mean, se = aejax.mc_risk(Params(A, B.at[2].set(0.0)), source, jax.random.key(11), 100_000, activation="tanh")
-    exact = aejax.exact_risk(Params(A, B.at[2].set(0.0)), source, activation="tanh")
+    mean, se = aejax.mc_risk(Params(A, B.at[2].set(0.0)), source, jax.random.key(11), 100_000, arch=_arch("tanh"))
+    exact = aejax.exact_risk(Params(A, B.at[2].set(0.0)), source, arch=_arch("tanh"))
     assert abs(float(exact) - float(mean)) < 4 * float(se)
 
 
@@ -168,9 +173,9 @@ def test_exact_risk_gradient_matches_finite_differences(activation, option):
         source = _source("spectrum", d)
         A = jnp.asarray(0.4 if option == "tied" else rng.normal(size=(d, n)) / np.sqrt(n))
         params = Params(A, jnp.asarray(rng.normal(size=(n, d)) / np.sqrt(d)))
-        kw = {"mask": jnp.asarray(rng.integers(0, 2, n), jnp.float64)} if option == "mask" else {}
+        kw: dict = {"mask": jnp.asarray(rng.integers(0, 2, n), jnp.float64)} if option == "mask" else {}
         kw["row_normalize"] = option in ("tied", "row_normalize")
-        risk = lambda p: aejax.exact_risk(p, source, activation=activation, **kw)  # noqa: E731
+        risk = lambda p: aejax.exact_risk(p, source, arch=_arch(activation, **kw))  # noqa: E731
         dirs = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=(4, *np.shape(a)))), params)
 
         @jax.jit
@@ -193,14 +198,16 @@ def test_exact_risk_of_trivial_decoder_is_trace_over_d():
     """A = 0 gives R = tr Σ / d (docs/theory.md §1), for any encoder."""
     source = _source("covariance")
     params = Params(jnp.zeros((D, 10)), init(jax.random.key(0), D, 10).B)
-    assert float(aejax.exact_risk(params, source)) == pytest.approx(np.trace(_covariance(D)) / D, rel=1e-5)
+    assert float(aejax.exact_risk(params, source, arch=_arch())) == pytest.approx(
+        np.trace(_covariance(D)) / D, rel=1e-5
+    )
 
 
 def test_exact_risk_refuses_non_gaussian_sources():
     """exact_risk needs a Gaussian source; the message points to mc_risk."""
     params = init(jax.random.key(0), 8, 4)
     with pytest.raises(ValueError, match=r"Gaussian source.*mc_risk"):
-        aejax.exact_risk(params, BernoulliGaussian(8, 0.5))
+        aejax.exact_risk(params, BernoulliGaussian(8, 0.5), arch=_arch())
 
 
 def _numpy_losses(params, x, activation="sign"):
@@ -221,7 +228,7 @@ def test_mc_risk_equals_numpy_on_the_same_samples(chunk):
         [np.asarray(source.sample(jax.random.fold_in(key, i), chunk), np.float64) for i in range(n_chunks)]
     )[:n_samples]
     losses = _numpy_losses(params, x)
-    mean, se = aejax.mc_risk(params, source, key, n_samples, chunk=chunk)
+    mean, se = aejax.mc_risk(params, source, key, n_samples, chunk=chunk, arch=_arch())
     assert float(mean) == pytest.approx(losses.mean(), rel=1e-5)
     assert float(se) == pytest.approx(losses.std(ddof=1) / np.sqrt(n_samples), rel=1e-4)
 
@@ -231,7 +238,7 @@ def test_mc_risk_memory_does_not_grow_with_samples():
     params = init(jax.random.key(0), 32, 16, decoder_scale=1.0)
 
     def temp_bytes(n_samples):
-        fn = jax.jit(lambda p, k: aejax.mc_risk(p, Gaussian(32), k, n_samples, chunk=1000))
+        fn = jax.jit(lambda p, k: aejax.mc_risk(p, Gaussian(32), k, n_samples, chunk=1000, arch=_arch()))
         return fn.lower(params, jax.random.key(1)).compile().memory_analysis().temp_size_in_bytes
 
     small, large = temp_bytes(10_000), temp_bytes(1_000_000)
@@ -243,7 +250,7 @@ def test_mc_risk_standard_error_matches_spread_of_repeated_estimates():
     """The reported standard error equals the standard deviation of 400 independent estimates (±15%)."""
     params = init(jax.random.key(0), 16, 8, decoder_scale=1.0)
     keys = jax.random.split(jax.random.key(2), 400)
-    means, ses = jax.jit(jax.vmap(lambda k: aejax.mc_risk(params, Gaussian(16), k, 500, chunk=128)))(keys)
+    means, ses = jax.jit(jax.vmap(lambda k: aejax.mc_risk(params, Gaussian(16), k, 500, chunk=128, arch=_arch())))(keys)
     assert float(jnp.mean(ses)) == pytest.approx(float(jnp.std(means, ddof=1)), rel=0.15)
 
 
@@ -252,7 +259,7 @@ def test_mc_risk_of_sparse_source_matches_numpy_expectation():
     closed-form E(x - α sign(x))² = 1 - 2α E|x| + α², E|x| = sqrt(2p/π) (5 standard errors)."""
     d, p, alpha = 16, 0.3, 0.5
     mean, se = aejax.mc_risk(
-        Params(jnp.asarray(alpha), jnp.eye(d)), BernoulliGaussian(d, p), jax.random.key(3), 100_000
+        Params(jnp.asarray(alpha), jnp.eye(d)), BernoulliGaussian(d, p), jax.random.key(3), 100_000, arch=_arch()
     )
     # sign(0) = +1 on the (1 - p) zero coordinates: E(x - α s)² = 1 - 2α E|x| + α².
     want = 1 - 2 * alpha * np.sqrt(2 * p / np.pi) + alpha**2
@@ -262,10 +269,16 @@ def test_mc_risk_of_sparse_source_matches_numpy_expectation():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(8), jax.random.key(0), 1), "at least 2"),
-        (lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(6), jax.random.key(0), 10), r"d=6"),
         (
-            lambda: aejax.exact_risk(Params(jnp.zeros((8, 3)), jnp.zeros((4, 8))), Gaussian(8)),
+            lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(8), jax.random.key(0), 1, arch=_arch()),
+            "at least 2",
+        ),
+        (
+            lambda: aejax.mc_risk(init(jax.random.key(0), 8, 4), Gaussian(6), jax.random.key(0), 10, arch=_arch()),
+            r"d=6",
+        ),
+        (
+            lambda: aejax.exact_risk(Params(jnp.zeros((8, 3)), jnp.zeros((4, 8))), Gaussian(8), arch=_arch()),
             r"params.A must have shape",
         ),
     ],
@@ -291,7 +304,7 @@ def test_optimal_decoder_equals_least_squares_for_gaussian_sources(activation, s
     d, n = 16, 24
     source = _source(source_kind, d)
     B = np.asarray(init(jax.random.key(3), d, n).B, np.float64)
-    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation=activation)
+    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, arch=_arch(activation))
     cov = np.asarray(source.covariance(), np.float64)
     x = np.random.default_rng(4).normal(size=(200_000, d)) @ np.linalg.cholesky(cov).T
     np.testing.assert_allclose(A, _lstsq_decoder(x, B, activation), atol=0.03)
@@ -304,13 +317,13 @@ def test_optimal_decoder_for_sparse_source_uses_sample_moments():
     source = BernoulliGaussian(d, p)
     B = np.asarray(init(jax.random.key(5), d, n).B, np.float64)
     A = aejax.optimal_decoder(
-        jnp.asarray(B, jnp.float32), source, activation="sign", key=jax.random.key(6), n_samples=200_000
+        jnp.asarray(B, jnp.float32), source, arch=_arch("sign"), key=jax.random.key(6), n_samples=200_000
     )
     rng = np.random.default_rng(7)
     x = (rng.uniform(size=(200_000, d)) < p) * rng.normal(size=(200_000, d)) / np.sqrt(p)
     np.testing.assert_allclose(A, _lstsq_decoder(x, B, "sign"), atol=0.03)
     with pytest.raises(ValueError, match="key="):
-        aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source)
+        aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, arch=_arch())
 
 
 def test_optimal_decoder_with_mask_fits_only_the_kept_units():
@@ -320,7 +333,7 @@ def test_optimal_decoder_with_mask_fits_only_the_kept_units():
     B = np.asarray(init(jax.random.key(8), d, n).B, np.float64)
     mask = (np.arange(n) % 3 != 0).astype(np.float32)
     A = np.asarray(
-        aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, activation="sign", mask=jnp.asarray(mask))
+        aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, arch=_arch("sign", mask=jnp.asarray(mask)))
     )
     np.testing.assert_array_equal(A[:, mask == 0], 0)
     x = np.random.default_rng(9).normal(size=(200_000, d)) * np.sqrt(np.asarray(source.spectrum, np.float64))

@@ -49,8 +49,10 @@ def test_exact_risk_with_dead_rows_matches_monte_carlo(activation, kind, dead):
     if dead:  # the rows are really dead: their pre-activations are exactly 0 on samples
         x = source.sample(jax.random.key(5), 64)
         assert float(jnp.max(jnp.abs(x @ params.B[:dead].T))) == 0.0
-    exact = float(aejax.exact_risk(params, source, activation=activation))
-    mean, se = aejax.mc_risk(params, source, jax.random.key(3), 400_000, activation=activation)
+    exact = float(aejax.exact_risk(params, source, arch=aejax.Architecture(activation, row_normalize=False)))
+    mean, se = aejax.mc_risk(
+        params, source, jax.random.key(3), 400_000, arch=aejax.Architecture(activation, row_normalize=False)
+    )
     assert abs(exact - float(mean)) < 4 * float(se) + 2e-4, (exact, float(mean), float(se))
 
 
@@ -72,5 +74,7 @@ def test_dead_unit_moments_are_those_of_the_constant_sigma_of_zero(activation, s
 @pytest.mark.parametrize("activation", ["sign", "relu", "tanh"])
 def test_exact_risk_gradient_is_finite_with_several_dead_rows(activation):
     params = _params(3, "zero_rows")
-    grads = jax.grad(lambda p: aejax.exact_risk(p, Gaussian(D), activation=activation))(params)
+    grads = jax.grad(
+        lambda p: aejax.exact_risk(p, Gaussian(D), arch=aejax.Architecture(activation, row_normalize=False))
+    )(params)
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))

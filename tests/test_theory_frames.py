@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aejax import theory
-from aejax.model import Params, haar_frame
+from aejax.model import Architecture, Params, haar_frame
 from aejax.risk import exact_risk, optimal_decoder
 from aejax.sources import Gaussian
 
@@ -19,8 +19,9 @@ def exact_excess(B: np.ndarray) -> float:
     B = jnp.asarray(B)
     n, d = B.shape
     source = Gaussian(d)
-    A = optimal_decoder(B, source, row_normalize=True)
-    return float(exact_risk(Params(A, B), source, row_normalize=True) - theory.gaussian_limit(n / d))
+    arch = Architecture("sign", row_normalize=True)
+    A = optimal_decoder(B, source, arch=arch)
+    return float(exact_risk(Params(A, B), source, arch=arch) - theory.gaussian_limit(n / d))
 
 
 def two_bases(d: int, seed: int) -> np.ndarray:

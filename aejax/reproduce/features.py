@@ -30,7 +30,7 @@ import xarray as xr
 
 from aejax import theory
 from aejax.config import TrainConfig
-from aejax.model import Params, haar_frame, init, normalize_rows
+from aejax.model import Architecture, Params, haar_frame, init, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import exact_risk
 from aejax.sources import Gaussian
@@ -146,7 +146,7 @@ def _decoder_stats(A: jax.Array, B: jax.Array, d: int) -> tuple[float, float, fl
     Bt = normalize_rows(B).T
     inner = float(jnp.sum(A * Bt))
     cosine = inner / float(jnp.linalg.norm(A) * jnp.linalg.norm(Bt))
-    risk = float(exact_risk(Params(A, B), Gaussian(d), row_normalize=True))
+    risk = float(exact_risk(Params(A, B), Gaussian(d), arch=Architecture("sign", row_normalize=True)))
     return cosine, inner / float(jnp.sum(Bt**2)), risk
 
 

@@ -34,7 +34,7 @@ import xarray as xr
 
 from aejax import _validate, scaling, theory
 from aejax.config import TrainConfig
-from aejax.model import Params, haar_frame
+from aejax.model import Architecture, Params, haar_frame
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import exact_risk, optimal_decoder
 from aejax.sources import Gaussian
@@ -269,7 +269,8 @@ def _tight_frame_risk(d: int, r: float, seed: int) -> float:
     n = round(r * d)
     B = haar_frame(jax.random.key(seed), n, d)
     source = Gaussian(d)
-    return float(exact_risk(Params(optimal_decoder(B, source, row_normalize=True), B), source, row_normalize=True))
+    arch = Architecture("sign", row_normalize=True)
+    return float(exact_risk(Params(optimal_decoder(B, source, arch=arch), B), source, arch=arch))
 
 
 def _exponent_text(fit: scaling.PowerLawFit | None) -> str:

@@ -35,7 +35,7 @@ from scipy import optimize
 
 from aejax import theory
 from aejax.config import TrainConfig
-from aejax.model import Params, normalize_rows
+from aejax.model import Architecture, Params, normalize_rows
 from aejax.reproduce._common import markdown_table, pick_size, write_outputs
 from aejax.risk import mc_risk, optimal_decoder
 from aejax.sources import SparseRademacher
@@ -183,9 +183,10 @@ def _identity_risks(d: int, p: float, samples: int) -> np.ndarray:
     source = SparseRademacher(d, p)
     perturbed = jnp.eye(d) + PERTURBATION * jax.random.normal(jax.random.key(3), (d, d)) / np.sqrt(d)
     out = []
+    arch = Architecture("sign", row_normalize=False)
     for B in (jnp.eye(d), perturbed):
-        A = optimal_decoder(B, source, key=jax.random.key(4), n_samples=8 * samples)
-        out.append(float(mc_risk(Params(A, B), source, jax.random.key(5), samples)[0]))
+        A = optimal_decoder(B, source, arch=arch, key=jax.random.key(4), n_samples=8 * samples)
+        out.append(float(mc_risk(Params(A, B), source, jax.random.key(5), samples, arch=arch)[0]))
     return np.asarray(out)
 
 

@@ -68,16 +68,16 @@ def lit_columns(x: Any, min_lit: float = 0.01) -> np.ndarray:
     return x[:, (x != 0).mean(axis=0) >= min_lit]
 
 
-def heldout_risk(params: Any, source: Empirical, arch: Architecture | None = None) -> jax.Array:
+def heldout_risk(params: Any, source: Empirical, arch: Architecture) -> jax.Array:
     """Mean ``||x − x̂||²/d`` over every row of an ``Empirical`` source (no resampling).
 
     Examples:
         >>> from aejax.model import init
         >>> src = Empirical(np.random.default_rng(0).normal(size=(20, 4)))
-        >>> float(heldout_risk(init(jax.random.key(0), 4, 2), src))
+        >>> float(heldout_risk(init(jax.random.key(0), 4, 2), src, Architecture("sign")))
         1.0
     """
-    return dataset_risk(params, source.data, arch=arch or Architecture())
+    return dataset_risk(params, source.data, arch=arch)
 
 
 def run(
