@@ -29,6 +29,7 @@ import platform
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import jax
@@ -39,7 +40,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from aejax import _validate, record, theory
-from aejax.checkpoint import ChunkCheckpoints
+from aejax.checkpoint import ChunkCheckpoints, read_proof
+from aejax.checkpoint import remove as remove_checkpoint
 from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
@@ -307,6 +309,20 @@ def sweep(
         chunk_runs = {id(prog): chunk or prog.runs_per_device * mesh.devices.size for prog, _, _ in plans}
         total_chunks = sum(math.ceil(len(p) / chunk_runs[id(prog)]) for prog, p, _ in plans)
         sweep_fingerprint = fingerprint(manifest)  # the chunk files' tag: a checkpoint belongs to this sweep only
+        checkpoint_root = os.path.join(out, "checkpoints") if out is not None else ""
+        settings = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": checkpoint_seconds}
+
+        def checkpoints_of(program: Program, bucket_config: TrainConfig, ids: np.ndarray) -> ChunkCheckpoints:
+            return chunk_checkpoints(checkpoint_root, sweep_fingerprint, program, bucket_config, ids, settings)
+
+        expected: list[ChunkCheckpoints] = []
+        if checkpointing and is_writer and out is not None:
+            expected = [
+                checkpoints_of(program, bucket_config, np.asarray(pending[start : start + chunk_runs[id(program)]]))
+                for program, pending, bucket_config in plans
+                for start in range(0, len(pending), chunk_runs[id(program)])
+            ]
+            tidy_checkpoints(checkpoint_root, expected, set(records), announce=True)
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
             for program, pending, bucket_config in plans:
                 size = chunk_runs[id(program)]
@@ -314,12 +330,7 @@ def sweep(
                     ids = np.asarray(pending[start : start + size])
                     checkpoints = None
                     if checkpointing and is_writer and out is not None:  # out is set whenever checkpointing
-                        segment = segment_blocks(bucket_config, checkpoint_every)
-                        identity = f"{sweep_fingerprint}/{ids.tolist()}/{segment}/{program.runs_per_device}"
-                        tag = hashlib.sha1(identity.encode()).hexdigest()[:16]
-                        checkpoints = ChunkCheckpoints(
-                            os.path.join(out, "checkpoints"), f"chunk-{int(ids[0]):07d}-{tag}"
-                        )
+                        checkpoints = checkpoints_of(program, bucket_config, ids)
                     if checkpointing:
                         chunk_records, seconds = _run_chunk_in_segments(
                             program,
@@ -338,10 +349,11 @@ def sweep(
                     chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
                     if store:
                         store.save(ids, chunk_records)
-                    if checkpoints is not None:
-                        checkpoints.clear()
                     for j, run in enumerate(ids.tolist()):
                         records[run] = {name: chunk_records[name][j] for name in record.NAMES}
+                    if checkpoints is not None:  # also those of other settings whose runs are now all stored
+                        checkpoints.clear()
+                        tidy_checkpoints(checkpoint_root, expected, set(records), announce=False)
                     stats["chunks"] += 1
                     width = program.runs_per_device
                     stats["chunk_fill"].append(len(ids) / (width * math.ceil(len(ids) / width)))
@@ -539,6 +551,81 @@ def segment_blocks(config: TrainConfig, checkpoint_every: int | None) -> int:
         return 1
     blocks = len(config.trace_steps)
     return max(1, min(blocks, round(checkpoint_every * blocks / config.total_steps)))
+
+
+def chunk_checkpoints(
+    root: str,
+    sweep_fingerprint: str,
+    program: Program,
+    config: TrainConfig,
+    ids: np.ndarray,
+    settings: dict[str, Any],
+) -> ChunkCheckpoints:
+    """The checkpoint store of the chunk of runs ``ids``: tagged by what determines its bits (the
+    sweep, its runs, the segment length and the program's width) and told the trace steps, so that
+    a restore checks the step a checkpoint reached."""
+    segment = segment_blocks(config, settings.get("checkpoint_every"))
+    identity = {
+        "fingerprint": sweep_fingerprint,
+        "runs": [int(i) for i in ids.tolist()],
+        "segment_blocks": segment,
+        "runs_per_device": program.runs_per_device,
+        "total_steps": config.total_steps,
+        **settings,
+    }
+    key = f"{sweep_fingerprint}/{identity['runs']}/{segment}/{program.runs_per_device}"
+    tag = f"chunk-{int(ids[0]):07d}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+    return ChunkCheckpoints(root, tag, steps=config.trace_steps, identity=identity)
+
+
+def tidy_checkpoints(root: str, expected: list[ChunkCheckpoints], finished: set[int], announce: bool) -> None:
+    """Remove the checkpoints under ``root`` that no chunk in ``expected`` will restore: silently
+    those whose runs are all ``finished`` (a kill after the chunk was stored, before its checkpoint
+    was removed), with a warning those that cannot be read. With ``announce``, warn about a
+    checkpoint of unfinished runs saved with other settings (e.g. another ``checkpoint_every``): its
+    progress is not used, and it is kept until its runs are finished, so a rerun with its settings
+    can still continue it."""
+    folder = Path(root)
+    if not folder.is_dir():
+        return
+    wanted = {store.tag: store for store in expected}
+    for entry in sorted(folder.iterdir()):
+        if entry.name in wanted:
+            continue
+        proof = read_proof(entry)
+        runs = set(proof["identity"].get("runs", [])) if proof and isinstance(proof.get("identity"), dict) else set()
+        if proof is None or not runs:
+            warnings.warn(f"removing checkpoint {entry}: it holds no readable proof of its content", stacklevel=3)
+            remove_checkpoint(entry)
+        elif runs <= finished:
+            remove_checkpoint(entry)
+        elif announce:
+            warnings.warn(_unusable_message(entry, proof, expected), stacklevel=3)
+
+
+def _unusable_message(entry: Path, proof: dict[str, Any], expected: list[ChunkCheckpoints]) -> str:
+    """Why a checkpoint of unfinished runs cannot continue in this sweep, naming the settings that differ."""
+    old = proof["identity"]
+    runs = sorted(old["runs"])
+    mine = next((s.identity for s in expected if set(s.identity["runs"]) & set(runs)), {})
+    keys = ("checkpoint_every", "checkpoint_seconds", "segment_blocks", "runs_per_device", "runs", "fingerprint")
+    differ = [k for k in keys if old.get(k) != mine.get(k)]
+
+    def describe(identity: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={_short(identity.get(k))}" for k in differ)
+
+    return (
+        f"checkpoint {entry} (runs {runs[0]}..{runs[-1]}, step {proof.get('step')} of {old.get('total_steps')}) "
+        f"cannot be continued bit-identically by this sweep: it was saved with {describe(old)}, this sweep has "
+        f"{describe(mine)}; those runs start again (the checkpoint is kept until they finish: rerun with "
+        "its settings to continue it instead)"
+    )
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        return f"[{value[0]}..{value[-1]}] ({len(value)} runs)"
+    return repr(value)
 
 
 def _run_chunk_in_segments(
