@@ -119,11 +119,14 @@ class ChunkCheckpoints:
                 np.savez(f, **{_PROOF: np.asarray(json.dumps(proof, sort_keys=True))}, **arrays)  # pyright: ignore[reportArgumentType]
 
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(exist_ok=True)  # not its parents: a deleted out directory is an error
+            self.path.mkdir(exist_ok=True)
             atomic_write(target, write)
         except OSError as err:
             reason = err.strerror or str(err)
-            raise OSError(err.errno, f"cannot save checkpoint {target}: {reason}") from None
+            failure = OSError(f"cannot save checkpoint {target}: {reason}")
+            failure.errno = err.errno
+            raise failure from None
         for old in self.path.iterdir():
             if old != target:
                 remove(old)

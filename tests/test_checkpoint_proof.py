@@ -80,7 +80,7 @@ def test_resume_from_an_intact_checkpoint_is_bit_identical(tmp_path, monkeypatch
     assert_identical(ds, uninterrupted)
 
 
-@pytest.mark.parametrize("where", [0.5, 0.75])
+@pytest.mark.parametrize("where", [0.5, pytest.param(0.75, marks=pytest.mark.slow)])
 def test_flipped_bits_in_a_checkpoint_are_detected_and_recomputed(tmp_path, monkeypatch, uninterrupted, where):
     """Bits flipped in the data of a saved checkpoint (its largest file): reported by name, not used."""
     saved = interrupted_sweep(tmp_path, monkeypatch)
@@ -92,7 +92,7 @@ def test_flipped_bits_in_a_checkpoint_are_detected_and_recomputed(tmp_path, monk
     assert_identical(ds, uninterrupted)
 
 
-@pytest.mark.parametrize("copy", [False, True])
+@pytest.mark.parametrize("copy", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_checkpoint_renamed_or_copied_to_another_block_is_detected(tmp_path, monkeypatch, uninterrupted, copy):
     """The checkpoint before block 4 renamed (or copied, with the original then lost) to block 2: its
     block is read from inside it, found not to be 2, reported, and the chunk recomputed."""
