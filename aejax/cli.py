@@ -400,7 +400,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from aejax.config import DEFAULT_LR, MAX_STEPS, TrainConfig
     from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
-    from aejax.sweeping import sweep
+    from aejax.sweeping import check_time_at_every_d, sweep
 
     fields = _train_fields(args, file.get("train", {}))
     grid = dict(file.get("grid", {}))
@@ -417,6 +417,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             grid["d"] = fields.pop("d")
     if "d" in grid:
         fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
+        # before the config at the largest d: one step at the smallest d is the minimum time
+        dims = Grid.from_spec({"d": grid["d"]}, 1).coords["d"]
+        check_time_at_every_d(fields.get("time"), fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
     out, resume, progress = (

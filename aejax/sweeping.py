@@ -258,6 +258,7 @@ def sweep(
         memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
     )
     run_dims = [cast(int, run.get("d", config.d)) for run in spec.runs]  # Grid makes every d an int
+    check_time_at_every_d(config.time, config.batch, config.mode, run_dims)
     n_units = [_units_of(run, d, config) for run, d in zip(spec.runs, run_dims, strict=True)]
     cost_power = 2.0 if config.mode == "population" else 1.0
     buckets = {
@@ -271,7 +272,8 @@ def sweep(
         "seed": seed,
         "mc_samples": mc_samples,
     }
-    config = _shared_trace_points(config)
+    given, config = config, _shared_trace_points(config)
+    _check_trace_at_every_d(given, config, sorted(set(run_dims)))
     samples_at = {d: default_mc_samples(d) if mc_samples is None else mc_samples for d in buckets}
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
@@ -393,7 +395,7 @@ def sweep(
         ds = build_dataset(
             spec,
             stacked,
-            trace_coordinates(config, set(run_dims)),
+            trace_coordinates(config, set(run_dims), spec),
             theory_values,
             attrs,
             _expected_nonzero(config, spec, samples_at),
@@ -443,24 +445,100 @@ def _shared_trace_points(config: TrainConfig) -> TrainConfig:
     return config
 
 
-def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
-    """Coordinates of the results' trace dimension: ``tau`` (the shared τ grid) for runs given a
-    ``time``, else ``step``; the other one is added as a coordinate where it is the same for every run.
+def check_time_at_every_d(time: Any, batch: Any, mode: Any, dims: Sequence[int]) -> None:
+    """Refuse a ``time`` shorter than one optimizer step at the smallest of ``dims`` (one line naming
+    the value and the minimum, batch/d there): such a run would train a whole step, more than the τ
+    its results would carry. Values of the wrong type are left to ``TrainConfig``'s checks."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (time, batch))
+    if not numbers or mode == "population" or not dims or batch <= 0:
+        return
+    d = min(int(v) for v in dims)
+    minimum = batch / d
+    if 0 < time < minimum * (1 - 1e-12):
+        raise _validate.InputError(
+            f"time={time:g} is shorter than one optimizer step at d={d}, the sweep's smallest d "
+            f"(one step trains τ = batch/d = {batch}/{d} = {minimum:g}); the minimum is time={minimum:g}"
+        )
+
+
+def _check_trace_at_every_d(given: TrainConfig, config: TrainConfig, dims: list[int]) -> None:
+    """Every d of the sweep must have distinct trace steps. When the trace points were not given (the
+    default resolved at the config's d), say so and name the most that every d allows."""
+    for d in dims:
+        try:
+            dataclasses.replace(config, d=d)
+        except _validate.InputError:
+            if given.trace_points is not None or config.trace_points is None:
+                raise
+            fits = [
+                k for k in range(config.trace_points - 1, 0, -1) if _trace_fits(config, k, dims)
+            ]  # the largest first
+            hint = f"set trace_points to at most {fits[0]}" if fits else "set trace_points lower"
+            at_d = dataclasses.replace(config, d=d, trace_points=1)
+            raise _validate.InputError(
+                f"the default trace of {config.trace_points} points (resolved at d={config.d}) needs distinct "
+                f"trace steps at every d, but d={d} trains only {at_d.total_steps} steps (batch={config.batch}"
+                + (f", time={config.time:g}" if config.time is not None else "")
+                + f"); {hint}, or train longer"
+            ) from None
+
+
+def _trace_fits(config: TrainConfig, points: int, dims: list[int]) -> bool:
+    try:
+        for d in dims:
+            dataclasses.replace(config, d=d, trace_points=points)
+    except _validate.InputError:
+        return False
+    return True
+
+
+def trace_coordinates(config: TrainConfig, dims: set[int], grid: Grid | None = None) -> dict[str, Any]:
+    """Coordinates of the results' trace dimension: ``tau`` for runs given a ``time``, else ``step``.
+
+    With one d, the other one is a coordinate, and ``tau`` holds the τ each point actually trained
+    (its step·batch/d, which an early log-spaced point or a rounded step can put above the grid's
+    value). With several d, ``tau`` is the τ grid they share and the truth is kept per d: coordinates
+    ``step`` and ``tau_trained`` over (``d``, ``tau``), or (``run``, ``tau``) for a list of runs (given
+    the sweep's ``grid``).
 
     Examples:
         >>> list(trace_coordinates(TrainConfig(d=64, n=64, time=4.0, batch=16, trace_points=4), {64, 128}))
         ['tau']
+        >>> log = TrainConfig(d=64, n=64, time=64.0, batch=16, trace_points=4, trace_spacing="log")
+        >>> [round(t, 3) for t in log.trace_taus]  # the grid: its first point is less than one step (0.25)
+        [0.064, 0.64, 6.4, 64.0]
+        >>> trace_coordinates(log, {64})["tau"].tolist()  # labels: the τ of the steps trained
+        [0.25, 0.75, 6.5, 64.0]
     """
     if config.time is not None:
-        coords: dict[str, Any] = {"tau": np.asarray(config.trace_taus)}
         if len(dims) == 1:
-            coords["step"] = ("tau", np.asarray(dataclasses.replace(config, d=next(iter(dims))).trace_steps))
+            at_d = dataclasses.replace(config, d=next(iter(dims)))
+            steps = np.asarray(at_d.trace_steps)
+            return {"tau": steps * at_d.tau_per_step, "step": ("tau", steps)}
+        coords: dict[str, Any] = {"tau": np.asarray(config.trace_taus)}
+        if grid is not None:
+            coords.update(_trained_per_run(config, grid))
         return coords
     coords = {"step": np.asarray(config.trace_steps)}
     if len(dims) == 1:
         d = next(iter(dims))
         coords["tau"] = ("step", coords["step"] * dataclasses.replace(config, d=d).tau_per_step)
     return coords
+
+
+def _trained_per_run(config: TrainConfig, grid: Grid) -> dict[str, Any]:
+    """``step`` and ``tau_trained`` of every trace point at each d of ``grid`` (over ``d`` when it is a
+    grid dimension, else over ``run``), for a sweep on a shared τ grid."""
+    by_d = {d: dataclasses.replace(config, d=d) for d in {int(run.get("d", config.d)) for run in grid.runs}}
+    if "d" in grid.dims:
+        order = [int(d) for d in grid.coords["d"]]
+        dim = "d"
+    else:
+        order = [int(run.get("d", config.d)) for run in grid.runs]
+        dim = "run"
+    steps = np.asarray([by_d[d].trace_steps for d in order])
+    taus = steps * np.asarray([by_d[d].tau_per_step for d in order])[:, None]
+    return {"step": ((dim, "tau"), steps), "tau_trained": ((dim, "tau"), taus)}
 
 
 def _chunk_inputs(
