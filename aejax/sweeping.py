@@ -107,11 +107,10 @@ def plan_program(
     compilations, seconds = program.compilations, program.compile_seconds
     while program.bytes_per_device > budget:
         if runs_per_device is not None or width == 1:
-            need = program.bytes_per_device / 2**30
             raise _validate.InputError(
                 f"{'one run per device' if runs_per_device is None else f'runs_per_device={width}'} needs "
-                f"{need:.2f} GiB per device at d={config.d}, n={config.n}, "
-                f"batch={config.batch}, mc_samples={mc_samples}, over the memory budget of {budget / 2**30:.2f} GiB; "
+                f"{_size(program.bytes_per_device)} per device at d={config.d}, n={config.n}, "
+                f"batch={config.batch}, mc_samples={mc_samples}, over the memory budget of {_size(budget)} per device; "
                 "lower runs_per_device, batch, mc_samples, d or n, or raise memory_budget"
             )
         per_run = program.bytes_per_device / width
@@ -120,6 +119,20 @@ def plan_program(
         compilations, seconds = compilations + program.compilations, seconds + program.compile_seconds
     program.compilations, program.compile_seconds = compilations, seconds
     return program
+
+
+def _size(count: float) -> str:
+    """A byte count for messages: ``1 B``, ``12.0 KiB``, ``3.5 MiB``, ``1.25 GiB``.
+
+    Examples:
+        >>> _size(1), _size(1536), _size(3 * 2**30)
+        ('1 B', '1.5 KiB', '3.00 GiB')
+    """
+    if count < 1024:
+        return f"{int(count)} B"
+    if count < 2**20:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / 2**20:.1f} MiB" if count < 2**30 else f"{count / 2**30:.2f} GiB"
 
 
 def _device_description(mesh: Mesh) -> dict[str, Any]:
@@ -425,7 +438,7 @@ def memory_plan(plans: list, mesh: Mesh, budget: int) -> dict[str, Any]:
         "budget": int(budget),
         "largest_d": d_max,
         "summary": f"memory: {per_device / 2**20:.1f} MiB per device ({runs} runs) at d={d}, n={n}; budget "
-        f"{budget / 2**30:.2f} GiB per device; one run per device fits up to d ≈ {d_max} at rate {n / d:g}",
+        f"{_size(budget)} per device; one run per device fits up to d ≈ {d_max} at rate {n / d:g}",
     }
 
 

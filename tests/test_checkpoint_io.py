@@ -77,11 +77,13 @@ def test_full_disk_during_a_save_exits_2_with_one_line_and_leaves_no_partial_fil
 
 
 @pytest.mark.parametrize("delay", [0.0, pytest.param(0.003, marks=pytest.mark.slow)])
-def test_ctrl_c_during_a_save_is_one_line_and_the_rerun_is_identical(tmp_path, monkeypatch, capfd, delay):
+def test_ctrl_c_during_a_save_is_one_line_and_the_rerun_is_identical(tmp_path, monkeypatch, capfd, request, delay):
     """SIGINT delivered ``delay`` seconds into the first checkpoint save (the save is followed by a
     pause, so the signal always lands in it or just after it, before the sweep goes on)."""
     out = tmp_path / "out"
     first = []
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background shell may ignore SIGINT
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
 
     def interrupt(store):
         if not first:
