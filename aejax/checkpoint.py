@@ -139,7 +139,9 @@ class ChunkCheckpoints:
         leaves, treedef = jax.tree_util.tree_flatten(like)
         for old in self.path.iterdir() if self.path.is_dir() else ():
             if _FORMAT_1.match(old.name):
-                warnings.warn(f"ignoring checkpoint {old}: it has no proof of its content (another format)", stacklevel=2)
+                warnings.warn(
+                    f"ignoring checkpoint {old}: it has no proof of its content (another format)", stacklevel=2
+                )
                 remove(old)
         for block in self._named_blocks():
             path = self._file(block)

@@ -719,8 +719,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one line ``aejax: warning: ...`` (not Python's file:line and source excerpt)."""
-    print(f"aejax: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+    """Warnings as one line ``aejax: warning: ...`` (not Python's file:line and source excerpt), at most
+    ``MAX_WARNING`` characters (a longer one, e.g. quoting a library's error, is cut and says so)."""
+    text = " ".join(str(message).split())
+    if len(text) > MAX_WARNING:
+        text = f"{text[: MAX_WARNING - 40]} ... ({len(text) - MAX_WARNING + 40} more characters)"
+    print(f"aejax: warning: {text}", file=sys.stderr if file is None else file)
+
+
+MAX_WARNING = 400
 
 
 if __name__ == "__main__":

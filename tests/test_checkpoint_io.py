@@ -102,3 +102,35 @@ def test_ctrl_c_during_a_save_is_one_line_and_the_rerun_is_identical(tmp_path, m
     resumed, fresh = aejax.load_results(out), aejax.load_results(tmp_path / "fresh")
     for name in COMPARED:
         np.testing.assert_array_equal(resumed[name].values, fresh[name].values, err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.001, 0.01])
+def test_ctrl_c_during_a_save_in_a_process_prints_one_line_until_it_exits(tmp_path, delay):
+    """As above in a process of its own, so that what background threads print until the interpreter
+    exits is seen too (Orbax's save printed two tracebacks there)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    helper = [sys.executable, str(root / "tests" / "helpers" / "ctrl_c_in_save.py"), str(delay)]
+    done = subprocess.run([*helper, *argv(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("aejax: interrupted;"), done.stderr[-3000:]
+
+
+def test_long_warnings_are_cut_to_one_short_line(capsys):
+    """A 1,200-character warning (e.g. quoting a library's error) reaches the user as one line of at
+    most 400 characters that says how much was cut."""
+    import warnings
+
+    from aejax.cli import MAX_WARNING, _show_warning
+
+    message = "checkpoint problem: " + "x" * 1200
+    _show_warning(warnings.WarningMessage(message, UserWarning, "f", 1).message, UserWarning, "f", 1)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err.strip()) <= len("aejax: warning: ") + MAX_WARNING
+    assert err.startswith("aejax: warning: checkpoint problem: xxx") and "more characters)" in err

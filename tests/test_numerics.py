@@ -72,7 +72,8 @@ def test_sweep_reports_overflow_per_run_and_keeps_the_other_runs():
 
 def test_run_status_tells_overflow_from_other_nan():
     """Synthetic records: an inf anywhere or a loss past 1e30 before NaN is an overflow; a NaN from a
-    moderate loss is "diverged" when the loss grew before it, "nonfinite" otherwise; NaN exact risk alone (non-Gaussian source) is still "ok"."""
+    moderate loss is "diverged" when the loss grew before it, "nonfinite" otherwise; NaN exact risk
+    alone (non-Gaussian source) is still "ok"."""
     nan, inf = np.nan, np.inf
     records = {
         "risk": np.array([0.5, inf, nan, nan, nan, nan]),
