@@ -112,7 +112,9 @@ def test_store_verifies_hash_tag_block_and_step(tmp_path):
     checkpoint copied from another chunk), the block (renamed) and the step (other trace steps)."""
     store = ChunkCheckpoints(tmp_path, "a", steps=[10, 20, 30])
     store.save(2, STATE)
-    block, state = store.restore(LIKE)
+    restored = store.restore(LIKE)
+    assert restored is not None
+    block, state = restored
     assert block == 2 and np.array_equal(state["w"], STATE["w"]) and np.array_equal(state["t"], STATE["t"])
 
     file = store.path / "block-000000002.npz"
