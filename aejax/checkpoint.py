@@ -15,7 +15,7 @@ file name, not the directory. A checkpoint whose hash, tag, block or step is not
 expects is reported by name (one warning line), removed, and its block is recomputed.
 
 Writing is synchronous, in the calling thread: the state (already on the host) goes into a temporary
-file that is flushed to disk and renamed into place (``aejax.results.atomic_write``), so a kill or a
+file that is flushed to disk and renamed into place (``atomic_write``), so a kill or a
 Ctrl-C leaves either a whole checkpoint or none, and an I/O failure is an ``OSError`` naming the file.
 (An earlier version used Orbax, whose background threads printed tracebacks when a save was
 interrupted and whose tensorstore errors were ``ValueError``; a chunk's host arrays need neither
@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +47,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from aejax.results import atomic_write
 
 FORMAT = 2  # format 1: Orbax directories without a proof
 _BLOCK = re.compile(r"^block-(\d{9})\.npz$")
@@ -175,6 +175,22 @@ class ChunkCheckpoints:
     def clear(self) -> None:
         """Remove this chunk's checkpoints (after its records are stored)."""
         remove(self.path)
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, flush it to disk and rename it to
+    ``path``; the temporary file is removed if anything fails (like ``aejax.results.atomic_write``,
+    which this layer cannot import)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def read_proof(folder: str | os.PathLike) -> dict[str, Any] | None:
