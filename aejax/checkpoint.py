@@ -47,7 +47,6 @@ from typing import Any
 import jax
 import numpy as np
 
-
 FORMAT = 2  # format 1: Orbax directories without a proof
 _BLOCK = re.compile(r"^block-(\d{9})\.npz$")
 _FORMAT_1 = re.compile(r"^block-(\d{9})$")  # an Orbax directory
