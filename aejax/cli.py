@@ -415,7 +415,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from aejax.config import DEFAULT_LR, MAX_STEPS, TrainConfig
     from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
-    from aejax.sweeping import sweep
+    from aejax.sweeping import check_time_at_every_d, sweep
 
     fields = _train_fields(args, file.get("train", {}))
     grid = dict(file.get("grid", {}))
@@ -432,6 +432,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             grid["d"] = fields.pop("d")
     if "d" in grid:
         fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
+        # before the config at the largest d: one step at the smallest d is the minimum time
+        dims = Grid.from_spec({"d": grid["d"]}, 1).coords["d"]
+        check_time_at_every_d(fields.get("time"), fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
     out, resume, progress = (
@@ -767,8 +770,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one line ``aejax: warning: ...`` (not Python's file:line and source excerpt)."""
-    print(f"aejax: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+    """Warnings as one line ``aejax: warning: ...`` (not Python's file:line and source excerpt), at most
+    ``MAX_WARNING`` characters (a longer one, e.g. quoting a library's error, is cut and says so)."""
+    text = " ".join(str(message).split())
+    if len(text) > MAX_WARNING:
+        text = f"{text[: MAX_WARNING - 40]} ... ({len(text) - MAX_WARNING + 40} more characters)"
+    print(f"aejax: warning: {text}", file=sys.stderr if file is None else file)
+
+
+MAX_WARNING = 400
 
 
 if __name__ == "__main__":

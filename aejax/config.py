@@ -170,6 +170,11 @@ class TrainConfig:
             _validate.positive_int("steps", self.steps)
         else:
             _validate.positive_number("time", self.time, scalar=True)
+            if cast(float, self.time) < self.tau_per_step * (1 - 1e-12):  # not trained: refused, never relabelled
+                raise _validate.InputError(
+                    f"time={self.time:g} is shorter than one optimizer step at d={self.d}, batch={self.batch} "
+                    f"(one step trains τ = batch/d = {self.tau_per_step:g}); the minimum is time={self.tau_per_step:g}"
+                )
         if self.total_steps > MAX_STEPS:
             raise _validate.InputError(
                 f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"

@@ -279,14 +279,16 @@ MIN_EXPECTED_NONZERO = 100  # expected non-zero input coordinates over a final r
 
 
 def run_status(records: dict[str, np.ndarray], expected_nonzero: np.ndarray | None = None) -> np.ndarray:
-    """Per run: ``"ok"``, ``"unreliable"``, ``"overflow"`` or ``"diverged"``.
+    """Per run: ``"ok"``, ``"unreliable"``, ``"overflow"``, ``"diverged"`` or ``"nonfinite"``.
 
     ``"overflow"``: a value left the float32 range — the final risks or a trace hold ±inf, or the
     loss trace passed ``OVERFLOW_LEVEL`` before turning NaN (the usual path of a too-large learning
     rate: the loss grows, overflows to inf, and inf − inf gives NaN). ``"diverged"``: NaN without
-    that sign of overflow. The trace is a mean over ``eval_every`` steps, so an overflow and the NaN
-    that follows it inside one block are seen only as NaN: ``"diverged"`` may hide an overflow, but
-    ``"overflow"`` is never reported without one.
+    that sign of overflow, after the loss trace rose above its first point. ``"nonfinite"``: NaN with
+    neither sign, so a numerical failure (e.g. a NaN gradient) rather than a diverging training as
+    far as the trace can tell. The trace is a mean over ``eval_every`` steps, so an overflow and the
+    NaN that follows it inside one block are seen only as NaN: ``"diverged"`` and ``"nonfinite"`` may
+    hide an overflow, but ``"overflow"`` is never reported without one.
 
     ``"unreliable"``: finite, but the final Monte Carlo risk cannot be trusted: the Monte Carlo
     samples are expected to hold fewer than ``MIN_EXPECTED_NONZERO`` non-zero input coordinates
@@ -300,7 +302,7 @@ def run_status(records: dict[str, np.ndarray], expected_nonzero: np.ndarray | No
         ...             "exact_risk": np.full(4, np.nan),
         ...             "loss_trace": np.array([[1.0, 0.5], [1.0, np.inf], [1.0, np.nan], [0.0, 0.0]]),
         ...             "risk_trace": np.full((4, 2), np.nan)}, np.array([1e4, 1e4, 1e4, 0.004])).tolist()
-        ['ok', 'overflow', 'diverged', 'unreliable']
+        ['ok', 'overflow', 'nonfinite', 'unreliable']
     """
     loss = records["loss_trace"]
     finite = np.isfinite(records["risk"]) & np.all(np.isfinite(loss), axis=-1)
@@ -313,7 +315,16 @@ def run_status(records: dict[str, np.ndarray], expected_nonzero: np.ndarray | No
     if expected_nonzero is not None:
         unreliable |= np.asarray(expected_nonzero) < MIN_EXPECTED_NONZERO
     ok = np.where(unreliable, "unreliable", "ok")
-    return np.where(finite, ok, np.where(inf | huge, "overflow", "diverged"))
+    failed = np.where(_grew(loss), "diverged", "nonfinite")
+    return np.where(finite, ok, np.where(inf | huge, "overflow", failed))
+
+
+def _grew(loss: np.ndarray) -> np.ndarray:
+    """Per run: whether the finite points of the loss trace rose above the first one (a divergence
+    seen before the NaN)."""
+    finite = np.isfinite(loss)
+    first = np.take_along_axis(loss, np.argmax(finite, axis=-1)[..., None], axis=-1)[..., 0]
+    return np.any(finite & (np.where(finite, loss, -np.inf) > first[..., None]), axis=-1)
 
 
 def build_dataset(
@@ -364,7 +375,7 @@ def build_dataset(
     for field in record.FIELDS:
         ds[field.name].attrs.update(long_name=field.long_name, units=field.units)
     ds["theory"].attrs["long_name"] = "theory value (aejax.theory.gaussian_limit at the run's rate)"
-    ds["status"].attrs["long_name"] = "ok, unreliable, overflow or diverged (aejax.results.run_status)"
+    ds["status"].attrs["long_name"] = "ok, unreliable, overflow, diverged or nonfinite (aejax.results.run_status)"
     return ds
 
 

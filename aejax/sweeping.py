@@ -29,6 +29,7 @@ import platform
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import jax
@@ -38,7 +39,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from aejax import _validate, record, theory
-from aejax.checkpoint import ChunkCheckpoints
+from aejax.checkpoint import ChunkCheckpoints, read_proof
+from aejax.checkpoint import remove as remove_checkpoint
 from aejax.config import MAX_STEPS, TrainConfig, default_hparams
 from aejax.devices import default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
@@ -110,11 +112,10 @@ def plan_program(
     compilations, seconds = program.compilations, program.compile_seconds
     while program.bytes_per_device > budget:
         if runs_per_device is not None or width == 1:
-            need = program.bytes_per_device / 2**30
             raise _validate.InputError(
                 f"{'one run per device' if runs_per_device is None else f'runs_per_device={width}'} needs "
-                f"{need:.2f} GiB per device at d={config.d}, n={config.n}, "
-                f"batch={config.batch}, mc_samples={mc_samples}, over the memory budget of {budget / 2**30:.2f} GiB; "
+                f"{_size(program.bytes_per_device)} per device at d={config.d}, n={config.n}, "
+                f"batch={config.batch}, mc_samples={mc_samples}, over the memory budget of {_size(budget)} per device; "
                 "lower runs_per_device, batch, mc_samples, d or n, or raise memory_budget"
             )
         per_run = program.bytes_per_device / width
@@ -133,6 +134,20 @@ def _ahead(todo: list, samples_at: dict[int, int], names: tuple[str, ...], width
         program = Program(config, samples_at[config.d], names, width or default_runs_per_device(len(members)))
         jobs += placements(program, mesh, len(pending), chunk)
     return jobs
+
+
+def _size(count: float) -> str:
+    """A byte count for messages: ``1 B``, ``12.0 KiB``, ``3.5 MiB``, ``1.25 GiB``.
+
+    Examples:
+        >>> _size(1), _size(1536), _size(3 * 2**30)
+        ('1 B', '1.5 KiB', '3.00 GiB')
+    """
+    if count < 1024:
+        return f"{int(count)} B"
+    if count < 2**20:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / 2**20:.1f} MiB" if count < 2**30 else f"{count / 2**30:.2f} GiB"
 
 
 def _device_description(mesh: Mesh) -> dict[str, Any]:
@@ -279,6 +294,7 @@ def sweep(
         memory_budget_bytes(mesh) if memory_budget is None else _validate.positive_int("memory_budget", memory_budget)
     )
     run_dims = [cast(int, run.get("d", config.d)) for run in spec.runs]  # Grid makes every d an int
+    check_time_at_every_d(config.time, config.batch, config.mode, run_dims)
     n_units = [_units_of(run, d, config) for run, d in zip(spec.runs, run_dims, strict=True)]
     cost_power = 2.0 if config.mode == "population" else 1.0
     buckets = {
@@ -294,7 +310,8 @@ def sweep(
         "seed": seed,
         "mc_samples": mc_samples,
     }
-    config = _shared_trace_points(config)
+    given, config = config, _shared_trace_points(config)
+    _check_trace_at_every_d(given, config, sorted(set(run_dims)))
     samples_at = {d: default_mc_samples(d) if mc_samples is None else mc_samples for d in buckets}
     is_writer = jax.process_index() == 0
     with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
@@ -335,6 +352,20 @@ def sweep(
         chunk_runs = {id(prog): chunk or prog.runs_per_device * mesh.devices.size for prog, _, _ in plans}
         total_chunks = sum(math.ceil(len(p) / chunk_runs[id(prog)]) for prog, p, _ in plans)
         sweep_fingerprint = fingerprint(manifest)  # the chunk files' tag: a checkpoint belongs to this sweep only
+        checkpoint_root = os.path.join(out, "checkpoints") if out is not None else ""
+        settings = {"checkpoint_every": checkpoint_every, "checkpoint_seconds": checkpoint_seconds}
+
+        def checkpoints_of(program: Program, bucket_config: TrainConfig, ids: np.ndarray) -> ChunkCheckpoints:
+            return chunk_checkpoints(checkpoint_root, sweep_fingerprint, program, bucket_config, ids, settings)
+
+        expected: list[ChunkCheckpoints] = []
+        if checkpointing and is_writer and out is not None:
+            expected = [
+                checkpoints_of(program, bucket_config, np.asarray(pending[start : start + chunk_runs[id(program)]]))
+                for program, pending, bucket_config in plans
+                for start in range(0, len(pending), chunk_runs[id(program)])
+            ]
+            tidy_checkpoints(checkpoint_root, expected, set(records), announce=True)
         with ChunkProgress(total_chunks, enabled=progress and is_writer, done_runs=len(done)) as bar:
             for program, pending, bucket_config in plans:
                 size = chunk_runs[id(program)]
@@ -342,12 +373,7 @@ def sweep(
                     ids = np.asarray(pending[start : start + size])
                     checkpoints = None
                     if checkpointing and is_writer and out is not None:  # out is set whenever checkpointing
-                        segment = segment_blocks(bucket_config, checkpoint_every)
-                        identity = f"{sweep_fingerprint}/{ids.tolist()}/{segment}/{program.runs_per_device}"
-                        tag = hashlib.sha1(identity.encode()).hexdigest()[:16]
-                        checkpoints = ChunkCheckpoints(
-                            os.path.join(out, "checkpoints"), f"chunk-{int(ids[0]):07d}-{tag}"
-                        )
+                        checkpoints = checkpoints_of(program, bucket_config, ids)
                     if checkpointing:
                         chunk_records, seconds = _run_chunk_in_segments(
                             program,
@@ -366,10 +392,11 @@ def sweep(
                     chunk_records["wall_time"] = np.full(len(ids), seconds / len(ids))
                     if store:
                         store.save(ids, chunk_records)
-                    if checkpoints is not None:
-                        checkpoints.clear()
                     for j, run in enumerate(ids.tolist()):
                         records[run] = {name: chunk_records[name][j] for name in record.NAMES}
+                    if checkpoints is not None:  # also those of other settings whose runs are now all stored
+                        checkpoints.clear()
+                        tidy_checkpoints(checkpoint_root, expected, set(records), announce=False)
                     stats["chunks"] += 1
                     width = program.runs_per_device
                     stats["chunk_fill"].append(len(ids) / (width * math.ceil(len(ids) / width)))
@@ -409,7 +436,7 @@ def sweep(
         ds = build_dataset(
             spec,
             stacked,
-            trace_coordinates(config, set(run_dims)),
+            trace_coordinates(config, set(run_dims), spec),
             theory_values,
             attrs,
             _expected_nonzero(config, spec, samples_at),
@@ -439,7 +466,7 @@ def memory_plan(plans: list, mesh: Mesh, budget: int) -> dict[str, Any]:
         "budget": int(budget),
         "largest_d": d_max,
         "summary": f"memory: {per_device / 2**20:.1f} MiB per device ({runs} runs) at d={d}, n={n}; budget "
-        f"{budget / 2**30:.2f} GiB per device; one run per device fits up to d ≈ {d_max} at rate {n / d:g}",
+        f"{_size(budget)} per device; one run per device fits up to d ≈ {d_max} at rate {n / d:g}",
     }
 
 
@@ -459,24 +486,100 @@ def _shared_trace_points(config: TrainConfig) -> TrainConfig:
     return config
 
 
-def trace_coordinates(config: TrainConfig, dims: set[int]) -> dict[str, Any]:
-    """Coordinates of the results' trace dimension: ``tau`` (the shared τ grid) for runs given a
-    ``time``, else ``step``; the other one is added as a coordinate where it is the same for every run.
+def check_time_at_every_d(time: Any, batch: Any, mode: Any, dims: Sequence[int]) -> None:
+    """Refuse a ``time`` shorter than one optimizer step at the smallest of ``dims`` (one line naming
+    the value and the minimum, batch/d there): such a run would train a whole step, more than the τ
+    its results would carry. Values of the wrong type are left to ``TrainConfig``'s checks."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (time, batch))
+    if not numbers or mode == "population" or not dims or batch <= 0:
+        return
+    d = min(int(v) for v in dims)
+    minimum = batch / d
+    if 0 < time < minimum * (1 - 1e-12):
+        raise _validate.InputError(
+            f"time={time:g} is shorter than one optimizer step at d={d}, the sweep's smallest d "
+            f"(one step trains τ = batch/d = {batch}/{d} = {minimum:g}); the minimum is time={minimum:g}"
+        )
+
+
+def _check_trace_at_every_d(given: TrainConfig, config: TrainConfig, dims: list[int]) -> None:
+    """Every d of the sweep must have distinct trace steps. When the trace points were not given (the
+    default resolved at the config's d), say so and name the most that every d allows."""
+    for d in dims:
+        try:
+            dataclasses.replace(config, d=d)
+        except _validate.InputError:
+            if given.trace_points is not None or config.trace_points is None:
+                raise
+            fits = [
+                k for k in range(config.trace_points - 1, 0, -1) if _trace_fits(config, k, dims)
+            ]  # the largest first
+            hint = f"set trace_points to at most {fits[0]}" if fits else "set trace_points lower"
+            at_d = dataclasses.replace(config, d=d, trace_points=1)
+            raise _validate.InputError(
+                f"the default trace of {config.trace_points} points (resolved at d={config.d}) needs distinct "
+                f"trace steps at every d, but d={d} trains only {at_d.total_steps} steps (batch={config.batch}"
+                + (f", time={config.time:g}" if config.time is not None else "")
+                + f"); {hint}, or train longer"
+            ) from None
+
+
+def _trace_fits(config: TrainConfig, points: int, dims: list[int]) -> bool:
+    try:
+        for d in dims:
+            dataclasses.replace(config, d=d, trace_points=points)
+    except _validate.InputError:
+        return False
+    return True
+
+
+def trace_coordinates(config: TrainConfig, dims: set[int], grid: Grid | None = None) -> dict[str, Any]:
+    """Coordinates of the results' trace dimension: ``tau`` for runs given a ``time``, else ``step``.
+
+    With one d, the other one is a coordinate, and ``tau`` holds the τ each point actually trained
+    (its step·batch/d, which an early log-spaced point or a rounded step can put above the grid's
+    value). With several d, ``tau`` is the τ grid they share and the truth is kept per d: coordinates
+    ``step`` and ``tau_trained`` over (``d``, ``tau``), or (``run``, ``tau``) for a list of runs (given
+    the sweep's ``grid``).
 
     Examples:
         >>> list(trace_coordinates(TrainConfig(d=64, n=64, time=4.0, batch=16, trace_points=4), {64, 128}))
         ['tau']
+        >>> log = TrainConfig(d=64, n=64, time=64.0, batch=16, trace_points=4, trace_spacing="log")
+        >>> [round(t, 3) for t in log.trace_taus]  # the grid: its first point is less than one step (0.25)
+        [0.064, 0.64, 6.4, 64.0]
+        >>> trace_coordinates(log, {64})["tau"].tolist()  # labels: the τ of the steps trained
+        [0.25, 0.75, 6.5, 64.0]
     """
     if config.time is not None:
-        coords: dict[str, Any] = {"tau": np.asarray(config.trace_taus)}
         if len(dims) == 1:
-            coords["step"] = ("tau", np.asarray(dataclasses.replace(config, d=next(iter(dims))).trace_steps))
+            at_d = dataclasses.replace(config, d=next(iter(dims)))
+            steps = np.asarray(at_d.trace_steps)
+            return {"tau": steps * at_d.tau_per_step, "step": ("tau", steps)}
+        coords: dict[str, Any] = {"tau": np.asarray(config.trace_taus)}
+        if grid is not None:
+            coords.update(_trained_per_run(config, grid))
         return coords
     coords = {"step": np.asarray(config.trace_steps)}
     if len(dims) == 1:
         d = next(iter(dims))
         coords["tau"] = ("step", coords["step"] * dataclasses.replace(config, d=d).tau_per_step)
     return coords
+
+
+def _trained_per_run(config: TrainConfig, grid: Grid) -> dict[str, Any]:
+    """``step`` and ``tau_trained`` of every trace point at each d of ``grid`` (over ``d`` when it is a
+    grid dimension, else over ``run``), for a sweep on a shared τ grid."""
+    by_d = {d: dataclasses.replace(config, d=d) for d in {int(run.get("d", config.d)) for run in grid.runs}}
+    if "d" in grid.dims:
+        order = [int(d) for d in grid.coords["d"]]
+        dim = "d"
+    else:
+        order = [int(run.get("d", config.d)) for run in grid.runs]
+        dim = "run"
+    steps = np.asarray([by_d[d].trace_steps for d in order])
+    taus = steps * np.asarray([by_d[d].tau_per_step for d in order])[:, None]
+    return {"step": ((dim, "tau"), steps), "tau_trained": ((dim, "tau"), taus)}
 
 
 def _chunk_inputs(
@@ -567,6 +670,81 @@ def segment_blocks(config: TrainConfig, checkpoint_every: int | None) -> int:
         return 1
     blocks = len(config.trace_steps)
     return max(1, min(blocks, round(checkpoint_every * blocks / config.total_steps)))
+
+
+def chunk_checkpoints(
+    root: str,
+    sweep_fingerprint: str,
+    program: Program,
+    config: TrainConfig,
+    ids: np.ndarray,
+    settings: dict[str, Any],
+) -> ChunkCheckpoints:
+    """The checkpoint store of the chunk of runs ``ids``: tagged by what determines its bits (the
+    sweep, its runs, the segment length and the program's width) and told the trace steps, so that
+    a restore checks the step a checkpoint reached."""
+    segment = segment_blocks(config, settings.get("checkpoint_every"))
+    identity = {
+        "fingerprint": sweep_fingerprint,
+        "runs": [int(i) for i in ids.tolist()],
+        "segment_blocks": segment,
+        "runs_per_device": program.runs_per_device,
+        "total_steps": config.total_steps,
+        **settings,
+    }
+    key = f"{sweep_fingerprint}/{identity['runs']}/{segment}/{program.runs_per_device}"
+    tag = f"chunk-{int(ids[0]):07d}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+    return ChunkCheckpoints(root, tag, steps=config.trace_steps, identity=identity)
+
+
+def tidy_checkpoints(root: str, expected: list[ChunkCheckpoints], finished: set[int], announce: bool) -> None:
+    """Remove the checkpoints under ``root`` that no chunk in ``expected`` will restore: silently
+    those whose runs are all ``finished`` (a kill after the chunk was stored, before its checkpoint
+    was removed), with a warning those that cannot be read. With ``announce``, warn about a
+    checkpoint of unfinished runs saved with other settings (e.g. another ``checkpoint_every``): its
+    progress is not used, and it is kept until its runs are finished, so a rerun with its settings
+    can still continue it."""
+    folder = Path(root)
+    if not folder.is_dir():
+        return
+    wanted = {store.tag: store for store in expected}
+    for entry in sorted(folder.iterdir()):
+        if entry.name in wanted:
+            continue
+        proof = read_proof(entry)
+        runs = set(proof["identity"].get("runs", [])) if proof and isinstance(proof.get("identity"), dict) else set()
+        if proof is None or not runs:
+            warnings.warn(f"removing checkpoint {entry}: it holds no readable proof of its content", stacklevel=3)
+            remove_checkpoint(entry)
+        elif runs <= finished:
+            remove_checkpoint(entry)
+        elif announce:
+            warnings.warn(_unusable_message(entry, proof, expected), stacklevel=3)
+
+
+def _unusable_message(entry: Path, proof: dict[str, Any], expected: list[ChunkCheckpoints]) -> str:
+    """Why a checkpoint of unfinished runs cannot continue in this sweep, naming the settings that differ."""
+    old = proof["identity"]
+    runs = sorted(old["runs"])
+    mine = next((s.identity for s in expected if set(s.identity["runs"]) & set(runs)), {})
+    keys = ("checkpoint_every", "checkpoint_seconds", "segment_blocks", "runs_per_device", "runs", "fingerprint")
+    differ = [k for k in keys if old.get(k) != mine.get(k)]
+
+    def describe(identity: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={_short(identity.get(k))}" for k in differ)
+
+    return (
+        f"checkpoint {entry} (runs {runs[0]}..{runs[-1]}, step {proof.get('step')} of {old.get('total_steps')}) "
+        f"cannot be continued bit-identically by this sweep: it was saved with {describe(old)}, this sweep has "
+        f"{describe(mine)}; those runs start again (the checkpoint is kept until they finish: rerun with "
+        "its settings to continue it instead)"
+    )
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        return f"[{value[0]}..{value[-1]}] ({len(value)} runs)"
+    return repr(value)
 
 
 def _run_chunk_in_segments(

@@ -34,7 +34,7 @@ def test_checkpoint_store_keeps_only_the_newest(tmp_path):
     assert store.restore({"w": np.zeros(2)}) is None
     store.save(2, {"w": np.ones(2)})
     store.save(5, {"w": np.full(2, 3.0)})
-    assert [p.name for p in store.path.iterdir()] == ["block-000000005"]
+    assert [p.name for p in store.path.iterdir()] == ["block-000000005.npz"]
     block, state = store.restore({"w": np.zeros(2)})
     assert block == 5 and state["w"].tolist() == [3.0, 3.0]
     store.clear()

@@ -74,12 +74,16 @@ def test_sweep_reports_overflow_per_run_and_keeps_the_other_runs():
 
 def test_run_status_tells_overflow_from_other_nan():
     """Synthetic records: an inf anywhere or a loss past 1e30 before NaN is an overflow; a NaN from a
-    moderate loss is "diverged"; NaN exact risk alone (non-Gaussian source) is still "ok"."""
+    moderate loss is "diverged" when the loss grew before it, "nonfinite" otherwise; NaN exact risk
+    alone (non-Gaussian source) is still "ok"."""
     nan, inf = np.nan, np.inf
     records = {
-        "risk": np.array([0.5, inf, nan, nan, nan]),
-        "exact_risk": np.array([nan, inf, nan, nan, nan]),
-        "loss_trace": np.array([[1.0, 0.5], [1.0, 0.5], [1.0, 2e30], [1e31, nan], [2.0, nan]]),
-        "risk_trace": np.full((5, 2), nan),
+        "risk": np.array([0.5, inf, nan, nan, nan, nan]),
+        "exact_risk": np.array([nan, inf, nan, nan, nan, nan]),
+        "loss_trace": np.array([[1.0, 0.5], [1.0, 0.5], [1.0, 2e30], [1e31, nan], [2.0, nan], [nan, nan]]),
+        "risk_trace": np.full((6, 2), nan),
     }
-    assert run_status(records).tolist() == ["ok", "overflow", "overflow", "overflow", "diverged"]
+    assert run_status(records).tolist() == ["ok", "overflow", "overflow", "overflow", "nonfinite", "nonfinite"]
+    records["loss_trace"][4:] = [[2.0, 3.0], [1.0, nan]]
+    records["loss_trace"] = np.concatenate([records["loss_trace"], np.full((6, 1), nan)], axis=1)
+    assert run_status(records)[4:].tolist() == ["diverged", "nonfinite"]  # a NaN after the loss grew

@@ -28,7 +28,8 @@ def test_time_sets_steps_from_d_and_batch():
         ({"steps": 10, "time": 1.0}, "exactly one of steps"),
         ({"time": -1.0}, "time must be finite and positive"),
         ({"time": 1e30}, "steps must be at most"),
-        ({"time": 0.25, "trace_points": 20}, "needs distinct trace steps"),
+        ({"time": 2.0, "trace_points": 20}, "needs distinct trace steps"),
+        ({"time": 0.25, "trace_points": 20}, r"time=0.25 is shorter than one optimizer step .* minimum is time=0.5"),
     ],
 )
 def test_time_refusals_name_the_argument(kw, message):

@@ -146,6 +146,14 @@ def _scalar_mixture(prior: Prior, p: jax.Array) -> tuple[list, list, list]:
     return w, m, v
 
 
+def _log_weight(w: jax.Array) -> jax.Array:
+    """log w, with log 0 = −inf and a zero gradient there (not 0·∞ = NaN): at p = 1 the zero atom has
+    no weight and must not turn the gradients of the posterior NaN (the multilayer decoder trains a
+    factor on p, clipped at 1)."""
+    positive = w > 0
+    return jnp.where(positive, jnp.log(jnp.where(positive, w, 1.0)), -jnp.inf)
+
+
 def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, jax.Array]:
     """Posterior mean and variance of x given ``y = x + N(0, 1/snr)``, x from the sparse prior.
 
@@ -174,7 +182,7 @@ def posterior(prior: str | Prior, p: Any, snr: Any, y: Any) -> tuple[jax.Array, 
     logits, cond_mean, cond_var = [], [], []
     for wk, mk, vk in zip(w, m, v, strict=True):
         total = vk + noise
-        logits.append(jnp.log(wk) - 0.5 * jnp.log(total) - 0.5 * (y - mk) ** 2 / total)
+        logits.append(_log_weight(wk) - 0.5 * jnp.log(total) - 0.5 * (y - mk) ** 2 / total)
         cond_mean.append(mk + vk / total * (y - mk))
         cond_var.append(vk * noise / total)
     shape = jnp.broadcast_shapes(y.shape, p.shape, snr.shape)
