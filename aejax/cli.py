@@ -65,8 +65,9 @@ def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> Non
     p.add_argument("--steps", type=int, help=f"optimizer steps (default {CLI_DEFAULTS['steps']}, unless --time)")
     p.add_argument(
         "--time",
-        type=float,
-        help="training time per input dimension τ = steps·batch/d, instead of --steps (every d trains for the same τ)",
+        type=_floats if several_d else float,
+        help="training time per input dimension τ = steps·batch/d, instead of --steps (every d trains for the same τ)"
+        + ("; comma-separated values for a time axis (one sweep per τ)" if several_d else ""),
     )
     p.add_argument("--trace-points", type=int, help="trace points on the τ grid (with --time or log spacing)")
     p.add_argument("--trace-spacing", choices=["linear", "log"], help="spacing of the trace's τ grid")
@@ -202,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     scaling = sub.add_parser("scaling", help="fit finite-size scaling laws R = R∞ + C·d^(−α) to a results file")
     scaling.add_argument("results", type=Path, help="results file (results.nc) or a sweep's output directory")
     scaling.add_argument("--var", default="exact_risk", help="variable to extrapolate (default exact_risk)")
-    scaling.add_argument("--along", default="d", help="size axis (default d)")
+    scaling.add_argument(
+        "--along", default="d", help="size axis (default d), or d,time for the joint law R∞ + A·d^(−α) + B·τ^(−β)"
+    )
     scaling.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
     scaling.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     scaling.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
@@ -417,6 +420,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             grid["d"] = fields.pop("d")
     if "d" in grid:
         fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
+    _time_axis_fields(fields, grid)
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
     out, resume, progress = (
@@ -453,11 +457,28 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         save_results(ds, out / "results.nc")
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
+    if "time" in ds.dims:
+        length = "τ = " + ",".join(f"{t:g}" for t in ds["time"].values)
     figure = plot_risk_vs_rate(
         ds, out / "risk_vs_rate.png", config.activation, title=f"{config.activation}, {config.mode}, d={dims}, {length}"
     )
     _print_sweep_table(ds, data=data_info is not None)
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
+
+
+def _time_axis_fields(fields: dict[str, Any], grid: dict[str, Any]) -> None:
+    """``--time 125,250`` (or ``[grid] time``): a time axis in ``grid``; the config's own clock is then a
+    placeholder that each τ's sweep replaces (``aejax/_time_axis.py``)."""
+    from aejax._time_axis import time_values
+
+    if isinstance(fields.get("time"), list):
+        if len(fields["time"]) == 1:
+            fields["time"] = fields["time"][0]
+        else:
+            grid["time"] = fields["time"]
+    if "time" in grid:
+        fields.pop("steps", None)
+        fields["time"] = max(time_values(grid["time"]))
 
 
 def _data_fields(
@@ -603,7 +624,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
         runpy.run_path(str(folder / f"bench_{part}.py"), run_name="__main__")
 
 
-def cmd_scaling(args: argparse.Namespace) -> None:
+def cmd_scaling(args: argparse.Namespace) -> int | None:
+    if "," in args.along:
+        return _cmd_scaling_joint(args)
     from aejax.scaling import report
 
     done = report(
@@ -612,6 +635,28 @@ def cmd_scaling(args: argparse.Namespace) -> None:
     print(done["table"])
     for label, path in done["files"].items():
         print(f"{label}: {path}")
+
+
+SCALING_FIT_FAILED = 3  # exit status of `aejax scaling` when a fit failed (its files are still written)
+
+
+def _cmd_scaling_joint(args: argparse.Namespace) -> int:
+    """``aejax scaling RESULTS --along d,time``: the joint law (``aejax.scaling.report_joint``)."""
+    from aejax.scaling import report_joint
+
+    along = tuple(a.strip() for a in args.along.split(","))
+    if len(along) != 2 or not all(along):
+        raise _validate.InputError(f"--along must be one axis or two (size,time), got {args.along!r}")
+    done = report_joint(
+        args.results, var=args.var, along=along, out=args.out, bootstrap=args.bootstrap, level=args.level
+    )
+    print(done["table"])
+    for label, path in done["files"].items():
+        print(f"{label}: {path}")
+    if not done["failed"]:
+        return 0
+    print(f"aejax: fit failed (exit status {SCALING_FIT_FAILED}): {'; '.join(done['failed'])}", file=sys.stderr)
+    return SCALING_FIT_FAILED
 
 
 def cmd_theory(args: argparse.Namespace) -> None:
@@ -694,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
             "bench": cmd_bench,
             "scaling": cmd_scaling,
         }
-        handlers[args.command](args)
+        status = handlers[args.command](args)
     except KeyboardInterrupt:
         print(f"aejax: {_interrupted(args)}", file=sys.stderr)
         return 130
@@ -712,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         warnings.showwarning = show
-    return 0
+    return status or 0
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -1165,3 +1165,8 @@ def report(
     files["markdown"] = out / "scaling.md"
     atomic_write(files["markdown"], lambda tmp: Path(tmp).write_text("\n".join(text), encoding="utf-8"))
     return {"header": header, "rows": rows, "table": table, "result": result, "files": files}
+
+
+# The joint law R(d, τ) = R∞ + A·d^(−α) + B·τ^(−β) lives in its own module, re-exported here.
+from aejax._joint_fit import JointFit, extrapolate_joint, fit_joint, report_joint  # noqa: E402
+from aejax._time_axis import stack_times  # noqa: E402
