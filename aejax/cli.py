@@ -308,7 +308,7 @@ def _toml_keys(table: str) -> tuple[str, ...]:
 
     if table == "train":
         return tuple(f.name for f in dataclasses.fields(TrainConfig))
-    return AXES if table == "grid" else TOML_KEYS[table]
+    return (*AXES, "time") if table == "grid" else TOML_KEYS[table]  # time: one sweep per τ (aejax/_time_axis.py)
 
 
 def _load_toml(path: Path | None) -> dict[str, Any]:
@@ -442,7 +442,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)
     d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
-    rates = [run["rate"] for run in Grid.from_spec(grid, d).runs]
+    rates = [run["rate"] for run in Grid.from_spec({k: v for k, v in grid.items() if k != "time"}, d).runs]
     fields.setdefault("n", _hidden_units("--rates", rates, d))
     config = TrainConfig(**fields)
     ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
