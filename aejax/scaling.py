@@ -1169,4 +1169,5 @@ def report(
 
 # The joint law R(d, τ) = R∞ + A·d^(−α) + B·τ^(−β) lives in its own module, re-exported here.
 from aejax._joint_fit import JointFit, extrapolate_joint, fit_joint, report_joint  # noqa: E402
+from aejax._lr_transfer import lr_optimum, transfer_table  # noqa: E402
 from aejax._time_axis import stack_times  # noqa: E402
