@@ -51,7 +51,9 @@ FLAGS = {
     "bootstrap_at_bound": "failure: more resamples than the interval's tail put an exponent at an end of the range",
     "not_identifiable": "failure: a term of the law is too small for the data to determine; it was left out",
     "no_dof": "caution: no residual degrees of freedom, so the law's fit to the data cannot be checked",
+    "misfit": "caution: χ² far above its degrees of freedom; the intervals (seeds only) leave out the law's error",
 }
+MISFIT_P = 1e-3  # χ² above its (1 − MISFIT_P) quantile raises the misfit caution
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,6 +261,13 @@ def _point_stats(d, tau, ys, se):
     return mean, sigma if mc is None else np.fmax(sigma, mc)
 
 
+def chi2_sf(chi2: float, dof: int) -> float:
+    """P(χ²_dof > chi2)."""
+    from scipy.stats import chi2 as chi2_dist
+
+    return float(chi2_dist.sf(chi2, dof))
+
+
 def _f_test(chi2_small: float, chi2_big: float, extra: int, dof_big: int, weighted: bool) -> dict[str, float]:
     """Nested comparison: does the bigger model's χ² drop beyond chance? F = (Δχ²/extra)/max(χ²/dof, 1).
 
@@ -363,13 +372,14 @@ def fit_joint(
         return n - len(_MODELS[terms]) - sum(t in terms for t in ("d", "time"))
 
     chi2 = {terms: float(fit_model(terms, mean[None], w[None])[1][0]) for terms in _MODELS}
-    tests = {
-        "d": _f_test(chi2[("time",)], chi2[("d", "time")], 2, dof(("d", "time")), weighted),
-        "time": _f_test(chi2[("d",)], chi2[("d", "time")], 2, dof(("d", "time")), weighted),
-        "interaction": _f_test(
-            chi2[("d", "time")], chi2[("d", "time", "interaction")], 1, dof(("d", "time", "interaction")), weighted
-        ),
-    }
+    full, both = ("d", "time", "interaction"), ("d", "time")
+    tests = {"interaction": _f_test(chi2[both], chi2[full], 1, dof(full), weighted)}
+    with_interaction = interaction is True or (interaction == "auto" and tests["interaction"]["p"] < INTERACTION_P)
+    base = full if with_interaction else both
+    # a term is identified when dropping it (and the interaction with it) from the chosen law worsens the fit
+    for term, reduced in (("d", ("time",)), ("time", ("d",))):
+        extra = len(_MODELS[base]) - len(_MODELS[reduced]) + 1
+        tests[term] = _f_test(chi2[reduced], chi2[base], extra, dof(base), weighted)
     identified = [t for t in ("d", "time") if tests[t]["p"] < IDENTIFY_P or not np.isfinite(tests[t]["p"])]
     notes = []
     for t in ("d", "time"):
@@ -379,11 +389,7 @@ def fit_joint(
                 f"not_identifiable: dropping {law} raises χ² by {tests[t]['delta_chi2']:.3g} only "
                 f"(F = {tests[t]['F']:.3g}, p = {tests[t]['p']:.2g} ≥ {IDENTIFY_P}); fitted without it"
             )
-    terms = tuple(identified)
-    if terms == ("d", "time") and (
-        interaction is True or (interaction == "auto" and tests["interaction"]["p"] < INTERACTION_P)
-    ):
-        terms = ("d", "time", "interaction")
+    terms = base if len(identified) == 2 else tuple(identified)
     estimate, best_chi2 = (a[0] for a in fit_model(terms, mean[None], w[None]))
     free = dof(terms)
     chi2_dof = float(best_chi2) / free if free > 0 and weighted else math.nan
@@ -391,6 +397,12 @@ def fit_joint(
     if free <= 0:
         flags.append("no_dof")
         notes.append(f"no_dof: {n} points for {n - free} parameters")
+    elif weighted and chi2_sf(float(best_chi2), free) < MISFIT_P:
+        flags.append("misfit")
+        notes.append(
+            f"misfit: χ²/dof = {chi2_dof:.3g} over {free} degrees of freedom (p < {MISFIT_P}): the law does not "
+            "describe the data within the seeds' scatter, and the intervals (seeds only) leave out its error"
+        )
 
     draws = _bootstrap(fit_model, terms, ys, ses, mean, sigma, w, weighted, estimate, d, tau, bootstrap, rng)
     tail = 50 * (1 - level)
@@ -610,7 +622,7 @@ def _row(fit: JointFit, limit: float) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ the report
 
-JOINT_HEADER = ["R∞ [CI]", "R_Gauss", "R∞ − R_Gauss", "covers?", "α [CI]", "β [CI]", "A", "B", "χ²/dof", "status"]
+JOINT_HEADER = ["R∞ [CI]", "R_Gauss", "R∞ − R_Gauss", "covers?", "α [CI]", "β [CI]", "A", "B", "E", "χ²/dof", "status"]
 
 
 def _digits(low: float, high: float) -> int:
@@ -646,8 +658,9 @@ def joint_table(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
                 covers,
                 exponent("alpha"),
                 exponent("beta"),
-                f"{v('A'):.3g}",
-                f"{v('B'):.3g}",
+                f"{v('A'):.3g}" if np.isfinite(v("A")) else "—",
+                f"{v('B'):.3g}" if np.isfinite(v("B")) else "—",
+                f"{v('E'):.3g}" if np.isfinite(v("E")) else "—",
                 f"{v('chi2_dof'):.2f}",
                 str(sel["fit_status"].item()),
             ]
