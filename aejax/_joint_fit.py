@@ -121,7 +121,10 @@ class JointFit:
         return "\n".join(lines)
 
 
-def _surface(r_inf, a, alpha, b, beta, e, d, tau):
+def _surface(*args: Any) -> np.ndarray:
+    """``R∞ + A·d^(−α) + B·τ^(−β) + E·d^(−α)·τ^(−β)`` from ``(*PARAMETERS, d, tau)``; NaN amplitudes are 0."""
+    r_inf, a, alpha, b, beta, e, d, tau = args
+
     def term(amp, x):
         return np.where(np.isfinite(amp), np.nan_to_num(amp) * x, 0.0)
 
@@ -193,26 +196,34 @@ class _Solver:
         lo, hi = self.range
         low = np.full((rows, 2), lo) if low is None else low
         high = np.full((rows, 2), hi) if high is None else high
-        axes = [np.geomspace(low[:, k], high[:, k], points, axis=1) for k in range(2)]
-        return tuple(a if name in self.searched else a[:, :1] for a, name in zip(axes, ("alpha", "beta"), strict=True))
+        alphas, betas = (np.geomspace(low[:, k], high[:, k], points, axis=1) for k in range(2))
+        return (alphas if "alpha" in self.searched else alphas[:, :1]), (
+            betas if "beta" in self.searched else betas[:, :1]
+        )
+
+    def _best(self, ys, w, alphas, betas):
+        """The solve on a grid and, per row, the indices of its smallest χ²."""
+        coef, chi2 = self.solve(ys, w, alphas, betas)
+        ia, ib = np.unravel_index(chi2.reshape(chi2.shape[0], -1).argmin(1), chi2.shape[1:])
+        return coef, chi2, ia, ib
 
     def fit(self, ys: np.ndarray, w: np.ndarray, points: int = _GRID) -> tuple[np.ndarray, np.ndarray]:
         """Best law for each row: returns (R, 6) estimates in ``PARAMETERS`` order and χ² (R,)."""
         rows = np.arange(ys.shape[0])
         alphas, betas = self.grid(len(rows), points)
-        for step in range(_REFINEMENTS + 1):
-            coef, chi2 = self.solve(ys, w, alphas, betas)
-            flat = chi2.reshape(len(rows), -1).argmin(1)
-            ia, ib = np.unravel_index(flat, chi2.shape[1:])
-            best_a, best_b = alphas[rows, ia], betas[rows, ib]
-            if step == _REFINEMENTS:
-                break
+        coef, chi2, ia, ib = self._best(ys, w, alphas, betas)
+        for _ in range(_REFINEMENTS):
             low = np.stack([alphas[rows, np.maximum(ia - 1, 0)], betas[rows, np.maximum(ib - 1, 0)]], 1)
             high = np.stack(
-                [alphas[rows, np.minimum(ia + 1, alphas.shape[1] - 1)], betas[rows, np.minimum(ib + 1, betas.shape[1] - 1)]],
+                [
+                    alphas[rows, np.minimum(ia + 1, alphas.shape[1] - 1)],
+                    betas[rows, np.minimum(ib + 1, betas.shape[1] - 1)],
+                ],
                 1,
             )
             alphas, betas = self.grid(len(rows), _REFINE, low, high)
+            coef, chi2, ia, ib = self._best(ys, w, alphas, betas)
+        best_a, best_b = alphas[rows, ia], betas[rows, ib]
         c = coef[rows, ia, ib]
         out = np.full((len(rows), len(PARAMETERS)), np.nan)
         for k, (i, j) in enumerate(self.basis):
@@ -361,8 +372,8 @@ def fit_joint(
             f"tau={np.unique(tau).tolist()}"
         )
     mean, sigma = _point_stats(d, tau, ys, ses)
-    weighted = sigma is not None and np.all(np.isfinite(sigma)) and np.all(sigma > 0)
-    w = 1 / sigma**2 if weighted else np.ones(d.size)
+    weighted = bool(sigma is not None and np.all(np.isfinite(sigma)) and np.all(sigma > 0))
+    w = 1 / sigma**2 if sigma is not None and weighted else np.ones(d.size)
     n = d.size
 
     def fit_model(terms, ys_rows, w_rows, points=_GRID):
@@ -529,8 +540,7 @@ def extrapolate_joint(
         raise _validate.InputTypeError(f"ds must be an xarray Dataset, got {type(ds).__name__}")
     if var not in ds:
         raise _validate.InputError(f"--var {var!r} is not in the results; allowed: {', '.join(map(str, ds.data_vars))}")
-    along = tuple(along)
-    if len(along) != 2 or along[0] == along[1]:
+    if len(tuple(along)) != 2 or along[0] == along[1]:
         raise _validate.InputError(f"--along must name two dimensions (size, time), got {','.join(along)!r}")
     da = ds[var]
     for dim in along:
@@ -742,7 +752,8 @@ def report_joint(
     notes = [str(n) for n in np.ravel(result["notes"].values) if str(n)]
     text = (
         f"# Joint scaling law of {var} along {','.join(along)}\n\n{result.attrs['law']}, fitted per "
-        f"{', '.join(result.dims) or 'results'}; {level:.0%} bootstrap intervals over seeds ({bootstrap} resamples); "
+        f"{', '.join(map(str, result.dims)) or 'results'}; {level:.0%} bootstrap intervals over seeds "
+        f"({bootstrap} resamples); "
         f"R_Gauss from aejax.theory.gaussian_limit.\n\n{table}\n"
         + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
     )

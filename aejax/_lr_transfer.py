@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -85,7 +84,7 @@ def lr_optimum(
     da = da.sortby(lr)
     x = np.log(np.asarray(da[lr], float))
     seeded = "seed" in da.dims
-    others = [dim for dim in da.dims if dim not in (lr, "seed")]
+    others = [str(dim) for dim in da.dims if dim not in (lr, "seed")]
     da = da.transpose(*others, *(["seed"] if seeded else []), lr)
     values = np.asarray(da.values, float).reshape(-1, *(da.shape[len(others) :]))
     if not seeded:
@@ -106,7 +105,9 @@ def lr_optimum(
             pick = gen.integers(0, k, size=(bootstrap, k, x.size))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                resampled = np.nanmean(np.take_along_axis(np.broadcast_to(values[c], (bootstrap, k, x.size)), pick, 1), 1)
+                resampled = np.nanmean(
+                    np.take_along_axis(np.broadcast_to(values[c], (bootstrap, k, x.size)), pick, 1), 1
+                )
             draws[c] = _vertex(x, mean[c] + widen * (resampled - mean[c]))[0]
             if not edge[c]:
                 low[c], high[c] = np.percentile(draws[c], [tail, 100 - tail])
@@ -124,8 +125,14 @@ def lr_optimum(
     if along in others and len(coords[along]) >= 2 and bootstrap and k >= 2:
         out = out.merge(_slope(out, draws.reshape(*shape, bootstrap), along, others, tail))
     out.attrs.update(lr_min=float(np.exp(x[0])), lr_max=float(np.exp(x[-1])))
-    out.attrs.update(var=var, lr=lr, level=level, bootstrap=bootstrap, method="parabola in log lr through the "
-                     "best grid point and its neighbours; percentile intervals over seeds resampled at every lr")
+    out.attrs.update(
+        var=var,
+        lr=lr,
+        level=level,
+        bootstrap=bootstrap,
+        method="parabola in log lr through the "
+        "best grid point and its neighbours; percentile intervals over seeds resampled at every lr",
+    )
     return out
 
 
@@ -169,5 +176,7 @@ def transfer_table(result: xr.Dataset, lr_power: float = 1.0) -> str:
                 cell = f"{side} {float(row['lr_best']):.4g} (the grid's end)"
             else:
                 cell = f"{float(row['lr_best']):.4f} [{float(row['lr_low']):.4f}, {float(row['lr_high']):.4f}]"
-            rows.append(f"| {r if r is not None else '—'} | {d if d is not None else '—'} | {cell} | {p if i == 0 else ''} |")
+            rows.append(
+                f"| {r if r is not None else '—'} | {d if d is not None else '—'} | {cell} | {p if i == 0 else ''} |"
+            )
     return "\n".join(rows)

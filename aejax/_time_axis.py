@@ -148,7 +148,9 @@ def stack(parts: list[xr.Dataset], times: list[float]) -> xr.Dataset:
     """
     trace_coords = [c for c in ("step", "tau") if any(c in p.coords and p[c].dims != (c,) for p in parts)]
     cleaned = [p.drop_vars(trace_coords) for p in parts]  # per-τ step↔τ maps cannot share one dimension
-    ds = xr.concat(cleaned, dim=xr.Variable(TIME_AXIS, np.asarray(times, float)), join="outer", combine_attrs="override")
+    ds = xr.concat(
+        cleaned, dim=xr.Variable(TIME_AXIS, np.asarray(times, float)), join="outer", combine_attrs="override"
+    )
     ds = ds.transpose(TIME_AXIS, ...)
     ds[TIME_AXIS].attrs.update(long_name="training time per input dimension τ (a sweep axis)", units="samples / d")
     attrs = dict(parts[0].attrs)

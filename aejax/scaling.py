@@ -1168,6 +1168,10 @@ def report(
 
 
 # The joint law R(d, τ) = R∞ + A·d^(−α) + B·τ^(−β) lives in its own module, re-exported here.
-from aejax._joint_fit import JointFit, extrapolate_joint, fit_joint, report_joint  # noqa: E402
-from aejax._lr_transfer import lr_optimum, transfer_table  # noqa: E402
-from aejax._time_axis import stack_times  # noqa: E402
+from aejax._joint_fit import JointFit as JointFit  # noqa: E402
+from aejax._joint_fit import extrapolate_joint as extrapolate_joint  # noqa: E402
+from aejax._joint_fit import fit_joint as fit_joint  # noqa: E402
+from aejax._joint_fit import report_joint as report_joint  # noqa: E402
+from aejax._lr_transfer import lr_optimum as lr_optimum  # noqa: E402
+from aejax._lr_transfer import transfer_table as transfer_table  # noqa: E402
+from aejax._time_axis import stack_times as stack_times  # noqa: E402

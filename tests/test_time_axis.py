@@ -16,7 +16,9 @@ GRID = {"seed": [0, 1], "rate": [0.5, 1.0]}
 @pytest.fixture(scope="module")
 def separate():
     """The independent computation: one ordinary sweep per τ."""
-    return {t: aejax.sweep(dataclasses.replace(CONFIG, time=t), GRID, mc_samples=256, progress=False) for t in (4.0, 8.0)}
+    return {
+        t: aejax.sweep(dataclasses.replace(CONFIG, time=t), GRID, mc_samples=256, progress=False) for t in (4.0, 8.0)
+    }
 
 
 def test_time_axis_equals_one_sweep_per_time(separate, tmp_path):
@@ -51,7 +53,9 @@ def test_cosine_trace_at_half_time_is_not_the_shorter_run(separate):
     assert float(np.max(np.abs(long_trace - short_end))) > 1e-3
     const = {
         t: aejax.sweep(
-            dataclasses.replace(CONFIG, time=t, schedule="constant"), {"seed": [0], "rate": [1.0]}, mc_samples=256,
+            dataclasses.replace(CONFIG, time=t, schedule="constant"),
+            {"seed": [0], "rate": [1.0]},
+            mc_samples=256,
             progress=False,
         )
         for t in (4.0, 8.0)
@@ -69,7 +73,9 @@ def test_cli_time_list_and_toml_grid_time(tmp_path, separate):
     assert main(["sweep", *flags, "--time", "4,8", "--out", str(out)]) == 0
     ds = aejax.load_results(out)
     assert ds["time"].values.tolist() == [4.0, 8.0]
-    np.testing.assert_array_equal(ds["exact_risk"].sel(time=4.0).squeeze("lr").values, separate[4.0]["exact_risk"].values)
+    np.testing.assert_array_equal(
+        ds["exact_risk"].sel(time=4.0).squeeze("lr").values, separate[4.0]["exact_risk"].values
+    )
     config = tmp_path / "sweep.toml"
     config.write_text(
         "[train]\nd = 16\nbatch = 8\nmode = 'population'\ntrace_points = 4\n"
