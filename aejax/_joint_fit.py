@@ -74,11 +74,10 @@ class JointFit:
         draws: bootstrap estimates, one row per resample, columns ``PARAMETERS``.
 
     Examples:
-        >>> fit = fit_joint([64, 128, 256, 64, 128, 256], [100, 100, 100, 400, 400, 400],
-        ...                 [0.4 + 1 / 64 + 0.1, 0.4 + 1 / 128 + 0.1, 0.4 + 1 / 256 + 0.1,
-        ...                  0.4 + 1 / 64 + 0.05, 0.4 + 1 / 128 + 0.05, 0.4 + 1 / 256 + 0.05], bootstrap=0)
-        >>> round(float(fit.predict(1e9, 1e9)), 6)
-        0.4
+        >>> d, tau = (a.ravel() for a in np.meshgrid([64, 128, 256, 512], [100, 200, 400, 800]))
+        >>> fit = fit_joint(d, tau, 0.4 + 1 / d + 0.2 * tau**-0.5, bootstrap=0)
+        >>> round(float(fit.predict(1e12, 1e12)), 5), fit.terms
+        (0.4, ('d', 'time'))
     """
 
     r_inf: float

@@ -9,10 +9,10 @@ trace is NaN at the τ points of other times).
 
 Examples:
     >>> import aejax
-    >>> cfg = aejax.TrainConfig(d=16, n=16, time=4.0, mode="population", trace_points=4)
-    >>> ds = aejax.sweep(cfg, {"seed": [0], "time": [2.0, 4.0]}, mc_samples=256, progress=False)
+    >>> cfg = aejax.TrainConfig(d=16, n=16, time=8.0, batch=8, mode="population", trace_points=4)
+    >>> ds = aejax.sweep(cfg, {"seed": [0], "time": [4.0, 8.0]}, mc_samples=256, progress=False)
     >>> ds["exact_risk"].dims, ds["time"].values.tolist()
-    (('time', 'seed'), [2.0, 4.0])
+    (('time', 'seed'), [4.0, 8.0])
 """
 
 from __future__ import annotations
