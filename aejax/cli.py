@@ -67,8 +67,9 @@ def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> Non
     p.add_argument("--steps", type=int, help=f"optimizer steps (default {CLI_DEFAULTS['steps']}, unless --time)")
     p.add_argument(
         "--time",
-        type=float,
-        help="training time per input dimension τ = steps·batch/d, instead of --steps (every d trains for the same τ)",
+        type=_floats if several_d else float,
+        help="training time per input dimension τ = steps·batch/d, instead of --steps (every d trains for the same τ)"
+        + ("; comma-separated values for a time axis (one sweep per τ)" if several_d else ""),
     )
     p.add_argument("--trace-points", type=int, help="trace points on the τ grid (with --time or log spacing)")
     p.add_argument("--trace-spacing", choices=["linear", "log"], help="spacing of the trace's τ grid")
@@ -204,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     scaling = sub.add_parser("scaling", help="fit finite-size scaling laws R = R∞ + C·d^(−α) to a results file")
     scaling.add_argument("results", type=Path, help="results file (results.nc) or a sweep's output directory")
     scaling.add_argument("--var", default="exact_risk", help="variable to extrapolate (default exact_risk)")
-    scaling.add_argument("--along", default="d", help="size axis (default d)")
+    scaling.add_argument(
+        "--along", default="d", help="size axis (default d), or d,time for the joint law R∞ + A·d^(−α) + B·τ^(−β)"
+    )
     scaling.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
     scaling.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     scaling.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
@@ -308,7 +311,7 @@ def _toml_keys(table: str) -> tuple[str, ...]:
 
     if table == "train":
         return tuple(f.name for f in dataclasses.fields(TrainConfig))
-    return AXES if table == "grid" else TOML_KEYS[table]
+    return (*AXES, "time") if table == "grid" else TOML_KEYS[table]  # time: one sweep per τ (aejax/_time_axis.py)
 
 
 def _load_toml(path: Path | None) -> dict[str, Any]:
@@ -432,9 +435,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             grid["d"] = fields.pop("d")
     if "d" in grid:
         fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
+    _time_axis_fields(fields, grid)
+    if "d" in grid:
         # before the config at the largest d: one step at the smallest d is the minimum time
+        from aejax._time_axis import time_values
+
         dims = Grid.from_spec({"d": grid["d"]}, 1).coords["d"]
-        check_time_at_every_d(fields.get("time"), fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
+        shortest = min(time_values(grid["time"])) if "time" in grid else fields.get("time")
+        check_time_at_every_d(shortest, fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
     options = dict(file.get("sweep", {}))
     # flags override the file: take each option out of the file's table, then let its flag win
     out, resume, progress = (
@@ -456,7 +464,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)
     d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
-    runs = Grid.from_spec(grid, d).runs
+    runs = Grid.from_spec({k: v for k, v in grid.items() if k != "time"}, d).runs
     rates = [run["rate"] for run in runs]
     _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
     fields.setdefault("n", _hidden_units("--rates", rates, d))
@@ -473,11 +481,28 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         save_results(ds, out / "results.nc")
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
+    if "time" in ds.dims:
+        length = "τ = " + ",".join(f"{t:g}" for t in ds["time"].values)
     figure = plot_risk_vs_rate(
         ds, out / "risk_vs_rate.png", config.activation, title=f"{config.activation}, {config.mode}, d={dims}, {length}"
     )
     _print_sweep_table(ds, data=data_info is not None)
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
+
+
+def _time_axis_fields(fields: dict[str, Any], grid: dict[str, Any]) -> None:
+    """``--time 125,250`` (or ``[grid] time``): a time axis in ``grid``; the config's own clock is then a
+    placeholder that each τ's sweep replaces (``aejax/_time_axis.py``)."""
+    from aejax._time_axis import time_values
+
+    if isinstance(fields.get("time"), list):
+        if len(fields["time"]) == 1:
+            fields["time"] = fields["time"][0]
+        else:
+            grid["time"] = fields["time"]
+    if "time" in grid:
+        fields.pop("steps", None)
+        fields["time"] = max(time_values(grid["time"]))
 
 
 def _data_fields(
@@ -650,6 +675,8 @@ SCALING_FIT_FAILED = 3  # exit status of `aejax scaling` when a fit failed (its 
 
 
 def cmd_scaling(args: argparse.Namespace) -> int:
+    if "," in args.along:
+        return _cmd_scaling_joint(args)
     from aejax.scaling import report
 
     done = report(
@@ -665,6 +692,25 @@ def cmd_scaling(args: argparse.Namespace) -> int:
         "estimates of the limit and have no interval",
         file=sys.stderr,
     )
+    return SCALING_FIT_FAILED
+
+
+def _cmd_scaling_joint(args: argparse.Namespace) -> int:
+    """``aejax scaling RESULTS --along d,time``: the joint law (``aejax.scaling.report_joint``)."""
+    from aejax.scaling import report_joint
+
+    along = tuple(a.strip() for a in args.along.split(","))
+    if len(along) != 2 or not all(along):
+        raise _validate.InputError(f"--along must be one axis or two (size,time), got {args.along!r}")
+    done = report_joint(
+        args.results, var=args.var, along=along, out=args.out, bootstrap=args.bootstrap, level=args.level
+    )
+    print(done["table"])
+    for label, path in done["files"].items():
+        print(f"{label}: {path}")
+    if not done["failed"]:
+        return 0
+    print(f"aejax: fit failed (exit status {SCALING_FIT_FAILED}): {'; '.join(done['failed'])}", file=sys.stderr)
     return SCALING_FIT_FAILED
 
 

@@ -1408,3 +1408,13 @@ def report(
     files["markdown"] = out / "scaling.md"
     atomic_write(files["markdown"], lambda tmp: Path(tmp).write_text("\n".join(text), encoding="utf-8"))
     return {"header": header, "rows": rows, "table": table, "result": result, "files": files, "failed": failed}
+
+
+# The joint law R(d, τ) = R∞ + A·d^(−α) + B·τ^(−β) lives in its own module, re-exported here.
+from aejax._joint_fit import JointFit as JointFit  # noqa: E402
+from aejax._joint_fit import extrapolate_joint as extrapolate_joint  # noqa: E402
+from aejax._joint_fit import fit_joint as fit_joint  # noqa: E402
+from aejax._joint_fit import report_joint as report_joint  # noqa: E402
+from aejax._lr_transfer import lr_optimum as lr_optimum  # noqa: E402
+from aejax._lr_transfer import transfer_table as transfer_table  # noqa: E402
+from aejax._time_axis import stack_times as stack_times  # noqa: E402

@@ -38,7 +38,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from aejax import _validate, record, theory
+from aejax import _time_axis, _validate, record, theory
 from aejax.checkpoint import ChunkCheckpoints, read_proof
 from aejax.checkpoint import remove as remove_checkpoint
 from aejax.config import MAX_STEPS, TrainConfig, default_hparams
@@ -219,7 +219,8 @@ def sweep(
         config: static structure of each run; its ``n`` sets the rate of runs whose grid has no
             ``rate`` axis (otherwise ``n`` per bucket is ``max round(rate·d)`` over its runs).
         grid: ``{axis: values}`` (full product) or a list of ``{axis: value}`` runs; axes are
-            ``seed``, ``d``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``).
+            ``seed``, ``d``, ``time`` (τ: one sweep per value, stacked along ``time``), ``lr``, ``slope``,
+            ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``).
         out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
             everything in memory. Locked while the sweep runs: a second sweep into it is refused.
         resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
@@ -260,6 +261,9 @@ def sweep(
     """
     if not isinstance(config, TrainConfig):
         raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
+    if _time_axis.in_grid(grid):  # τ as an axis: one sweep per τ, stacked along `time` (aejax/_time_axis.py)
+        options = {k: v for k, v in locals().items() if k not in ("config", "grid", "out")}
+        return _time_axis.sweep_times(sweep, config, grid, out=out, **options)
     if mc_samples is not None:
         _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
     if chunk is not None:

@@ -22,7 +22,8 @@ LAYERS = [
     ["config"],
     ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
-    ["sweeping", "plot", "nn"],
+    ["_time_axis"],  # one sweep per τ, stacked with results' save; called by sweeping
+    ["sweeping", "plot", "nn", "_joint_fit", "_lr_transfer"],
     ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],
     ["cli", "__init__"],
