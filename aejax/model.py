@@ -83,7 +83,8 @@ def init(
     B = gaussian_rows(k_enc, n, d) / jnp.sqrt(d) if kind == "gaussian" else haar_frame(k_enc, n, d)
     if tied:
         return Params(jnp.sqrt(2 / jnp.pi), B)
-    if decoder_scale == 0:  # no draw to scale by zero: XLA keeps it (0·x is NaN for x = inf), at ~1/3 of init's compile
+    # no draw to scale by zero (a concrete 0 only): XLA keeps it (0·x is NaN for x = inf), at ~1/3 of init's compile
+    if _validate.is_concrete(decoder_scale) and float(decoder_scale) == 0:
         return Params(jnp.zeros((d, n), B.dtype), B)
     A = decoder_scale * gaussian_rows(k_dec, n, d).T / jnp.sqrt(n)
     return Params(A, B)

@@ -250,7 +250,10 @@ COVERED = {
 # Host-side by design (files, grids of compiled runs, fits of finished results, constants of a static
 # argument, exceptions): nothing there is traced.
 HOST_ONLY = {
-    "aejax": ["InputError", "InputTypeError", "default_hparams", "load_results", "scaling", "sweep"],
+    "aejax": [
+        "InputError", "InputTypeError", "default_hparams", "enable_compilation_cache", "load_results", "named",
+        "scaling", "sweep",
+    ],
     "aejax.theory": [
         "BG", "SR", "CONVENTIONS", "Prior", "resolve_prior", "kappa", "fourth_moment", "kurtosis_threshold",
         "critical_sparsity", "activation_moments", "prediction_table", "format_table",
