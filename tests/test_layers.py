@@ -21,6 +21,7 @@ LAYERS = [
     ["config"],
     ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
+    ["shards"],  # a store of the results layer, for several shards
     ["sweeping", "plot", "nn"],
     ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],
