@@ -29,6 +29,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 from collections.abc import Mapping, Sequence
@@ -43,8 +44,10 @@ __all__ = ["Shard", "ShardReport", "initialize_cluster", "owned_runs", "parse_sh
 CLUSTERS = "SLURM (srun), Open MPI (mpirun), Kubernetes (JobSet) or Cloud TPU"
 
 
-class Shard(NamedTuple):
-    """Task ``index`` of ``count`` independent tasks that share one sweep."""
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Task ``index`` of ``count`` independent tasks that share one sweep (build it with
+    ``check_shard`` or ``parse_shard``, which validate it)."""
 
     index: int
     count: int
@@ -72,11 +75,13 @@ def check_shard(shard: Any) -> Shard:
     """
     if isinstance(shard, str):
         return parse_shard(shard)
+    if isinstance(shard, Shard):
+        shard = (shard.index, shard.count)
     if not (isinstance(shard, Sequence) and len(shard) == 2):
         raise _validate.InputTypeError(f"shard must be a pair (K, N), a 'K/N' string or 'auto', got {shard!r}")
     index, count = shard
     for name, value in (("shard count N", count), ("shard index K", index)):
-        if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
+        if isinstance(value, bool) or (not isinstance(value, int) and not hasattr(value, "__index__")):
             raise _validate.InputTypeError(f"{name} must be an integer, got {value!r}")
     index, count = int(index), int(count)
     if count < 1:
@@ -129,7 +134,11 @@ def _slurm_array_task(environ: Mapping[str, str]) -> Shard:
             f"{'is' if len(missing) == 1 else 'are'} not set (not inside `sbatch --array`); give the shard as K/N"
         )
     values = {}
-    for name, default in (*((name, None) for name in names), ("SLURM_ARRAY_TASK_MIN", "0"), ("SLURM_ARRAY_TASK_STEP", "1")):
+    for name, default in (
+        *((name, None) for name in names),
+        ("SLURM_ARRAY_TASK_MIN", "0"),
+        ("SLURM_ARRAY_TASK_STEP", "1"),
+    ):
         text = environ.get(name, default)
         if text is None or not _is_int(text):
             raise _validate.InputError(f"shard 'auto': {name} must be an integer, got {text!r}")

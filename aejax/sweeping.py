@@ -357,7 +357,11 @@ def _sweep(
     config = _shared_trace_points(config)
     samples_at = {d: default_mc_samples(d) if mc_samples is None else mc_samples for d in buckets}
     is_writer = jax.process_index() == 0
-    with _open_store(out, manifest, resume, shard) if out is not None and is_writer else contextlib.nullcontext() as store:
+    with (
+        _open_store(out, manifest, resume, shard)
+        if out is not None and is_writer
+        else contextlib.nullcontext() as store
+    ):
         n_steps = len(config.trace_steps)
         done = _share_finished(store.load(n_steps, len(spec.runs)) if store else {}, len(spec.runs), n_steps)
         records: dict[int, dict[str, np.ndarray]] = dict(done)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = aejax.TrainConfig(d=8, n=8, steps=20, batch=16)
 # rates 0.5 and 1 (4 and 8 units) form two buckets of 6 runs; seeds in grid order are innermost
 GRID = {"seed": [0, 1, 2], "rate": [0.5, 1.0], "lr": [0.01, 0.03]}
-KW = dict(mc_samples=64, progress=False)
+KW: dict[str, Any] = dict(mc_samples=64, progress=False)
 COMPARED = ("risk", "risk_se", "exact_risk", "identity_likeness", "loss_trace", "risk_trace", "status")
 CLI_FLAGS = ["--d", "8", "--steps", "20", "--batch", "16", "--mc-samples", "64", "--rates", "0.5,1", "--seeds"]
 CLI_FLAGS += ["0,1,2", "--quiet"]
@@ -94,7 +95,7 @@ def test_owned_runs_take_every_nth_position():
     assert owned_runs(range(7), Shard(2, 3)) == [2, 5]
     assert owned_runs([4, 9], Shard(3, 4)) == []
     shares = [owned_runs(range(10), Shard(k, 3)) for k in range(3)]
-    assert sorted(sum(shares, [])) == list(range(10))
+    assert sorted(run for share in shares for run in share) == list(range(10))
 
 
 @pytest.mark.parametrize(
@@ -283,11 +284,12 @@ def test_two_shard_processes_then_the_plain_command_equal_one_process(capsys, no
                 p.wait()
     for p, text in zip(processes, outputs, strict=True):
         assert p.returncode == 0, text[-3000:]
-    assert "shard 0/2: 6 runs (6 computed" in outputs[0] and "shard 1/2: 6 runs (6 computed" in outputs[1]
+    # 3 seeds x 2 rates, buckets of 3 runs: shard 0 takes positions 0 and 2 of each, shard 1 position 1
+    assert "shard 0/2: 4 runs (4 computed" in outputs[0] and "shard 1/2: 2 runs (2 computed" in outputs[1]
     assert not (out / "results.nc").exists()
     assert run_cli(["sweep", *CLI_FLAGS, "--out", str(out)], capsys)[0] == 0
     assert run_cli(["sweep", *CLI_FLAGS, "--out", str(tmp_path / "one")], capsys)[0] == 0
     assembled, one = aejax.load_results(out), aejax.load_results(tmp_path / "one")
-    assert (assembled.attrs["reused_runs"], one.attrs["reused_runs"]) == (12, 0)
+    assert (assembled.attrs["reused_runs"], one.attrs["reused_runs"]) == (6, 0)
     assert json.loads(assembled.attrs["device"])["processes"] == 1
     assert_same_bits(assembled, one)
