@@ -204,6 +204,7 @@ def sweep(
             ``seed``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p``.
         out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
             everything in memory. Locked while the sweep runs: a second sweep into it is refused.
+            Shards of the sweep (``sweep_shard``, a job array) may fill it first; this then assembles.
         resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
             sweep in ``out`` are reused in any case; a different sweep there is refused).
         devices: number of devices, a list of devices, or ``None`` for ``default_devices(config)``.
