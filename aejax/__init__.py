@@ -20,7 +20,8 @@ from aejax.identity import named
 from aejax.model import Architecture, Params, apply, decode, encode, init
 from aejax.results import load_results
 from aejax.risk import exact_risk, mc_risk, optimal_decoder
-from aejax.sweeping import sweep
+from aejax.shards import initialize_cluster
+from aejax.sweeping import sweep, sweep_shard
 from aejax.train import make_train, run_key
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ __all__ = [
     "get_activation",
     "helu",
     "init",
+    "initialize_cluster",
     "load_results",
     "make_train",
     "mc_risk",
@@ -67,5 +69,6 @@ __all__ = [
     "sign",
     "sources",
     "sweep",
+    "sweep_shard",
     "theory",
 ]

@@ -155,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
     sweep.add_argument(
+        "--cluster",
+        choices=["auto"],
+        help="multi-host: join the job's processes with jax.distributed, reading SLURM, Open MPI, Kubernetes "
+        "or Cloud TPU (instead of --coordinator, --num-processes and --process-id)",
+    )
+    sweep.add_argument(
+        "--shard",
+        help="K/N: compute only shard K of N of the runs into --out, for independent tasks (a job array), "
+        "without assembling; 'auto' reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT. Rerun without "
+        "--shard to assemble (docs/cluster.md)",
+    )
+    sweep.add_argument(
         "--data",
         type=Path,
         help="train on a data file (npz, npy, IDX, CSV; samples along the first "
@@ -410,11 +422,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     import jax
 
     from aejax.devices import use_all_cpu_cores
+    from aejax.shards import initialize_cluster, parse_shard
 
     file = _load_toml(args.config)
+    shard = None if args.shard is None else parse_shard(args.shard)
     use_all_cpu_cores()
     if _check_multihost(args):
+        if args.cluster is not None:
+            raise _validate.InputError("give either --cluster auto or --coordinator/--num-processes/--process-id")
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    elif args.cluster == "auto":
+        initialize_cluster()
     from aejax.config import DEFAULT_LR, MAX_STEPS, TrainConfig
     from aejax.grid import Grid
     from aejax.plot import plot_risk_vs_rate
@@ -469,6 +487,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
     fields.setdefault("n", _hidden_units("--rates", rates, d))
     config = TrainConfig(**fields)
+    if shard is not None:
+        _sweep_shard(config, grid, shard, out, resume, progress, options)
+        return
     ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
 
     if jax.process_index() != 0:
@@ -503,6 +524,21 @@ def _time_axis_fields(fields: dict[str, Any], grid: dict[str, Any]) -> None:
     if "time" in grid:
         fields.pop("steps", None)
         fields["time"] = max(time_values(grid["time"]))
+
+
+def _sweep_shard(config, grid, shard, out: Path, resume: bool, progress: bool, options: dict[str, Any]) -> None:
+    """Compute one shard of the sweep into ``out`` and say what is left to do."""
+    import jax
+
+    from aejax.sweeping import sweep_shard
+
+    report = sweep_shard(config, grid, shard, out=out, resume=resume, progress=progress, **options)
+    if jax.process_index() == 0:
+        print(
+            f"shard {shard.index}/{shard.count}: {report.owned} runs ({report.computed} computed, {report.reused} "
+            f"already in {out}); when every shard has finished, rerun the command without --shard to assemble "
+            f"{out / 'results.nc'}"
+        )
 
 
 def _data_fields(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -61,13 +62,14 @@ from aejax.programs import (
 )
 from aejax.progress import ChunkProgress
 from aejax.results import RunStore, build_dataset, fingerprint, save_results
+from aejax.shards import Shard, ShardReport, ShardStore, check_shard, owned_runs
 from aejax.sources import Source
 from aejax.train import run_key
 
 if TYPE_CHECKING:  # the Dataset is built in aejax.results, which imports xarray when it does
     import xarray as xr
 
-__all__ = ["config_description", "plan_program", "sweep"]
+__all__ = ["config_description", "plan_program", "sweep", "sweep_shard"]
 
 DEFAULT_MC_SAMPLES = 16384  # Monte Carlo samples of each run's final risk at d <= MC_REF_D
 MC_REF_D = 128
@@ -223,6 +225,7 @@ def sweep(
             ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``).
         out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
             everything in memory. Locked while the sweep runs: a second sweep into it is refused.
+            Shards of the sweep (``sweep_shard``, a job array) may fill it first; this then assembles.
         resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
             sweep in ``out`` are reused in any case; a different sweep there is refused).
         devices: number of devices, a list of devices, or ``None`` for ``default_devices(config)``.
@@ -259,10 +262,84 @@ def sweep(
         >>> sweep(cfg, {"seed": [0, 1]}, mc_samples=256, progress=False)["status"].values.tolist()
         ['ok', 'ok']
     """
+    return cast("xr.Dataset", _sweep(config, grid, None, **_options(locals())))
+
+
+def sweep_shard(
+    config: TrainConfig,
+    grid: dict[str, Any] | list[dict[str, Any]],
+    shard: Shard | tuple[int, int] | str,
+    *,
+    out: str | os.PathLike,
+    **options: Any,
+) -> ShardReport:
+    """Compute one shard's share of a sweep into ``out``, for independent tasks such as a SLURM job
+    array (``aejax.shards``): no coordinator, nothing assembled. Every task runs the same sweep with
+    its own shard; a final ``sweep(config, grid, out=out, ...)`` with the same options finds every
+    run done and returns the Dataset, bit for bit the one-process sweep's (runs a task did not finish
+    are computed then).
+
+    Args:
+        config, grid: as for ``sweep`` (the same in every task).
+        shard: ``(K, N)``, ``"K/N"`` or ``"auto"`` (the SLURM job array's task): in each shape bucket
+            the runs at positions ``p mod N == K``.
+        out: the directory every task shares (required).
+        **options: ``sweep``'s other options, the same in every task and in the final sweep.
+
+    Returns:
+        ``ShardReport``: the shard's runs, how many it computed and how many were already in ``out``.
+
+    Examples:
+        >>> import tempfile
+        >>> cfg, grid, out = TrainConfig(d=8, n=8, steps=10), {"seed": [0, 1, 2]}, tempfile.mkdtemp()
+        >>> [sweep_shard(cfg, grid, (k, 2), out=out, mc_samples=64, progress=False).computed for k in (0, 1)]
+        [2, 1]
+        >>> sweep(cfg, grid, out=out, mc_samples=64, progress=False).attrs["reused_runs"]
+        3
+    """
+    allowed = _options({})
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise _validate.InputTypeError(f"sweep_shard got unknown options {unknown}; sweep's are {sorted(allowed)}")
+    if out is None:
+        raise _validate.InputError("sweep_shard needs out=, the directory every shard writes into")
+    return cast(ShardReport, _sweep(config, grid, check_shard(shard), **{**allowed, **options, "out": out}))
+
+
+def _options(given: dict[str, Any]) -> dict[str, Any]:
+    """``sweep``'s keyword options taken from ``given`` (its locals), each missing one at its default."""
+    params = inspect.signature(sweep).parameters.values()
+    return {p.name: given.get(p.name, p.default) for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _sweep(
+    config: TrainConfig,
+    grid: dict[str, Any] | list[dict[str, Any]],
+    shard: Shard | None,
+    *,
+    out: str | os.PathLike | None,
+    resume: bool,
+    devices: int | Sequence[jax.Device] | None,  # pyright: ignore[reportInvalidTypeForm] (alias of a compiled class)
+    chunk: int | None,
+    runs_per_device: int | None,
+    seed: int,
+    mc_samples: int | None,
+    max_padding: float,
+    memory_budget: int | None,
+    progress: bool,
+    checkpoint_every: int | None,
+    checkpoint_seconds: float | None,
+) -> xr.Dataset | ShardReport:
+    """``sweep``; with a ``shard``, only the shard's runs, into ``out``, and its ``ShardReport``."""
     if not isinstance(config, TrainConfig):
         raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
     if _time_axis.in_grid(grid):  # τ as an axis: one sweep per τ, stacked along `time` (aejax/_time_axis.py)
-        options = {k: v for k, v in locals().items() if k not in ("config", "grid", "out")}
+        if shard is not None:
+            raise _validate.InputError(
+                "a 'time' grid axis cannot be sharded yet: run each τ as its own sharded sweep (--time T, one "
+                "--out per τ), then stack them with aejax.scaling.stack_times"
+            )
+        options = {k: v for k, v in locals().items() if k not in ("config", "grid", "out", "shard")}
         return _time_axis.sweep_times(sweep, config, grid, out=out, **options)
     if mc_samples is not None:
         _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
@@ -318,14 +395,18 @@ def sweep(
     _check_trace_at_every_d(given, config, sorted(set(run_dims)))
     samples_at = {d: default_mc_samples(d) if mc_samples is None else mc_samples for d in buckets}
     is_writer = jax.process_index() == 0
-    with RunStore(out, manifest, resume) if out is not None and is_writer else contextlib.nullcontext() as store:
+    with (
+        _open_store(out, manifest, resume, shard)
+        if out is not None and is_writer
+        else contextlib.nullcontext() as store
+    ):
         n_steps = len(config.trace_steps)
         done = _share_finished(store.load(n_steps, len(spec.runs)) if store else {}, len(spec.runs), n_steps)
         records: dict[int, dict[str, np.ndarray]] = dict(done)
         hparam_names = tuple(k for k in spec.runs[0] if k not in ("seed", "d"))
         stats: dict[str, Any] = {"chunks": 0, "chunk_fill": []}
 
-        todo = []
+        todo, owned = [], 0  # owned: the runs this sweep (or shard) computes or reuses
         for d, d_buckets in buckets.items():
             for bucket_n in sorted(set(d_buckets.values()), reverse=True):
                 members = [
@@ -333,7 +414,9 @@ def sweep(
                     for i, (n, dd) in enumerate(zip(n_units, run_dims, strict=True))
                     if dd == d and d_buckets[n] == bucket_n
                 ]
-                pending = [i for i in members if i not in records]
+                share = owned_runs(members, shard)
+                owned += len(share)
+                pending = [i for i in share if i not in records]
                 if pending:
                     todo.append((dataclasses.replace(config, d=d, n=bucket_n), members, pending))
         compile_ahead(_ahead(todo, samples_at, hparam_names, runs_per_device, mesh, chunk))
@@ -406,6 +489,9 @@ def sweep(
                     stats["chunk_fill"].append(len(ids) / (width * math.ceil(len(ids) / width)))
                     bar.advance(len(ids))
 
+        if shard is not None:  # no Dataset: the final sweep assembles
+            computed = sum(len(p) for _, p, _ in plans)
+            return ShardReport(shard, owned, computed, owned - computed)
         stacked = {name: np.stack([records[i][name] for i in range(len(spec.runs))]) for name in record.NAMES}
         rates = np.asarray([n / d for n, d in zip(n_units, run_dims, strict=True)])
         bucket_attr = (
@@ -448,6 +534,11 @@ def sweep(
         if out is not None and is_writer:
             save_results(ds, os.path.join(out, "results.nc"))
         return ds
+
+
+def _open_store(out: str | os.PathLike, manifest: dict[str, Any], resume: bool, shard: Shard | None) -> RunStore:
+    """The chunk store of ``out``: ``RunStore``, or ``ShardStore`` for one of several shards."""
+    return RunStore(out, manifest, resume) if shard is None else ShardStore(out, manifest, shard, resume)
 
 
 def memory_plan(plans: list, mesh: Mesh, budget: int) -> dict[str, Any]:
