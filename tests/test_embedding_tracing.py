@@ -251,8 +251,8 @@ COVERED = {
 # argument, exceptions): nothing there is traced.
 HOST_ONLY = {
     "aejax": [
-        "InputError", "InputTypeError", "default_hparams", "enable_compilation_cache", "load_results", "named",
-        "scaling", "sweep",
+        "InputError", "InputTypeError", "default_hparams", "enable_compilation_cache", "initialize_cluster",
+        "load_results", "named", "scaling", "sweep", "sweep_shard",
     ],
     "aejax.theory": [
         "BG", "SR", "CONVENTIONS", "Prior", "resolve_prior", "kappa", "fourth_moment", "kurtosis_threshold",
