@@ -1,0 +1,231 @@
+"""Converged gradient minima of the exact sign-autoencoder risk at finite d (docs/theory.md §12.1).
+
+L-BFGS to a Riemannian gradient norm ≤ tol (``aejax.optimum.converged_optimum``), several random
+restarts per (r, d); d·gap against d with the fit d·gap = C_GD + c1/d (bootstrap over restarts);
+frame statistics of the minima; Paley ETF starts (exact and perturbed). Prints the tables and
+writes ``PART.json`` under ``--out`` after every (r, d), so a part that is stopped keeps what it did.
+
+Usage:
+    python scripts/converged_optimum.py --part r2 --d 16,32,64,128 --restarts 4 --out /tmp/gdconv
+    python scripts/converged_optimum.py --part rates --rates 1.5,3 --d 16,32,64 --out /tmp/gdconv
+    python scripts/converged_optimum.py --part etf --d 15,31,115 --out /tmp/gdconv
+    python scripts/converged_optimum.py --part adam --d 32,64,128 --time 1000,4000 --out /tmp/gdconv
+    python scripts/converged_optimum.py --part fit --out /tmp/gdconv     # tables and C_GD from r2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from aejax import theory
+from aejax.optimum import converged_optimum, unit_row_risk
+
+
+def _record(r: float, d: int, out, seconds: float) -> dict:
+    """One (r, d): every restart's d·gap, gradient norm, iterations, and the frame statistics."""
+    limit = float(theory.gaussian_limit(r))
+    return {
+        "r": r,
+        "d": d,
+        "n": int(out.encoder.shape[0]),
+        "d_gap": [d * (float(x) - limit) for x in out.restart_risks],
+        "grad_norm": [float(x) for x in out.restart_grad_norms],
+        "iterations": [int(x) for x in out.restart_iterations],
+        "converged": [bool(x) for x in out.converged],
+        "best_d_gap": d * (float(out.risk) - limit),
+        "spread_d_gap": d * float(out.spread),
+        "stats": theory.frame_statistics(out.encoder),
+        "seconds": seconds,
+    }
+
+
+def _save(path: Path, rows: list) -> None:
+    path.write_text(json.dumps(rows, indent=1))
+
+
+def run_rates(rates, ds, restarts, tol, max_iter, out_dir: Path, name: str) -> list:
+    rows = []
+    for r in rates:
+        for d in ds:
+            start = time.time()
+            out = converged_optimum(r, d=d, restarts=restarts, tol=tol, max_iter=max_iter, key=jax.random.key(d))
+            rows.append(_record(r, d, out, time.time() - start))
+            _print_row(rows[-1])
+            _save(out_dir / f"{name}.json", rows)
+    return rows
+
+
+def _print_row(row: dict) -> None:
+    s = row["stats"]
+    print(
+        f"r={row['r']:<4} d={row['d']:<4} d·gap best {row['best_d_gap']:.5f} spread {row['spread_d_gap']:.1e} "
+        f"|grad| max {max(row['grad_norm']):.1e} it {row['iterations']} conv {sum(row['converged'])}/"
+        f"{len(row['converged'])} | coh/welch {s['coherence'] / s['welch']:.3f} ratio4 {s['fourth_ratio']:.3f} "
+        f"tight {s['tightness']:.2e} Σg²-excess {s['sum_g2_excess']:.2e} first-order {s['first_order']:.5f} "
+        f"({row['seconds']:.0f} s)",
+        flush=True,
+    )
+
+
+def run_etf(ds, noise, tol, max_iter, out_dir: Path) -> list:
+    """Each Paley ETF: its own risk and statistics, then L-BFGS from it exactly and from perturbed copies."""
+    rows = []
+    for d in ds:
+        etf = np.asarray(theory.paley_etf(d))
+        limit = float(theory.gaussian_limit(2.0))
+        row = {"d": d, "etf_d_gap": d * (float(unit_row_risk(etf)) - limit), "etf_stats": theory.frame_statistics(etf)}
+        rng = np.random.default_rng(d)
+        for eps in [0.0, *noise]:
+            start = etf + eps * rng.standard_normal(etf.shape) / np.sqrt(d)
+            t0 = time.time()
+            out = converged_optimum(2.0, d=d, tol=tol, max_iter=max_iter, start=start)
+            row[f"eps={eps}"] = {
+                "start_d_gap": d * (float(unit_row_risk(start)) - limit),
+                "end_d_gap": d * (float(out.risk) - limit),
+                "grad_norm": float(out.grad_norm),
+                "iterations": int(out.iterations),
+                "converged": bool(out.converged[0]),
+                "distance_to_etf_gram": float(np.linalg.norm(np.abs(np.asarray(out.encoder) @ np.asarray(out.encoder).T) - np.abs(etf @ etf.T))),
+                "stats": theory.frame_statistics(out.encoder),
+                "seconds": time.time() - t0,
+            }
+            e = row[f"eps={eps}"]
+            print(
+                f"ETF d={d} eps={eps}: d·gap {e['start_d_gap']:.5f} -> {e['end_d_gap']:.5f} (ETF {row['etf_d_gap']:.5f}) "
+                f"it {e['iterations']} |grad| {e['grad_norm']:.1e} ‖|G|−|G_ETF|‖ {e['distance_to_etf_gram']:.2e} "
+                f"coh/welch {e['stats']['coherence'] / e['stats']['welch']:.3f} ratio4 {e['stats']['fourth_ratio']:.4f}",
+                flush=True,
+            )
+        rows.append(row)
+        _save(out_dir / "etf.json", rows)
+    return rows
+
+
+def run_adam(ds, taus, seeds, lr, out_dir: Path) -> list:
+    """Online Adam (the engine's defaults: batch 128, cosine, clip surrogate, lr·(128/d)) for τ at r = 2:
+    d·gap of the trained model, and of its encoder with the optimal decoder (``unit_row_risk``).
+    The engine trains in float32 (x64 off); the risks of the final weights are then taken in float64."""
+    from aejax import TrainConfig, make_train
+    from aejax.model import Params, encoder_matrix
+    from aejax.risk import exact_risk
+    from aejax.sources import Gaussian
+
+    rows, limit = [], float(theory.gaussian_limit(2.0))
+    for d in ds:
+        for tau in taus:
+            t0 = time.time()
+            config = TrainConfig(d=d, n=2 * d, time=tau, lr_power=1.0, d_ref=128, trace_points=4)
+            train = jax.jit(jax.vmap(make_train(config), in_axes=(0, None)))
+            params, _ = train(jax.random.split(jax.random.key(d), len(seeds)), {"lr": lr})
+            jax.config.update("jax_enable_x64", True)
+            trained, optimal, stats = [], [], []
+            for s in range(len(seeds)):
+                p = Params(np.asarray(params.A[s], np.float64), np.asarray(params.B[s], np.float64))
+                B = np.asarray(encoder_matrix(p, row_normalize=True), np.float64)
+                trained.append(d * (float(exact_risk(Params(p.A, B), Gaussian(d))) - limit))
+                optimal.append(d * (float(unit_row_risk(B)) - limit))
+                stats.append(theory.frame_statistics(B))
+            rows.append({"d": d, "tau": tau, "lr": lr, "d_gap_trained": trained, "d_gap_optimal_decoder": optimal,
+                         "stats": stats, "seconds": time.time() - t0})
+            print(f"Adam d={d} τ={tau}: d·gap trained {np.mean(trained):.4f} (seeds {np.round(trained, 4)}), "
+                  f"optimal decoder {np.mean(optimal):.4f}, first-order {np.mean([x['first_order'] for x in stats]):.4f}, "
+                  f"ratio4 {np.mean([x['fourth_ratio'] for x in stats]):.3f}, tight {np.mean([x['tightness'] for x in stats]):.2e} "
+                  f"({time.time() - t0:.0f} s)", flush=True)
+            jax.config.update("jax_enable_x64", False)
+            _save(out_dir / "adam.json", rows)
+    return rows
+
+
+def fit_limit(rows: list, boot: int = 2000, seed: int = 0) -> dict:
+    """d·gap = C + c1/d by least squares on the best restart per d; bootstrap over restarts (resample
+    each d's restarts, take the best, refit) for a 95% interval of C."""
+    ds = np.array([row["d"] for row in rows], float)
+    gaps = [np.array(row["d_gap"]) for row in rows]
+    design = np.stack([np.ones_like(ds), 1 / ds], axis=1)
+
+    def fit(best):
+        return np.linalg.lstsq(design, best, rcond=None)[0]
+
+    best = np.array([g.min() for g in gaps])
+    coef = fit(best)
+    residual = best - design @ coef
+    dof = max(len(ds) - 2, 1)
+    cov = np.linalg.inv(design.T @ design) * float(residual @ residual) / dof
+    rng = np.random.default_rng(seed)
+    draws = np.array([fit(np.array([rng.choice(g, g.size).min() for g in gaps]))[0] for _ in range(boot)])
+    return {
+        "C_GD": float(coef[0]),
+        "c1": float(coef[1]),
+        "stderr_C": float(np.sqrt(cov[0, 0])),
+        "interval_fit_95": [float(coef[0] - 1.96 * np.sqrt(cov[0, 0])), float(coef[0] + 1.96 * np.sqrt(cov[0, 0]))],
+        "interval_boot_95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
+        "ds": ds.tolist(),
+    }
+
+
+def print_fit(out_dir: Path) -> None:
+    rows = json.loads((out_dir / "r2.json").read_text())
+    print("| d | n | best d·gap | restarts: spread | max ‖grad‖ | iterations | coherence/Welch | Σg⁴ ratio | tightness | d·first-order |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        s = row["stats"]
+        print(
+            f"| {row['d']} | {row['n']} | {row['best_d_gap']:.5f} | {len(row['d_gap'])}: {row['spread_d_gap']:.1e} | "
+            f"{max(row['grad_norm']):.1e} | {min(row['iterations'])}–{max(row['iterations'])} | "
+            f"{s['coherence'] / s['welch']:.3f} | {s['fourth_ratio']:.3f} | {s['tightness']:.2e} | {s['first_order']:.5f} |"
+        )
+    fits = {"all": fit_limit(rows)}
+    if len(rows) > 3:
+        fits["d>=32"] = fit_limit([row for row in rows if row["d"] >= 32])
+    reference = {f: float(theory.finite_d_coefficient(2.0, f)) for f in ("etf", "random", "haar")}
+    for name, f in fits.items():
+        print(
+            f"C_GD ({name}: d = {f['ds']}) = {f['C_GD']:.5f} ± {f['stderr_C']:.5f} (fit 95% {f['interval_fit_95'][0]:.5f}"
+            f"–{f['interval_fit_95'][1]:.5f}; bootstrap over restarts {f['interval_boot_95'][0]:.5f}–"
+            f"{f['interval_boot_95'][1]:.5f}), c1 = {f['c1']:.4f}"
+        )
+    print(f"C_ETF = {reference['etf']:.5f}, C_random = {reference['random']:.5f}, C_haar = {reference['haar']:.5f}")
+    _save(out_dir / "fit.json", {"fits": fits, "reference": reference})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["r2", "rates", "etf", "adam", "fit"], required=True)
+    parser.add_argument("--d", default="16,32,64,128")
+    parser.add_argument("--rates", default="1.5,3")
+    parser.add_argument("--restarts", type=int, default=4)
+    parser.add_argument("--tol", type=float, default=1e-8)
+    parser.add_argument("--max-iter", type=int, default=60000)
+    parser.add_argument("--noise", default="0.01,0.1", help="perturbations of the ETF start (part etf)")
+    parser.add_argument("--time", default="1000,4000", help="τ values (part adam)")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds (part adam)")
+    parser.add_argument("--lr", type=float, default=0.005, help="Adam lr at d = 128 (part adam)")
+    parser.add_argument("--name", default=None, help="JSON file stem (default: the part)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_enable_x64", args.part != "adam")  # the engine's training runs in float32
+    ds = [int(x) for x in args.d.split(",")]
+    if args.part == "r2":
+        run_rates([2.0], ds, args.restarts, args.tol, args.max_iter, args.out, args.name or "r2")
+        if args.name is None:
+            print_fit(args.out)
+    elif args.part == "rates":
+        rates = [float(x) for x in args.rates.split(",")]
+        run_rates(rates, ds, args.restarts, args.tol, args.max_iter, args.out, args.name or "rates")
+    elif args.part == "etf":
+        run_etf(ds, [float(x) for x in args.noise.split(",")], args.tol, args.max_iter, args.out)
+    elif args.part == "adam":
+        run_adam(ds, [float(x) for x in args.time.split(",")], range(args.seeds), args.lr, args.out)
+    else:
+        print_fit(args.out)
+
+
+if __name__ == "__main__":
+    main()
