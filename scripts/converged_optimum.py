@@ -45,6 +45,12 @@ def _record(r: float, d: int, out, seconds: float) -> dict:
     }
 
 
+def _gram_distance(encoder: np.ndarray, etf: np.ndarray) -> float:
+    """‖|G| − |G_ETF|‖_F: how far a frame's absolute correlations are from the ETF's (sign flips and
+    row order kept, so 0 means the same frame up to row signs)."""
+    return float(np.linalg.norm(np.abs(encoder @ encoder.T) - np.abs(etf @ etf.T)))
+
+
 def _save(path: Path, rows: list) -> None:
     path.write_text(json.dumps(rows, indent=1))
 
@@ -73,7 +79,7 @@ def _print_row(row: dict) -> None:
     )
 
 
-def run_etf(ds, noise, tol, max_iter, out_dir: Path) -> list:
+def run_etf(ds, noise, tol, max_iter, out_dir: Path, name: str = "etf") -> list:
     """Each Paley ETF: its own risk and statistics, then L-BFGS from it exactly and from perturbed copies."""
     rows = []
     for d in ds:
@@ -91,23 +97,25 @@ def run_etf(ds, noise, tol, max_iter, out_dir: Path) -> list:
                 "grad_norm": float(out.grad_norm),
                 "iterations": int(out.iterations),
                 "converged": bool(out.converged[0]),
-                "distance_to_etf_gram": float(np.linalg.norm(np.abs(np.asarray(out.encoder) @ np.asarray(out.encoder).T) - np.abs(etf @ etf.T))),
+                "distance_to_etf_gram": _gram_distance(np.asarray(out.encoder), etf),
                 "stats": theory.frame_statistics(out.encoder),
                 "seconds": time.time() - t0,
             }
             e = row[f"eps={eps}"]
             print(
-                f"ETF d={d} eps={eps}: d·gap {e['start_d_gap']:.5f} -> {e['end_d_gap']:.5f} (ETF {row['etf_d_gap']:.5f}) "
+                f"ETF d={d} eps={eps}: d·gap {e['start_d_gap']:.5f} -> {e['end_d_gap']:.5f} "
+                f"(ETF {row['etf_d_gap']:.5f}) "
                 f"it {e['iterations']} |grad| {e['grad_norm']:.1e} ‖|G|−|G_ETF|‖ {e['distance_to_etf_gram']:.2e} "
-                f"coh/welch {e['stats']['coherence'] / e['stats']['welch']:.3f} ratio4 {e['stats']['fourth_ratio']:.4f}",
+                f"coh/welch {e['stats']['coherence'] / e['stats']['welch']:.3f} "
+                f"ratio4 {e['stats']['fourth_ratio']:.4f}",
                 flush=True,
             )
         rows.append(row)
-        _save(out_dir / "etf.json", rows)
+        _save(out_dir / f"{name}.json", rows)
     return rows
 
 
-def run_adam(ds, taus, seeds, lr, out_dir: Path) -> list:
+def run_adam(ds, taus, seeds, lr, out_dir: Path, name: str = "adam") -> list:
     """Online Adam (the engine's defaults: batch 128, cosine, clip surrogate, lr·(128/d)) for τ at r = 2:
     d·gap of the trained model, and of its encoder with the optimal decoder (``unit_row_risk``).
     The engine trains in float32 (x64 off); the risks of the final weights are then taken in float64."""
@@ -131,14 +139,26 @@ def run_adam(ds, taus, seeds, lr, out_dir: Path) -> list:
                 trained.append(d * (float(exact_risk(Params(p.A, B), Gaussian(d))) - limit))
                 optimal.append(d * (float(unit_row_risk(B)) - limit))
                 stats.append(theory.frame_statistics(B))
-            rows.append({"d": d, "tau": tau, "lr": lr, "d_gap_trained": trained, "d_gap_optimal_decoder": optimal,
-                         "stats": stats, "seconds": time.time() - t0})
-            print(f"Adam d={d} τ={tau}: d·gap trained {np.mean(trained):.4f} (seeds {np.round(trained, 4)}), "
-                  f"optimal decoder {np.mean(optimal):.4f}, first-order {np.mean([x['first_order'] for x in stats]):.4f}, "
-                  f"ratio4 {np.mean([x['fourth_ratio'] for x in stats]):.3f}, tight {np.mean([x['tightness'] for x in stats]):.2e} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
+            rows.append(
+                {
+                    "d": d,
+                    "tau": tau,
+                    "lr": lr,
+                    "d_gap_trained": trained,
+                    "d_gap_optimal_decoder": optimal,
+                    "stats": stats,
+                    "seconds": time.time() - t0,
+                }
+            )
+            mean = {key: np.mean([x[key] for x in stats]) for key in ("first_order", "fourth_ratio", "tightness")}
+            print(
+                f"Adam d={d} τ={tau}: d·gap trained {np.mean(trained):.4f} (seeds {np.round(trained, 4)}), "
+                f"optimal decoder {np.mean(optimal):.4f}, first-order {mean['first_order']:.4f}, "
+                f"ratio4 {mean['fourth_ratio']:.3f}, tight {mean['tightness']:.2e} ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
             jax.config.update("jax_enable_x64", False)
-            _save(out_dir / "adam.json", rows)
+            _save(out_dir / f"{name}.json", rows)
     return rows
 
 
@@ -170,15 +190,20 @@ def fit_limit(rows: list, boot: int = 2000, seed: int = 0) -> dict:
 
 
 def print_fit(out_dir: Path) -> None:
-    rows = json.loads((out_dir / "r2.json").read_text())
-    print("| d | n | best d·gap | restarts: spread | max ‖grad‖ | iterations | coherence/Welch | Σg⁴ ratio | tightness | d·first-order |")
+    rows = [row for path in sorted(out_dir.glob("r2*.json")) for row in json.loads(path.read_text())]
+    rows = sorted({row["d"]: row for row in rows}.values(), key=lambda row: row["d"])
+    print(
+        "| d | n | best d·gap | restarts: spread | max ‖grad‖ | iterations | coherence/Welch | Σg⁴ ratio "
+        "| tightness | d·first-order |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         s = row["stats"]
         print(
             f"| {row['d']} | {row['n']} | {row['best_d_gap']:.5f} | {len(row['d_gap'])}: {row['spread_d_gap']:.1e} | "
             f"{max(row['grad_norm']):.1e} | {min(row['iterations'])}–{max(row['iterations'])} | "
-            f"{s['coherence'] / s['welch']:.3f} | {s['fourth_ratio']:.3f} | {s['tightness']:.2e} | {s['first_order']:.5f} |"
+            f"{s['coherence'] / s['welch']:.3f} | {s['fourth_ratio']:.3f} | {s['tightness']:.2e} | "
+            f"{s['first_order']:.5f} |"
         )
     fits = {"all": fit_limit(rows)}
     if len(rows) > 3:
@@ -186,7 +211,8 @@ def print_fit(out_dir: Path) -> None:
     reference = {f: float(theory.finite_d_coefficient(2.0, f)) for f in ("etf", "random", "haar")}
     for name, f in fits.items():
         print(
-            f"C_GD ({name}: d = {f['ds']}) = {f['C_GD']:.5f} ± {f['stderr_C']:.5f} (fit 95% {f['interval_fit_95'][0]:.5f}"
+            f"C_GD ({name}: d = {f['ds']}) = {f['C_GD']:.5f} ± {f['stderr_C']:.5f} "
+            f"(fit 95% {f['interval_fit_95'][0]:.5f}"
             f"–{f['interval_fit_95'][1]:.5f}; bootstrap over restarts {f['interval_boot_95'][0]:.5f}–"
             f"{f['interval_boot_95'][1]:.5f}), c1 = {f['c1']:.4f}"
         )
@@ -212,17 +238,18 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_enable_x64", args.part != "adam")  # the engine's training runs in float32
     ds = [int(x) for x in args.d.split(",")]
+    name = args.name or args.part
     if args.part == "r2":
-        run_rates([2.0], ds, args.restarts, args.tol, args.max_iter, args.out, args.name or "r2")
-        if args.name is None:
+        run_rates([2.0], ds, args.restarts, args.tol, args.max_iter, args.out, name)
+        if name == "r2":
             print_fit(args.out)
     elif args.part == "rates":
         rates = [float(x) for x in args.rates.split(",")]
-        run_rates(rates, ds, args.restarts, args.tol, args.max_iter, args.out, args.name or "rates")
+        run_rates(rates, ds, args.restarts, args.tol, args.max_iter, args.out, name)
     elif args.part == "etf":
-        run_etf(ds, [float(x) for x in args.noise.split(",")], args.tol, args.max_iter, args.out)
+        run_etf(ds, [float(x) for x in args.noise.split(",")], args.tol, args.max_iter, args.out, name)
     elif args.part == "adam":
-        run_adam(ds, [float(x) for x in args.time.split(",")], range(args.seeds), args.lr, args.out)
+        run_adam(ds, [float(x) for x in args.time.split(",")], range(args.seeds), args.lr, args.out, name)
     else:
         print_fit(args.out)
 

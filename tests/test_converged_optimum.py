@@ -2,10 +2,9 @@
 of an independent NumPy risk), its risk reproduced by that closed form and by Monte Carlo with a
 least-squares decoder, and a stop on the gradient criterion; the Paley ETF of aejax.theory."""
 
+import jax
 import numpy as np
 import pytest
-
-import jax
 
 from aejax import InputError, theory
 from aejax.model import Params
