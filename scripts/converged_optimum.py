@@ -10,6 +10,7 @@ Usage:
     python scripts/converged_optimum.py --part rates --rates 1.5,3 --d 16,32,64 --out /tmp/gdconv
     python scripts/converged_optimum.py --part etf --d 15,31,115 --out /tmp/gdconv
     python scripts/converged_optimum.py --part adam --d 32,64,128 --time 1000,4000 --out /tmp/gdconv
+    python scripts/converged_optimum.py --part hessian --d 8,16 --out /tmp/gdconv
     python scripts/converged_optimum.py --part fit --out /tmp/gdconv     # tables and C_GD from r2.json
 """
 
@@ -162,6 +163,53 @@ def run_adam(ds, taus, seeds, lr, out_dir: Path, name: str = "adam") -> list:
     return rows
 
 
+def tangent_hessian(B: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the Riemannian Hessian of ``unit_row_risk`` at the unit rows B (a critical point:
+    the Euclidean Hessian restricted to the tangent spaces; the gradient term vanishes because the
+    risk is scale invariant per row). d(d − 1)/2 of them are 0: the rotations of R^d."""
+    n, d = B.shape
+    hessian = np.asarray(jax.hessian(unit_row_risk)(B)).reshape(n * d, n * d)
+    basis = np.zeros((n * d, n * (d - 1)))
+    for i, b in enumerate(B):
+        basis[i * d : (i + 1) * d, i * (d - 1) : (i + 1) * (d - 1)] = np.linalg.svd(np.eye(d) - np.outer(b, b))[0][
+            :, : d - 1
+        ]
+    return np.linalg.eigvalsh(basis.T @ hessian @ basis)
+
+
+def run_hessian(ds, out_dir: Path, name: str = "hessian") -> list:
+    """Second-order check at small d: the converged minimum (best of 2) and the Paley ETF (d − 1 if d + 1
+    is not admissible for Paley) are local minima; their smallest non-zero curvatures (times d²)."""
+    rows, limit = [], float(theory.gaussian_limit(2.0))
+    for d in ds:
+        encoders = {
+            "L-BFGS": np.asarray(converged_optimum(2.0, d=d, restarts=2, tol=1e-10, key=jax.random.key(d)).encoder)
+        }
+        encoders["Paley ETF"] = np.asarray(theory.paley_etf(d - 1))
+        for kind, B in encoders.items():
+            dd = B.shape[1]
+            eigenvalues = tangent_hessian(B)
+            flat = dd * (dd - 1) // 2
+            row = {
+                "d": dd,
+                "kind": kind,
+                "d_gap": dd * (float(unit_row_risk(B)) - limit),
+                "min": float(eigenvalues[0]),
+                "zeros": int(np.sum(np.abs(eigenvalues) < 1e-9)),
+                "rotations": flat,
+                "smallest_nonzero_times_d2": float(eigenvalues[flat] * dd**2),
+            }
+            rows.append(row)
+            print(
+                f"Hessian {kind} d={dd}: d·gap {row['d_gap']:.5f}, min eigenvalue {row['min']:.1e}, "
+                f"{row['zeros']} zero (rotations: {flat}), "
+                f"smallest non-zero ×d² {row['smallest_nonzero_times_d2']:.4f}",
+                flush=True,
+            )
+            _save(out_dir / f"{name}.json", rows)
+    return rows
+
+
 def fit_limit(rows: list, boot: int = 2000, seed: int = 0) -> dict:
     """d·gap = C + c1/d by least squares on the best restart per d; bootstrap over restarts (resample
     each d's restarts, take the best, refit) for a 95% interval of C."""
@@ -222,7 +270,7 @@ def print_fit(out_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["r2", "rates", "etf", "adam", "fit"], required=True)
+    parser.add_argument("--part", choices=["r2", "rates", "etf", "adam", "hessian", "fit"], required=True)
     parser.add_argument("--d", default="16,32,64,128")
     parser.add_argument("--rates", default="1.5,3")
     parser.add_argument("--restarts", type=int, default=4)
@@ -250,6 +298,8 @@ def main() -> None:
         run_etf(ds, [float(x) for x in args.noise.split(",")], args.tol, args.max_iter, args.out, name)
     elif args.part == "adam":
         run_adam(ds, [float(x) for x in args.time.split(",")], range(args.seeds), args.lr, args.out, name)
+    elif args.part == "hessian":
+        run_hessian(ds, args.out, name)
     else:
         print_fit(args.out)
 
