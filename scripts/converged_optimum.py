@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from aejax import theory
@@ -52,16 +53,18 @@ def _gram_distance(encoder: np.ndarray, etf: np.ndarray) -> float:
     return float(np.linalg.norm(np.abs(encoder @ encoder.T) - np.abs(etf @ etf.T)))
 
 
-def _save(path: Path, rows: list) -> None:
+def _save(path: Path, rows: list | dict) -> None:
     path.write_text(json.dumps(rows, indent=1))
 
 
-def run_rates(rates, ds, restarts, tol, max_iter, out_dir: Path, name: str) -> list:
+def run_rates(rates, ds, restarts, tol, max_iter, out_dir: Path, name: str, seed: int = 0) -> list:
     rows = []
     for r in rates:
         for d in ds:
             start = time.time()
-            out = converged_optimum(r, d=d, restarts=restarts, tol=tol, max_iter=max_iter, key=jax.random.key(d))
+            out = converged_optimum(
+                r, d=d, restarts=restarts, tol=tol, max_iter=max_iter, key=jax.random.key(d + 1000 * seed)
+            )
             rows.append(_record(r, d, out, time.time() - start))
             _print_row(rows[-1])
             _save(out_dir / f"{name}.json", rows)
@@ -135,8 +138,8 @@ def run_adam(ds, taus, seeds, lr, out_dir: Path, name: str = "adam") -> list:
             jax.config.update("jax_enable_x64", True)
             trained, optimal, stats = [], [], []
             for s in range(len(seeds)):
-                p = Params(np.asarray(params.A[s], np.float64), np.asarray(params.B[s], np.float64))
-                B = np.asarray(encoder_matrix(p, row_normalize=True), np.float64)
+                p = Params(jnp.asarray(params.A[s], jnp.float64), jnp.asarray(params.B[s], jnp.float64))
+                B = encoder_matrix(p, row_normalize=True)
                 trained.append(d * (float(exact_risk(Params(p.A, B), Gaussian(d))) - limit))
                 optimal.append(d * (float(unit_row_risk(B)) - limit))
                 stats.append(theory.frame_statistics(B))
@@ -237,9 +240,26 @@ def fit_limit(rows: list, boot: int = 2000, seed: int = 0) -> dict:
     }
 
 
+def _merge_restarts(rows: list) -> list:
+    """One row per d from runs split over files (``--name``/``--seed``): restarts pooled, the frame
+    statistics of the best one kept."""
+    merged = {}
+    for row in sorted(rows, key=lambda row: row["best_d_gap"]):
+        if row["d"] not in merged:
+            merged[row["d"]] = {
+                **row,
+                **{key: list(row[key]) for key in ("d_gap", "grad_norm", "iterations", "converged")},
+            }
+        else:
+            for key in ("d_gap", "grad_norm", "iterations", "converged"):
+                merged[row["d"]][key] += row[key]
+    for row in merged.values():
+        row["spread_d_gap"] = max(row["d_gap"]) - min(row["d_gap"])
+    return sorted(merged.values(), key=lambda row: row["d"])
+
+
 def print_fit(out_dir: Path) -> None:
-    rows = [row for path in sorted(out_dir.glob("r2*.json")) for row in json.loads(path.read_text())]
-    rows = sorted({row["d"]: row for row in rows}.values(), key=lambda row: row["d"])
+    rows = _merge_restarts([row for path in sorted(out_dir.glob("r2*.json")) for row in json.loads(path.read_text())])
     print(
         "| d | n | best d·gap | restarts: spread | max ‖grad‖ | iterations | coherence/Welch | Σg⁴ ratio "
         "| tightness | d·first-order |"
@@ -280,6 +300,7 @@ def main() -> None:
     parser.add_argument("--time", default="1000,4000", help="τ values (part adam)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds (part adam)")
     parser.add_argument("--lr", type=float, default=0.005, help="Adam lr at d = 128 (part adam)")
+    parser.add_argument("--seed", type=int, default=0, help="random starts use key d + 1000·seed (parts r2, rates)")
     parser.add_argument("--name", default=None, help="JSON file stem (default: the part)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -288,12 +309,12 @@ def main() -> None:
     ds = [int(x) for x in args.d.split(",")]
     name = args.name or args.part
     if args.part == "r2":
-        run_rates([2.0], ds, args.restarts, args.tol, args.max_iter, args.out, name)
+        run_rates([2.0], ds, args.restarts, args.tol, args.max_iter, args.out, name, args.seed)
         if name == "r2":
             print_fit(args.out)
     elif args.part == "rates":
         rates = [float(x) for x in args.rates.split(",")]
-        run_rates(rates, ds, args.restarts, args.tol, args.max_iter, args.out, name)
+        run_rates(rates, ds, args.restarts, args.tol, args.max_iter, args.out, name, args.seed)
     elif args.part == "etf":
         run_etf(ds, [float(x) for x in args.noise.split(",")], args.tol, args.max_iter, args.out, name)
     elif args.part == "adam":

@@ -48,7 +48,7 @@ def test_the_optimum_reproduces_its_risk(optimum):
     encoder = np.asarray(optimum.encoder)
     assert float(optimum.risk) == pytest.approx(exact_sign_risk(encoder), abs=1e-12)
     source = Gaussian(D)
-    engine = exact_risk(Params(optimal_decoder(encoder, source), encoder), source)
+    engine = exact_risk(Params(optimal_decoder(optimum.encoder, source), optimum.encoder), source)
     assert float(engine) == pytest.approx(float(optimum.risk), abs=1e-5)  # the engine's ridge of 1e-6
     # Monte Carlo: least-squares decoder fitted on one sample, risk on another
     rng = np.random.default_rng(1)
