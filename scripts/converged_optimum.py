@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.stats import t as student_t
 
 from aejax import theory
 from aejax.optimum import converged_optimum, unit_row_risk
@@ -215,7 +216,8 @@ def run_hessian(ds, out_dir: Path, name: str = "hessian") -> list:
 
 def fit_limit(rows: list, boot: int = 2000, seed: int = 0) -> dict:
     """d·gap = C + c1/d by least squares on the best restart per d; bootstrap over restarts (resample
-    each d's restarts, take the best, refit) for a 95% interval of C."""
+    each d's restarts, take the best, refit) for a 95% interval of C; the fit's own 95% interval uses
+    Student's t with the residual degrees of freedom."""
     ds = np.array([row["d"] for row in rows], float)
     gaps = [np.array(row["d_gap"]) for row in rows]
     design = np.stack([np.ones_like(ds), 1 / ds], axis=1)
@@ -229,12 +231,14 @@ def fit_limit(rows: list, boot: int = 2000, seed: int = 0) -> dict:
     dof = max(len(ds) - 2, 1)
     cov = np.linalg.inv(design.T @ design) * float(residual @ residual) / dof
     rng = np.random.default_rng(seed)
+    half = float(student_t.ppf(0.975, dof)) * float(np.sqrt(cov[0, 0]))  # Student t: few d, few dof
     draws = np.array([fit(np.array([rng.choice(g, g.size).min() for g in gaps]))[0] for _ in range(boot)])
     return {
         "C_GD": float(coef[0]),
         "c1": float(coef[1]),
         "stderr_C": float(np.sqrt(cov[0, 0])),
-        "interval_fit_95": [float(coef[0] - 1.96 * np.sqrt(cov[0, 0])), float(coef[0] + 1.96 * np.sqrt(cov[0, 0]))],
+        "interval_fit_95": [float(coef[0] - half), float(coef[0] + half)],
+        "dof": dof,
         "interval_boot_95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
         "ds": ds.tolist(),
     }
