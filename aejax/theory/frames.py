@@ -102,7 +102,8 @@ def paley_etf(d: int) -> jax.Array:
     The Paley conference matrix C (order n = q + 1: zero diagonal, C[0, j] = C[j, 0] = 1, and
     C[i, j] = χ(i − j) on F_q with χ the quadratic character) is symmetric with C² = q·I, so
     G = I + C/√q is a Gram matrix of rank d with |g_ij| = 1/√q, the Welch bound: its top-d
-    eigenvectors times √2 are the frame (d = 15, 31, 115, 255: q = 29, 61, 229, 509).
+    eigenvectors times √2 are the frame (d = 15, 31, 115, 255: q = 29, 61, 229, 509). Built on the
+    host in NumPy; ``d`` fixes the shape, so it is not traced.
 
     Args:
         d: dimension; 2d − 1 must be a prime ≡ 1 (mod 4).
@@ -135,6 +136,8 @@ def paley_etf(d: int) -> jax.Array:
 
 def frame_statistics(B: Any) -> dict[str, float]:
     """How far the unit rows of ``B`` (n × d, n > d) are from an equiangular tight frame.
+
+    A host-side summary in float64 NumPy (Python floats out, so not for use under ``jit``).
 
     Returns a dict of floats:
 
