@@ -3,7 +3,9 @@
 For r ≤ 1 the optimum is 1 − 2r/π at every d; for r > 1, ``gaussian_limit(r)`` is only the d → ∞
 value, approached from above, and this function is the finite-d reference (docs/theory.md §10). It
 runs the engine (exact risk, optimal decoder), so it lives beside them rather than in the pure
-``aejax.theory``.
+``aejax.theory``. ``converged_optimum`` runs L-BFGS instead, to a tolerance on the Riemannian gradient
+norm over unit rows rather than for a step count (docs/theory.md §12.1), with ``unit_row_risk`` and
+``riemannian_grad_norm``.
 
 Examples:
     >>> import jax

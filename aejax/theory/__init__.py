@@ -1,7 +1,8 @@
 """Theory of two-layer autoencoders (docs/theory.md §3–9), each formula checked in tests/test_theory_*.
 
 Pure mathematics: nothing here imports the engine. (The finite-d optimum by gradient descent on the
-exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``.)
+exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``, and run to a gradient
+tolerance ``aejax.optimum.converged_optimum``.)
 
 - Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``; the
   leading finite-d excess of a frame over R_Gauss at r > 1: ``finite_d_coefficient``, ``frame_excess``;
