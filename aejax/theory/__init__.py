@@ -1,10 +1,12 @@
 """Theory of two-layer autoencoders (docs/theory.md §3–9), each formula checked in tests/test_theory_*.
 
 Pure mathematics: nothing here imports the engine. (The finite-d optimum by gradient descent on the
-exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``.)
+exact risk, which runs the engine, is ``aejax.optimum.finite_d_optimum``, and run to a gradient
+tolerance ``aejax.optimum.converged_optimum``.)
 
 - Gaussian data: ``gaussian_limit``, ``shannon_limit``, ``pca_risk``, ``activation_moments``; the
-  leading finite-d excess of a frame over R_Gauss at r > 1: ``finite_d_coefficient``, ``frame_excess``.
+  leading finite-d excess of a frame over R_Gauss at r > 1: ``finite_d_coefficient``, ``frame_excess``;
+  the Paley equiangular tight frame ``paley_etf`` and ``frame_statistics`` (coherence, Welch bound, tightness).
 - Sparse sources (priors ``"bg"``, ``"sr"`` or a ``Prior``): ``kappa``, ``rotation_risk``,
   ``identity_risk``, ``critical_sparsity``, ``fourth_moment``, ``excess_kurtosis``,
   ``kurtosis_threshold``, ``kurtosis_correction``, ``rotation_excess``, ``partial_identity_risk``,
@@ -40,7 +42,7 @@ Examples:
 
 from aejax.theory.decoder import multilayer_decode
 from aejax.theory.denoiser import denoiser_risk, effective_channel, posterior_mean
-from aejax.theory.frames import finite_d_coefficient, frame_excess
+from aejax.theory.frames import finite_d_coefficient, frame_excess, frame_statistics, paley_etf
 from aejax.theory.gaussian import activation_moments, gaussian_limit, pca_risk, shannon_limit
 from aejax.theory.priors import BG, SR, Prior, mmse, posterior, resolve_prior
 from aejax.theory.sign_channel import sign_channel_mmse, sign_posterior
@@ -76,6 +78,7 @@ __all__ = [
     "format_table",
     "fourth_moment",
     "frame_excess",
+    "frame_statistics",
     "gaussian_limit",
     "identity_risk",
     "kappa",
@@ -83,6 +86,7 @@ __all__ = [
     "kurtosis_threshold",
     "mmse",
     "multilayer_decode",
+    "paley_etf",
     "partial_identity_risk",
     "pca_risk",
     "posterior",

@@ -33,6 +33,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from aejax import _validate
 from aejax.theory._quad import as_float
@@ -93,3 +94,78 @@ def frame_excess(B: Any) -> jax.Array:
     frame_operator = unit.T @ unit
     jensen_term = _C * jnp.sum((frame_operator - r * jnp.eye(d)) ** 2) / (r + _C) ** 3
     return (arcsin_term + jensen_term) / d
+
+
+def paley_etf(d: int) -> jax.Array:
+    """The Paley equiangular tight frame of n = 2d unit vectors in R^d (r = 2), for q = 2d − 1 a prime ≡ 1 (mod 4).
+
+    The Paley conference matrix C (order n = q + 1: zero diagonal, C[0, j] = C[j, 0] = 1, and
+    C[i, j] = χ(i − j) on F_q with χ the quadratic character) is symmetric with C² = q·I, so
+    G = I + C/√q is a Gram matrix of rank d with |g_ij| = 1/√q, the Welch bound: its top-d
+    eigenvectors times √2 are the frame (d = 15, 31, 115, 255: q = 29, 61, 229, 509). Built on the
+    host in NumPy; ``d`` fixes the shape, so it is not traced.
+
+    Args:
+        d: dimension; 2d − 1 must be a prime ≡ 1 (mod 4).
+
+    Returns:
+        B (2d × d), unit rows, BᵀB = 2·I, |b_i·b_j| = 1/√(2d − 1) for i ≠ j.
+
+    Examples:
+        >>> import numpy as np
+        >>> B = np.asarray(paley_etf(15))
+        >>> g = B @ B.T
+        >>> bool(np.allclose(np.abs(g[~np.eye(30, dtype=bool)]), 1 / np.sqrt(29)))
+        True
+    """
+    d = _validate.positive_int("d", d)
+    q = 2 * d - 1
+    if q < 5 or q % 4 != 1 or any(q % k == 0 for k in range(2, math.isqrt(q) + 1)):
+        raise _validate.InputError(f"d must make 2d − 1 a prime ≡ 1 (mod 4) (d = 3, 7, 15, 31, …), got {d!r}")
+    squares = np.zeros(q, bool)
+    squares[(np.arange(1, q) ** 2) % q] = True
+    chi = np.where(squares, 1.0, -1.0)
+    chi[0] = 0.0
+    conference = np.ones((q + 1, q + 1))
+    conference[0, 0] = 0.0
+    conference[1:, 1:] = chi[(np.arange(q)[:, None] - np.arange(q)[None, :]) % q]
+    values, vectors = np.linalg.eigh(np.eye(q + 1) + conference / math.sqrt(q))
+    frame = vectors[:, np.argsort(values)[-d:]] * math.sqrt(2)
+    return jnp.asarray(frame / np.linalg.norm(frame, axis=1, keepdims=True), jnp.result_type(float))
+
+
+def frame_statistics(B: Any) -> dict[str, float]:
+    """How far the unit rows of ``B`` (n × d, n > d) are from an equiangular tight frame.
+
+    A host-side summary in float64 NumPy (Python floats out, so not for use under ``jit``).
+
+    Returns a dict of floats:
+
+    - ``coherence``: max_{i≠j} |g_ij|, and ``welch``: its lower bound √((n − d)/(d(n − 1))), reached
+      exactly by equiangular tight frames;
+    - ``fourth_ratio``: Σ g⁴ · n(n − 1) / (Σ g²)² over i ≠ j: 1 when all |g_ij| are equal (the
+      equality case of the bound that makes the ETF optimal, docs/theory.md §12), 3 for Gaussian g;
+    - ``tightness``: ‖B̄ᵀB̄ − rI‖_F (0 for a tight frame) and ``sum_g2_excess``: Σ g²/(n(r − 1)) − 1
+      (≥ 0, 0 exactly for tight frames);
+    - ``first_order``: d · ``frame_excess(B)``, the first-order prediction of d·(risk − R_Gauss).
+
+    Examples:
+        >>> s = frame_statistics(paley_etf(7))
+        >>> round(s["fourth_ratio"], 6), round(s["coherence"] - s["welch"], 6), round(s["tightness"], 6)
+        (1.0, 0.0, 0.0)
+    """
+    B = np.asarray(B, np.float64)
+    if B.ndim != 2 or B.shape[0] <= B.shape[1]:
+        raise _validate.InputError(f"B must be an n × d matrix with n > d, got shape {B.shape}")
+    n, d = B.shape
+    unit = B / np.linalg.norm(B, axis=1, keepdims=True)
+    off = (unit @ unit.T)[~np.eye(n, dtype=bool)]
+    sum_g2 = float(np.sum(off**2))
+    return {
+        "coherence": float(np.max(np.abs(off))),
+        "welch": math.sqrt((n - d) / (d * (n - 1))),
+        "fourth_ratio": float(np.sum(off**4)) * n * (n - 1) / sum_g2**2,
+        "tightness": float(np.linalg.norm(unit.T @ unit - n / d * np.eye(d))),
+        "sum_g2_excess": sum_g2 / (n * (n / d - 1)) - 1,
+        "first_order": d * float(frame_excess(unit)),
+    }
