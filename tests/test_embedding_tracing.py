@@ -256,7 +256,8 @@ HOST_ONLY = {
     ],
     "aejax.theory": [
         "BG", "SR", "CONVENTIONS", "Prior", "resolve_prior", "kappa", "fourth_moment", "kurtosis_threshold",
-        "critical_sparsity", "activation_moments", "prediction_table", "format_table",
+        "critical_sparsity", "activation_moments", "prediction_table", "format_table", "paley_etf",
+        "frame_statistics",
     ],
 }  # fmt: skip
 
