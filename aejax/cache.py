@@ -18,15 +18,22 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import jax
 
 from aejax import _validate
 
-__all__ = ["DEFAULT_MAX_SIZE", "default_cache_dir", "disable_compilation_cache", "enable_compilation_cache"]
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "default_cache_dir",
+    "disable_compilation_cache",
+    "enable_compilation_cache",
+    "prune_cache",
+]
 
-DEFAULT_MAX_SIZE = 2 * 2**30  # bytes; JAX evicts the least recently used programs beyond it
+DEFAULT_MAX_SIZE = 2 * 2**30  # bytes; the oldest entries beyond it are removed when the cache is enabled
 MIN_COMPILE_SECONDS = 0.5  # programs that compile faster than this are not worth a disk entry
 
 
@@ -56,8 +63,10 @@ def enable_compilation_cache(
 
     Args:
         path: cache directory (default: ``default_cache_dir()``). Created if missing.
-        max_size: bytes the directory may hold; JAX evicts the least recently used programs beyond
-            it (default 2 GiB; ``None``: unbounded).
+        max_size: bytes the directory may hold (default 2 GiB; ``None``: unbounded). When it holds
+            more, the least recently written entries are removed now, before this process adds any.
+            (JAX's own eviction is not used: it needs the ``filelock`` package, and it fails on
+            entries written without its access-time files, e.g. by another version or process.)
         min_compile_seconds: programs that compile faster than this are not written.
 
     Returns:
@@ -76,10 +85,43 @@ def enable_compilation_cache(
     os.makedirs(directory, exist_ok=True)
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_compilation_cache_max_size", -1 if max_size is None else int(max_size))
+    if max_size is not None:
+        prune_cache(directory, int(max_size))
+    jax.config.update("jax_compilation_cache_max_size", -1)  # bounded by prune_cache, see max_size
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     _reset_jax_cache()
     return directory
+
+
+def prune_cache(directory: str | os.PathLike, max_size: int) -> int:
+    """Remove the least recently written files of ``directory`` until it holds at most ``max_size``
+    bytes; returns how many bytes it holds then. Files that vanish meanwhile (another process pruning
+    or writing) are skipped.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> for i in range(3):
+        ...     _ = (d / f"entry{i}").write_bytes(bytes(100))
+        >>> prune_cache(d, 250), len(list(d.iterdir()))
+        (200, 2)
+    """
+    entries = []
+    for entry in os.scandir(directory):
+        try:
+            if entry.is_file() and not entry.name.startswith("."):
+                info = entry.stat()
+                entries.append((info.st_mtime_ns, info.st_size, entry.path))
+        except FileNotFoundError:
+            continue
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= max_size:
+            break
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        total -= size
+    return total
 
 
 def disable_compilation_cache() -> None:

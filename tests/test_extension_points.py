@@ -297,9 +297,27 @@ def test_enable_compilation_cache_sets_a_bounded_directory(tmp_path):
         path = aejax.enable_compilation_cache(tmp_path / "cache", max_size=2**20)
         assert path == str(tmp_path / "cache") and Path(path).is_dir()
         assert jax.config.jax_compilation_cache_dir == path  # pyright: ignore[reportAttributeAccessIssue]
-        assert jax.config.jax_compilation_cache_max_size == 2**20  # pyright: ignore[reportAttributeAccessIssue]
+        # bounded by aejax's own pruning (JAX's eviction needs `filelock` and races with other processes)
+        assert jax.config.jax_compilation_cache_max_size == -1  # pyright: ignore[reportAttributeAccessIssue]
         with pytest.raises(aejax.InputError, match="max_size"):
             aejax.enable_compilation_cache(tmp_path, max_size=0)
     finally:
         aejax.cache.disable_compilation_cache()
     assert jax.config.jax_compilation_cache_dir is None  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def test_enabling_the_cache_prunes_it_to_max_size_oldest_first(tmp_path):
+    """The size bound: entries beyond max_size are removed, least recently written first."""
+    import os
+
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    for i in range(5):
+        path = directory / f"entry{i}"
+        path.write_bytes(bytes(1000))
+        os.utime(path, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))  # entry0 is the oldest
+    try:
+        aejax.enable_compilation_cache(directory, max_size=2500)
+    finally:
+        aejax.cache.disable_compilation_cache()
+    assert sorted(p.name for p in directory.iterdir()) == ["entry3", "entry4"]
