@@ -58,6 +58,7 @@ def test_checkpointed_run_agrees_with_a_plain_run(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="uses SIGKILL on a subprocess")
+@pytest.mark.integration
 def test_kill_mid_run_then_resume_is_bit_identical(tmp_path):
     """kill -9 while a chunk trains (after its first checkpoint), rerun: identical to an uninterrupted run."""
     spec = {"config": CONFIG, "grid": GRID, "sweep": {**SWEEP, "out": str(tmp_path / "out")}, "devices": 1}

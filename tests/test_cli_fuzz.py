@@ -2,7 +2,7 @@
 for ``sweep --config``, mostly invalid or tiny valid. Every outcome must be status 0 (it ran) or 2 (a
 one-line ``aejax: error``), never a traceback, and nothing may be written outside ``--out``.
 
-The quick version (``QUICK`` examples) runs in the default suite; ``-m slow`` runs ``SLOW`` examples.
+The quick version (``QUICK`` examples) runs with ``-m integration``; ``-m slow`` runs ``SLOW`` examples.
 """
 
 import contextlib
@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aejax.cli import main
+
+pytestmark = pytest.mark.integration  # each example is a whole command, many of them tiny sweeps
 
 QUICK, SLOW = 60, 300
 STATS = {"examples": 0, "seconds": 0.0, "ran": 0}
