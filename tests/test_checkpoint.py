@@ -49,7 +49,8 @@ def test_checkpointing_needs_out():
 def test_checkpointed_run_agrees_with_a_plain_run(tmp_path):
     """Training in segments changes the compiled programs, not the computation: the results agree
     with an unsegmented sweep to float32 rounding."""
-    config = aejax.TrainConfig(d=16, n=16, steps=200, batch=16)
+    config = aejax.TrainConfig(d=16, n=16, steps=80, batch=16)  # checkpoint_every=40: 2 segments
+    assert segment_blocks(config, 40) < len(config.trace_steps)
     plain = aejax.sweep(config, GRID, mc_samples=256, progress=False, devices=1)
     segmented = aejax.sweep(config, GRID, out=tmp_path, **{**SWEEP, "checkpoint_every": 40})
     for name in COMPARED:
