@@ -1,8 +1,33 @@
-"""Test set-up: four fake CPU devices, configured before anything else uses jax; a float64 fixture."""
+"""Test set-up, applied to every test file, new ones included.
 
+- Four fake CPU devices, configured before anything else uses jax; a float64 fixture.
+- JAX's persistent compilation cache for the session and every process it starts: one directory
+  shared by the xdist workers and the subprocesses they launch (through the environment), so a
+  program that several tests, workers or fresh interpreters build is compiled once. It is a new
+  temporary directory removed at the end, unless ``JAX_COMPILATION_CACHE_DIR`` is already set (set
+  it to a directory of your own to keep compiled programs between runs). Only XLA's compilation is
+  skipped, never tracing, and the key is the lowered program with its compile options, so a cache
+  hit runs the same executable a compile would have built. ``no_compilation_cache`` turns it off
+  for a test that must see XLA compile.
+- Hypothesis profiles: ``default`` is derandomized (the same examples on every run, every machine)
+  with no example database and no timing-based deadline or health check, so a loaded machine
+  cannot fail a test; ``random`` draws new examples each run (nightly-style exploration). Pick it
+  with ``--hypothesis-profile random`` or ``AEJAX_HYPOTHESIS_PROFILE=random``.
+- Tiers (markers registered in pyproject.toml): the default run is the fast tier,
+  ``-m 'not slow and not integration'``; ``-m integration`` runs subprocess and command-line
+  end-to-end tests, reproductions, fuzzing and kill/resume; ``-m slow`` the long accuracy checks.
+  A test whose own code starts a process (it uses ``subprocess.`` or ``sys.executable``) is marked
+  ``integration`` here if it carries neither marker.
+"""
+
+import atexit
+import inspect
 import os
+import shutil
+import tempfile
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 try:
     import jax
@@ -12,6 +37,53 @@ except AttributeError:  # jax versions without the jax_num_cpu_devices option
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     import jax
 
+TIERS = ("slow", "integration")
+
+
+def _use_session_compilation_cache() -> None:
+    """Point JAX (here and, through the environment, in xdist workers and subprocesses) at one cache."""
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="aejax-tests-jax-cache-")
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+        atexit.register(shutil.rmtree, path, ignore_errors=True)  # only the process that made it
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update(
+        "jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"])
+    )
+
+
+_use_session_compilation_cache()
+
+settings.register_profile(
+    "default",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("random", derandomize=False, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# --hypothesis-profile, handled by Hypothesis' own plugin after this file is imported, wins over this.
+settings.load_profile(os.environ.get("AEJAX_HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(items):
+    """Mark ``integration`` every test without a tier whose own source starts a process (a launcher
+    in a helper function is not seen: mark such tests by hand)."""
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        function = getattr(item, "function", None)
+        try:
+            source = inspect.getsource(function) if function is not None else ""
+        except (OSError, TypeError):
+            continue
+        if "subprocess." in source or "sys.executable" in source:
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="module")
 def x64():
@@ -20,3 +92,18 @@ def x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def no_compilation_cache(monkeypatch):
+    """Run a test with JAX's persistent compilation cache off, so that every program it builds is
+    compiled by XLA in this process; processes it starts get no cache either."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    monkeypatch.setenv("JAX_ENABLE_COMPILATION_CACHE", "false")
+    previous = jax.config.jax_enable_compilation_cache  # pyright: ignore[reportAttributeAccessIssue]
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()  # JAX decides once per process whether the cache is used
+    yield
+    jax.config.update("jax_enable_compilation_cache", previous)
+    compilation_cache.reset_cache()

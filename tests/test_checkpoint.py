@@ -49,7 +49,8 @@ def test_checkpointing_needs_out():
 def test_checkpointed_run_agrees_with_a_plain_run(tmp_path):
     """Training in segments changes the compiled programs, not the computation: the results agree
     with an unsegmented sweep to float32 rounding."""
-    config = aejax.TrainConfig(d=16, n=16, steps=200, batch=16)
+    config = aejax.TrainConfig(d=16, n=16, steps=80, batch=16)  # checkpoint_every=40: 2 segments
+    assert segment_blocks(config, 40) < len(config.trace_steps)
     plain = aejax.sweep(config, GRID, mc_samples=256, progress=False, devices=1)
     segmented = aejax.sweep(config, GRID, out=tmp_path, **{**SWEEP, "checkpoint_every": 40})
     for name in COMPARED:
@@ -58,6 +59,7 @@ def test_checkpointed_run_agrees_with_a_plain_run(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="uses SIGKILL on a subprocess")
+@pytest.mark.integration
 def test_kill_mid_run_then_resume_is_bit_identical(tmp_path):
     """kill -9 while a chunk trains (after its first checkpoint), rerun: identical to an uninterrupted run."""
     spec = {"config": CONFIG, "grid": GRID, "sweep": {**SWEEP, "out": str(tmp_path / "out")}, "devices": 1}

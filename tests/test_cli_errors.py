@@ -118,6 +118,7 @@ def test_a_bug_keeps_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
     assert "this is a bug in aejax" in err.splitlines()[-1]
 
 
+@pytest.mark.integration
 def test_ctrl_c_in_a_sweep_says_what_was_kept_and_exits_130(tmp_path, monkeypatch, capsys):
     """Issue 17.9: Ctrl-C after the first chunk: one line naming <out>/chunks and how to resume; status
     130; rerunning the same command finishes from the kept chunk."""
@@ -166,6 +167,7 @@ def test_ctrl_c_in_every_command_is_one_line_and_130(tmp_path, monkeypatch, caps
     assert status == 130 and err.count("\n") == 1 and err.startswith("aejax: interrupted; ") and kept in err, err
 
 
+@pytest.mark.integration
 def test_flags_win_over_every_sweep_option_of_the_toml(tmp_path, monkeypatch, capsys):
     """Issue 17.6: [sweep] out/resume/progress/devices/chunk/mc_samples in the TOML, each overridden by its
     flag (--out, --no-resume, --quiet, --devices, --chunk, --mc-samples)."""
@@ -200,6 +202,7 @@ def test_flags_win_over_every_sweep_option_of_the_toml(tmp_path, monkeypatch, ca
     assert status == 2 and "resume=True but out='a' holds no sweep to resume" in err, err
 
 
+@pytest.mark.integration
 def test_one_ignored_axis_value_is_a_one_line_warning(tmp_path, monkeypatch, capsys):
     """A single --p with a Gaussian source runs, with one warning line saying it is ignored."""
     monkeypatch.chdir(tmp_path)

@@ -3,7 +3,7 @@ for ``sweep --config`` (its [train], [grid], [sweep] and [data] tables), mostly 
 outcome must be status 0 (it ran) or 2 (a one-line ``aejax: error``), never a traceback, and nothing may be
 written outside ``--out``.
 
-The quick version (``QUICK`` examples) runs in the default suite; ``-m slow`` runs ``SLOW`` examples.
+The quick version (``QUICK`` examples) runs with ``-m integration``; ``-m slow`` runs ``SLOW`` examples.
 """
 
 import contextlib
@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aejax.cli import main
+
+pytestmark = pytest.mark.integration  # each example is a whole command, many of them tiny sweeps
 
 QUICK, SLOW = 60, 300
 STATS = {"examples": 0, "seconds": 0.0, "ran": 0, "data_tables": 0, "data_examples": 0, "data_seconds": 0.0}

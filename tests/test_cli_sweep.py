@@ -46,6 +46,7 @@ def test_sweep_command_writes_results_figure_and_table(tmp_path, capsys):
         assert f"{float(ds['risk'].sel(rate=rate).mean()):.4f}" in text
 
 
+@pytest.mark.integration
 def test_sweep_command_reads_a_toml_config_and_flags_override_it(tmp_path):
     """The TOML file's tables give the same sweep as aejax.sweep called directly with those values;
     --seeds overrides the file's seeds."""

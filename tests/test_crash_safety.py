@@ -45,8 +45,13 @@ def assert_identical(actual, expected):
         np.testing.assert_array_equal(actual[name].values, expected[name].values, err_msg=name)
 
 
+# Every byte in the integration tier (a load per byte: thousands); every 29th byte in the fast tier.
+EVERY_BYTE = [pytest.param(1, marks=pytest.mark.integration, id="every-byte"), pytest.param(29, id="every-29th-byte")]
+
+
+@pytest.mark.parametrize("stride", EVERY_BYTE)
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_chunk_damaged_at_every_byte_is_reported_or_harmless(reference, tmp_path, damage):
+def test_chunk_damaged_at_every_byte_is_reported_or_harmless(reference, tmp_path, damage, stride):
     """The first chunk file cut at every length, or with any one byte inverted: load() either warns
     and drops exactly that chunk's runs, or (a byte no reader uses, e.g. a zip timestamp) returns the
     original records: never wrong values (the zip CRC-32 catches every changed value byte)."""
@@ -62,7 +67,8 @@ def test_chunk_damaged_at_every_byte_is_reported_or_harmless(reference, tmp_path
             lost = set(z["run_ids"].tolist())
         assert len(original) == 16 and len(lost) == 4
         reported = 0
-        for offset in range(len(good)):
+        offsets = range(0, len(good), stride)
+        for offset in offsets:
             bad = (
                 good[:offset]
                 if damage == "truncate"
@@ -84,7 +90,7 @@ def test_chunk_damaged_at_every_byte_is_reported_or_harmless(reference, tmp_path
                         np.testing.assert_array_equal(done[run][name], original[run][name])
     # Every cut is reported. About 19% of single bytes are never read (local zip headers: version,
     # time, a CRC and sizes repeated in the central directory, zip64 extras), the rest are reported.
-    assert reported == len(good) if damage == "truncate" else reported > 0.75 * len(good)
+    assert reported == len(offsets) if damage == "truncate" else reported > 0.75 * len(offsets)
 
 
 def test_second_writer_is_refused_and_the_lock_is_released_on_exit_and_error(reference, tmp_path, monkeypatch):
@@ -129,6 +135,7 @@ def chunk_files(out):
     return len(list(out.glob("chunks/chunk-*.npz")))
 
 
+@pytest.mark.integration
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_path):
     """Four subprocess sweeps into one out directory, each killed with SIGKILL at a random moment:
     during start-up and compilation, or a random delay after its k-th new chunk file (k random,

@@ -18,9 +18,13 @@ import aejax
 from aejax import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-# README.md's blocks include a full scaling sweep to d = 1024 (about 11 minutes on 2 cores): slow
+# The pages' blocks are whole workflows (sweeps, fits, figures): the integration tier. README.md's include a
+# full scaling sweep to d = 1024 (about 11 minutes on 2 cores): slow.
 MARKDOWN = [
-    *(pytest.param(p, id=str(p.relative_to(ROOT))) for p in sorted((ROOT / "docs").glob("*.md"))),
+    *(
+        pytest.param(p, id=str(p.relative_to(ROOT)), marks=pytest.mark.integration)
+        for p in sorted((ROOT / "docs").glob("*.md"))
+    ),
     pytest.param(ROOT / "README.md", id="README.md", marks=pytest.mark.slow),
 ]
 PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)

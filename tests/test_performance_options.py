@@ -105,6 +105,7 @@ def test_second_identical_cli_sweep_finds_its_programs_in_the_cache_and_gives_th
 
     cache = tmp_path / "cache"
     env = {**os.environ, "AEJAX_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # the test session's own cache (conftest.py) would win
     argv = ["--d", "16", "--steps", "20", "--batch", "16", "--rates", "1", "--seeds", "0,1", "--quiet"]
     argv += ["--mc-samples", "256"]
 

@@ -132,6 +132,7 @@ def _sign_exact_risk(A, B, cov):
     return (np.trace(cov) - 2 * np.sum(A * c_xs) + np.sum((A @ c_ss) * A)) / cov.shape[0]
 
 
+@pytest.mark.integration
 def test_cli_sweep_on_an_idx_file_records_heldout_training_and_gaussian_equivalent_risks(idx_file, tmp_path):
     out = tmp_path / "run"
     argv = [
@@ -216,6 +217,7 @@ def test_cli_data_errors(idx_file, tmp_path, capsys):
     assert "[data] has unknown keys ['whitening']" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_reproduce_universality_on_a_users_file(idx_file, tmp_path):
     npy = tmp_path / "strokes.npy"
     np.save(npy, data.load_idx(idx_file))
@@ -230,6 +232,7 @@ def test_reproduce_universality_on_a_users_file(idx_file, tmp_path):
     assert main(["reproduce", "sparse", "--size", "tiny", "--data", str(npy), "--out", str(tmp_path)]) == 2
 
 
+@pytest.mark.integration
 def test_reproduce_real_sparse(tmp_path):
     from aejax import reproduce
     from aejax.reproduce import real_sparse

@@ -26,6 +26,7 @@ def _check_files(result, name):
     return xr.load_dataset(result["nc"])
 
 
+@pytest.mark.integration
 def test_gaussian_limit(out):
     result = reproduce.run("gaussian-limit", "tiny", out, progress=False)
     ds = _check_files(result, "gaussian-limit")
@@ -38,6 +39,7 @@ def test_gaussian_limit(out):
     assert result["max_gap"]["gd_exact"]["r<=1"] < 1e-3
 
 
+@pytest.mark.integration
 def test_finite_size(out):
     result = reproduce.run("finite-size", "tiny", out, progress=False)
     ds = _check_files(result, "finite-size")
@@ -64,6 +66,7 @@ def test_finite_size_fit_recovers_a_planted_exponent(tmp_path):
     assert "1.50 [1.50, 1.50]" in result["md"].read_text()
 
 
+@pytest.mark.integration
 def test_features(out):
     result = reproduce.run("features", "tiny", out, progress=False)
     ds = _check_files(result, "features")
@@ -72,6 +75,7 @@ def test_features(out):
     assert float(abs(ds["eigenvalue"].sum("k") - ds["rate"] * ds.sizes["k"]).max()) < 1e-3  # tr B̄ᵀB̄ = n
 
 
+@pytest.mark.integration
 def test_surrogates(out):
     result = reproduce.run("surrogates", "tiny", out, progress=False)
     ds = _check_files(result, "surrogates")
@@ -80,6 +84,7 @@ def test_surrogates(out):
     assert np.all(ds["steps_to_reach"] <= ds.attrs["steps"])
 
 
+@pytest.mark.integration
 def test_universality(out):
     result = reproduce.run("universality", "tiny", out, progress=False)
     ds = _check_files(result, "universality")

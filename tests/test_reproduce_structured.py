@@ -7,6 +7,7 @@ from aejax.reproduce import phase_transition, sparse
 from aejax.results import load_results
 
 
+@pytest.mark.integration
 def test_sparse_tiny(tmp_path):
     result = sparse.run("tiny", tmp_path, progress=False)
     ds = load_results(result["nc"])
@@ -21,6 +22,7 @@ def test_sparse_tiny(tmp_path):
     )
 
 
+@pytest.mark.integration
 def test_phase_transition_tiny(tmp_path):
     result = phase_transition.run("tiny", tmp_path, progress=False)
     ds = load_results(result["nc"])

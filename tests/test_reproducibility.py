@@ -43,9 +43,10 @@ def assert_identical(actual, expected):
         np.testing.assert_array_equal(actual[name].values, expected[name].values, err_msg=name)
 
 
-def test_same_seed_twice_in_one_process_is_bit_identical_even_recompiled(fresh, monkeypatch):
-    """A second sweep, with the compiled-program cache emptied so that XLA compiles it again, equals
-    the first bit for bit; another base seed does not (so the comparison can fail)."""
+def test_same_seed_twice_in_one_process_is_bit_identical_even_recompiled(fresh, monkeypatch, no_compilation_cache):
+    """A second sweep, with the compiled-program cache emptied (and JAX's persistent cache off) so that
+    XLA compiles it again, equals the first bit for bit; another base seed does not (so the comparison
+    can fail)."""
     monkeypatch.setattr(programs, "_EXECUTABLES", {})
     again = golden_sweep()
     assert again.attrs["compilations"] == 2  # one program per bucket: 8 and 16 hidden units
@@ -54,8 +55,10 @@ def test_same_seed_twice_in_one_process_is_bit_identical_even_recompiled(fresh, 
     assert not np.array_equal(other["risk"].values, fresh["risk"].values)
 
 
-def test_fresh_process_is_bit_identical(fresh, tmp_path):
-    """tests/helpers/run_sweep.py in a new interpreter (same 4 fake CPU devices) writes the same values."""
+@pytest.mark.integration
+def test_fresh_process_is_bit_identical(fresh, tmp_path, no_compilation_cache):
+    """tests/helpers/run_sweep.py in a new interpreter (same 4 fake CPU devices, compiling its own
+    programs: no persistent cache) writes the same values."""
     spec = {**SPEC, "result": str(tmp_path / "result.nc")}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

@@ -248,6 +248,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 def test_two_processes_equal_one_process(base, tmp_path):
     """Two processes with 2 fake CPU devices each, joined by jax.distributed on loopback: both return
     ``base`` bit for bit (same 4-device program), process 0 writes it, and a rerun reuses every run."""
@@ -268,6 +269,7 @@ def test_two_processes_equal_one_process(base, tmp_path):
             assert_same_runs(ds, base)
 
 
+@pytest.mark.integration
 def test_kill_9_then_resume_equals_uninterrupted_sweep(chunked, tmp_path):
     """A subprocess sweep in chunks of 4 is killed with SIGKILL after its first chunk file; rerunning
     it computes only the second chunk and gives ``chunked`` (same chunking) bit for bit."""

@@ -106,6 +106,7 @@ def test_d_axis_refuses_a_fixed_source_object():
         aejax.sweep(TrainConfig(d=8, n=8, steps=4, source=aejax.sources.Gaussian(8)), {"d": [8, 16]}, progress=False)
 
 
+@pytest.mark.integration
 def test_cli_sweep_over_d_with_time(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(
@@ -136,6 +137,7 @@ def test_cli_sweep_over_d_with_time(tmp_path, capsys):
     assert list(ds["tau"].values) == [1.0, 2.0]
 
 
+@pytest.mark.integration
 def test_cli_checkpoint_flags_reach_the_sweep(tmp_path):
     out = tmp_path / "run"
     code = main(
