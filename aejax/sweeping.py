@@ -280,7 +280,8 @@ def sweep_shard(
     are computed then).
 
     Args:
-        config, grid: as for ``sweep`` (the same in every task).
+        config: as for ``sweep`` (the same in every task).
+        grid: as for ``sweep`` (the same in every task).
         shard: ``(K, N)``, ``"K/N"`` or ``"auto"`` (the SLURM job array's task): in each shape bucket
             the runs at positions ``p mod N == K``.
         out: the directory every task shares (required).
