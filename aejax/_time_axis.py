@@ -22,12 +22,14 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from aejax import _validate
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 TIME_AXIS = "time"
 
@@ -119,6 +121,8 @@ def stack_times(parts: list[Any], times: list[float] | None = None) -> xr.Datase
         >>> stack_times(runs)["exact_risk"].dims
         ('time', 'seed')
     """
+    import xarray as xr
+
     from aejax.results import load_results
 
     loaded = [p if isinstance(p, xr.Dataset) else load_results(p) for p in parts]
@@ -148,6 +152,8 @@ def stack(parts: list[xr.Dataset], times: list[float]) -> xr.Dataset:
     """
     trace_coords = [c for c in ("step", "tau") if any(c in p.coords and p[c].dims != (c,) for p in parts)]
     cleaned = [p.drop_vars(trace_coords) for p in parts]  # per-τ step↔τ maps cannot share one dimension
+    import xarray as xr
+
     ds = xr.concat(
         cleaned, dim=xr.Variable(TIME_AXIS, np.asarray(times, float)), join="outer", combine_attrs="override"
     )

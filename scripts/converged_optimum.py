@@ -125,7 +125,7 @@ def run_adam(ds, taus, seeds, lr, out_dir: Path, name: str = "adam") -> list:
     d·gap of the trained model, and of its encoder with the optimal decoder (``unit_row_risk``).
     The engine trains in float32 (x64 off); the risks of the final weights are then taken in float64."""
     from aejax import TrainConfig, make_train
-    from aejax.model import Params, encoder_matrix
+    from aejax.model import Architecture, Params, encoder_matrix
     from aejax.risk import exact_risk
     from aejax.sources import Gaussian
 
@@ -141,7 +141,8 @@ def run_adam(ds, taus, seeds, lr, out_dir: Path, name: str = "adam") -> list:
             for s in range(len(seeds)):
                 p = Params(jnp.asarray(params.A[s], jnp.float64), jnp.asarray(params.B[s], jnp.float64))
                 B = encoder_matrix(p, row_normalize=True)
-                trained.append(d * (float(exact_risk(Params(p.A, B), Gaussian(d))) - limit))
+                raw = Architecture("sign", row_normalize=False)  # B is already normalised
+                trained.append(d * (float(exact_risk(Params(p.A, B), Gaussian(d), arch=raw)) - limit))
                 optimal.append(d * (float(unit_row_risk(B)) - limit))
                 stats.append(theory.frame_statistics(B))
             rows.append(

@@ -56,6 +56,22 @@ def _use_session_compilation_cache() -> None:
 
 _use_session_compilation_cache()
 
+
+@pytest.fixture(autouse=True)
+def _session_compilation_cache_restored():
+    """A test that points the cache elsewhere or turns it off (``aejax.enable_compilation_cache`` and
+    its examples) leaves the session's cache as it found it for the tests after it in this process."""
+    yield
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if jax.config.jax_compilation_cache_dir != path:  # pyright: ignore[reportAttributeAccessIssue]
+        from jax.experimental.compilation_cache import compilation_cache
+
+        _use_session_compilation_cache()
+        jax.config.update("jax_enable_compilation_cache", True)
+        jax.config.update("jax_compilation_cache_max_size", -1)
+        compilation_cache.reset_cache()
+
+
 settings.register_profile(
     "default",
     derandomize=True,

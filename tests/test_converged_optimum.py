@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aejax import InputError, theory
-from aejax.model import Params
+from aejax.model import Architecture, Params
 from aejax.optimum import converged_optimum, riemannian_grad_norm, unit_row_risk
 from aejax.risk import exact_risk, optimal_decoder
 from aejax.sources import Gaussian
@@ -48,7 +48,8 @@ def test_the_optimum_reproduces_its_risk(optimum):
     encoder = np.asarray(optimum.encoder)
     assert float(optimum.risk) == pytest.approx(exact_sign_risk(encoder), abs=1e-12)
     source = Gaussian(D)
-    engine = exact_risk(Params(optimal_decoder(optimum.encoder, source), optimum.encoder), source)
+    arch = Architecture("sign", row_normalize=False)  # unit rows already
+    engine = exact_risk(Params(optimal_decoder(optimum.encoder, source, arch=arch), optimum.encoder), source, arch=arch)
     assert float(engine) == pytest.approx(float(optimum.risk), abs=1e-5)  # the engine's ridge of 1e-6
     # Monte Carlo: least-squares decoder fitted on one sample, risk on another
     rng = np.random.default_rng(1)

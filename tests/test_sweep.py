@@ -178,7 +178,7 @@ def test_diverged_run_is_marked_and_others_in_its_chunk_finish(base):
 
 def test_memory_budget_too_small_is_refused_before_running(tmp_path):
     """A 1 kB budget cannot hold one run per device: ValueError, and no chunk was run or written."""
-    with pytest.raises(ValueError, match=r"one run per device needs .* GiB per device .* over the memory budget"):
+    with pytest.raises(ValueError, match=r"one run per device needs .* [KMG]?i?B per device .* over the memory budget"):
         aejax.sweep(CONFIG, GRID, out=tmp_path, memory_budget=1000, **KW)
     assert not list(tmp_path.glob("chunks/*"))
 

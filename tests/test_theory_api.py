@@ -52,7 +52,7 @@ CONSTANTS = {
     "critical_sparsity": lambda: theory.critical_sparsity("sr", "tied"),
     "activation_moments": lambda: theory.activation_moments("tanh")[1],
 }
-NOT_JITTABLE = {"prediction_table", "format_table", "resolve_prior"}
+NOT_JITTABLE = {"prediction_table", "format_table", "resolve_prior", "paley_etf", "frame_statistics"}
 CLASSES = {"BG", "SR", "Prior", "CONVENTIONS"}
 
 
