@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -39,6 +40,9 @@ from aejax.preprocessing import preprocess as preprocess  # re-exported: data.pr
 from aejax.sources import Empirical
 
 # IDX type codes (third magic byte) and their big-endian NumPy dtypes.
+# What NumPy raises on an unreadable .npy/.npz: an empty (0-byte) file gives EOFError, and a damaged
+# header is parsed as a Python literal, which gives SyntaxError or tokenize.TokenError (NumPy ≥ 2.3).
+_UNREADABLE = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError)
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -61,7 +65,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
     """
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # EOFError: an empty (0-byte) file
+    except (*_UNREADABLE, zipfile.BadZipFile) as err:
         raise _validate.InputError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _validate.InputError(f"{path}: not an .npz archive (it holds a single .npy array)")
@@ -77,7 +81,7 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> np.ndarray:
             raise _validate.InputError(f"{path}: has no array named {name!r}; it holds {names}")
         try:
             array = archive[name]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # a corrupt member
+        except (*_UNREADABLE, zipfile.BadZipFile, zlib.error) as err:  # a corrupt member
             raise _validate.InputError(f"{path}: array {name!r} is unreadable ({type(err).__name__}: {err})") from None
         return _numeric(array, path)
 
@@ -378,7 +382,7 @@ def load_npy(path: str | os.PathLike) -> np.ndarray:
     """
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)  # mapped: its size is checked before reading
-    except (OSError, ValueError, EOFError) as err:  # EOFError: an empty (0-byte) file
+    except _UNREADABLE as err:
         raise _validate.InputError(f"{path}: not a readable .npy file ({type(err).__name__}: {err})") from None
     if not isinstance(array, np.ndarray):
         raise _validate.InputError(f"{path}: not a .npy array (it is an .npz archive; name it .npz)")

@@ -226,3 +226,13 @@ def test_data_file_fuzz_report():
         f"\ndata-file fuzz: {STATS['examples']} examples ({STATS['accepted']} accepted, the rest refused) in "
         f"{STATS['seconds']:.1f} s"
     )
+
+
+def test_npy_with_a_damaged_header_string_is_refused_naming_the_file(tmp_path):
+    """Found by the fuzz on Python 3.12 (NumPy 2.5): an unterminated string in the header raised
+    tokenize.TokenError (NumPy 2.0 raises ValueError) through load_npy."""
+    header = b"{'descr&: '<f8', 'fortran_order': False, 'shape': (4, 1), }" + b" " * 58 + b"\n"
+    path = tmp_path / "x.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + bytes(32))
+    with pytest.raises(_validate.InputError, match=r"x\.npy: not a readable \.npy file"):
+        load_array(path)

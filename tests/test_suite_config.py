@@ -33,8 +33,11 @@ def test_default_hypothesis_profile_draws_the_same_examples_every_run():
     assert not settings.get_profile("random").derandomize
 
 
-def cache_entries():
-    return set(os.listdir(jax.config.jax_compilation_cache_dir))  # pyright: ignore[reportAttributeAccessIssue]
+def cache_entries(prefix: str = ""):
+    """The session cache's entries whose names start with ``prefix`` (the other xdist worker writes into
+    the same directory at the same time, so a test counts only its own programs' entries)."""
+    names = os.listdir(jax.config.jax_compilation_cache_dir)  # pyright: ignore[reportAttributeAccessIssue]
+    return {name for name in names if name.startswith(prefix)}
 
 
 def test_session_compilation_cache_is_shared_through_the_environment():
@@ -59,16 +62,16 @@ def test_a_cached_program_loaded_after_other_compiles_gives_the_compiled_bits(no
     jax.config.update("jax_enable_compilation_cache", True)
     compilation_cache.reset_cache()
     jax.clear_caches()  # forget the in-memory executable
-    before = cache_entries()
+    before = cache_entries("jit_program-")
     jax.jit(program)(x)  # a fresh jit: compiled and written
-    written = cache_entries() - before
+    written = cache_entries("jit_program-") - before
     assert written
     for k in range(3):  # other programs in between
         jax.jit(lambda y, k=k: jnp.cumsum(y * k, axis=1) - jnp.max(y))(x).block_until_ready()
     jax.clear_caches()
-    before = cache_entries()
+    before = cache_entries("jit_program-")
     loaded = np.asarray(jax.jit(program)(x))
-    assert cache_entries() == before  # read, not compiled again
+    assert cache_entries("jit_program-") == before  # read, not compiled again
     np.testing.assert_array_equal(loaded, compiled)
 
 
