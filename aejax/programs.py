@@ -187,7 +187,7 @@ class Program:
         """Trace, lower and compile the block program for ``device`` (no cache): ``(executable, seconds)``."""
         block = make_block(self.config, self.mc_samples, device.platform)
         keys, hparams = block_shapes(self.runs_per_device, self.hparam_names)
-        place = jax.sharding.SingleDeviceSharding(device)
+        place = jax.sharding.make_single_device_sharding(device)
         keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=place)
         hparams = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=place) for k, v in hparams.items()}
         data = jax.tree_util.tree_map(

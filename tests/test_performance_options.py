@@ -116,7 +116,7 @@ def test_second_identical_cli_sweep_finds_its_programs_in_the_cache_and_gives_th
         return files, xr.load_dataset(tmp_path / out / "results.nc")
 
     files, first = run("first")
-    assert any(name.startswith("jit_run") for name in files)
+    assert any(name.startswith("jit_block") for name in files)  # the block program (programs.make_block)
     again, second = run("second")
     assert again == files
     for name in ("risk", "exact_risk", "risk_trace"):
