@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from aejax import _validate
+
 
 def pyplot():
     """matplotlib's ``pyplot`` on the non-interactive Agg backend (figures are only written to files).
@@ -93,19 +95,73 @@ def plot_risk_vs_rate(
     return save_figure(fig, path)
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike, command: str | None = None) -> Path:
     """Write ``fig`` to ``path`` atomically (a temporary file renamed into place): a full disk or a
     kill leaves the old file or none, never a truncated one. The format follows the suffix.
+
+    A PNG records what made it in its text chunks: ``Software`` is ``aejax <version>`` and, when
+    given, ``Source`` is ``command`` (read them back with ``figure_provenance``), so a stale figure
+    is visible.
+
+    Args:
+        fig: a matplotlib figure.
+        path: where to write it; the suffix picks the format.
+        command: the command that made the figure, e.g. ``"aejax reproduce finite-size --size small"``.
+
+    Returns:
+        ``path`` as a ``Path``.
 
     Example:
         >>> import pathlib, tempfile
         >>> fig = pyplot().figure()
-        >>> save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "f.png").read_bytes()[:4]
-        b'\\x89PNG'
+        >>> path = save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "f.png", command="aejax sweep")
+        >>> path.read_bytes()[:4], figure_provenance(path)["Source"]
+        (b'\\x89PNG', 'aejax sweep')
     """
+    from aejax._version import __version__
     from aejax.results import atomic_write
 
     path = Path(path)
     fmt = path.suffix.lstrip(".") or None
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt))
+    metadata = None
+    if (fmt or "png").lower() == "png":
+        metadata = {"Software": f"aejax {__version__}"}
+        if command is not None:
+            metadata["Source"] = str(command)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata=metadata))
     return path
+
+
+def figure_provenance(path: str | os.PathLike) -> dict[str, str]:
+    """The text chunks of a PNG written by ``save_figure``: ``Software`` (aejax version) and ``Source``
+    (the command), plus any other the file holds.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> path = save_figure(pyplot().figure(), pathlib.Path(tempfile.mkdtemp()) / "f.png")
+        >>> figure_provenance(path)["Software"].startswith("aejax ")
+        True
+    """
+    import zlib
+
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise _validate.InputError(f"path must be a PNG file, got {str(path)!r}")
+    out, at = {}, 8
+    while at + 8 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"zTXt":
+            key, _, rest = body.partition(b"\0")
+            out[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
+        elif kind == b"iTXt":
+            key, _, rest = body.partition(b"\0")
+            compressed, rest = rest[0], rest[2:]
+            _lang, _, rest = rest.partition(b"\0")
+            _translated, _, text = rest.partition(b"\0")
+            out[key.decode("latin-1")] = (zlib.decompress(text) if compressed else text).decode("utf-8")
+        at += 12 + length
+    return out
