@@ -151,6 +151,14 @@ class TrainConfig:
     test_source: Any = None
 
     def __post_init__(self):
+        self._check_length()
+        self._check_choices()
+        self._check_sources()
+        self._check_decoder()
+        self._check_trace()
+
+    def _check_length(self) -> None:
+        """Sizes within int32, and exactly one of ``steps`` and ``time``, training at least one step."""
         for name in ("d", "n", "batch", "n_train", "trace_samples", "d_ref"):  # int32 sizes
             _validate.positive_int(name, getattr(self, name), maximum=MAX_STEPS)
         if self.trace_points is not None:
@@ -174,6 +182,9 @@ class TrainConfig:
                 f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"
                 + ("" if self.steps is not None else f" from time={self.time} at d={self.d}")
             )
+
+    def _check_choices(self) -> None:
+        """Every named choice (spacing, precision, optimizer, schedule, mode, ...) and flag."""
         _validate.choice("trace_spacing", self.trace_spacing, TRACE_SPACINGS)
         _validate.choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         _validate.choice("opt_state_dtype", self.opt_state_dtype, OPT_STATE_DTYPES)
@@ -192,6 +203,9 @@ class TrainConfig:
         _validate.choice("mode", self.mode, MODES)
         _validate.choice("init", self.init, INIT_KINDS)
         _validate.choice("risk_eval", self.risk_eval, RISK_EVALS)
+
+    def _check_sources(self) -> None:
+        """The source and held-out set match ``d``, and exact risks have a Gaussian source."""
         if isinstance(self.source, Source):
             if self.source.d != self.d:
                 raise _validate.InputError(f"source has d={self.source.d} but the config has d={self.d}")
@@ -213,7 +227,9 @@ class TrainConfig:
             raise _validate.InputError(
                 f"risk_eval 'exact' needs a Gaussian source, got source={_validate.summary(self.source)}"
             )
-        self._check_decoder()
+
+    def _check_trace(self) -> None:
+        """``eval_every`` divides the run, and the trace's steps are distinct."""
         if self.eval_every is not None:
             every = _validate.positive_int("eval_every", self.eval_every)
             if self.total_steps % every:
