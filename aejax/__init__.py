@@ -14,8 +14,10 @@ from aejax import activations, sources, theory
 from aejax._validate import InputError, InputTypeError
 from aejax._version import __version__ as __version__
 from aejax.activations import get_activation, helu, sign
+from aejax.bound import Model
 from aejax.cache import enable_compilation_cache
-from aejax.config import Model, TrainConfig, default_hparams
+from aejax.config import TrainConfig
+from aejax.hparams import default_hparams
 from aejax.identity import named
 from aejax.model import Architecture, Params, apply, decode, encode, init
 from aejax.results import load_results

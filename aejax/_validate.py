@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
+MAX_STEPS = 2**31 - 1  # step indices, sizes and sample counts are int32 inside the compiled program
+
 
 class InputError(ValueError):
     """A bad value given by the user (argument, flag, config entry or file content).

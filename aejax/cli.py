@@ -387,7 +387,8 @@ def _hidden_units(name: str, rates: list[float], d: int) -> int:
 def _check_learning_rates(fields: dict[str, Any], runs: list[tuple[Any, Any]]) -> None:
     """``--lr-power`` in its range, and the learning rate ``lr·(d_ref/d)^lr_power`` applied to each ``(lr, d)``
     run a finite, non-zero float32 (an inf would overflow the first step, a 0 never train)."""
-    from aejax.config import TrainConfig, check_learning_rate, check_lr_power
+    from aejax.config import TrainConfig
+    from aejax.hparams import check_learning_rate, check_lr_power
 
     power = check_lr_power("--lr-power", fields.get("lr_power", 0.0))
     d_ref = _validate.positive_int("d_ref", fields.get("d_ref", TrainConfig.d_ref))
@@ -433,8 +434,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     elif args.cluster == "auto":
         initialize_cluster()
-    from aejax.config import DEFAULT_LR, MAX_STEPS, TrainConfig
+    from aejax.config import MAX_STEPS, TrainConfig
     from aejax.grid import Grid
+    from aejax.hparams import DEFAULT_LR
     from aejax.plot import plot_risk_vs_rate
     from aejax.sweeping import check_time_at_every_d, sweep
 

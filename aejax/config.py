@@ -1,55 +1,49 @@
-"""A run's structure (``TrainConfig``) and the model it trains once bound to its swept numbers.
+"""A run's static structure: ``TrainConfig`` (changing it recompiles).
 
-``TrainConfig`` is static structure: changing it recompiles. ``TrainConfig.bind(hparams)`` returns
-a ``Model``: the config plus the swept numbers (learning rate ``lr``, surrogate ``slope``,
-HeLU/hysteresis ``margin``, ``rate`` and sparsity ``p``) as traced leaves. The ``Model`` is the one
-object that knows how a run's autoencoder is applied, which data it sees, how its exact and Monte
-Carlo risks are computed and what its per-run record holds; training, sweeps, the CLI and the
-reproductions all evaluate runs through it.
+``TrainConfig`` holds everything that shapes the compiled program (sizes, activation, optimizer,
+source, trace, precision) and checks it on construction. Its trace schedule follows the cost
+model of ``aejax.trace_cost``. ``TrainConfig.bind(hparams)`` returns the evaluating
+``aejax.bound.Model``: the config plus the swept numbers of ``aejax.hparams`` as traced leaves.
 
 Examples:
-    >>> import jax
-    >>> model = TrainConfig(d=32, n=16, steps=100).bind({"rate": 0.25})
-    >>> params = model.init(jax.random.key(0))
-    >>> round(float(model.exact_risk(params)), 4)  # the initial decoder is zero: R = tr Σ / d
-    1.0
+    >>> config = TrainConfig(d=32, n=16, steps=100)
+    >>> config.trace_steps[:3], config.total_steps
+    ((5, 10, 15), 100)
+    >>> type(config.bind({"rate": 0.25})).__name__
+    'Model'
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax import _validate, record
+from aejax import _validate
+from aejax._validate import MAX_STEPS
 from aejax.activations import check_activation, check_surrogate
-from aejax.decoders import DECODERS, NonlinearDecoder, init_params
+from aejax.decoders import DECODERS
+from aejax.hparams import check_lr_power, full_hparams
 from aejax.identity import unwrap
-from aejax.model import INIT_KINDS, Architecture, Params, init, rate_mask
+from aejax.model import INIT_KINDS
 from aejax.optim import OPTIMIZERS, SCHEDULES, check_transformation
-from aejax.risk import dataset_risk, exact_risk, mc_risk
-from aejax.sources import SOURCE_ALIASES, SOURCES, Empirical, Gaussian, SecondMoments, Source, make_source
+from aejax.sources import SOURCE_ALIASES, SOURCES, Empirical, Source
+from aejax.trace_cost import DEFAULT_TRACE_POINTS, MIN_TRACE_POINTS, affordable_trace_points, default_trace_every
 
-Array = jax.Array
+if TYPE_CHECKING:  # the one upward reference, allowed in tests/test_layers.py: bind is Model's factory
+    from aejax.bound import Model
+
 MODES = ("online", "dataset", "population")
 RISK_EVALS = ("auto", "exact", "mc", "none")
-HPARAMS = ("lr", "slope", "margin", "rate", "p")
 TRAINABLE = ("all", "decoder", "head")
-MAX_STEPS = 2**31 - 1  # step indices, sizes and sample counts are int32 inside the compiled program
 TRACE_SPACINGS = ("linear", "log")
 MATMUL_PRECISIONS = {"highest": "highest", "tensorfloat32": "tensorfloat32", "bfloat16": "BF16_BF16_F32"}
 OPT_STATE_DTYPES = ("float32", "bfloat16")
-DEFAULT_TRACE_POINTS = 20
-MIN_TRACE_POINTS = 4  # the default trace keeps at least this many points, whatever they cost
-TRACE_BUDGET = 0.04  # default traces cost at most this fraction of the training's FLOPs (time: <= 5%)
-_SGD_LIKE = ("sgd", "momentum", "nesterov")
-DEFAULT_LR = 0.01  # adaptive optimizers (Adam, ...); plain and momentum SGD default to 1
-_SOURCE_PRIORS = {"gaussian": "bg", "bernoulli_gaussian": "bg", "bg": "bg", "sparse_rademacher": "sr", "sr": "sr"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +151,14 @@ class TrainConfig:
     test_source: Any = None
 
     def __post_init__(self):
+        self._check_length()
+        self._check_choices()
+        self._check_sources()
+        self._check_decoder()
+        self._check_trace()
+
+    def _check_length(self) -> None:
+        """Sizes within int32, and exactly one of ``steps`` and ``time``, training at least one step."""
         for name in ("d", "n", "batch", "n_train", "trace_samples", "d_ref"):  # int32 sizes
             _validate.positive_int(name, getattr(self, name), maximum=MAX_STEPS)
         if self.trace_points is not None:
@@ -180,6 +182,9 @@ class TrainConfig:
                 f"steps must be at most {MAX_STEPS} (2**31 - 1), got {self.total_steps}"
                 + ("" if self.steps is not None else f" from time={self.time} at d={self.d}")
             )
+
+    def _check_choices(self) -> None:
+        """Every named choice (spacing, precision, optimizer, schedule, mode, ...) and flag."""
         _validate.choice("trace_spacing", self.trace_spacing, TRACE_SPACINGS)
         _validate.choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         _validate.choice("opt_state_dtype", self.opt_state_dtype, OPT_STATE_DTYPES)
@@ -198,6 +203,9 @@ class TrainConfig:
         _validate.choice("mode", self.mode, MODES)
         _validate.choice("init", self.init, INIT_KINDS)
         _validate.choice("risk_eval", self.risk_eval, RISK_EVALS)
+
+    def _check_sources(self) -> None:
+        """The source and held-out set match ``d``, and exact risks have a Gaussian source."""
         if isinstance(self.source, Source):
             if self.source.d != self.d:
                 raise _validate.InputError(f"source has d={self.source.d} but the config has d={self.d}")
@@ -219,7 +227,9 @@ class TrainConfig:
             raise _validate.InputError(
                 f"risk_eval 'exact' needs a Gaussian source, got source={_validate.summary(self.source)}"
             )
-        self._check_decoder()
+
+    def _check_trace(self) -> None:
+        """``eval_every`` divides the run, and the trace's steps are distinct."""
         if self.eval_every is not None:
             every = _validate.positive_int("eval_every", self.eval_every)
             if self.total_steps % every:
@@ -299,7 +309,7 @@ class TrainConfig:
     @property
     def trace_count(self) -> int:
         """Trace points: ``trace_points`` if given, else 20, fewer where the trace would cost more
-        than ``TRACE_BUDGET`` (4%) of the training's FLOPs (``affordable_trace_points``) but at
+        than ``aejax.trace_cost.TRACE_BUDGET`` (4%) of the training's FLOPs (``affordable_trace_points``) but at
         least 4, and at most one per step. The 1% left to the 5% time budget covers what the FLOP
         count leaves out (an exact risk's element-wise work on n² correlations).
 
@@ -386,7 +396,7 @@ class TrainConfig:
         """The ``Model`` of this config with swept numbers ``hparams`` (defaults filled in, checked).
 
         Args:
-            hparams: swept numbers (``HPARAMS``; missing ones take ``default_hparams``).
+            hparams: swept numbers (``aejax.hparams.HPARAMS``; missing ones take ``default_hparams``).
             data: the config's data objects as traced leaves (``TrainConfig.data``, or new data of
                 the same structure); ``None``: the config's own.
 
@@ -394,119 +404,9 @@ class TrainConfig:
             >>> TrainConfig(d=8, n=8, steps=10).bind({"rate": 0.5}).mask
             Array([1., 1., 1., 1., 0., 0., 0., 0.], dtype=float32)
         """
+        from aejax.bound import Model  # Model's module sits above this one: the one allowed upward import
+
         return Model(self, full_hparams(self, hparams), self.data if data is None else _check_data(self, data))
-
-
-def default_trace_every(steps: int, points: int = DEFAULT_TRACE_POINTS, at_least: bool = False) -> int:
-    """The largest divisor of ``steps`` that is at most ``steps // points`` (at least 1): about
-    ``points`` trace points, or more where ``steps`` has few divisors; with ``at_least``, the smallest
-    divisor that is at least ``steps / points``: at most ``points`` trace points.
-
-    Divisors are found by trial division up to √steps, so even ``steps = 2**31 - 1`` is instant.
-
-    Examples:
-        >>> default_trace_every(1000), default_trace_every(97), default_trace_every(97, 8, at_least=True)
-        (50, 1, 97)
-    """
-    divisors = set()
-    for k in range(1, math.isqrt(steps) + 1):
-        if steps % k == 0:
-            divisors.update((k, steps // k))
-    if at_least:
-        return min(k for k in divisors if k * points >= steps)
-    return max(k for k in divisors if k <= max(1, steps // points))
-
-
-def trace_point_cost(config: TrainConfig) -> float:
-    """FLOPs of one trace point over those of one training step (the cost model behind
-    ``trace_count``; docs/performance.md).
-
-    A step of online or dataset training costs the five ``batch × d × n`` products of the forward
-    and backward passes, 10·batch·d·n; a step of GD on the exact risk costs about three exact risks.
-    An exact risk costs the two ``n × n × d`` products of the Gram matrix and of ``A C_ss``
-    (4·n²·d), a Monte Carlo risk ``trace_samples`` forward passes (4·d·n each).
-
-    Examples:
-        >>> trace_point_cost(TrainConfig(d=1024, n=1024, steps=100))  # exact risk at d = n = 1024
-        3.2
-    """
-    if config.trace_risk == "none":
-        return 0.0
-    d, n = config.d, config.n
-    risk = 4.0 * n * n * d if config.trace_risk == "exact" else 4.0 * d * n * config.trace_samples
-    step = 3 * 4.0 * n * n * d if config.mode == "population" else 10.0 * config.batch * d * n
-    return risk / step
-
-
-def affordable_trace_points(config: TrainConfig) -> int:
-    """The most trace points whose cost stays within ``TRACE_BUDGET`` of the training's FLOPs. The
-    last point is not counted: it is the final weights' exact risk, which the record needs anyway.
-
-    Examples:
-        >>> affordable_trace_points(TrainConfig(d=2048, n=2048, steps=1000))
-        7
-    """
-    cost = trace_point_cost(config)
-    if cost == 0:
-        return MAX_STEPS
-    return 1 + int(TRACE_BUDGET * config.total_steps / cost)
-
-
-def default_hparams(config: TrainConfig) -> dict[str, float]:
-    """Default swept numbers for a config.
-
-    Examples:
-        >>> default_hparams(TrainConfig(d=8, n=4, steps=10))["rate"]
-        0.5
-    """
-    return {
-        "lr": 1.0 if config.optimizer in _SGD_LIKE else DEFAULT_LR,
-        "slope": 1.0,
-        "margin": 0.05 if config.activation == "helu" else 0.0,
-        "rate": config.n / config.d,
-        "p": 1.0,
-    }
-
-
-def full_hparams(config: TrainConfig, hparams: dict[str, Any] | None) -> dict[str, Array]:
-    """Defaults overridden by ``hparams``; unknown names and bad concrete values are refused."""
-    if hparams is not None and not isinstance(hparams, dict):
-        raise _validate.InputTypeError(f"hparams must be a dict {{name: number}} or None, got {type(hparams).__name__}")
-    hparams = dict(hparams or {})
-    unknown = sorted(set(hparams) - set(HPARAMS))
-    if unknown:
-        raise _validate.InputError(f"unknown hparams {unknown}; allowed: {', '.join(HPARAMS)}")
-    _validate.positive_number("lr", hparams.get("lr", 1.0))
-    _validate.positive_number("slope", hparams.get("slope", 1.0))
-    _validate.positive_number("margin", hparams.get("margin", 0.0), allow_zero=True)
-    _validate.probability("p", hparams.get("p", 1.0))
-    if "rate" in hparams:
-        _check_rate(hparams["rate"], config)
-    merged = {**default_hparams(config), **hparams}
-    return {k: jnp.asarray(v, jnp.float32) for k, v in merged.items()}
-
-
-def _check_rate(rate: Any, config: TrainConfig) -> None:
-    """Refuse a concrete ``rate`` whose unit count ``round(rate·d)`` (in float32, as ``rate_mask``
-    computes it) is not in [1, n]. Computed with NumPy, so a Python or NumPy number is checked inside
-    ``jit`` too; a traced rate is not checked."""
-    _validate.positive_number("rate", rate)
-    if not _validate.is_concrete(rate):
-        return
-    with np.errstate(over="ignore"):  # a rate beyond float32 is inf units: refused below
-        units = np.round(np.asarray(rate, np.float64).astype(np.float32) * np.float32(config.d))
-    bad = (units < 1) | (units > config.n)
-    if bad.any():
-        raise _validate.InputError(
-            f"rate must give between 1 and n={config.n} hidden units at d={config.d} "
-            f"(rate in ({0.5 / config.d:.4g}, {(config.n + 0.49) / config.d:.4g}]), "
-            f"got {_validate._show(np.asarray(rate, np.float64)[bad])}"
-        )
-    if config.decoder == "multilayer" and (units != config.n).any():
-        raise _validate.InputError(
-            f"the multilayer decoder uses all n={config.n} units: rate must be n/d = "
-            f"{config.n / config.d:.4g}, got {_validate.summary(rate)}"
-        )
 
 
 def _check_data(config: TrainConfig, data: Any) -> dict[str, Any]:
@@ -532,202 +432,3 @@ def _check_data(config: TrainConfig, data: Any) -> dict[str, Any]:
 
 def _brief_data(data: Any) -> str:
     return f"keys {sorted(data)}" if isinstance(data, dict) else type(data).__name__
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Model:
-    """A ``TrainConfig`` bound to its swept numbers: the one object that evaluates a run.
-
-    A pytree whose ``config`` is static and whose ``hparams`` (a dict of float32 arrays) and
-    ``data`` (the source objects of ``TrainConfig.data``, whose arrays are leaves) are leaves, so
-    it can be built inside ``jit`` and ``vmap``-ed. Build it with ``config.bind(hparams)``.
-
-    Examples:
-        >>> import jax
-        >>> model = TrainConfig(d=16, n=16, steps=10, source="bg").bind({"p": 0.5})
-        >>> model.source.p, model.arch.row_normalize
-        (Array(0.5, dtype=float32), True)
-    """
-
-    config: TrainConfig
-    hparams: dict[str, Array]
-    data: dict[str, Any] = dataclasses.field(default_factory=lambda: {"source": None, "test_source": None})
-
-    def _data(self, name: str) -> Any:
-        """The data object ``name`` of ``TrainConfig.data``: the bound one, else the config's own."""
-        given = self.data.get(name)
-        return given if given is not None else self.config.data[name]
-
-    @property
-    def decoder(self) -> NonlinearDecoder | None:
-        """The non-linear decoder, or ``None`` for the linear one."""
-        config = self.config
-        if config.decoder == "linear":
-            return None
-        prior = config.prior if config.prior is not None else _SOURCE_PRIORS.get(config.source, "bg")
-        return NonlinearDecoder(
-            config.decoder, prior, config.layers, config.width, self.hparams["p"], self.hparams["rate"]
-        )
-
-    @property
-    def mask(self) -> Array | None:
-        """The rate's hidden-unit mask (``None`` for the multilayer decoder, which reads every unit)."""
-        if self.config.decoder == "multilayer":
-            return None
-        return rate_mask(self.hparams["rate"], self.config.d, self.config.n)
-
-    @property
-    def arch(self) -> Architecture:
-        """The map x ↦ x̂ of this run (``aejax.model.Architecture``)."""
-        config = self.config
-        return Architecture(
-            config.activation,
-            config.surrogate,
-            config.row_normalize,
-            self.hparams["slope"],
-            self.hparams["margin"],
-            self.mask,
-            self.decoder,
-        )
-
-    @property
-    def source(self) -> Source:
-        """The data source (named sparse sources take the swept ``p``)."""
-        if self._data("source") is not None:
-            return self._data("source")
-        return make_source(self.config.source, self.config.d, self.hparams["p"])
-
-    def init(self, key: Array) -> Params:
-        """Initial parameters (with the non-linear decoder's head attached)."""
-        config = self.config
-        params = init(key, config.d, config.n, kind=config.init, tied=config.tied)
-        decoder = self.decoder
-        return params if decoder is None else init_params(decoder, params)
-
-    def apply(self, params: Params, x: Array) -> Array:
-        """Reconstructions of ``x`` (shape ``(..., d)``)."""
-        return self.arch.apply(params, x)
-
-    def loss(self, params: Params, x: Array) -> Array:
-        """Mean squared reconstruction error per coordinate on the batch ``x``."""
-        return self.arch.loss(params, x)
-
-    def exact_risk(self, params: Params) -> Array:
-        """Exact population risk (docs/theory.md §2); NaN for non-Gaussian sources and non-linear decoders."""
-        if not self.config.is_gaussian:
-            return jnp.full((), jnp.nan, jnp.float32)
-        return jnp.asarray(exact_risk(params, self.source, arch=self.arch), jnp.float32)
-
-    def heldout_risk(self, params: Params) -> Array:
-        """Risk on every row of ``config.test_source`` (``risk.dataset_risk``); NaN without one."""
-        test = self._data("test_source")
-        if test is None:
-            return jnp.full((), jnp.nan, jnp.float32)
-        return jnp.asarray(dataset_risk(params, test.data, arch=self.arch), jnp.float32)
-
-    def train_risk(self, params: Params) -> Array:
-        """Risk on every training row of an ``Empirical`` source; NaN for the other sources."""
-        source = self._data("source")
-        if not isinstance(source, Empirical):
-            return jnp.full((), jnp.nan, jnp.float32)
-        return jnp.asarray(dataset_risk(params, source.data, arch=self.arch), jnp.float32)
-
-    def gaussian_equivalent_risk(self, params: Params) -> Array:
-        """Exact risk on a Gaussian with the ``Empirical`` training rows' covariance (docs/theory.md §2).
-
-        What the Gaussian theory sees of real data: its second moments only. NaN for the other
-        sources (use ``exact_risk``) and for non-linear decoders.
-
-        Examples:
-            >>> import jax, numpy as np
-            >>> rows = Empirical(np.random.default_rng(0).normal(size=(64, 8)), whiten="zca")
-            >>> model = TrainConfig(d=8, n=8, steps=10, mode="dataset", source=rows).bind()
-            >>> round(float(model.gaussian_equivalent_risk(model.init(jax.random.key(0)))), 4)  # A = 0: tr Σ / d
-            1.0
-        """
-        source = self._data("source")
-        if not isinstance(source, Empirical) or self.config.decoder != "linear":
-            return jnp.full((), jnp.nan, jnp.float32)
-        if _validate.is_concrete(source.data):
-            equivalent = gaussian_equivalent(source)  # float64 second moments on the host
-        else:  # the rows are an argument of a compiled program: the same moments in float32
-            equivalent = SecondMoments(source.d, source.data)
-        return jnp.asarray(exact_risk(params, equivalent, arch=self.arch), jnp.float32)
-
-    def mc_risk(self, params: Params, key: Array, n_samples: int) -> tuple[Array, Array]:
-        """Monte Carlo risk on ``n_samples`` fresh samples and its standard error."""
-        return mc_risk(params, self.source, key, n_samples, arch=self.arch)
-
-    def record(self, params: Params, trace: dict[str, Array], key: Array, mc_samples: int) -> dict[str, Array]:
-        """The run's record (``aejax.record.FIELDS``) from its final ``params``, ``trace`` and run ``key``.
-
-        The final Monte Carlo risk uses the key ``fold_in(key, record.EVAL_FOLD)`` and
-        ``mc_samples`` samples, in ``aejax sweep``, ``aejax train`` and ``aejax.sweep`` alike.
-        """
-        with self.config.precision():
-            return record.evaluate(self, params, trace, key, mc_samples)
-
-
-jax.tree_util.register_dataclass(Model, data_fields=["hparams", "data"], meta_fields=["config"])
-
-
-def gaussian_equivalent(source: Empirical) -> Gaussian:
-    """The centred Gaussian with an ``Empirical`` source's second-moment matrix ``E[x xᵀ]`` over its rows.
-
-    Computed on the host in float64 from the concrete rows (also while tracing a run, where the
-    source is part of the static config).
-
-    Examples:
-        >>> import numpy as np
-        >>> g = gaussian_equivalent(Empirical(np.random.default_rng(0).normal(size=(50, 3)), whiten="zca"))
-        >>> bool(np.allclose(g.cov, np.eye(3), atol=1e-5))
-        True
-    """
-    if not isinstance(source, Empirical):
-        raise _validate.InputTypeError(f"source must be an aejax.sources.Empirical, got {type(source).__name__}")
-    rows = np.asarray(source.data, np.float64)
-    return Gaussian(source.d, covariance=rows.T @ rows / rows.shape[0])
-
-
-MAX_LR_POWER = 4.0  # lr_power's bound: the rule measured for Adam is 1 (docs/theory.md §11)
-_FLOAT32 = np.finfo(np.float32)
-
-
-def check_lr_power(name: str, lr_power: float) -> float:
-    """Check that ``lr_power`` lies in ``[0, MAX_LR_POWER]`` and return it.
-
-    Examples:
-        >>> check_lr_power("--lr-power", 1000)
-        Traceback (most recent call last):
-        ...
-        aejax.InputError: --lr-power must lie in [0, 4] (the learning rate applied is ...), got 1000
-    """
-    _validate.positive_number(name, lr_power, allow_zero=True, scalar=True)
-    if lr_power > MAX_LR_POWER:
-        raise _validate.InputError(
-            f"{name} must lie in [0, {MAX_LR_POWER:g}] (the learning rate applied is lr·(d_ref/d)^lr_power; the rule "
-            f"measured for Adam is 1, docs/theory.md §11), got {lr_power!r}"
-        )
-    return lr_power
-
-
-def check_learning_rate(name: str, lr: float, d: int, d_ref: int, lr_power: float) -> None:
-    """Check that the learning rate applied at ``d``, ``lr·(d_ref/d)^lr_power``, is a finite, normal float32
-    (not one that overflows to inf or underflows to 0 in the compiled step); ``name`` is the argument blamed.
-
-    Examples:
-        >>> check_learning_rate("--lr-power", 1e5, d=1, d_ref=2**30, lr_power=4)
-        Traceback (most recent call last):
-        ...
-        aejax.InputError: --lr-power 4 at d=1 (d_ref=1073741824) makes the learning rate
-        100000·(1073741824/1)^4 ≈ 1.3e+41, outside float32's finite, non-zero range [1.2e-38, 3.4e+38]; ...
-    """
-    log_lr = math.log(lr) + lr_power * math.log(d_ref / d)
-    if math.log(float(_FLOAT32.tiny)) <= log_lr <= math.log(float(_FLOAT32.max)):
-        return
-    value = f"{math.exp(log_lr):.2g}" if abs(log_lr) < 700 else f"10^{log_lr / math.log(10):.0f}"
-    raise _validate.InputError(
-        f"{name} {lr_power:g} at d={d} (d_ref={d_ref}) makes the learning rate {lr:g}·({d_ref}/{d})^{lr_power:g} ≈ "
-        f"{value}, outside float32's finite, non-zero range [{float(_FLOAT32.tiny):.2g}, {float(_FLOAT32.max):.2g}]; "
-        "lower lr_power or lr, or choose d_ref within the grid of d"
-    )

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from aejax import _validate
-from aejax.config import HPARAMS
+from aejax.hparams import HPARAMS
 
 AXES = ("seed", "d", *HPARAMS)
 MAX_D = 2**24  # a larger input dimension does not fit any device

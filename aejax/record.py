@@ -17,25 +17,46 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import jax
 import numpy as np
 
 from aejax.model import Params, coherence, identity_likeness, inverse_participation_ratio
 
-if TYPE_CHECKING:
-    from aejax.config import Model
-
 Array = jax.Array
 EVAL_FOLD = 0x5EED  # fold_in constant separating the final Monte Carlo key from the training key
+
+
+class _TraceRisk(Protocol):
+    @property
+    def trace_risk(self) -> str: ...
+
+
+class RecordedModel(Protocol):
+    """What the record reads of a run's model: ``aejax.bound.Model`` (``TrainConfig.bind``) is one.
+
+    The record needs the model's interface only, so this module never imports the model's own
+    module (which sits above it and calls ``evaluate``). An observable that reads more of the model
+    adds the method here.
+    """
+
+    @property
+    def config(self) -> _TraceRisk: ...
+    @property
+    def mask(self) -> Array | None: ...
+    def exact_risk(self, params: Params) -> Array: ...
+    def heldout_risk(self, params: Params) -> Array: ...
+    def train_risk(self, params: Params) -> Array: ...
+    def gaussian_equivalent_risk(self, params: Params) -> Array: ...
+    def mc_risk(self, params: Params, key: Array, n_samples: int) -> tuple[Array, Array]: ...
 
 
 class Outcome:
     """A finished run as its record fields see it: ``model``, final ``params``, ``trace``, and
     the final Monte Carlo estimate ``mc = (mean, se)``, computed once on first use."""
 
-    def __init__(self, model: Model, params: Params, trace: dict[str, Array], key: Array, mc_samples: int):
+    def __init__(self, model: RecordedModel, params: Params, trace: dict[str, Array], key: Array, mc_samples: int):
         self.model, self.params, self.trace = model, params, trace
         self._key, self._mc_samples = key, mc_samples
 
@@ -69,7 +90,7 @@ class Observable:
 
     name: str
     long_name: str
-    of: Callable[[Model, Params], Any]
+    of: Callable[[RecordedModel, Params], Any]
     traced: bool = False
     units: str = "1"
 
@@ -145,12 +166,14 @@ def trace_observables_names() -> tuple[str, ...]:
     return tuple(o.name for o in OBSERVABLES if o.traced)
 
 
-def trace_observables(model: Model, params: Params) -> dict[str, Array]:
+def trace_observables(model: RecordedModel, params: Params) -> dict[str, Array]:
     """The traced observables of ``params``, by name (called at every trace point during training)."""
     return {o.name: o.of(model, params) for o in OBSERVABLES if o.traced}
 
 
-def evaluate(model: Model, params: Params, trace: dict[str, Array], key: Array, mc_samples: int) -> dict[str, Array]:
+def evaluate(
+    model: RecordedModel, params: Params, trace: dict[str, Array], key: Array, mc_samples: int
+) -> dict[str, Array]:
     """Every computed field of a finished run (jittable; ``key`` is the run's training key)."""
     outcome = Outcome(model, params, trace, key, mc_samples)
     return {

@@ -332,7 +332,7 @@ class Empirical(Source):
 class SecondMoments(Source):
     """The centred Gaussian with the second moments ``E[x xᵀ] = rowsᵀ rows / m`` of ``rows``, applied
     without forming the covariance, so that ``rows`` may be traced (``Model.gaussian_equivalent_risk``
-    inside a compiled run; ``aejax.config.gaussian_equivalent`` builds it on the host in float64).
+    inside a compiled run; ``gaussian_equivalent`` builds it on the host in float64).
 
     Examples:
         >>> SecondMoments(2, jnp.asarray([[1.0, 0.0], [0.0, 3.0]])).cov_trace()
@@ -352,6 +352,24 @@ class SecondMoments(Source):
 
     def cov_trace(self) -> Array:
         return jnp.sum(self.rows**2) / self.rows.shape[0]
+
+
+def gaussian_equivalent(source: Empirical) -> Gaussian:
+    """The centred Gaussian with an ``Empirical`` source's second-moment matrix ``E[x xᵀ]`` over its rows.
+
+    Computed on the host in float64 from the concrete rows (also while tracing a run, where the
+    source is part of the static config).
+
+    Examples:
+        >>> import numpy as np
+        >>> g = gaussian_equivalent(Empirical(np.random.default_rng(0).normal(size=(50, 3)), whiten="zca"))
+        >>> bool(np.allclose(g.cov, np.eye(3), atol=1e-5))
+        True
+    """
+    if not isinstance(source, Empirical):
+        raise _validate.InputTypeError(f"source must be an aejax.sources.Empirical, got {type(source).__name__}")
+    rows = np.asarray(source.data, np.float64)
+    return Gaussian(source.d, covariance=rows.T @ rows / rows.shape[0])
 
 
 def _is_array(value: Any) -> bool:

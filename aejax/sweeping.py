@@ -42,9 +42,10 @@ from jax.sharding import Mesh
 from aejax import _time_axis, _validate, record, theory
 from aejax.checkpoint import ChunkCheckpoints, read_proof
 from aejax.checkpoint import remove as remove_checkpoint
-from aejax.config import MAX_STEPS, TrainConfig, default_hparams
+from aejax.config import MAX_STEPS, TrainConfig
 from aejax.devices import default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
+from aejax.hparams import default_hparams
 from aejax.identity import describe
 from aejax.programs import (
     MAX_RUNS_PER_DEVICE,

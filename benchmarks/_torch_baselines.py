@@ -53,7 +53,7 @@ except ImportError:  # the benchmarks report None for the PyTorch columns
 _IMPORTED = time.perf_counter()
 
 BATCH = 128
-LR = 0.01  # aejax.config.DEFAULT_LR, the Adam default of every entry point
+LR = 0.01  # aejax.hparams.DEFAULT_LR, the Adam default of every entry point
 BETAS = (0.9, 0.999)
 EPS = 1e-8
 MC_CHUNK = 4096

@@ -22,7 +22,7 @@ from flax import nnx
 
 import aejax
 from aejax import theory
-from aejax.config import Model
+from aejax.bound import Model
 from aejax.model import Architecture, Params, rate_mask
 from aejax.risk import dataset_risk
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian, SparseRademacher, make_source
@@ -321,7 +321,7 @@ def test_every_public_name_is_covered_or_host_only():
 
 def test_python_literal_hyperparameters_inside_jit():
     """Issue 22 finding 1: a Python-literal rate inside jit raised TracerBoolConversionError from
-    config._check_rate. Now equal to the eager result; a bad literal rate is still refused inside jit."""
+    hparams._check_rate. Now equal to the eager result; a bad literal rate is still refused inside jit."""
     cfg = aejax.TrainConfig(d=D, n=N, steps=1, batch=4, risk_eval="none")
     train = aejax.make_train(cfg)
     literal, traced = jax.jit(lambda k, r: (train(k, {"rate": 0.5})[0], train(k, {"rate": r})[0]))(KEY, 0.5)

@@ -12,9 +12,9 @@ import optax
 import pytest
 
 from aejax import TrainConfig, sweep
-from aejax.config import TRACE_BUDGET, affordable_trace_points, trace_point_cost
 from aejax.model import init
 from aejax.optim import with_state_dtype
+from aejax.trace_cost import TRACE_BUDGET, affordable_trace_points, trace_point_cost
 from aejax.train import make_train
 
 

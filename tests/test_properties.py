@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import aejax
-from aejax.config import HPARAMS, TrainConfig, full_hparams
+from aejax.config import TrainConfig
 from aejax.grid import AXES, Grid
+from aejax.hparams import HPARAMS, full_hparams
 from aejax.model import Params, init
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian
 

@@ -14,10 +14,10 @@ import xarray as xr
 
 from aejax import data
 from aejax.cli import main
-from aejax.config import TrainConfig, gaussian_equivalent
+from aejax.config import TrainConfig
 from aejax.model import Architecture, Params
 from aejax.risk import dataset_risk
-from aejax.sources import Empirical
+from aejax.sources import Empirical, gaussian_equivalent
 from aejax.train import make_train, run_key
 
 SIDE = 12

@@ -9,7 +9,8 @@ import pytest
 
 import aejax
 from aejax.cli import main
-from aejax.config import TrainConfig, default_trace_every
+from aejax.config import TrainConfig
+from aejax.trace_cost import default_trace_every
 
 
 def test_time_sets_steps_from_d_and_batch():

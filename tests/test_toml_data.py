@@ -7,8 +7,9 @@ import pytest
 
 from aejax import _validate
 from aejax.cli import main
-from aejax.config import MAX_LR_POWER, TrainConfig, check_learning_rate
+from aejax.config import TrainConfig
 from aejax.data import dataset_sources
+from aejax.hparams import MAX_LR_POWER, check_learning_rate
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 

@@ -193,7 +193,7 @@ def test_changing_hparams_does_not_retrace():
         (0.03, 2.0, 0.1, 0.5, 0.2),
         (0.1, 5.0, 0.2, 0.25, 0.9),
     ]:
-        hp = {name: jnp.float32(v) for name, v in zip(aejax.config.HPARAMS, (lr, slope, margin, rate, p), strict=True)}
+        hp = {name: jnp.float32(v) for name, v in zip(aejax.hparams.HPARAMS, (lr, slope, margin, rate, p), strict=True)}
         finals.add(float(run(jax.random.key(0), hp)))
     assert len(finals) == 3  # the new values were really used
 

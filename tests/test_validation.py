@@ -13,9 +13,10 @@ import pytest
 
 import aejax
 from aejax.cli import main
-from aejax.config import TrainConfig, full_hparams
+from aejax.config import TrainConfig
 from aejax.data import fit_preprocessing
 from aejax.grid import Grid
+from aejax.hparams import full_hparams
 from aejax.model import Params, apply, decode, init
 from aejax.results import RunStore
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian, SparseRademacher, make_source
