@@ -1,0 +1,183 @@
+"""The figures of ``aejax scaling``: the gap against the size with its fit, and the training curves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from aejax import _validate
+from aejax.scaling._data import TRACE_DIMS, _failed, _fmt, _ok, _points, _unstack_runs, check_inputs
+
+
+def _save(fig: Any, path: str | os.PathLike, command: str | None) -> Path:
+    """``aejax.plot.save_figure`` into a folder made if missing; the pyplot figure is closed after."""
+    from aejax.plot import pyplot, save_figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, path, command=command)
+    pyplot().close(fig)
+    return path
+
+
+def plot_gap(result: xr.Dataset, path: str | os.PathLike, *, command: str | None = None) -> Path:
+    """Log–log figure of the gap ``var − R∞`` against ``along``, one colour per remaining coordinate (rate):
+    the data (seed mean ± standard error; hollow markers: negative gaps, drawn as |gap|), the fitted line
+    ``C·along^(−α)`` and its bootstrap band.
+
+    Args:
+        result: the Dataset of ``extrapolate``.
+        path: image path (written atomically).
+        command: the command that made it, recorded in a PNG's metadata (``aejax.plot.save_figure``).
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import numpy as np, pathlib, tempfile, xarray as xr
+        >>> from aejax.scaling import extrapolate
+        >>> d = np.array([64, 128, 256, 512])
+        >>> y = 0.36 + 0.03 / d + 1e-6 * np.random.default_rng(0).standard_normal((3, 4))
+        >>> ds = xr.Dataset({"exact_risk": (("seed", "d"), y)}, coords={"seed": [0, 1, 2], "d": d})
+        >>> plot_gap(extrapolate(ds, bootstrap=50), pathlib.Path(tempfile.mkdtemp()) / "gap.png").exists()
+        True
+    """
+    from aejax.plot import pyplot
+
+    plt = pyplot()
+    along, var = result.attrs.get("along", "d"), result.attrs.get("var", "risk")
+    dims = [str(dim) for dim in result["r_inf"].dims]
+    x = result[along].values.astype(float)
+    fine = np.geomspace(x.min(), x.max(), 100)
+    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
+    for i, point in enumerate(_points(result, dims)):
+        color = f"C{i % 10}"
+        sel = result.sel(point) if point else result
+        r_inf = float(sel["r_inf"])
+        if not np.isfinite(r_inf):
+            continue
+        gap = sel["mean"].values - r_inf
+        se = sel["mean_se"].values
+        label = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) or var
+        failed = _failed(sel)
+        label += (
+            f": α={float(sel['alpha']):.2f} (fit failed: {sel['fit_status'].item()})"
+            if failed
+            else f": α={float(sel['alpha']):.2f} [{float(sel['alpha_low']):.2f}, {float(sel['alpha_high']):.2f}]"
+        )
+        pos = gap > 0
+        ax.errorbar(
+            x[pos],
+            gap[pos],
+            yerr=np.where(np.isfinite(se), se, 0)[pos],
+            fmt="o",
+            color=color,
+            ms=4,
+            capsize=2,
+            label=label,
+        )
+        if (~pos).any():
+            ax.plot(x[~pos], np.abs(gap[~pos]), "o", mfc="none", color=color, ms=4)
+        ax.plot(fine, float(sel["C"]) * fine ** -float(sel["alpha"]), "-", color=color, lw=1.2)
+        draws = np.stack([sel["draw_alpha"].values, sel["draw_C"].values], axis=1)
+        draws = draws[np.isfinite(draws).all(axis=1)]
+        if len(draws) and not failed:
+            curves = draws[:, 1:2] * fine[None, :] ** -draws[:, 0:1]
+            tail = 50 * (1 - float(result.attrs.get("level", 0.95)))
+            low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
+            ax.fill_between(fine, low, high, color=color, alpha=0.2, lw=0)
+    ax.set(xscale="log", yscale="log", xlabel=along, ylabel=f"{var} − R∞ (fitted)")
+    ax.set_title(
+        f"{var} → R∞ + C·{along}^(−α); bands: {float(result.attrs.get('level', 0.95)):.0%} bootstrap", fontsize=9
+    )
+    ax.grid(alpha=0.3, which="both")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path, command)
+
+
+def plot_trajectories(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    var: str = "risk_trace",
+    along: str = "d",
+    time: str = "tau",
+    *,
+    seeds: str = "seed",
+    panels: str = "rate",
+    command: str | None = None,
+) -> Path:
+    """Seed-mean ``var`` against ``time`` for every value of ``along``, one panel per value of ``panels``
+    (other coordinates: their first value), with the theory (``ds["theory"]``) as a dashed line. Without
+    ``time`` in the results, ``step`` is the time axis.
+
+    Args:
+        ds: results with a trace variable.
+        path: image path (written atomically).
+        command: the command that made it, recorded in a PNG's metadata (``aejax.plot.save_figure``).
+        var: the traced quantity.
+        along: one line per value of this axis.
+        time: the time axis (``tau``, else ``step``).
+        seeds: averaged over.
+        panels: one panel per value of this axis (if present).
+
+    Returns:
+        The path written.
+
+    Examples:
+        >>> import numpy as np, pathlib, tempfile, xarray as xr
+        >>> step = np.arange(1, 6)
+        >>> ds = xr.Dataset({"risk_trace": (("d", "step"), [np.exp(-step), np.exp(-step / 2)])},
+        ...                 coords={"d": [64, 128], "step": step})
+        >>> plot_trajectories(ds, pathlib.Path(tempfile.mkdtemp()) / "t.png").exists()
+        True
+    """
+    from aejax.plot import pyplot
+
+    ds = _unstack_runs(ds, along)
+    check_inputs(ds, var, along, minimum=1)
+    da = _ok(ds, ds[var])
+    if time not in da.dims and not (time in ds.coords and set(ds[time].dims) <= set(da.dims)):
+        time = "step"
+    if time not in da.dims and time not in ds.coords:
+        raise _validate.InputError(f"time {time!r} is not a dimension or coordinate of {var!r}")
+    mean = da.mean(seeds) if seeds in da.dims else da
+    t = ds[time].broadcast_like(mean)
+    rest = [dim for dim in mean.dims if dim not in (along, panels) and dim not in TRACE_DIMS]
+    first = {dim: 0 for dim in rest}
+    mean, t = mean.isel(first), t.isel(first)
+    values = ds[panels].values if panels in mean.dims else [None]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values) + 0.6, 3.4), dpi=100, squeeze=False)
+    for ax, value in zip(axes[0], values, strict=True):
+        m = mean.sel({panels: value}) if value is not None else mean
+        tv = t.sel({panels: value}) if value is not None else t
+        for k, size in enumerate(ds[along].values):
+            ax.plot(
+                tv.sel({along: size}).values,
+                m.sel({along: size}).values,
+                "-",
+                lw=1.2,
+                color=plt.cm.viridis(k / max(1, ds.sizes[along] - 1)),
+                label=f"{along}={_fmt(size)}",
+            )
+        if "theory" in ds.data_vars:
+            th = ds["theory"].isel({d: 0 for d in ds["theory"].dims if d in rest or d == seeds})
+            th = th.sel({along: ds[along].max()})
+            if value is not None and panels in th.dims:
+                th = th.sel({panels: value})
+            if th.size == 1:
+                ax.axhline(float(th), color="k", ls="--", lw=1, label="theory")
+        ax.set(xlabel=time, title=f"{panels}={_fmt(value)}" if value is not None else var)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"seed-mean {var}")
+    axes[0][0].legend(fontsize=7)
+    note = "" if time != "step" else " (no tau in the results: against step)"
+    fig.suptitle(f"{var} against {time} for every {along}{note}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, command)
