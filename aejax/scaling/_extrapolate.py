@@ -11,7 +11,7 @@ import xarray as xr
 
 from aejax import _validate
 from aejax.scaling._data import TRACE_DIMS, _config_activation, _label, _ok, _se_of, _unstack_runs, check_inputs
-from aejax.scaling._fit import fit_power_law
+from aejax.scaling._fit import PowerLawFit, fit_power_law
 from aejax.scaling._solvers import _point_stats
 
 _BYTES_PER_DRAW = 4 * 3 * 8  # a fit's (α, C, y∞) per resample, held about four times (fit, Dataset, file, sort)
@@ -74,6 +74,58 @@ def extrapolate(
         ([True, True], [1.0, 1.0])
     """
     ds = _unstack_runs(ds, along)
+    da, bootstrap = _checked(ds, var, along, seeds, level, bootstrap, bootstrap_name)
+    se = _se_of(ds, var)
+    has_seeds = seeds in da.dims
+    others = [str(dim) for dim in da.dims if dim not in (along, seeds)]
+    order = [*others, *([seeds] if has_seeds else []), along]
+    da = da.transpose(*order)
+    se = None if se is None else se.broadcast_like(da).transpose(*order)
+    x = np.asarray(ds[along].values, float)
+    coords = {dim: ds[dim].values for dim in others}
+    se_values = None if se is None else se.values
+    options = {"bootstrap": bootstrap, "level": level, "seed": seed}
+    fits, skipped, methods = _fit_all(x, da.values, se_values, has_seeds, others, coords, **options)
+    shape = tuple(da.sizes[dim] for dim in others)
+    theory_values, source = _theory_values(ds, others, coords, shape, along, seeds, theory, activation)
+    result = _assemble(fits, tuple(others), coords, along, x, theory_values)
+    for name, text in _long_names(var, along, level, source).items():
+        result[name].attrs["long_name"] = text
+    result.attrs.update(
+        var=var,
+        along=along,
+        level=level,
+        bootstrap=bootstrap,
+        seed=seed,
+        method="; ".join(sorted(methods)),
+        theory_source=source,
+        skipped=json.dumps(skipped),
+        seeds=int(da.sizes.get(seeds, 1)),
+    )
+    return result
+
+
+# The columns of one fit, in the order ``_store`` writes them.
+_COLUMNS = (
+    "r_inf",
+    "r_inf_low",
+    "r_inf_high",
+    "alpha",
+    "alpha_low",
+    "alpha_high",
+    "C",
+    "C_low",
+    "C_high",
+    "chi2_dof",
+    "n_points",
+)
+
+
+def _checked(
+    ds: xr.Dataset, var: str, along: str, seeds: str, level: float, bootstrap: int, bootstrap_name: str
+) -> tuple[xr.DataArray, int]:
+    """``var`` with the failed runs NaN, once the arguments are checked (the draws kept by every fit within
+    the memory budget; a final quantity, not a trace), and the bootstrap count."""
     check_inputs(ds, var, along)
     if not 0 < level < 1:
         raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
@@ -87,87 +139,94 @@ def extrapolate(
             f"var {var!r} has a trace dimension {traced[0]!r}; extrapolate a final quantity "
             "(e.g. exact_risk or risk), or use collapse for traces"
         )
-    se = _se_of(ds, var)
-    has_seeds = seeds in da.dims
-    others = [str(dim) for dim in da.dims if dim not in (along, seeds)]
-    order = [*others, *([seeds] if has_seeds else []), along]
-    da = da.transpose(*order)
-    se = None if se is None else se.broadcast_like(da).transpose(*order)
-    x = np.asarray(ds[along].values, float)
-    shape = tuple(da.sizes[dim] for dim in others)
-    coords = {dim: ds[dim].values for dim in others}
+    return da, bootstrap
 
-    names = [
-        "r_inf",
-        "r_inf_low",
-        "r_inf_high",
-        "alpha",
-        "alpha_low",
-        "alpha_high",
-        "C",
-        "C_low",
-        "C_high",
-        "chi2_dof",
-        "n_points",
-    ]
-    out = {name: np.full(shape, np.nan) for name in names}
-    mean = np.full((*shape, x.size), np.nan)
-    mean_se = np.full((*shape, x.size), np.nan)
-    draws = np.full((*shape, bootstrap, 3), np.nan)
-    status = np.full(shape, "not_fitted", dtype=object)
-    notes = np.full(shape, "", dtype=object)
+
+def _fit_all(
+    x: np.ndarray,
+    values: np.ndarray,
+    se_values: np.ndarray | None,
+    has_seeds: bool,
+    others: list[str],
+    coords: dict[str, np.ndarray],
+    **options: Any,
+) -> tuple[dict[str, np.ndarray], list[str], set[str]]:
+    """The fit at every combination of ``others`` (``values``: others × [seeds ×] x): the arrays of
+    ``_COLUMNS``, the data fitted, the draws and the statuses; what could not be fitted; the methods."""
+    shape = values.shape[: len(others)]
+    fits = {name: np.full(shape, np.nan) for name in _COLUMNS}
+    fits["mean"] = np.full((*shape, x.size), np.nan)
+    fits["mean_se"] = np.full((*shape, x.size), np.nan)
+    fits["draws"] = np.full((*shape, options["bootstrap"], 3), np.nan)
+    fits["fit_status"] = np.full(shape, "not_fitted", dtype=object)
+    fits["fit_note"] = np.full(shape, "", dtype=object)
     skipped, methods = [], set()
-    values = da.values
-    se_values = None if se is None else se.values
     for index in np.ndindex(*shape):
         y = values[index] if has_seeds else values[index][None, :]
         s = None if se_values is None else (se_values[index] if has_seeds else se_values[index][None, :])
         m, sigma = _point_stats(x, np.where(np.isfinite(y), y, np.nan), s)
-        mean[index] = m
+        fits["mean"][index] = m
         if sigma is not None:
-            mean_se[index] = sigma
+            fits["mean_se"][index] = sigma
         try:
             fit = (
-                fit_power_law(x, y, s, offset=True, seeds_axis=0, bootstrap=bootstrap, level=level, seed=seed)
+                fit_power_law(x, y, s, offset=True, seeds_axis=0, **options)
                 if has_seeds and y.shape[0] > 1
-                else fit_power_law(
-                    x, y[0], None if s is None else s[0], offset=True, bootstrap=bootstrap, level=level, seed=seed
-                )
+                else fit_power_law(x, y[0], None if s is None else s[0], offset=True, **options)
             )
         except ValueError as err:
             skipped.append(f"{_label(others, coords, index) or 'all'}: {err}")
             continue
         methods.add(fit.method)
-        status[index], notes[index] = str(fit.status), "" if fit.status.ok else fit.status.describe()
-        row = [
-            fit.offset,
-            *cast(tuple[float, float], fit.offset_ci),
-            fit.alpha,
-            *fit.alpha_ci,
-            fit.C,
-            *fit.C_ci,
-            fit.chi2_dof,
-            fit.n,
-        ]
-        for name, value in zip(names, row, strict=True):
-            out[name][index] = value
-        if len(fit.draws):
-            draws[index][: len(fit.draws)] = fit.draws
+        _store(fits, index, fit)
+    return fits, skipped, methods
 
-    theory_values, source = _theory_values(ds, others, coords, shape, along, seeds, theory, activation)
-    dims = tuple(others)
-    result = xr.Dataset({name: (dims, value) for name, value in out.items()}, coords=coords)
-    result["fit_status"] = (dims, status.astype(str))
-    result["fit_note"] = (dims, notes.astype(str))
+
+def _store(fits: dict[str, np.ndarray], index: tuple[int, ...], fit: PowerLawFit) -> None:
+    fits["fit_status"][index] = str(fit.status)
+    fits["fit_note"][index] = "" if fit.status.ok else fit.status.describe()
+    row = [
+        fit.offset,
+        *cast(tuple[float, float], fit.offset_ci),
+        fit.alpha,
+        *fit.alpha_ci,
+        fit.C,
+        *fit.C_ci,
+        fit.chi2_dof,
+        fit.n,
+    ]
+    for name, value in zip(_COLUMNS, row, strict=True):
+        fits[name][index] = value
+    if len(fit.draws):
+        fits["draws"][index][: len(fit.draws)] = fit.draws
+
+
+def _assemble(
+    fits: dict[str, np.ndarray],
+    dims: tuple[str, ...],
+    coords: dict[str, np.ndarray],
+    along: str,
+    x: np.ndarray,
+    theory_values: np.ndarray,
+) -> xr.Dataset:
+    """The fits as a Dataset over ``dims``, with the theory, the data fitted and the draws."""
+    result = xr.Dataset({name: (dims, fits[name]) for name in _COLUMNS}, coords=coords)
+    result["fit_status"] = (dims, fits["fit_status"].astype(str))
+    result["fit_note"] = (dims, fits["fit_note"].astype(str))
     result["theory"] = (dims, theory_values)
     result["r_inf_minus_theory"] = result["r_inf"] - result["theory"]
     result["covers"] = (result["r_inf_low"] <= result["theory"]) & (result["theory"] <= result["r_inf_high"])
-    result["mean"] = ((*dims, along), mean)
-    result["mean_se"] = ((*dims, along), mean_se)
+    result["mean"] = ((*dims, along), fits["mean"])
+    result["mean_se"] = ((*dims, along), fits["mean_se"])
     result = result.assign_coords({along: x})
     for i, name in enumerate(("draw_alpha", "draw_C", "draw_r_inf")):
-        result[name] = ((*dims, "draw"), draws[..., i])
-    described = {
+        result[name] = ((*dims, "draw"), fits["draws"][..., i])
+    return result
+
+
+def _long_names(var: str, along: str, level: float, source: str) -> dict[str, str]:
+    """What each variable of the result holds (its ``long_name``)."""
+    return {
         "r_inf": f"fitted limit of {var} as {along} → ∞",
         "r_inf_low": f"lower end of the {level:.0%} interval of r_inf",
         "r_inf_high": f"upper end of the {level:.0%} interval of r_inf",
@@ -190,20 +249,6 @@ def extrapolate(
         "draw_C": "bootstrap estimates of C",
         "draw_r_inf": "bootstrap estimates of r_inf",
     }
-    for name, text in described.items():
-        result[name].attrs["long_name"] = text
-    result.attrs.update(
-        var=var,
-        along=along,
-        level=level,
-        bootstrap=bootstrap,
-        seed=seed,
-        method="; ".join(sorted(methods)),
-        theory_source=source,
-        skipped=json.dumps(skipped),
-        seeds=int(da.sizes.get(seeds, 1)),
-    )
-    return result
 
 
 def _theory_values(ds, others, coords, shape, along, seeds, theory, activation) -> tuple[np.ndarray, str]:

@@ -178,6 +178,61 @@ def fit_power_law(
           y∞ = 0.3599997 [0.3599979, 0.3600011]
           95% intervals; weighted least squares (offset: ...); bootstrap over 5 seeds (200 resamples)
     """
+    x, ys, ses = _shaped(x, y, se, seeds_axis)
+    if not 0 < level < 1:
+        raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
+    bootstrap = _validate.within_memory(
+        "bootstrap", _validate.non_negative_int("bootstrap", bootstrap), 3 * 3 * 8, "resample"
+    )
+    lo, hi = (float(a) for a in alpha_range)
+    if not 0 < lo < hi:
+        raise _validate.InputError(f"alpha_range must be (low, high) with 0 < low < high, got {alpha_range!r}")
+    x, ys, ses = _finite_sorted(x, ys, ses, offset)
+    k = ys.shape[0]
+    mean, sigma = _point_stats(x, ys, ses)
+    weighted = sigma is not None and bool(np.all(sigma > 0))
+    if not offset and np.any(mean <= 0):
+        raise _validate.InputError(
+            f"y must be positive for the fit without offset (log space), got mean values "
+            f"{mean[mean <= 0].tolist()}; use offset=True"
+        )
+    sigma = sigma if weighted else None
+    weights = 1 / sigma**2 if sigma is not None else np.ones_like(mean)
+    # in log space a point's error is σ/y: weights (y/σ)², or none at all for the unweighted fit
+    fitter = _OffsetFit(x, weights, (lo, hi)) if offset else _LogFit(x, weights * mean**2 if weighted else weights)
+    alpha, c, y_inf = (float(v[0]) for v in fitter.fit(mean[None, :], polish=True))
+    curve = y_inf + c * x**-alpha
+    dof = x.size - (3 if offset else 2)
+    draws, sampled = _bootstrap(fitter, ys, mean, curve, sigma, dof, offset, bootstrap, np.random.default_rng(seed))
+    how = ("weighted least squares" if weighted else "unweighted least squares") + (
+        " (offset: profile over α + linear solve)" if offset else " in log space"
+    )
+    estimate = (alpha, c, y_inf)
+    status = _status(x, mean, curve, sigma, dof, offset, estimate, draws, (lo, hi), level)
+    if k >= 2 and len(draws):
+        # a resampled mean of k seeds varies (k−1)/k times as much as the mean itself: widen to match
+        est = np.array(estimate)
+        draws -= est  # in place: no temporaries of the draws' size
+        draws *= np.sqrt(k / (k - 1))
+        draws += est
+    return PowerLawFit(
+        alpha=alpha,
+        C=c,
+        offset=y_inf if offset else None,
+        alpha_ci=_interval(draws, 0, status, level),
+        C_ci=_interval(draws, 1, status, level),
+        offset_ci=_interval(draws, 2, status, level) if offset else None,
+        n=int(x.size),
+        chi2_dof=_chi2_dof(mean, curve, sigma, dof, offset),
+        method=how + sampled,
+        level=float(level),
+        draws=draws,
+        status=status,
+    )
+
+
+def _shaped(x: Any, y: Any, se: Any, seeds_axis: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``x`` checked (1-D, positive, distinct); ``y`` and ``se`` checked and shaped (seeds, points)."""
     x = np.asarray(_validate.positive_number("x", x), float)
     if x.ndim != 1:
         raise _validate.InputError(f"x must be one-dimensional, got shape {x.shape}")
@@ -197,24 +252,22 @@ def fit_power_law(
         ys = np.moveaxis(y, seeds_axis, 0)
         if ys.shape[1] != x.size:
             raise _validate.InputError(f"y has {ys.shape[1]} points along its non-seed axis, x has {x.size}")
-    ses = None
-    if se is not None:
-        try:
-            se_b = np.broadcast_to(np.asarray(se, float), y.shape)
-        except ValueError:
-            raise _validate.InputError(f"se must broadcast to the shape of y {y.shape}, got {np.shape(se)}") from None
-        ses = se_b[None, :] if seeds_axis is None else np.moveaxis(se_b, seeds_axis, 0)
-        if np.any(ses[np.isfinite(ses)] < 0):
-            raise _validate.InputError("se must be non-negative")
-    if not 0 < level < 1:
-        raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
-    bootstrap = _validate.within_memory(
-        "bootstrap", _validate.non_negative_int("bootstrap", bootstrap), 3 * 3 * 8, "resample"
-    )
-    lo, hi = (float(a) for a in alpha_range)
-    if not 0 < lo < hi:
-        raise _validate.InputError(f"alpha_range must be (low, high) with 0 < low < high, got {alpha_range!r}")
+    if se is None:
+        return x, ys, None
+    try:
+        se_b = np.broadcast_to(np.asarray(se, float), y.shape)
+    except ValueError:
+        raise _validate.InputError(f"se must broadcast to the shape of y {y.shape}, got {np.shape(se)}") from None
+    ses = se_b[None, :] if seeds_axis is None else np.moveaxis(se_b, seeds_axis, 0)
+    if np.any(ses[np.isfinite(ses)] < 0):
+        raise _validate.InputError("se must be non-negative")
+    return x, ys, ses
 
+
+def _finite_sorted(
+    x: np.ndarray, ys: np.ndarray, ses: np.ndarray | None, offset: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The points with a finite ``y`` (at least 2, 3 with ``offset``), in increasing ``x``."""
     ys = np.where(np.isfinite(ys), ys, np.nan)
     keep = np.isfinite(ys).any(axis=0)
     x, ys = x[keep], ys[:, keep]
@@ -226,38 +279,35 @@ def fit_power_law(
             f"finite y, got {x.size}"
         )
     order = np.argsort(x)
-    x, ys = x[order], ys[:, order]
-    ses = None if ses is None else ses[:, order]
+    return x[order], ys[:, order], None if ses is None else ses[:, order]
 
+
+def _chi2_dof(mean: np.ndarray, curve: np.ndarray, sigma: np.ndarray | None, dof: int, offset: bool) -> float:
+    """Weighted residual χ² per degree of freedom (in log space without offset); NaN unweighted or without dof."""
+    if sigma is None or dof <= 0:
+        return float("nan")
+    resid = (np.log(mean) - np.log(curve)) * mean / sigma if not offset else (mean - curve) / sigma
+    return float(np.sum(resid**2) / dof)
+
+
+def _bootstrap(
+    fitter: Any,
+    ys: np.ndarray,
+    mean: np.ndarray,
+    curve: np.ndarray,
+    sigma: np.ndarray | None,
+    dof: int,
+    offset: bool,
+    count: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, str]:
+    """``count`` refits ``(alpha, C, offset)``: of the seeds resampled with replacement when there are
+    several, else of points redrawn from the fitted ``curve`` (with ``sigma``, or the residuals' scatter);
+    and how they were made, for the fit's ``method``."""
     k = ys.shape[0]
-    mean, sigma = _point_stats(x, ys, ses)
-    weighted = sigma is not None and bool(np.all(sigma > 0))
-    if not offset and np.any(mean <= 0):
-        raise _validate.InputError(
-            f"y must be positive for the fit without offset (log space), got mean values "
-            f"{mean[mean <= 0].tolist()}; use offset=True"
-        )
-    weights = 1 / sigma**2 if weighted and sigma is not None else np.ones_like(mean)
-    # in log space a point's error is σ/y: weights (y/σ)², or none at all for the unweighted fit
-    fitter = _OffsetFit(x, weights, (lo, hi)) if offset else _LogFit(x, weights * mean**2 if weighted else weights)
-    est = fitter.fit(mean[None, :], polish=True)
-    alpha, c, y_inf = (float(v[0]) for v in est)
-    curve = y_inf + c * x**-alpha
-    dof = x.size - (3 if offset else 2)
-    if weighted and dof > 0:
-        resid = (np.log(mean) - np.log(curve)) * mean / sigma if not offset else (mean - curve) / sigma
-        chi2_dof = float(np.sum(resid**2) / dof)
-    else:
-        chi2_dof = float("nan")
-
-    how = ("weighted least squares" if weighted else "unweighted least squares") + (
-        " (offset: profile over α + linear solve)" if offset else " in log space"
-    )
-    rng = np.random.default_rng(seed)
-    draws = np.empty((0, 3))
-    if bootstrap == 0:
-        how += "; no bootstrap"
-    elif k >= 2:
+    if count == 0:
+        return np.empty((0, 3)), "; no bootstrap"
+    if k >= 2:
 
         def resampled(rows: int) -> np.ndarray:
             idx = rng.integers(0, k, size=(rows, k))
@@ -265,66 +315,58 @@ def fit_power_law(
                 warnings.simplefilter("ignore", RuntimeWarning)
                 return np.nanmean(ys[idx], axis=1)  # (rows, points)
 
-        draws = _bootstrap_fits(fitter, resampled, bootstrap)
-        how += f"; bootstrap over {k} seeds ({bootstrap} resamples)"
+        return _bootstrap_fits(fitter, resampled, count), f"; bootstrap over {k} seeds ({count} resamples)"
+    if sigma is not None:
+        scale, source = sigma, "se"
+    elif dof > 0:
+        rel = np.log(mean / curve) if not offset else mean - curve
+        scale, source = np.full(mean.size, np.sqrt(np.sum(rel**2) / dof)), "the residual scatter"
+        if not offset:
+            scale = scale * curve  # a relative scatter, as an absolute one
     else:
-        if weighted:
-            scale, source = sigma, "se"
-        elif dof > 0:
-            rel = np.log(mean / curve) if not offset else mean - curve
-            scale, source = np.full(x.size, np.sqrt(np.sum(rel**2) / dof)), "the residual scatter"
-            if not offset:
-                scale = scale * curve  # a relative scatter, as an absolute one
-        else:
-            scale, source = None, None
-        if scale is None:
-            how += "; no interval (one seed, no se and no residual degrees of freedom)"
-        else:
+        return np.empty((0, 3)), "; no interval (one seed, no se and no residual degrees of freedom)"
 
-            def redrawn(rows: int, scale: np.ndarray = scale) -> np.ndarray:
-                z = rng.standard_normal((rows, x.size))
-                return curve * np.exp(scale / curve * z) if not offset else curve + scale * z
+    def redrawn(rows: int) -> np.ndarray:
+        z = rng.standard_normal((rows, mean.size))
+        return curve * np.exp(scale / curve * z) if not offset else curve + scale * z
 
-            draws = _bootstrap_fits(fitter, redrawn, bootstrap)
-            how += f"; parametric bootstrap from {source} ({bootstrap} resamples)"
+    return _bootstrap_fits(fitter, redrawn, count), f"; parametric bootstrap from {source} ({count} resamples)"
 
+
+def _status(
+    x: np.ndarray,
+    mean: np.ndarray,
+    curve: np.ndarray,
+    sigma: np.ndarray | None,
+    dof: int,
+    offset: bool,
+    estimate: tuple[float, float, float],
+    draws: np.ndarray,
+    bounds: tuple[float, float],
+    level: float,
+) -> FitStatus:
+    """What the fit admits (``fit_power_law``): no freedom; with offset, α or its draws at a bound, or a
+    fitted change over the data within the points' errors."""
     status = FitStatus.of(no_dof=f"{x.size} points for {x.size - dof} parameters" if dof <= 0 else None)
-    if offset:
-        status = bound_status("α", alpha, draws[:, 0], (lo, hi), level=level) | status
-        noise = float(np.median(sigma)) if weighted and sigma is not None else None
-        if noise is None and dof > 0:
-            noise = float(np.sqrt(np.sum((mean - curve) ** 2) / dof))
-        change = abs(c * (x[0] ** -alpha - x[-1] ** -alpha))
-        status = identifiable_status([alpha, c, y_inf], change, noise) | status
-    if k >= 2 and len(draws):
-        # a resampled mean of k seeds varies (k−1)/k times as much as the mean itself: widen to match
-        est = np.array([alpha, c, y_inf])
-        draws -= est  # in place: no temporaries of the draws' size
-        draws *= np.sqrt(k / (k - 1))
-        draws += est
+    if not offset:
+        return status
+    alpha, c, y_inf = estimate
+    status = bound_status("α", alpha, draws[:, 0], bounds, level=level) | status
+    noise = float(np.median(sigma)) if sigma is not None else None
+    if noise is None and dof > 0:
+        noise = float(np.sqrt(np.sum((mean - curve) ** 2) / dof))
+    change = abs(c * (x[0] ** -alpha - x[-1] ** -alpha))
+    return identifiable_status([alpha, c, y_inf], change, noise) | status
 
-    def ci(column: int) -> tuple[float, float]:
-        values = draws[:, column][np.isfinite(draws[:, column])] if len(draws) else np.empty(0)
-        if not values.size or status.failed:
-            return (float("nan"), float("nan"))
-        tail = 50 * (1 - level)
-        low, high = np.percentile(values, [tail, 100 - tail])
-        return (float(low), float(high))
 
-    return PowerLawFit(
-        alpha=alpha,
-        C=c,
-        offset=y_inf if offset else None,
-        alpha_ci=ci(0),
-        C_ci=ci(1),
-        offset_ci=ci(2) if offset else None,
-        n=int(x.size),
-        chi2_dof=chi2_dof,
-        method=how,
-        level=float(level),
-        draws=draws,
-        status=status,
-    )
+def _interval(draws: np.ndarray, column: int, status: FitStatus, level: float) -> tuple[float, float]:
+    """The percentile interval of one column of the draws; NaN without draws or when the fit failed."""
+    values = draws[:, column][np.isfinite(draws[:, column])] if len(draws) else np.empty(0)
+    if not values.size or status.failed:
+        return (float("nan"), float("nan"))
+    tail = 50 * (1 - level)
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return (float(low), float(high))
 
 
 def _bootstrap_fits(fitter: Any, samples: Any, count: int) -> np.ndarray:
