@@ -201,6 +201,57 @@ def fit_joint(
         >>> fit_joint(d, tau, 0.3 + 0.5 / d, bootstrap=0).status   # no τ term in the data
         'not_identifiable'
     """
+    d, tau, ys, ses = _shaped(d, tau, y, se, seeds_axis)
+    _validate.non_negative_int("bootstrap", bootstrap)
+    if not 0 < level < 1:
+        raise _validate.InputError(f"level must be in (0, 1), got {level!r}")
+    if interaction not in ("auto", True, False):
+        raise _validate.InputError(f"interaction must be 'auto', True or False, got {interaction!r}")
+    lo, hi = (float(v) for v in exponent_range)
+    if not 0 < lo < hi:
+        raise _validate.InputError(f"exponent_range must be (low, high) with 0 < low < high, got {exponent_range!r}")
+    d, tau, ys, ses = _with_data(d, tau, ys, ses)
+    mean, sigma = _point_stats(d, tau, ys, ses)
+    weighted = bool(sigma is not None and np.all(np.isfinite(sigma)) and np.all(sigma > 0))
+    w = 1 / sigma**2 if sigma is not None and weighted else np.ones(d.size)
+    law = _Law(d, tau, (lo, hi))
+    terms, tests, notes = _choose_terms(law, mean, w, weighted, interaction)
+    estimate, best_chi2 = (a[0] for a in law.fit(terms, mean[None], w[None]))
+    free = law.dof(terms)
+    chi2_dof = float(best_chi2) / free if free > 0 and weighted else math.nan
+    flags = ["not_identifiable"] if notes else []
+    for flag, note in _freedom_flags(d.size, free, float(best_chi2), chi2_dof, weighted):
+        flags.append(flag)
+        notes.append(note)
+    draws = _bootstrap(law, terms, ys, mean, sigma, w, weighted, estimate, bootstrap, rng)
+    for flag, note in _bound_flags(estimate, draws, (lo, hi), level):
+        flags.append(flag)
+        notes.append(note)
+    failed = any(FLAGS[f].startswith("failure") and f != "not_identifiable" for f in flags)
+    how = (
+        f"weighted least squares of (R∞, A, B{', E' if 'interaction' in terms else ''}) in closed form on a "
+        f"searched grid of exponents in [{lo:g}, {hi:g}]; {bootstrap} bootstrap resamples "
+        + ("of seeds at each point" if ys.shape[0] >= 2 else "from the fit and its standard errors")
+    )
+    return JointFit(
+        *(float(v) for v in estimate),
+        ci=_intervals(draws, estimate, failed, level),
+        n=int(d.size),
+        chi2_dof=chi2_dof,
+        terms=terms,
+        tests=tests,
+        status=",".join(dict.fromkeys(flags)) or "ok",
+        notes=tuple(notes),
+        method=how,
+        level=float(level),
+        draws=draws,
+    )
+
+
+def _shaped(
+    d: Any, tau: Any, y: Any, se: Any, seeds_axis: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """``d``, ``tau`` flattened; ``y`` and ``se`` as (seeds, points); each checked."""
     d = np.asarray(d, float).ravel()
     tau = np.asarray(tau, float).ravel()
     ys = np.asarray(y, float)
@@ -224,15 +275,13 @@ def fit_joint(
         ses = ses[None] if seeds_axis is None else np.moveaxis(ses, seeds_axis, 0)
     if not (np.all(np.isfinite(d)) and np.all(d > 0) and np.all(np.isfinite(tau)) and np.all(tau > 0)):
         raise _validate.InputError("d and tau must be positive and finite")
-    _validate.non_negative_int("bootstrap", bootstrap)
-    if not 0 < level < 1:
-        raise _validate.InputError(f"level must be in (0, 1), got {level!r}")
-    if interaction not in ("auto", True, False):
-        raise _validate.InputError(f"interaction must be 'auto', True or False, got {interaction!r}")
-    lo, hi = (float(v) for v in exponent_range)
-    if not 0 < lo < hi:
-        raise _validate.InputError(f"exponent_range must be (low, high) with 0 < low < high, got {exponent_range!r}")
+    return d, tau, ys, ses
 
+
+def _with_data(
+    d: np.ndarray, tau: np.ndarray, ys: np.ndarray, ses: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The points with data, at least two values of ``d`` and of ``tau`` among them."""
     keep = np.isfinite(ys).any(0)
     d, tau, ys = d[keep], tau[keep], ys[:, keep]
     ses = None if ses is None else ses[:, keep]
@@ -241,68 +290,91 @@ def fit_joint(
             f"a joint fit needs at least 2 values of d and of tau with data, got d={np.unique(d).tolist()}, "
             f"tau={np.unique(tau).tolist()}"
         )
-    mean, sigma = _point_stats(d, tau, ys, ses)
-    weighted = bool(sigma is not None and np.all(np.isfinite(sigma)) and np.all(sigma > 0))
-    w = 1 / sigma**2 if sigma is not None and weighted else np.ones(d.size)
-    n = d.size
+    return d, tau, ys, ses
 
-    def fit_model(terms, ys_rows, w_rows, points=_GRID):
-        return _Solver(d, tau, terms, (lo, hi)).fit(ys_rows, w_rows, points)
 
-    def dof(terms):
-        return n - len(_MODELS[terms]) - sum(t in terms for t in ("d", "time"))
+class _Law:
+    """The law's models (``_MODELS``) on the points ``(d, τ)``: each one's best fit and degrees of freedom."""
 
-    chi2 = {terms: float(fit_model(terms, mean[None], w[None])[1][0]) for terms in _MODELS}
+    def __init__(self, d: np.ndarray, tau: np.ndarray, bounds: tuple[float, float]):
+        self.d, self.tau, self.bounds = d, tau, bounds
+
+    def fit(self, terms: tuple[str, ...], ys: np.ndarray, w: np.ndarray, points: int = _GRID):
+        """(R, 6) estimates in ``PARAMETERS`` order and χ² (R,), for each row of ``ys``."""
+        return _Solver(self.d, self.tau, terms, self.bounds).fit(ys, w, points)
+
+    def dof(self, terms: tuple[str, ...]) -> int:
+        return self.d.size - len(_MODELS[terms]) - sum(t in terms for t in ("d", "time"))
+
+
+def _choose_terms(
+    law: _Law, mean: np.ndarray, w: np.ndarray, weighted: bool, interaction: bool | str
+) -> tuple[tuple[str, ...], dict[str, dict[str, float]], list[str]]:
+    """The terms the data demand (nested F-tests), the tests, and a note for each term left out."""
+    chi2 = {terms: float(law.fit(terms, mean[None], w[None])[1][0]) for terms in _MODELS}
     full, both = ("d", "time", "interaction"), ("d", "time")
-    tests = {"interaction": _f_test(chi2[both], chi2[full], 1, dof(full), weighted)}
+    tests = {"interaction": _f_test(chi2[both], chi2[full], 1, law.dof(full), weighted)}
     with_interaction = interaction is True or (interaction == "auto" and tests["interaction"]["p"] < INTERACTION_P)
     base = full if with_interaction else both
     # a term is identified when dropping it (and the interaction with it) from the chosen law worsens the fit
     for term, reduced in (("d", ("time",)), ("time", ("d",))):
         extra = len(_MODELS[base]) - len(_MODELS[reduced]) + 1
-        tests[term] = _f_test(chi2[reduced], chi2[base], extra, dof(base), weighted)
+        tests[term] = _f_test(chi2[reduced], chi2[base], extra, law.dof(base), weighted)
     identified = [t for t in ("d", "time") if tests[t]["p"] < IDENTIFY_P or not np.isfinite(tests[t]["p"])]
     notes = []
     for t in ("d", "time"):
         if t not in identified:
-            law = "A·d^(−α)" if t == "d" else "B·τ^(−β)"
+            law_term = "A·d^(−α)" if t == "d" else "B·τ^(−β)"
             notes.append(
-                f"not_identifiable: dropping {law} raises χ² by {tests[t]['delta_chi2']:.3g} only "
+                f"not_identifiable: dropping {law_term} raises χ² by {tests[t]['delta_chi2']:.3g} only "
                 f"(F = {tests[t]['F']:.3g}, p = {tests[t]['p']:.2g} ≥ {IDENTIFY_P}); fitted without it"
             )
-    terms = base if len(identified) == 2 else tuple(identified)
-    estimate, best_chi2 = (a[0] for a in fit_model(terms, mean[None], w[None]))
-    free = dof(terms)
-    chi2_dof = float(best_chi2) / free if free > 0 and weighted else math.nan
-    flags = ["not_identifiable"] if notes else []
-    if free <= 0:
-        flags.append("no_dof")
-        notes.append(f"no_dof: {n} points for {n - free} parameters")
-    elif weighted and chi2_sf(float(best_chi2), free) < MISFIT_P:
-        flags.append("misfit")
-        notes.append(
-            f"misfit: χ²/dof = {chi2_dof:.3g} over {free} degrees of freedom (p < {MISFIT_P}): the law does not "
-            "describe the data within the seeds' scatter, and the intervals (seeds only) leave out its error"
-        )
+    return (base if len(identified) == 2 else tuple(identified)), tests, notes
 
-    draws = _bootstrap(fit_model, terms, ys, ses, mean, sigma, w, weighted, estimate, d, tau, bootstrap, rng)
+
+def _freedom_flags(n: int, free: int, chi2: float, chi2_dof: float, weighted: bool) -> list[tuple[str, str]]:
+    """``no_dof`` without residual freedom; ``misfit`` when χ² is far above its degrees of freedom."""
+    if free <= 0:
+        return [("no_dof", f"no_dof: {n} points for {n - free} parameters")]
+    if weighted and chi2_sf(chi2, free) < MISFIT_P:
+        return [
+            (
+                "misfit",
+                f"misfit: χ²/dof = {chi2_dof:.3g} over {free} degrees of freedom (p < {MISFIT_P}): the law does not "
+                "describe the data within the seeds' scatter, and the intervals (seeds only) leave out its error",
+            )
+        ]
+    return []
+
+
+def _bound_flags(
+    estimate: np.ndarray, draws: np.ndarray, bounds: tuple[float, float], level: float
+) -> list[tuple[str, str]]:
+    """``at_bound`` for an exponent at an end of its range; else ``bootstrap_at_bound`` when more of its
+    draws sit there than the interval's tail."""
+    lo, hi = bounds
     tail = 50 * (1 - level)
+    found = []
     for name, index in (("alpha", 2), ("beta", 4)):
         value = estimate[index]
         if not np.isfinite(value):
             continue
         if min(abs(math.log(value / lo)), abs(math.log(value / hi))) < _BOUND_TOLERANCE:
-            flags.append("at_bound")
-            notes.append(f"at_bound: {name} = {value:.4g} at an end of the range [{lo:g}, {hi:g}]")
+            found.append(("at_bound", f"at_bound: {name} = {value:.4g} at an end of the range [{lo:g}, {hi:g}]"))
         elif len(draws):
             column = draws[:, index]
             at = np.mean(
                 (np.abs(np.log(column / lo)) < _BOUND_TOLERANCE) | (np.abs(np.log(column / hi)) < _BOUND_TOLERANCE)
             )
             if at > tail / 100:
-                flags.append("bootstrap_at_bound")
-                notes.append(f"bootstrap_at_bound: {at:.0%} of resamples put {name} at an end of [{lo:g}, {hi:g}]")
-    failed = any(FLAGS[f].startswith("failure") and f != "not_identifiable" for f in flags)
+                note = f"bootstrap_at_bound: {at:.0%} of resamples put {name} at an end of [{lo:g}, {hi:g}]"
+                found.append(("bootstrap_at_bound", note))
+    return found
+
+
+def _intervals(draws: np.ndarray, estimate: np.ndarray, failed: bool, level: float) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of each parameter; NaN without draws, for a term left out, or when the fit failed."""
+    tail = 50 * (1 - level)
     ci = {}
     for k, name in enumerate(PARAMETERS):
         if len(draws) and not failed and np.isfinite(estimate[k]):
@@ -312,27 +384,12 @@ def fit_joint(
             ci[name] = (float(low), float(high))
         else:
             ci[name] = (math.nan, math.nan)
-    how = (
-        f"weighted least squares of (R∞, A, B{', E' if 'interaction' in terms else ''}) in closed form on a "
-        f"searched grid of exponents in [{lo:g}, {hi:g}]; {bootstrap} bootstrap resamples "
-        + ("of seeds at each point" if ys.shape[0] >= 2 else "from the fit and its standard errors")
-    )
-    return JointFit(
-        *(float(v) for v in estimate),
-        ci=ci,
-        n=int(n),
-        chi2_dof=chi2_dof,
-        terms=terms,
-        tests=tests,
-        status=",".join(dict.fromkeys(flags)) or "ok",
-        notes=tuple(notes),
-        method=how,
-        level=float(level),
-        draws=draws,
-    )
+    return ci
 
 
-def _bootstrap(fit_model, terms, ys, ses, mean, sigma, w, weighted, estimate, d, tau, count, rng):
+def _bootstrap(law, terms, ys, mean, sigma, w, weighted, estimate, count, rng):
+    """``count`` refits of the law: to seeds resampled at every point (spread widened by √(k/(k−1))), or
+    with one seed, to points redrawn from the fit with ``sigma``; none without either."""
     if count == 0 or (ys.shape[0] < 2 and not weighted):
         return np.empty((0, len(PARAMETERS)))
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -351,7 +408,7 @@ def _bootstrap(fit_model, terms, ys, ses, mean, sigma, w, weighted, estimate, d,
             means = mean + widen * (resampled - mean)
             means = np.where(np.isfinite(means), means, mean)
         else:
-            fitted = _surface(*estimate, d, tau)
-            means = fitted + sigma * gen.standard_normal((rows, d.size))
-        out.append(fit_model(terms, means, np.broadcast_to(w, means.shape), _GRID_BOOTSTRAP)[0])
+            fitted = _surface(*estimate, law.d, law.tau)
+            means = fitted + sigma * gen.standard_normal((rows, law.d.size))
+        out.append(law.fit(terms, means, np.broadcast_to(w, means.shape), _GRID_BOOTSTRAP)[0])
     return np.concatenate(out)
