@@ -11,6 +11,7 @@ import xarray as xr
 
 from aejax import _validate
 from aejax.scaling._data import TRACE_DIMS, _failed, _fmt, _ok, _points, _unstack_runs, check_inputs
+from aejax.scaling._joint_solver import PARAMETERS, _surface
 
 
 def _save(fig: Any, path: str | os.PathLike, command: str | None) -> Path:
@@ -179,5 +180,48 @@ def plot_trajectories(
     axes[0][0].legend(fontsize=7)
     note = "" if time != "step" else " (no tau in the results: against step)"
     fig.suptitle(f"{var} against {time} for every {along}{note}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, command)
+
+
+def plot_joint(
+    ds: xr.Dataset,
+    result: xr.Dataset,
+    var: str,
+    along: tuple[str, str],
+    path: str | os.PathLike,
+    *,
+    command: str | None = None,
+) -> Path:
+    """The gap ``R − R∞`` against τ, one colour per d, one panel per combination of the other coordinates,
+    with the fitted surface of ``extrapolate_joint`` as lines (``command``: recorded in a PNG's metadata)."""
+    from aejax.plot import pyplot
+
+    plt = pyplot()
+    size, time = along
+    da = ds[var].where(ds["status"] == "ok") if "status" in ds else ds[var]
+    mean = da.mean("seed") if "seed" in da.dims else da
+    others = list(result.dims)
+    combos = list(np.ndindex(*[result.sizes[o] for o in others])) or [()]
+    fig, axes = plt.subplots(1, len(combos), figsize=(3.4 * len(combos), 3.0), squeeze=False, dpi=80)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, ds.sizes[size]))
+    taus = np.asarray(ds[time], float)
+    fine = np.geomspace(taus.min(), taus.max(), 50)
+    for ax, index in zip(axes[0], combos, strict=True):
+        where = dict(zip(others, index, strict=True))
+        fit = result.isel(where)
+        m = mean.isel(where) if where else mean
+        r_inf = float(fit["r_inf"])
+        params = [float(fit[p]) for p in PARAMETERS]
+        for colour, dval in zip(colours, np.asarray(ds[size], float), strict=True):
+            gap = np.asarray(m.sel({size: dval}).transpose(time).values, float) - r_inf
+            ax.loglog(taus, np.where(gap > 0, gap, np.nan), "o", color=colour, ms=4, label=f"d={dval:g}")
+            ax.loglog(fine, _surface(*params, dval, fine) - r_inf, "-", color=colour, lw=1)
+        title = ", ".join(f"{o}={result[o].values[i]:g}" for o, i in zip(others, index, strict=True))
+        ax.set_title(f"{title}\nR∞={r_inf:.5f} ({fit['fit_status'].item()})", fontsize=8)
+        ax.set_xlabel("τ (samples / d)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel(f"{var} − R∞", fontsize=8)
+    axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     return _save(fig, path, command)

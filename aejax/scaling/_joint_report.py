@@ -12,9 +12,12 @@ import numpy as np
 import xarray as xr
 
 from aejax import _validate
+from aejax.report import markdown_table
+from aejax.results import atomic_write, load_results, save_results
 from aejax.scaling._data import _config_activation
+from aejax.scaling._figures import plot_joint
 from aejax.scaling._joint import FLAGS, JointFit, fit_joint
-from aejax.scaling._joint_solver import PARAMETERS, _surface
+from aejax.scaling._joint_solver import PARAMETERS
 
 
 def extrapolate_joint(
@@ -54,6 +57,44 @@ def extrapolate_joint(
         >>> round(float(out["r_inf"]), 6), str(out["fit_status"].values)
         (0.3634, 'ok')
     """
+    da = _checked(ds, var, along)
+    se = ds["risk_se"] if var == "risk" and "risk_se" in ds else None
+    seeded = "seed" in da.dims
+    others = [dim for dim in da.dims if dim not in (*along, "seed")]
+    order = [*others, *(["seed"] if seeded else []), *along]
+    da = da.transpose(*order)
+    if se is not None:
+        se = se.transpose(*order)
+    shape = tuple(da.sizes[o] for o in others)
+    sizes, times = np.meshgrid(np.asarray(ds[along[0]], float), np.asarray(ds[along[1]], float), indexing="ij")
+    activation = _config_activation(ds)
+    options = {"bootstrap": bootstrap, "level": level, "interaction": interaction, "rng": rng}
+    results: dict[str, Any] = {}
+    for index in np.ndindex(*shape):
+        values = np.asarray(da.values[index], float)
+        values = values.reshape(values.shape[0], -1) if seeded else values.reshape(-1)
+        errors = None if se is None else np.asarray(se.values[index], float).reshape(values.shape)
+        fit = fit_joint(sizes.ravel(), times.ravel(), values, errors, seeds_axis=0 if seeded else None, **options)
+        coords = {o: ds[o].values[i] for o, i in zip(others, index, strict=True)}
+        for key, value in _row(fit, _limit(theory, index, coords, activation)).items():
+            results.setdefault(key, np.empty(shape, dtype=object if isinstance(value, str) else float))[index] = value
+    out = xr.Dataset(
+        {key: (tuple(others), value) for key, value in results.items()},
+        coords={o: ds[o].values for o in others},
+    )
+    out.attrs.update(
+        var=var,
+        along=",".join(along),
+        level=level,
+        bootstrap=bootstrap,
+        law="R = R∞ + A·d^(−α) + B·τ^(−β) [+ E·d^(−α)·τ^(−β) when the data demand it]",
+        activation=activation,
+    )
+    return out
+
+
+def _checked(ds: xr.Dataset, var: str, along: tuple[str, str]) -> xr.DataArray:
+    """``var`` with the failed runs NaN, once the arguments are checked (errors name the command's options)."""
     if not isinstance(ds, xr.Dataset):
         raise _validate.InputTypeError(f"ds must be an xarray Dataset, got {type(ds).__name__}")
     if var not in ds:
@@ -70,59 +111,18 @@ def extrapolate_joint(
     traced = [dim for dim in da.dims if dim in ("tau", "step")]
     if traced:
         raise _validate.InputError(f"--var {var!r} is a trace (dimension {traced[0]}); give a final value")
-    if "status" in ds:
-        da = da.where(ds["status"] == "ok")
-    se = ds["risk_se"] if var == "risk" and "risk_se" in ds else None
-    seeded = "seed" in da.dims
-    others = [dim for dim in da.dims if dim not in (*along, "seed")]
-    order = [*others, *(["seed"] if seeded else []), *along]
-    da = da.transpose(*order)
-    if se is not None:
-        se = se.transpose(*order)
-    shape = tuple(da.sizes[o] for o in others)
-    sizes, times = np.meshgrid(np.asarray(ds[along[0]], float), np.asarray(ds[along[1]], float), indexing="ij")
-    activation = _config_activation(ds)
-    results: dict[str, Any] = {}
-    for index in np.ndindex(*shape):
-        values = np.asarray(da.values[index], float)
-        values = values.reshape(values.shape[0], -1) if seeded else values.reshape(-1)
-        errors = None if se is None else np.asarray(se.values[index], float).reshape(values.shape)
-        fit = fit_joint(
-            sizes.ravel(),
-            times.ravel(),
-            values,
-            errors,
-            seeds_axis=0 if seeded else None,
-            bootstrap=bootstrap,
-            level=level,
-            interaction=interaction,
-            rng=rng,
-        )
-        coords = {o: ds[o].values[i] for o, i in zip(others, index, strict=True)}
-        if theory is not None:
-            limit = float(np.asarray(theory)[index]) if np.ndim(theory) else float(theory)
-        elif "rate" in coords:
-            from aejax.theory import gaussian_limit
+    return da.where(ds["status"] == "ok") if "status" in ds else da
 
-            limit = float(gaussian_limit(float(coords["rate"]), activation))
-        else:
-            limit = math.nan
-        row = _row(fit, limit)
-        for key, value in row.items():
-            results.setdefault(key, np.empty(shape, dtype=object if isinstance(value, str) else float))[index] = value
-    out = xr.Dataset(
-        {key: (tuple(others), value) for key, value in results.items()},
-        coords={o: ds[o].values for o in others},
-    )
-    out.attrs.update(
-        var=var,
-        along=",".join(along),
-        level=level,
-        bootstrap=bootstrap,
-        law="R = R∞ + A·d^(−α) + B·τ^(−β) [+ E·d^(−α)·τ^(−β) when the data demand it]",
-        activation=activation,
-    )
-    return out
+
+def _limit(theory: Any, index: tuple[int, ...], coords: dict[str, Any], activation: str) -> float:
+    """The limit one combination is compared with: ``theory`` as given, else R_Gauss at its rate, else NaN."""
+    if theory is not None:
+        return float(np.asarray(theory)[index]) if np.ndim(theory) else float(theory)
+    if "rate" in coords:
+        from aejax.theory import gaussian_limit
+
+        return float(gaussian_limit(float(coords["rate"]), activation))
+    return math.nan
 
 
 def _row(fit: JointFit, limit: float) -> dict[str, Any]:
@@ -194,47 +194,6 @@ def joint_table(result: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def plot_joint(ds: xr.Dataset, result: xr.Dataset, var: str, along: tuple[str, str], path: str | os.PathLike) -> Path:
-    """The gap ``R − R∞`` against τ, one colour per d, one panel per combination of the other coordinates,
-    with the fitted surface as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    size, time = along
-    da = ds[var].where(ds["status"] == "ok") if "status" in ds else ds[var]
-    mean = da.mean("seed") if "seed" in da.dims else da
-    others = list(result.dims)
-    combos = list(np.ndindex(*[result.sizes[o] for o in others])) or [()]
-    fig, axes = plt.subplots(1, len(combos), figsize=(3.4 * len(combos), 3.0), squeeze=False, dpi=80)
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, ds.sizes[size]))
-    taus = np.asarray(ds[time], float)
-    fine = np.geomspace(taus.min(), taus.max(), 50)
-    for ax, index in zip(axes[0], combos, strict=True):
-        where = dict(zip(others, index, strict=True))
-        fit = result.isel(where)
-        m = mean.isel(where) if where else mean
-        r_inf = float(fit["r_inf"])
-        params = [float(fit[p]) for p in PARAMETERS]
-        for colour, dval in zip(colours, np.asarray(ds[size], float), strict=True):
-            gap = np.asarray(m.sel({size: dval}).transpose(time).values, float) - r_inf
-            ax.loglog(taus, np.where(gap > 0, gap, np.nan), "o", color=colour, ms=4, label=f"d={dval:g}")
-            ax.loglog(fine, _surface(*params, dval, fine) - r_inf, "-", color=colour, lw=1)
-        title = ", ".join(f"{o}={result[o].values[i]:g}" for o, i in zip(others, index, strict=True))
-        ax.set_title(f"{title}\nR∞={r_inf:.5f} ({fit['fit_status'].item()})", fontsize=8)
-        ax.set_xlabel("τ (samples / d)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][0].set_ylabel(f"{var} − R∞", fontsize=8)
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 def report_joint(
     results: str | os.PathLike | xr.Dataset,
     *,
@@ -251,8 +210,6 @@ def report_joint(
     Returns:
         ``{"result": Dataset, "table": markdown, "files": {label: path}, "failed": [one line per failed fit]}``.
     """
-    from aejax.results import atomic_write, load_results, save_results
-
     if isinstance(results, xr.Dataset):
         ds, where = results, Path(out or ".")
     else:
@@ -261,10 +218,7 @@ def report_joint(
         where = Path(out) if out is not None else (path if path.is_dir() else path.parent)
     _validate.non_negative_int("--bootstrap", bootstrap)
     result = extrapolate_joint(ds, var, along, bootstrap=bootstrap, level=level, interaction=interaction)
-    header, rows = joint_table(result)
-    table = "\n".join(
-        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-    )
+    table = markdown_table(*joint_table(result))
     notes = [str(n) for n in np.ravel(result["notes"].values) if str(n)]
     text = (
         f"# Joint scaling law of {var} along {','.join(along)}\n\n{result.attrs['law']}, fitted per "
@@ -274,12 +228,19 @@ def report_joint(
         + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
     )
     where.mkdir(parents=True, exist_ok=True)
+    source = "a Dataset" if isinstance(results, xr.Dataset) else str(results)
+    command = f"aejax scaling {source} --var {var} --along {','.join(along)} --bootstrap {bootstrap} --level {level:g}"
     files = {
         "fit": save_results(result, where / "scaling_joint.nc"),
         "table": where / "scaling_joint.md",
-        "figure": plot_joint(ds, result, var, along, where / "scaling_joint.png"),
+        "figure": plot_joint(ds, result, var, along, where / "scaling_joint.png", command=command),
     }
     atomic_write(files["table"], lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return {"result": result, "table": table, "files": files, "failed": _failed_fits(result)}
+
+
+def _failed_fits(result: xr.Dataset) -> list[str]:
+    """``"<combination>: <flags>"`` for each fit of ``extrapolate_joint`` with a failure flag."""
     failed = []
     for index in np.ndindex(*[result.sizes[o] for o in result.dims]):
         sel = result.isel(dict(zip(result.dims, index, strict=True)))
@@ -287,4 +248,4 @@ def report_joint(
         if any(FLAGS.get(f, "").startswith("failure") for f in status.split(",")):
             label = ", ".join(f"{o}={sel[o].item():g}" for o in result.dims) or "the fit"
             failed.append(f"{label}: {status}")
-    return {"result": result, "table": table, "files": files, "failed": failed}
+    return failed
