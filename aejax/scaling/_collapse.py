@@ -43,20 +43,7 @@ def collapse(
     ds = _unstack_runs(ds, along)
     check_inputs(ds, var, along, minimum=1)
     da = _ok(ds, ds[var])
-    note = ""
-    time_coord = (
-        time in ds.coords and set(ds[time].dims) <= set(da.dims) and any(dim in TRACE_DIMS for dim in ds[time].dims)
-    )
-    if time in da.dims or time_coord:
-        t = ds[time]
-    elif "step" in da.dims:
-        note = f"{time!r} is not in the results: compared at equal optimizer step instead"
-        time, t = "step", ds["step"]
-    else:
-        raise _validate.InputError(
-            f"time {time!r} is not a dimension or coordinate of {var!r} (dimensions: "
-            f"{', '.join(map(str, da.dims))}) and there is no 'step' dimension"
-        )
+    time, t, note = _time_of(ds, da, var, time)
     time_dim = time if time in da.dims else next(dim for dim in t.dims if dim in da.dims and dim in TRACE_DIMS)
     mean = da.mean(seeds) if seeds in da.dims else da
     others = [dim for dim in mean.dims if dim not in (along, time_dim)]
@@ -71,22 +58,42 @@ def collapse(
     result = xr.DataArray(
         out, dims=(*others, along), coords={dim: mean[dim].values for dim in (*others, along)}, name=f"{var}_collapse"
     )
-    result.attrs.update(
-        long_name=f"max over the shared {time} grid of |seed-mean {var}({along}) − seed-mean {var}({along}_max)|",
-        description=(
-            f"For each {along}, the largest absolute difference between its seed-mean {var} curve and "
-            f"that of the largest {along} ({_fmt(ds[along].values[ref])}), over the time points of "
-            f"either curve inside the range both cover (linear interpolation between points); runs "
-            "whose status is not ok are left out. 0 means a perfect collapse; NaN, no shared time range."
-        ),
-        reference=float(ds[along].values[ref]),
-        time=time,
-        var=var,
-        along=along,
-    )
+    result.attrs.update(_attrs(var, along, time, float(ds[along].values[ref])))
     if note:
         result.attrs["note"] = note
     return result
+
+
+def _time_of(ds: xr.Dataset, da: xr.DataArray, var: str, time: str) -> tuple[str, xr.DataArray, str]:
+    """The time axis the curves are compared over: ``time`` (a dimension of ``da``, or a coordinate over a
+    trace dimension), else ``step`` with a note saying so."""
+    time_coord = (
+        time in ds.coords and set(ds[time].dims) <= set(da.dims) and any(dim in TRACE_DIMS for dim in ds[time].dims)
+    )
+    if time in da.dims or time_coord:
+        return time, ds[time], ""
+    if "step" in da.dims:
+        return "step", ds["step"], f"{time!r} is not in the results: compared at equal optimizer step instead"
+    raise _validate.InputError(
+        f"time {time!r} is not a dimension or coordinate of {var!r} (dimensions: "
+        f"{', '.join(map(str, da.dims))}) and there is no 'step' dimension"
+    )
+
+
+def _attrs(var: str, along: str, time: str, reference: float) -> dict[str, object]:
+    return {
+        "long_name": f"max over the shared {time} grid of |seed-mean {var}({along}) − seed-mean {var}({along}_max)|",
+        "description": (
+            f"For each {along}, the largest absolute difference between its seed-mean {var} curve and "
+            f"that of the largest {along} ({_fmt(reference)}), over the time points of "
+            f"either curve inside the range both cover (linear interpolation between points); runs "
+            "whose status is not ok are left out. 0 means a perfect collapse; NaN, no shared time range."
+        ),
+        "reference": reference,
+        "time": time,
+        "var": var,
+        "along": along,
+    }
 
 
 def _max_abs_difference(t: np.ndarray, y: np.ndarray, t_ref: np.ndarray, y_ref: np.ndarray) -> float:

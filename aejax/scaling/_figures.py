@@ -55,51 +55,44 @@ def plot_gap(result: xr.Dataset, path: str | os.PathLike, *, command: str | None
     x = result[along].values.astype(float)
     fine = np.geomspace(x.min(), x.max(), 100)
     fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
+    level = float(result.attrs.get("level", 0.95))
     for i, point in enumerate(_points(result, dims)):
-        color = f"C{i % 10}"
         sel = result.sel(point) if point else result
-        r_inf = float(sel["r_inf"])
-        if not np.isfinite(r_inf):
-            continue
-        gap = sel["mean"].values - r_inf
-        se = sel["mean_se"].values
-        label = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) or var
-        failed = _failed(sel)
-        label += (
-            f": α={float(sel['alpha']):.2f} (fit failed: {sel['fit_status'].item()})"
-            if failed
-            else f": α={float(sel['alpha']):.2f} [{float(sel['alpha_low']):.2f}, {float(sel['alpha_high']):.2f}]"
-        )
-        pos = gap > 0
-        ax.errorbar(
-            x[pos],
-            gap[pos],
-            yerr=np.where(np.isfinite(se), se, 0)[pos],
-            fmt="o",
-            color=color,
-            ms=4,
-            capsize=2,
-            label=label,
-        )
-        if (~pos).any():
-            ax.plot(x[~pos], np.abs(gap[~pos]), "o", mfc="none", color=color, ms=4)
-        ax.plot(fine, float(sel["C"]) * fine ** -float(sel["alpha"]), "-", color=color, lw=1.2)
-        draws = np.stack([sel["draw_alpha"].values, sel["draw_C"].values], axis=1)
-        draws = draws[np.isfinite(draws).all(axis=1)]
-        if len(draws) and not failed:
-            curves = draws[:, 1:2] * fine[None, :] ** -draws[:, 0:1]
-            tail = 50 * (1 - float(result.attrs.get("level", 0.95)))
-            low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
-            ax.fill_between(fine, low, high, color=color, alpha=0.2, lw=0)
+        if np.isfinite(float(sel["r_inf"])):
+            label = ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) or var
+            _draw_gap(ax, sel, label, x, fine, f"C{i % 10}", level)
     ax.set(xscale="log", yscale="log", xlabel=along, ylabel=f"{var} − R∞ (fitted)")
-    ax.set_title(
-        f"{var} → R∞ + C·{along}^(−α); bands: {float(result.attrs.get('level', 0.95)):.0%} bootstrap", fontsize=9
-    )
+    ax.set_title(f"{var} → R∞ + C·{along}^(−α); bands: {level:.0%} bootstrap", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path, command)
+
+
+def _draw_gap(ax: Any, sel: xr.Dataset, label: str, x: np.ndarray, fine: np.ndarray, color: str, level: float) -> None:
+    """One combination of ``plot_gap``: its data (hollow: negative gaps as |gap|), fitted line and band."""
+    gap = sel["mean"].values - float(sel["r_inf"])
+    se = sel["mean_se"].values
+    failed = _failed(sel)
+    label += (
+        f": α={float(sel['alpha']):.2f} (fit failed: {sel['fit_status'].item()})"
+        if failed
+        else f": α={float(sel['alpha']):.2f} [{float(sel['alpha_low']):.2f}, {float(sel['alpha_high']):.2f}]"
+    )
+    pos = gap > 0
+    yerr = np.where(np.isfinite(se), se, 0)[pos]
+    ax.errorbar(x[pos], gap[pos], yerr=yerr, fmt="o", color=color, ms=4, capsize=2, label=label)
+    if (~pos).any():
+        ax.plot(x[~pos], np.abs(gap[~pos]), "o", mfc="none", color=color, ms=4)
+    ax.plot(fine, float(sel["C"]) * fine ** -float(sel["alpha"]), "-", color=color, lw=1.2)
+    draws = np.stack([sel["draw_alpha"].values, sel["draw_C"].values], axis=1)
+    draws = draws[np.isfinite(draws).all(axis=1)]
+    if len(draws) and not failed:
+        curves = draws[:, 1:2] * fine[None, :] ** -draws[:, 0:1]
+        tail = 50 * (1 - level)
+        low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
+        ax.fill_between(fine, low, high, color=color, alpha=0.2, lw=0)
 
 
 def plot_trajectories(
@@ -120,12 +113,12 @@ def plot_trajectories(
     Args:
         ds: results with a trace variable.
         path: image path (written atomically).
-        command: the command that made it, recorded in a PNG's metadata (``aejax.plot.save_figure``).
         var: the traced quantity.
         along: one line per value of this axis.
         time: the time axis (``tau``, else ``step``).
         seeds: averaged over.
         panels: one panel per value of this axis (if present).
+        command: the command that made it, recorded in a PNG's metadata (``aejax.plot.save_figure``).
 
     Returns:
         The path written.
@@ -141,17 +134,7 @@ def plot_trajectories(
     from aejax.plot import pyplot
 
     ds = _unstack_runs(ds, along)
-    check_inputs(ds, var, along, minimum=1)
-    da = _ok(ds, ds[var])
-    if time not in da.dims and not (time in ds.coords and set(ds[time].dims) <= set(da.dims)):
-        time = "step"
-    if time not in da.dims and time not in ds.coords:
-        raise _validate.InputError(f"time {time!r} is not a dimension or coordinate of {var!r}")
-    mean = da.mean(seeds) if seeds in da.dims else da
-    t = ds[time].broadcast_like(mean)
-    rest = [dim for dim in mean.dims if dim not in (along, panels) and dim not in TRACE_DIMS]
-    first = {dim: 0 for dim in rest}
-    mean, t = mean.isel(first), t.isel(first)
+    mean, t, time, rest = _traces(ds, var, along, time, seeds, panels)
     values = ds[panels].values if panels in mean.dims else [None]
     plt = pyplot()
     fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values) + 0.6, 3.4), dpi=100, squeeze=False)
@@ -168,12 +151,14 @@ def plot_trajectories(
                 label=f"{along}={_fmt(size)}",
             )
         if "theory" in ds.data_vars:
-            th = ds["theory"].isel({d: 0 for d in ds["theory"].dims if d in rest or d == seeds})
-            th = th.sel({along: ds[along].max()})
-            if value is not None and panels in th.dims:
-                th = th.sel({panels: value})
-            if th.size == 1:
-                ax.axhline(float(th), color="k", ls="--", lw=1, label="theory")
+            _draw_theory(
+                ax,
+                ds["theory"].isel({d: 0 for d in ds["theory"].dims if d in rest or d == seeds}),
+                ds[along].max(),
+                along,
+                panels,
+                value,
+            )
         ax.set(xlabel=time, title=f"{panels}={_fmt(value)}" if value is not None else var)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"seed-mean {var}")
@@ -182,6 +167,33 @@ def plot_trajectories(
     fig.suptitle(f"{var} against {time} for every {along}{note}", fontsize=9)
     fig.tight_layout()
     return _save(fig, path, command)
+
+
+def _traces(
+    ds: xr.Dataset, var: str, along: str, time: str, seeds: str, panels: str
+) -> tuple[xr.DataArray, xr.DataArray, str, list[str]]:
+    """The seed-mean traces and their times (at the first value of the coordinates other than ``along``
+    and ``panels``), the time axis (``step`` without ``time``), and those other coordinates."""
+    check_inputs(ds, var, along, minimum=1)
+    da = _ok(ds, ds[var])
+    if time not in da.dims and not (time in ds.coords and set(ds[time].dims) <= set(da.dims)):
+        time = "step"
+    if time not in da.dims and time not in ds.coords:
+        raise _validate.InputError(f"time {time!r} is not a dimension or coordinate of {var!r}")
+    mean = da.mean(seeds) if seeds in da.dims else da
+    t = ds[time].broadcast_like(mean)
+    rest = [dim for dim in mean.dims if dim not in (along, panels) and dim not in TRACE_DIMS]
+    first = {dim: 0 for dim in rest}
+    return mean.isel(first), t.isel(first), time, rest
+
+
+def _draw_theory(ax: Any, th: xr.DataArray, largest: Any, along: str, panels: str, value: Any) -> None:
+    """The theory at the largest ``along`` (and this panel's value) as a dashed line, if it is one number."""
+    th = th.sel({along: largest})
+    if value is not None and panels in th.dims:
+        th = th.sel({panels: value})
+    if th.size == 1:
+        ax.axhline(float(th), color="k", ls="--", lw=1, label="theory")
 
 
 def plot_joint(
