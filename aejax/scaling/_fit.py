@@ -179,14 +179,7 @@ def fit_power_law(
           95% intervals; weighted least squares (offset: ...); bootstrap over 5 seeds (200 resamples)
     """
     x, ys, ses = _shaped(x, y, se, seeds_axis)
-    if not 0 < level < 1:
-        raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
-    bootstrap = _validate.within_memory(
-        "bootstrap", _validate.non_negative_int("bootstrap", bootstrap), 3 * 3 * 8, "resample"
-    )
-    lo, hi = (float(a) for a in alpha_range)
-    if not 0 < lo < hi:
-        raise _validate.InputError(f"alpha_range must be (low, high) with 0 < low < high, got {alpha_range!r}")
+    bootstrap, (lo, hi) = _options(level, bootstrap, alpha_range)
     x, ys, ses = _finite_sorted(x, ys, ses, offset)
     k = ys.shape[0]
     mean, sigma = _point_stats(x, ys, ses)
@@ -210,11 +203,7 @@ def fit_power_law(
     estimate = (alpha, c, y_inf)
     status = _status(x, mean, curve, sigma, dof, offset, estimate, draws, (lo, hi), level)
     if k >= 2 and len(draws):
-        # a resampled mean of k seeds varies (k−1)/k times as much as the mean itself: widen to match
-        est = np.array(estimate)
-        draws -= est  # in place: no temporaries of the draws' size
-        draws *= np.sqrt(k / (k - 1))
-        draws += est
+        _widen(draws, np.array(estimate), k)
     return PowerLawFit(
         alpha=alpha,
         C=c,
@@ -262,6 +251,27 @@ def _shaped(x: Any, y: Any, se: Any, seeds_axis: int | None) -> tuple[np.ndarray
     if np.any(ses[np.isfinite(ses)] < 0):
         raise _validate.InputError("se must be non-negative")
     return x, ys, ses
+
+
+def _options(level: float, bootstrap: int, alpha_range: tuple[float, float]) -> tuple[int, tuple[float, float]]:
+    """The checked ``level``; the bootstrap count (within the memory budget) and the α range searched."""
+    if not 0 < level < 1:
+        raise _validate.InputError(f"level must lie in (0, 1), got {level!r}")
+    bootstrap = _validate.within_memory(
+        "bootstrap", _validate.non_negative_int("bootstrap", bootstrap), 3 * 3 * 8, "resample"
+    )
+    lo, hi = (float(a) for a in alpha_range)
+    if not 0 < lo < hi:
+        raise _validate.InputError(f"alpha_range must be (low, high) with 0 < low < high, got {alpha_range!r}")
+    return bootstrap, (lo, hi)
+
+
+def _widen(draws: np.ndarray, estimate: np.ndarray, k: int) -> None:
+    """A resampled mean of k seeds varies (k−1)/k times as much as the mean itself: the draws' spread
+    about the estimate widened to match, in place (no temporaries of the draws' size)."""
+    draws -= estimate
+    draws *= np.sqrt(k / (k - 1))
+    draws += estimate
 
 
 def _finite_sorted(
