@@ -114,34 +114,22 @@ def fit_power_law(
     seed: int = 0,
     alpha_range: tuple[float, float] = ALPHA_RANGE,
 ) -> PowerLawFit:
-    """Fit ``y = C·x^(−α)`` (or, with ``offset``, ``y = y∞ + C·x^(−α)``) by weighted least squares.
+    """Fit ``y = C·x^(−α)`` (or, with ``offset``, ``y = y∞ + C·x^(−α)``) by weighted least squares, with
+    bootstrap percentile intervals (docs/scaling.md, "How the fit works").
 
-    The points are the values of ``x``; with ``seeds_axis``, ``y`` holds several seeds per point and the
-    fit is to their mean (NaN entries, e.g. failed runs, are left out). Each point's weight is 1/σ², σ
-    its standard error: with seeds, the larger of the seeds' scatter (std/√k, the variance smoothed across
-    points as a power law in x, since a few seeds' raw variances are too noisy to weight by) and the Monte
-    Carlo part of ``se`` (√mean(se²)/√k); with one value per point, ``se``. Without any error the fit is
-    unweighted.
+    The points are the values of ``x``; with ``seeds_axis`` the fit is to the seeds' mean (NaN entries,
+    e.g. failed runs, left out), weighted by 1/σ² with σ the larger of the seeds' scatter (the variance
+    smoothed across points as a power law in x) and the Monte Carlo part of ``se``; with one value per
+    point σ is ``se``; without either the fit is unweighted. Without offset it is a line through
+    (log x, log y) (``y`` positive); with offset, ``(y∞, C)`` is solved in closed form for each α and α
+    (positive: the curve decays to ``y∞``) is searched in ``alpha_range``. Intervals come from refits to
+    the seeds resampled with replacement (spread widened by √(k/(k−1))), or with one seed to points
+    redrawn from the fitted curve with ``se`` (else the residuals' scatter).
 
-    - no offset: a linear fit of ``log y`` on ``log x``, weights ``(y/σ)²`` (σ propagated to log y);
-      ``y`` must be positive.
-    - offset: non-linear least squares; for each α, ``(y∞, C)`` is a closed-form weighted linear solve, and
-      the residual sum is minimised over α in ``alpha_range`` (a log grid, refined around its minimum,
-      then polished by Brent's method). α is positive: the curve decays to ``y∞``.
-
-    Intervals are percentile intervals of ``bootstrap`` refits (weights kept fixed): resampling the seeds
-    with replacement when there are several, else a parametric bootstrap that redraws each point from the
-    fitted curve with its ``se`` (or, without ``se``, with the residuals' scatter). The seed bootstrap's
-    spread is widened by √(k/(k−1)) (a resampled mean of k seeds varies that much less than the mean);
-    with few seeds percentile intervals still undercover somewhat: on ``0.36 + 0.03·d^(−1)`` with
-    Gaussian noise at d = 64…2048, 95% intervals of α covered the truth in 88% of datasets with 5 seeds,
-    92% with 20, and 93% with one seed and its ``se`` (parametric).
-
-    The result's ``status`` says when the fit failed: α at an end of ``alpha_range`` (``at_bound``; e.g.
-    data that grow with x, which the decaying law can only follow with α → 0), more bootstrap resamples at
-    an end than the interval's tail (``bootstrap_at_bound``), or a fitted change over the data within the
-    points' errors (``not_identifiable``). A failed fit keeps its least-squares numbers but its intervals
-    are NaN. ``no_dof`` (as many points as parameters) is a caution only.
+    The result's ``status`` says when the fit failed: α at an end of ``alpha_range`` (``at_bound``, e.g.
+    data that grow with x), more resamples at an end than the interval's tail (``bootstrap_at_bound``), or
+    a fitted change over the data within the points' errors (``not_identifiable``); a failed fit keeps its
+    least-squares numbers but its intervals are NaN. ``no_dof`` (as many points as parameters) is a caution.
 
     Args:
         x: positive, distinct abscissae (e.g. dimensions d), at least 2 (3 with ``offset``).

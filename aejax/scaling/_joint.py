@@ -202,14 +202,7 @@ def fit_joint(
         'not_identifiable'
     """
     d, tau, ys, ses = _shaped(d, tau, y, se, seeds_axis)
-    _validate.non_negative_int("bootstrap", bootstrap)
-    if not 0 < level < 1:
-        raise _validate.InputError(f"level must be in (0, 1), got {level!r}")
-    if interaction not in ("auto", True, False):
-        raise _validate.InputError(f"interaction must be 'auto', True or False, got {interaction!r}")
-    lo, hi = (float(v) for v in exponent_range)
-    if not 0 < lo < hi:
-        raise _validate.InputError(f"exponent_range must be (low, high) with 0 < low < high, got {exponent_range!r}")
+    lo, hi = _options(bootstrap, level, interaction, exponent_range)
     d, tau, ys, ses = _with_data(d, tau, ys, ses)
     mean, sigma = _point_stats(d, tau, ys, ses)
     weighted = bool(sigma is not None and np.all(np.isfinite(sigma)) and np.all(sigma > 0))
@@ -219,14 +212,11 @@ def fit_joint(
     estimate, best_chi2 = (a[0] for a in law.fit(terms, mean[None], w[None]))
     free = law.dof(terms)
     chi2_dof = float(best_chi2) / free if free > 0 and weighted else math.nan
-    flags = ["not_identifiable"] if notes else []
-    for flag, note in _freedom_flags(d.size, free, float(best_chi2), chi2_dof, weighted):
-        flags.append(flag)
-        notes.append(note)
     draws = _bootstrap(law, terms, ys, mean, sigma, w, weighted, estimate, bootstrap, rng)
-    for flag, note in _bound_flags(estimate, draws, (lo, hi), level):
-        flags.append(flag)
-        notes.append(note)
+    raised = _freedom_flags(d.size, free, float(best_chi2), chi2_dof, weighted)
+    raised += _bound_flags(estimate, draws, (lo, hi), level)
+    flags = (["not_identifiable"] if notes else []) + [flag for flag, _ in raised]
+    notes += [note for _, note in raised]
     failed = any(FLAGS[f].startswith("failure") and f != "not_identifiable" for f in flags)
     how = (
         f"weighted least squares of (R∞, A, B{', E' if 'interaction' in terms else ''}) in closed form on a "
@@ -276,6 +266,21 @@ def _shaped(
     if not (np.all(np.isfinite(d)) and np.all(d > 0) and np.all(np.isfinite(tau)) and np.all(tau > 0)):
         raise _validate.InputError("d and tau must be positive and finite")
     return d, tau, ys, ses
+
+
+def _options(
+    bootstrap: int, level: float, interaction: bool | str, exponent_range: tuple[float, float]
+) -> tuple[float, float]:
+    """The options checked; the exponents' range searched as ``(low, high)``."""
+    _validate.non_negative_int("bootstrap", bootstrap)
+    if not 0 < level < 1:
+        raise _validate.InputError(f"level must be in (0, 1), got {level!r}")
+    if interaction not in ("auto", True, False):
+        raise _validate.InputError(f"interaction must be 'auto', True or False, got {interaction!r}")
+    lo, hi = (float(v) for v in exponent_range)
+    if not 0 < lo < hi:
+        raise _validate.InputError(f"exponent_range must be (low, high) with 0 < low < high, got {exponent_range!r}")
+    return lo, hi
 
 
 def _with_data(
