@@ -154,7 +154,7 @@ def _fit_all(
     """The fit at every combination of ``others`` (``values``: others × [seeds ×] x): the arrays of
     ``_COLUMNS``, the data fitted, the draws and the statuses; what could not be fitted; the methods."""
     shape = values.shape[: len(others)]
-    fits = {name: np.full(shape, np.nan) for name in _COLUMNS}
+    fits: dict[str, np.ndarray] = {name: np.full(shape, np.nan) for name in _COLUMNS}
     fits["mean"] = np.full((*shape, x.size), np.nan)
     fits["mean_se"] = np.full((*shape, x.size), np.nan)
     fits["draws"] = np.full((*shape, options["bootstrap"], 3), np.nan)

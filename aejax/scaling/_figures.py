@@ -182,7 +182,7 @@ def _traces(
         raise _validate.InputError(f"time {time!r} is not a dimension or coordinate of {var!r}")
     mean = da.mean(seeds) if seeds in da.dims else da
     t = ds[time].broadcast_like(mean)
-    rest = [dim for dim in mean.dims if dim not in (along, panels) and dim not in TRACE_DIMS]
+    rest = [str(dim) for dim in mean.dims if dim not in (along, panels) and dim not in TRACE_DIMS]
     first = {dim: 0 for dim in rest}
     return mean.isel(first), t.isel(first), time, rest
 

@@ -114,7 +114,7 @@ def _checked(ds: xr.Dataset, var: str, along: tuple[str, str]) -> xr.DataArray:
     return da.where(ds["status"] == "ok") if "status" in ds else da
 
 
-def _limit(theory: Any, index: tuple[int, ...], coords: dict[str, Any], activation: str) -> float:
+def _limit(theory: Any, index: tuple[int, ...], coords: dict[Any, Any], activation: str) -> float:
     """The limit one combination is compared with: ``theory`` as given, else R_Gauss at its rate, else NaN."""
     if theory is not None:
         return float(np.asarray(theory)[index]) if np.ndim(theory) else float(theory)
