@@ -180,8 +180,9 @@ def fit_joint(
     """Fit ``R(d, τ) = R∞ + A·d^(−α) + B·τ^(−β)`` (plus ``E·d^(−α)·τ^(−β)`` if the data demand it).
 
     Args:
-        d, tau: the points' input dimension and training time, 1-D of the same length ``N`` (a product
-            grid flattened, or any scatter with at least two values of each).
+        d: the points' input dimension, 1-D of length ``N`` (a product grid flattened, or any scatter
+            with at least two values of d and of tau).
+        tau: the points' training time, 1-D of length ``N``.
         y: the risk, shape ``(N,)`` or ``(seeds, N)`` with ``seeds_axis=0`` (NaN: a run left out).
         se: optional Monte Carlo standard errors shaped like ``y`` (a floor under the seeds' scatter).
         seeds_axis: the axis of ``y`` holding seeds (``None``: ``y`` holds one value per point).

@@ -38,7 +38,9 @@ def extrapolate_joint(
             and optionally ``seed``; runs whose ``status`` is not ``ok`` are left out.
         var: the risk variable (``exact_risk`` or ``risk``, weighted by ``risk_se`` as a floor).
         along: the size and time dimensions.
-        bootstrap, level, interaction: as ``fit_joint``.
+        bootstrap: resamples for the intervals (as ``fit_joint``).
+        level: confidence level of the intervals.
+        interaction: ``"auto"``, ``True`` or ``False`` (as ``fit_joint``).
         theory: the limit to compare with, per combination (default ``R_Gauss`` at the nominal rate,
             ``aejax.theory.gaussian_limit`` with the results' activation; NaN without a ``rate``).
         rng: seed of the bootstrap.
