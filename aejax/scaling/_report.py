@@ -86,37 +86,36 @@ def report(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Fit the scaling law of a results file and write ``scaling.nc``, ``scaling.md``, ``scaling_gap.png``
-        and (with a ``risk_trace``) ``scaling_trajectories.png`` into ``out``: the ``aejax scaling`` command.
+    and (with a ``risk_trace``) ``scaling_trajectories.png`` into ``out``: the ``aejax scaling`` command.
 
-        ``scaling.nc`` holds the ``extrapolate`` Dataset plus, when the results have ``risk_trace``, its
-        ``collapse`` as ``risk_trace_collapse``. Errors name the command's arguments (``RESULTS``, ``--var``,
-        ``--along``).
+    ``scaling.nc`` holds the ``extrapolate`` Dataset plus, when the results have ``risk_trace``, its
+    ``collapse`` as ``risk_trace_collapse``. Errors name the command's arguments (``RESULTS``, ``--var``,
+    ``--along``).
 
-        Args:
-            results: a results file (or a sweep's output directory).
-            var: the quantity to extrapolate.
-            along: the size axis.
-            out: output directory (default: the results file's directory).
-            bootstrap: bootstrap resamples per fit (see ``fit_power_law``).
-            level: confidence level of the intervals.
-            seed: random seed of the bootstrap.
+    Args:
+        results: a results file (or a sweep's output directory).
+        var: the quantity to extrapolate.
+        along: the size axis.
+        out: output directory (default: the results file's directory).
+        bootstrap: bootstrap resamples per fit (see ``fit_power_law``).
+        level: confidence level of the intervals.
+        seed: random seed of the bootstrap.
 
-        Returns:
-            ``{"header", "rows", "table" (markdown), "result" (Dataset), "files" ({label: path}), "failed"}``:
-            ``failed`` lists ``"<combination>: <flags and notes>"`` for every fit that failed (``FitStatus``); the
-            command then exits with status 3 after writing the files.
+    Returns:
+        ``{"header", "rows", "table" (markdown), "result" (Dataset), "files" ({label: path}), "failed"}``:
+        ``failed`` lists ``"<combination>: <flags and notes>"`` for every fit that failed (``FitStatus``); the
+        command then exits with status 3 after writing the files.
 
-        Examples:
-            >>> import numpy as np, pathlib, tempfile, xarray as xr
-            >>> from aejax.report import markdown_table
-    from aejax.results import save_results
-            >>> d = np.array([64, 128, 256, 512])
-            >>> y = 0.36 + 0.03 / d + 1e-6 * np.random.default_rng(0).standard_normal((3, 4))
-            >>> folder = pathlib.Path(tempfile.mkdtemp())
-            >>> path = save_results(xr.Dataset({"exact_risk": (("seed", "d"), y)}, coords={"seed": [0, 1, 2], "d": d}),
-            ...                     folder / "results.nc")
-            >>> sorted(report(path, bootstrap=50)["files"])
-            ['figure', 'markdown', 'netcdf']
+    Examples:
+        >>> import numpy as np, pathlib, tempfile, xarray as xr
+        >>> from aejax.results import save_results
+        >>> d = np.array([64, 128, 256, 512])
+        >>> y = 0.36 + 0.03 / d + 1e-6 * np.random.default_rng(0).standard_normal((3, 4))
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> path = save_results(xr.Dataset({"exact_risk": (("seed", "d"), y)}, coords={"seed": [0, 1, 2], "d": d}),
+        ...                     folder / "results.nc")
+        >>> sorted(report(path, bootstrap=50)["files"])
+        ['figure', 'markdown', 'netcdf']
     """
     results = Path(results)
     ds = _load(results, var, along, bootstrap, level)
