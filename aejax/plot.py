@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from aejax import _validate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def pyplot():
@@ -95,7 +99,7 @@ def plot_risk_vs_rate(
     return save_figure(fig, path)
 
 
-def save_figure(fig, path: str | os.PathLike, command: str | None = None) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike, command: str | None = None) -> Path:
     """Write ``fig`` to ``path`` atomically (a temporary file renamed into place): a full disk or a
     kill leaves the old file or none, never a truncated one. The format follows the suffix.
 

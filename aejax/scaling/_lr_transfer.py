@@ -5,7 +5,7 @@ the rate applied is ``lr·(d_ref/d)^p``) gives, at each d, the seed-mean risk ag
 located by the parabola in log lr through the best grid point and its two neighbours; the interval is the
 percentile interval of that vertex over seeds resampled with replacement at every lr. If the rule
 transfers, the best ``lr`` does not move with d; if it moves as ``d^s``, the exponent that would have
-held it still is ``p − s`` (``lr_optimum(...).attrs`` / ``exponent``). Re-exported by ``aejax.scaling``.
+held it still is ``p − s`` (``lr_optimum(...).attrs`` / ``exponent``).
 
 Examples:
     >>> import numpy as np, xarray as xr
@@ -25,6 +25,9 @@ import numpy as np
 import xarray as xr
 
 from aejax import _validate
+from aejax.report import markdown_table
+
+TRANSFER_HEADER = ["rate", "d", "best lr·(d/128) [CI]", "exponent p (lr ∝ d^(−p)) [CI]"]
 
 
 def _vertex(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,17 +74,7 @@ def lr_optimum(
         varies, ``slope`` (d log lr_best / d log d, with ``slope_low``/``slope_high``) over the other
         coordinates but ``along``.
     """
-    if var not in ds:
-        raise _validate.InputError(f"var {var!r} is not in the results; allowed: {', '.join(map(str, ds.data_vars))}")
-    da = ds[var]
-    if lr not in da.dims or da.sizes[lr] < 3:
-        raise _validate.InputError(f"lr_optimum needs a dimension {lr!r} with at least 3 values in {var}")
-    _validate.non_negative_int("bootstrap", bootstrap)
-    if not 0 < level < 1:
-        raise _validate.InputError(f"level must be in (0, 1), got {level!r}")
-    if "status" in ds:
-        da = da.where(ds["status"] == "ok")
-    da = da.sortby(lr)
+    da = _checked(ds, var, lr, bootstrap, level)
     x = np.log(np.asarray(da[lr], float))
     seeded = "seed" in da.dims
     others = [str(dim) for dim in da.dims if dim not in (lr, "seed")]
@@ -89,28 +82,12 @@ def lr_optimum(
     values = np.asarray(da.values, float).reshape(-1, *(da.shape[len(others) :]))
     if not seeded:
         values = values[:, None, :]
-    k = values.shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(values, 1)
     best, edge = _vertex(x, mean)
-    gen = np.random.default_rng(rng)
     tail = 50 * (1 - level)
-    low = np.full(best.shape, np.nan)
-    high = np.full(best.shape, np.nan)
-    draws = np.full((best.size, bootstrap), np.nan)
-    if bootstrap and k >= 2:
-        widen = math.sqrt(k / (k - 1))
-        for c in range(best.size):
-            pick = gen.integers(0, k, size=(bootstrap, k, x.size))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                resampled = np.nanmean(
-                    np.take_along_axis(np.broadcast_to(values[c], (bootstrap, k, x.size)), pick, 1), 1
-                )
-            draws[c] = _vertex(x, mean[c] + widen * (resampled - mean[c]))[0]
-            if not edge[c]:
-                low[c], high[c] = np.percentile(draws[c], [tail, 100 - tail])
+    draws, low, high = _bootstrap(x, values, mean, edge, bootstrap, tail, np.random.default_rng(rng))
     shape = tuple(da.sizes[o] for o in others)
     coords = {o: da[o].values for o in others}
     out = xr.Dataset(
@@ -122,7 +99,7 @@ def lr_optimum(
         },
         coords=coords,
     )
-    if along in others and len(coords[along]) >= 2 and bootstrap and k >= 2:
+    if along in others and len(coords[along]) >= 2 and bootstrap and values.shape[1] >= 2:
         out = out.merge(_slope(out, draws.reshape(*shape, bootstrap), along, others, tail))
     out.attrs.update(lr_min=float(np.exp(x[0])), lr_max=float(np.exp(x[-1])))
     out.attrs.update(
@@ -134,6 +111,50 @@ def lr_optimum(
         "best grid point and its neighbours; percentile intervals over seeds resampled at every lr",
     )
     return out
+
+
+def _checked(ds: xr.Dataset, var: str, lr: str, bootstrap: int, level: float) -> xr.DataArray:
+    """``var`` sorted by ``lr``, with the failed runs NaN, once the arguments are checked."""
+    if var not in ds:
+        raise _validate.InputError(f"var {var!r} is not in the results; allowed: {', '.join(map(str, ds.data_vars))}")
+    da = ds[var]
+    if lr not in da.dims or da.sizes[lr] < 3:
+        raise _validate.InputError(f"lr_optimum needs a dimension {lr!r} with at least 3 values in {var}")
+    _validate.non_negative_int("bootstrap", bootstrap)
+    if not 0 < level < 1:
+        raise _validate.InputError(f"level must be in (0, 1), got {level!r}")
+    if "status" in ds:
+        da = da.where(ds["status"] == "ok")
+    return da.sortby(lr)
+
+
+def _bootstrap(
+    x: np.ndarray,
+    values: np.ndarray,
+    mean: np.ndarray,
+    edge: np.ndarray,
+    bootstrap: int,
+    tail: float,
+    gen: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The vertex over seeds resampled at every lr (spread widened by √(k/(k−1))), per combination
+    (``values``: combinations × seeds × lr), and its percentile interval where it is not at an edge."""
+    k = values.shape[1]
+    low = np.full(mean.shape[0], np.nan)
+    high = np.full(mean.shape[0], np.nan)
+    draws = np.full((mean.shape[0], bootstrap), np.nan)
+    if not bootstrap or k < 2:
+        return draws, low, high
+    widen = math.sqrt(k / (k - 1))
+    for c in range(mean.shape[0]):
+        pick = gen.integers(0, k, size=(bootstrap, k, x.size))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            resampled = np.nanmean(np.take_along_axis(np.broadcast_to(values[c], (bootstrap, k, x.size)), pick, 1), 1)
+        draws[c] = _vertex(x, mean[c] + widen * (resampled - mean[c]))[0]
+        if not edge[c]:
+            low[c], high[c] = np.percentile(draws[c], [tail, 100 - tail])
+    return draws, low, high
 
 
 def _slope(out: xr.Dataset, draws: np.ndarray, along: str, others: list[str], tail: float) -> xr.Dataset:
@@ -160,8 +181,17 @@ def _slope(out: xr.Dataset, draws: np.ndarray, along: str, others: list[str], ta
 
 def transfer_table(result: xr.Dataset, lr_power: float = 1.0) -> str:
     """Markdown: the best ``lr`` (the base rate, i.e. the applied rate × (d/d_ref)^lr_power) per d and
-    rate, and the exponent ``lr_power − slope`` that would hold it still."""
-    rows = ["| rate | d | best lr·(d/128) [CI] | exponent p (lr ∝ d^(−p)) [CI] |", "|---|---|---|---|"]
+    rate, and the exponent ``lr_power − slope`` that would hold it still.
+
+    Examples:
+        >>> lr = np.array([0.00125, 0.0025, 0.005, 0.01, 0.02])
+        >>> ds = xr.Dataset({"exact_risk": (("lr",), 0.4 + 0.01 * np.log(lr / 0.006) ** 2)}, coords={"lr": lr})
+        >>> print(transfer_table(lr_optimum(ds, bootstrap=0)))
+        | rate | d | best lr·(d/128) [CI] | exponent p (lr ∝ d^(−p)) [CI] |
+        |---|---|---|---|
+        | — | — | 0.0060 [nan, nan] |  |
+    """
+    rows = []
     rates = result["rate"].values if "rate" in result.dims else [None]
     for r in rates:
         sub = result.sel(rate=r) if r is not None else result
@@ -176,7 +206,5 @@ def transfer_table(result: xr.Dataset, lr_power: float = 1.0) -> str:
                 cell = f"{side} {float(row['lr_best']):.4g} (the grid's end)"
             else:
                 cell = f"{float(row['lr_best']):.4f} [{float(row['lr_low']):.4f}, {float(row['lr_high']):.4f}]"
-            rows.append(
-                f"| {r if r is not None else '—'} | {d if d is not None else '—'} | {cell} | {p if i == 0 else ''} |"
-            )
-    return "\n".join(rows)
+            rows.append([str(r if r is not None else "—"), str(d if d is not None else "—"), cell, p if i == 0 else ""])
+    return markdown_table(TRANSFER_HEADER, rows)
