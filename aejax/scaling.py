@@ -1417,4 +1417,4 @@ from aejax._joint_fit import fit_joint as fit_joint  # noqa: E402
 from aejax._joint_fit import report_joint as report_joint  # noqa: E402
 from aejax._lr_transfer import lr_optimum as lr_optimum  # noqa: E402
 from aejax._lr_transfer import transfer_table as transfer_table  # noqa: E402
-from aejax._time_axis import stack_times as stack_times  # noqa: E402
+from aejax._outer_axes import stack_times as stack_times  # noqa: E402

@@ -22,7 +22,7 @@ LAYERS = [
     ["config"],
     ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
-    ["_time_axis", "shards"],  # one sweep per τ (stacked with results' save); the store for several shards
+    ["_outer_axes", "shards"],  # one sweep per static value (stacked with results' save); the store for several shards
     ["sweeping", "plot", "nn", "_joint_fit", "_lr_transfer"],
     ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],
