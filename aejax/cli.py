@@ -521,7 +521,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)
     d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
-    runs = Grid.from_spec({k: v for k, v in grid.items() if k != "time"}, d).runs
+    runs = Grid.from_spec({k: v for k, v in grid.items() if k in _grid_axes()[0]}, d).runs
     rates = [run["rate"] for run in runs]
     _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
     fields.setdefault("n", _hidden_units("--rates", rates, d))
