@@ -72,7 +72,9 @@ def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> Non
         return _names() if several_d else str
 
     def choices(values: Sequence[str]) -> dict[str, Any]:
-        return {"type": _names(values)} if several_d else {"choices": list(values)}
+        if several_d:
+            return {"type": _names(values), "metavar": "{" + ",".join(values) + "}"}
+        return {"choices": list(values)}
 
     p.add_argument("--steps", type=ints, help=f"optimizer steps (default {CLI_DEFAULTS['steps']}, unless --time){axis}")
     p.add_argument(
