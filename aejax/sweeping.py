@@ -221,8 +221,10 @@ def sweep(
         config: static structure of each run; its ``n`` sets the rate of runs whose grid has no
             ``rate`` axis (otherwise ``n`` per bucket is ``max round(rate·d)`` over its runs).
         grid: ``{axis: values}`` (full product) or a list of ``{axis: value}`` runs; axes are
-            ``seed``, ``d``, ``time`` (τ: one sweep per value, stacked along ``time``), ``lr``, ``slope``,
-            ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``).
+            ``seed``, ``d``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``), and
+            in a product grid any other ``TrainConfig`` field except ``n`` (``time``, ``surrogate``,
+            ``optimizer``, ...: one sweep per value, stacked along a leading dimension labelled with the
+            values run; ``aejax/_outer_axes.py``).
         out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
             everything in memory. Locked while the sweep runs: a second sweep into it is refused.
             Shards of the sweep (``sweep_shard``, a job array) may fill it first; this then assembles.
