@@ -64,33 +64,62 @@ def _add_model_flags(p: argparse.ArgumentParser, several_d: bool = False) -> Non
         )
     else:
         p.add_argument("--d", type=int, help=f"input dimension (default {CLI_DEFAULTS['d']})")
-    p.add_argument("--steps", type=int, help=f"optimizer steps (default {CLI_DEFAULTS['steps']}, unless --time)")
+    # sweep: every static flag takes a comma-separated list, an axis of one sweep per value (aejax/_outer_axes.py)
+    axis = "; comma-separated values for an axis (one sweep per value)" if several_d else ""
+    ints, floats = (_ints, _floats) if several_d else (int, float)
+
+    def names() -> Any:
+        return _names() if several_d else str
+
+    def choices(values: Sequence[str]) -> dict[str, Any]:
+        if several_d:
+            return {"type": _names(values), "metavar": "{" + ",".join(values) + "}"}
+        return {"choices": list(values)}
+
+    p.add_argument("--steps", type=ints, help=f"optimizer steps (default {CLI_DEFAULTS['steps']}, unless --time){axis}")
     p.add_argument(
         "--time",
-        type=_floats if several_d else float,
+        type=floats,
         help="training time per input dimension τ = steps·batch/d, instead of --steps (every d trains for the same τ)"
-        + ("; comma-separated values for a time axis (one sweep per τ)" if several_d else ""),
+        + axis,
     )
-    p.add_argument("--trace-points", type=int, help="trace points on the τ grid (with --time or log spacing)")
-    p.add_argument("--trace-spacing", choices=["linear", "log"], help="spacing of the trace's τ grid")
-    p.add_argument("--lr-power", type=float, help="learning rate applied = lr·(d_ref/d)^lr_power (docs/theory.md §11)")
-    p.add_argument("--batch", type=int, help="samples per step")
-    p.add_argument("--mode", choices=["online", "dataset", "population"], help="training mode")
-    p.add_argument("--activation", help="sign, helu, relu, tanh or linear")
-    p.add_argument("--surrogate", help="surrogate derivative of sign (clip, ste, tanh, ...)")
-    p.add_argument("--optimizer", help="optimizer name (adam, sgd, ...)")
-    p.add_argument("--schedule", help="constant, cosine or linear")
-    p.add_argument("--source", help="gaussian, bernoulli_gaussian (bg) or sparse_rademacher (sr)")
+    p.add_argument("--trace-points", type=ints, help=f"trace points on the τ grid (with --time or log spacing){axis}")
+    p.add_argument("--trace-spacing", **choices(["linear", "log"]), help=f"spacing of the trace's τ grid{axis}")
+    p.add_argument(
+        "--lr-power", type=floats, help=f"learning rate applied = lr·(d_ref/d)^lr_power (docs/theory.md §11){axis}"
+    )
+    p.add_argument("--batch", type=ints, help=f"samples per step{axis}")
+    p.add_argument("--mode", **choices(["online", "dataset", "population"]), help=f"training mode{axis}")
+    p.add_argument("--activation", type=names(), help=f"sign, helu, relu, tanh or linear{axis}")
+    p.add_argument("--surrogate", type=names(), help=f"surrogate derivative of sign (clip, ste, tanh, ...){axis}")
+    p.add_argument("--optimizer", type=names(), help=f"optimizer name (adam, sgd, ...){axis}")
+    p.add_argument("--schedule", type=names(), help=f"constant, cosine or linear{axis}")
+    p.add_argument("--source", type=names(), help=f"gaussian, bernoulli_gaussian (bg) or sparse_rademacher (sr){axis}")
     p.add_argument(
         "--matmul-precision",
-        choices=["highest", "tensorfloat32", "bfloat16"],
-        help="precision of the matrix products (default highest; CPUs compute float32 whatever it says)",
+        **choices(["highest", "tensorfloat32", "bfloat16"]),
+        help=f"precision of the matrix products (default highest; CPUs compute float32 whatever it says){axis}",
     )
     p.add_argument(
         "--opt-state-dtype",
-        choices=["float32", "bfloat16"],
-        help="dtype of the stored optimizer state (default float32)",
+        **choices(["float32", "bfloat16"]),
+        help=f"dtype of the stored optimizer state (default float32){axis}",
     )
+
+
+def _names(choices: Sequence[str] | None = None) -> Any:
+    """An argparse type: comma-separated names (each one of ``choices`` when given)."""
+
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+        bad = [v for v in values if choices is not None and v not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"invalid choice {bad[0]!r} (choose from {', '.join(choices or ())})")
+        return values
+
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -319,16 +348,25 @@ def _toml_keys(table: str) -> tuple[str, ...]:
     import dataclasses
 
     from aejax.config import TrainConfig
-    from aejax.grid import AXES
 
     if table == "train":
         return tuple(f.name for f in dataclasses.fields(TrainConfig))
-    return (*AXES, "time") if table == "grid" else TOML_KEYS[table]  # time: one sweep per τ (aejax/_time_axis.py)
+    return (*_grid_axes()[0], *_grid_axes()[1]) if table == "grid" else TOML_KEYS[table]
+
+
+def _grid_axes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The grid's axes: the inner ones (numbers: seed, d, the traced hyper-parameters) and TrainConfig's
+    static fields (one sweep per value, ``aejax/_outer_axes.py``)."""
+    from aejax._outer_axes import STATIC_AXES
+    from aejax.grid import AXES
+
+    return AXES, STATIC_AXES
 
 
 def _load_toml(path: Path | None) -> dict[str, Any]:
     """The ``--config`` file's tables, each checked: known keys only; [train] and [sweep] values are
-    numbers, strings or booleans; [grid] values are a number or a flat list of numbers."""
+    numbers, strings or booleans; [grid] values are a number or a flat list of numbers (a static
+    field's axis: of numbers, strings or booleans)."""
     if path is None:
         return {}
     where = f"--config {str(path)!r}"
@@ -352,9 +390,12 @@ def _load_toml(path: Path | None) -> dict[str, Any]:
             raise _validate.InputError(f"{where}: [{table}] has unknown keys {unknown}; allowed: {', '.join(allowed)}")
         for key, value in entries.items():
             scalar = isinstance(value, (str, int, float, bool))
-            if table == "grid":
+            if table == "grid" and key in _grid_axes()[0]:
                 ok = scalar or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))
                 want = "a number or a flat list of numbers"
+            elif table == "grid":
+                ok = scalar or (isinstance(value, list) and all(isinstance(v, (str, int, float, bool)) for v in value))
+                want = "a value or a flat list of numbers, strings or booleans"
             else:
                 ok, want = scalar, "a number, a string or a boolean"
             if not ok:
@@ -455,10 +496,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             grid["d"] = fields.pop("d")
     if "d" in grid:
         fields["d"] = max(Grid.from_spec({"d": grid["d"]}, 1).coords["d"])
-    _time_axis_fields(fields, grid)
+    _static_axis_fields(args, fields, grid)
     if "d" in grid:
         # before the config at the largest d: one step at the smallest d is the minimum time
-        from aejax._time_axis import time_values
+        from aejax._outer_axes import time_values
 
         dims = Grid.from_spec({"d": grid["d"]}, 1).coords["d"]
         shortest = min(time_values(grid["time"])) if "time" in grid else fields.get("time")
@@ -484,7 +525,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             options[name] = getattr(args, flag)
     data_info = _data_fields(args, file, fields, options)
     d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
-    runs = Grid.from_spec({k: v for k, v in grid.items() if k != "time"}, d).runs
+    runs = Grid.from_spec({k: v for k, v in grid.items() if k in _grid_axes()[0]}, d).runs
     rates = [run["rate"] for run in runs]
     _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
     fields.setdefault("n", _hidden_units("--rates", rates, d))
@@ -506,6 +547,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
     if "time" in ds.dims:
         length = "τ = " + ",".join(f"{t:g}" for t in ds["time"].values)
+    if "steps" in ds.dims:
+        length = ",".join(str(s) for s in ds["steps"].values) + " steps"
     figure = plot_risk_vs_rate(
         ds, out / "risk_vs_rate.png", config.activation, title=f"{config.activation}, {config.mode}, d={dims}, {length}"
     )
@@ -513,19 +556,30 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
 
 
-def _time_axis_fields(fields: dict[str, Any], grid: dict[str, Any]) -> None:
-    """``--time 125,250`` (or ``[grid] time``): a time axis in ``grid``; the config's own clock is then a
-    placeholder that each τ's sweep replaces (``aejax/_time_axis.py``)."""
-    from aejax._time_axis import time_values
+def _static_axis_fields(args: argparse.Namespace, fields: dict[str, Any], grid: dict[str, Any]) -> None:
+    """Static fields as axes (``aejax/_outer_axes.py``: one sweep per value): a flag's comma list
+    (``--surrogate clip,ste``, ``--time 125,250``) or a ``[grid]`` entry of a ``TrainConfig`` field. A flag
+    wins over the file's entry (one value: a plain field); the config then holds a placeholder that each
+    part replaces (the longest clock, else the first value)."""
+    from aejax._outer_axes import CLOCKS, STATIC_AXES, outer_axis
 
-    if isinstance(fields.get("time"), list):
-        if len(fields["time"]) == 1:
-            fields["time"] = fields["time"][0]
+    for name in TRAIN_FLAGS:
+        given = getattr(args, name, None)
+        if name == "d" or given is None:
+            continue
+        grid.pop(name, None)
+        if name in CLOCKS:
+            grid.pop(CLOCKS[name], None)  # --steps over [grid] time, --time over [grid] steps
+        if isinstance(given, list) and len(given) > 1:
+            grid[name] = given
         else:
-            grid["time"] = fields["time"]
-    if "time" in grid:
-        fields.pop("steps", None)
-        fields["time"] = max(time_values(grid["time"]))
+            fields[name] = given[0] if isinstance(given, list) else given
+    for name in STATIC_AXES:
+        if name in grid:
+            values = outer_axis(name, grid[name]).values
+            if name in CLOCKS:
+                fields.pop(CLOCKS[name], None)
+            fields[name] = max(values) if name in CLOCKS else values[0]
 
 
 def _sweep_shard(config, grid, shard, out: Path, resume: bool, progress: bool, options: dict[str, Any]) -> None:
@@ -670,7 +724,7 @@ def _print_sweep_table(ds, data: bool = False) -> None:
         )
         rows.append(
             [
-                *(f"{v:g}" for v in sel.values()),
+                *(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in sel.values()),
                 f"{m:.4f}",
                 f"{s:.4f}",
                 *extra,

@@ -75,7 +75,11 @@ def plot_risk_vs_rate(
         name = (
             "trained"
             if not others
-            else "trained " + ", ".join(f"{o}={v:g}" for o, v in zip(others, np.atleast_1d(label), strict=True))
+            else "trained "
+            + ", ".join(
+                f"{o}={v:g}" if isinstance(v, (int, float, np.number)) else f"{o}={v}"
+                for o, v in zip(others, np.atleast_1d(label).tolist(), strict=True)
+            )
         )
         ax.errorbar(
             mean["rate"],

@@ -39,7 +39,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from aejax import _time_axis, _validate, record, theory
+from aejax import _outer_axes, _validate, record, theory
 from aejax.checkpoint import ChunkCheckpoints, read_proof
 from aejax.checkpoint import remove as remove_checkpoint
 from aejax.config import MAX_STEPS, TrainConfig
@@ -222,8 +222,10 @@ def sweep(
         config: static structure of each run; its ``n`` sets the rate of runs whose grid has no
             ``rate`` axis (otherwise ``n`` per bucket is ``max round(rate·d)`` over its runs).
         grid: ``{axis: values}`` (full product) or a list of ``{axis: value}`` runs; axes are
-            ``seed``, ``d``, ``time`` (τ: one sweep per value, stacked along ``time``), ``lr``, ``slope``,
-            ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``).
+            ``seed``, ``d``, ``lr``, ``slope``, ``margin``, ``rate`` and ``p`` (``aejax.grid.AXES``), and
+            in a product grid any other ``TrainConfig`` field except ``n`` (``time``, ``surrogate``,
+            ``optimizer``, ...: one sweep per value, stacked along a leading dimension labelled with the
+            values run; ``aejax/_outer_axes.py``).
         out: directory for chunk files, ``manifest.json`` and ``results.nc``; ``None`` keeps
             everything in memory. Locked while the sweep runs: a second sweep into it is refused.
             Shards of the sweep (``sweep_shard``, a job array) may fill it first; this then assembles.
@@ -335,14 +337,9 @@ def _sweep(
     """``sweep``; with a ``shard``, only the shard's runs, into ``out``, and its ``ShardReport``."""
     if not isinstance(config, TrainConfig):
         raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
-    if _time_axis.in_grid(grid):  # τ as an axis: one sweep per τ, stacked along `time` (aejax/_time_axis.py)
-        if shard is not None:
-            raise _validate.InputError(
-                "a 'time' grid axis cannot be sharded yet: run each τ as its own sharded sweep (--time T, one "
-                "--out per τ), then stack them with aejax.scaling.stack_times"
-            )
+    if _outer_axes.in_grid(grid):  # static fields (surrogate, time, ...) as axes: one sweep per value, stacked
         options = {k: v for k, v in locals().items() if k not in ("config", "grid", "out", "shard")}
-        return _time_axis.sweep_times(sweep, config, grid, out=out, **options)
+        return _outer_axes.sweep_outer(_sweep, config, grid, shard, out=out, **options)
     if mc_samples is not None:
         _validate.positive_int("mc_samples", mc_samples, minimum=2, maximum=MAX_STEPS)  # 2 for a standard error
     if chunk is not None:

@@ -25,7 +25,7 @@ LAYERS = [
     ["bound"],  # Model: a config bound to its numbers, evaluated through the record
     ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
-    ["_time_axis", "shards"],  # one sweep per τ (stacked with results' save); the store for several shards
+    ["_outer_axes", "shards"],  # one sweep per static value (stacked with results' save); the store for several shards
     ["sweeping", "plot", "nn"],
     ["scaling"],  # a subpackage (fits, Datasets, figures, report); uses plot, so one layer above it
     ["reproduce"],

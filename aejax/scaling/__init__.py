@@ -28,7 +28,7 @@ Examples:
 
 from __future__ import annotations
 
-from aejax._time_axis import stack_times
+from aejax._outer_axes import stack_times
 from aejax.scaling._collapse import collapse
 from aejax.scaling._data import TRACE_DIMS, check_inputs
 from aejax.scaling._extrapolate import extrapolate
