@@ -67,6 +67,7 @@ def sweep_times(
     grid: dict[str, Any] | list[dict[str, Any]],
     *,
     out: str | os.PathLike | None,
+    attrs: dict[str, Any] | None = None,
     **options: Any,
 ) -> xr.Dataset:
     """One ``sweep`` per value of the grid's ``time`` axis, stacked along a ``time`` dimension.
@@ -77,6 +78,7 @@ def sweep_times(
         grid: a product grid (dict) with a ``time`` axis; the other axes as ``sweep`` takes them.
         out: the output directory, or ``None``: each τ writes into ``out/time=<τ>/`` (resumable on its
             own) and the stacked results go to ``out/results.nc``.
+        attrs: more attributes of the stacked results, set before they are written (once).
         **options: the other keyword arguments of ``sweep``.
 
     Returns:
@@ -97,6 +99,7 @@ def sweep_times(
         config_tau = dataclasses.replace(config, time=tau, steps=None)
         parts.append(sweep(config_tau, rest, out=where, **options))
     ds = stack(parts, times)
+    ds.attrs.update(attrs or {})
     if out is not None:
         from aejax.results import save_results
 

@@ -22,7 +22,10 @@ LAYERS = [
     ["config"],
     ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
-    ["_time_axis", "shards"],  # one sweep per τ (stacked with results' save); the store for several shards
+    ["_time_axis", "shards", "sweep_options"],  # one sweep per τ; the store for several shards; the options
+    ["_sweep_plan", "_sweep_runners", "_sweep_theory"],  # the sweep pipeline: plan; chunk strategies; theory
+    ["_sweep_execute"],
+    ["_sweep_assemble"],
     ["sweeping", "plot", "nn", "_joint_fit", "_lr_transfer"],
     ["scaling"],  # uses plot, so one layer above it
     ["reproduce"],
