@@ -9,6 +9,13 @@ are written as the sweep goes; rerunning the same sweep into the same ``out`` di
 only what is missing. Compiled chunk programs are kept (a few, by structure), so a later sweep
 that changes only swept values does not recompile.
 
+A sweep is a pipeline (``run_sweep``): ``aejax._sweep_plan.plan`` (buckets, widths, chunks, manifest
+and fingerprint; nothing compiled), ``aejax._sweep_execute.execute`` (each bucket runs as soon as its
+program is compiled, while later buckets compile in the background; chunks train whole or in
+checkpointed segments, ``aejax._sweep_runners``), ``aejax._sweep_assemble.assemble`` (the Dataset),
+then ``results.nc`` is written once. Its options are one frozen ``aejax.sweep_options.SweepOptions``,
+the CLI's TOML ``[sweep]`` table field for field.
+
 Examples:
     >>> from aejax.train import TrainConfig
     >>> cfg = TrainConfig(d=32, n=32, steps=200, mode="population")
@@ -119,8 +126,9 @@ def sweep(
         ``exact_risk``, ``identity_likeness``, ``inverse_participation_ratio``, ``heldout_risk``,
         ``train_risk``, ``gaussian_equivalent_risk`` (real data; NaN otherwise), ``coherence``,
         ``wall_time``, ``loss_trace``, ``risk_trace``, ``identity_likeness_trace``, and ``theory``
-        and ``status``. Every numeric variable is float32, the precision the runs compute in
-        (``theory``, ``aejax.theory.gaussian_limit`` at each run's rate, included).
+        and ``status``. Every numeric variable is float32, the precision the runs compute in.
+        ``theory`` is the theory of each run's source at its rate, NaN where none applies
+        (``attrs["theory_kind"]`` names it: ``aejax._sweep_theory``).
 
     Examples:
         >>> cfg = TrainConfig(d=16, n=16, steps=20, mode="population")
