@@ -75,17 +75,17 @@ def theory_column(
         runs: the grid's runs (a swept ``p`` sets a named sparse source's sparsity).
         rates: each run's actual rate n/d.
     """
-    kind, rates = theory_kind(config), np.asarray(rates, np.float64)
+    kind, r = theory_kind(config), np.asarray(rates, np.float64)
     if kind in ("gaussian_limit", "gaussian_reference"):
-        return np.asarray(theory.gaussian_limit(rates, config.activation), np.float64), kind
-    if kind == "none":
-        return np.full(len(rates), np.nan), kind
+        return np.asarray(theory.gaussian_limit(r, config.activation), np.float64), kind
     prior = _prior(config.source)
+    if kind == "none" or prior is None:
+        return np.full(len(r), np.nan), kind
     default_p = getattr(config.source, "p", default_hparams(config)["p"])
     p = np.asarray([float(run.get("p", default_p)) for run in runs], np.float64)
     _, gain = theory.best_partial_identity(prior, p)
-    inside = 1 - np.minimum(rates, 1.0) * np.asarray(gain, np.float64)
-    return np.where(rates <= 1, inside, np.asarray(theory.rotation_risk(rates), np.float64)), kind
+    inside = 1 - np.minimum(r, 1.0) * np.asarray(gain, np.float64)
+    return np.where(r <= 1, inside, np.asarray(theory.rotation_risk(r), np.float64)), kind
 
 
 def _prior(source: Any) -> str | None:

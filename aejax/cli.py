@@ -18,9 +18,12 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aejax import _validate
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 BENCHMARKS = ("steady", "end_to_end", "fixed_costs", "sweep", "risk", "scaling")
 # What the commands choose beyond TrainConfig's own defaults (batch, schedule, lr, ... come from
@@ -468,7 +471,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     data_attrs = None  # written with the results, once
     if data_info is not None:
         data_attrs = {"data": json.dumps(data_info, sort_keys=True), "preprocessing": data_info["summary"]}
-    ds = run_sweep(config, grid, settings, attrs=data_attrs)
+    ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
     if jax.process_index() != 0:
         return
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)

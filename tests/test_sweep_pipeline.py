@@ -25,7 +25,7 @@ def test_plan_compiles_nothing():
     """Planning a two-bucket sweep at two d compiles no XLA program, and gives each bucket its width."""
     compiled = []
 
-    def listen(event, seconds, **kw):
+    def listen(event, duration_secs, **kwargs):
         compiled.append(event)
 
     jax.monitoring.register_event_duration_secs_listener(listen)
@@ -41,7 +41,8 @@ def test_plan_compiles_nothing():
     assert [(b.config.d, b.config.n) for b in p.buckets] == [(16, 16), (16, 8), (8, 8), (8, 4)]
     assert [len(b.members) for b in p.buckets] == [3, 3, 3, 3]
     assert all(b.width == 3 for b in p.buckets)  # default_runs_per_device(3): the whole bucket
-    assert [[ids.tolist() for ids in b.chunks] for b in p.buckets][0] == [[3, 7], [11]]  # rate 1 at d = 16 (grid order: seed, rate, d)
+    # grid order: seed, rate, d; the first bucket is rate 1 at d = 16
+    assert [ids.tolist() for ids in p.buckets[0].chunks] == [[3, 7], [11]]
     assert sum(len(b.pending) for b in p.without({3, 7}).buckets) == 10
 
 
