@@ -205,6 +205,7 @@ def sweep_outer(
     shard: Any,
     *,
     out: str | os.PathLike | None,
+    attrs: dict[str, Any] | None = None,
     **options: Any,
 ) -> Any:
     """One sweep per combination of the grid's static axes, stacked along one dimension per axis.
@@ -217,6 +218,7 @@ def sweep_outer(
         shard: ``None``, or a ``Shard``: each part computes the shard's share of its runs into its folder.
         out: the output directory, or ``None``: each part writes into ``out/<axis>=<value>/`` (resumable
             on its own) and the stacked results go to ``out/results.nc``.
+        attrs: more attributes of the stacked results, set before they are written (once).
         **options: the other keyword arguments of ``sweep``.
 
     Returns:
@@ -233,6 +235,8 @@ def sweep_outer(
     configs = part_configs(config, axes)
     rest = {k: v for k, v in grid.items() if k not in names} or {"seed": [0]}
     result = _level(run, configs, axes, (), rest, shard, out, options)
+    if shard is None:
+        result.attrs.update(attrs or {})
     if shard is None and out is not None and _is_writer():
         from aejax.results import save_results
 

@@ -18,9 +18,12 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aejax import _validate
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 BENCHMARKS = ("steady", "end_to_end", "fixed_costs", "sweep", "risk", "scaling")
 # What the commands choose beyond TrainConfig's own defaults (batch, schedule, lr, ... come from
@@ -325,32 +328,22 @@ DATA_KEYS = ("file", "whiten", "components", "test_fraction", "drop_constant", "
 TOML_KEYS = {
     "train": None,
     "grid": None,  # filled in by _toml_keys (they need the package's imports)
-    "sweep": (
-        "out",
-        "resume",
-        "progress",
-        "devices",
-        "chunk",
-        "runs_per_device",
-        "mc_samples",
-        "seed",
-        "max_padding",
-        "memory_budget",
-        "checkpoint_every",
-        "checkpoint_seconds",
-    ),
+    "sweep": None,  # aejax.SweepOptions' fields, field for field
     "data": DATA_KEYS,
 }
 
 
 def _toml_keys(table: str) -> tuple[str, ...]:
-    """The keys allowed in a TOML table: TrainConfig's fields, the grid axes, or sweep()'s options."""
+    """The keys allowed in a TOML table: TrainConfig's fields, the grid axes, or SweepOptions' fields."""
     import dataclasses
 
     from aejax.config import TrainConfig
+    from aejax.sweep_options import SweepOptions
 
     if table == "train":
         return tuple(f.name for f in dataclasses.fields(TrainConfig))
+    if table == "sweep":
+        return SweepOptions.names()
     return (*_grid_axes()[0], *_grid_axes()[1]) if table == "grid" else TOML_KEYS[table]
 
 
@@ -479,7 +472,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from aejax.grid import Grid
     from aejax.hparams import DEFAULT_LR
     from aejax.plot import plot_risk_vs_rate
-    from aejax.sweeping import check_time_at_every_d, sweep
+    from aejax.sweep_options import SweepOptions
+    from aejax.sweeping import check_time_at_every_d, run_sweep
 
     fields = _train_fields(args, file.get("train", {}))
     grid = dict(file.get("grid", {}))
@@ -504,25 +498,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         dims = Grid.from_spec({"d": grid["d"]}, 1).coords["d"]
         shortest = min(time_values(grid["time"])) if "time" in grid else fields.get("time")
         check_time_at_every_d(shortest, fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
-    options = dict(file.get("sweep", {}))
-    # flags override the file: take each option out of the file's table, then let its flag win
-    out, resume, progress = (
-        options.pop(name, default)
-        for name, default in (("out", CLI_DEFAULTS["out"]), ("resume", False), ("progress", True))
-    )
-    out = Path(out if args.out is None else args.out)
-    resume = resume if args.resume is None else args.resume
-    progress = progress and not args.quiet
-    for flag, name in (
-        ("devices", "devices"),
-        ("chunk", "chunk"),
-        ("runs_per_device", "runs_per_device"),
-        ("mc_samples", "mc_samples"),
-        ("checkpoint_every", "checkpoint_every"),
-        ("checkpoint_seconds", "checkpoint_seconds"),
-    ):
-        if getattr(args, flag) is not None:
-            options[name] = getattr(args, flag)
+    options = _sweep_options(args, file.get("sweep", {}))
     data_info = _data_fields(args, file, fields, options)
     d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
     runs = Grid.from_spec({k: v for k, v in grid.items() if k in _grid_axes()[0]}, d).runs
@@ -530,19 +506,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
     fields.setdefault("n", _hidden_units("--rates", rates, d))
     config = TrainConfig(**fields)
+    settings = SweepOptions(**options)
+    out = Path(options["out"])
     if shard is not None:
-        _sweep_shard(config, grid, shard, out, resume, progress, options)
+        _sweep_shard(config, grid, shard, settings)
         return
-    ds = sweep(config, grid, out=out, resume=resume, progress=progress, **options)
-
+    data_attrs = None  # written with the results, once
+    if data_info is not None:
+        data_attrs = {"data": json.dumps(data_info, sort_keys=True), "preprocessing": data_info["summary"]}
+    ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
     if jax.process_index() != 0:
         return
-    if data_info is not None:
-        from aejax.results import save_results
-
-        ds.attrs["data"] = json.dumps(data_info, sort_keys=True)
-        ds.attrs["preprocessing"] = data_info["summary"]
-        save_results(ds, out / "results.nc")
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
     if "time" in ds.dims:
@@ -582,13 +556,29 @@ def _static_axis_fields(args: argparse.Namespace, fields: dict[str, Any], grid: 
             fields[name] = max(values) if name in CLOCKS else values[0]
 
 
-def _sweep_shard(config, grid, shard, out: Path, resume: bool, progress: bool, options: dict[str, Any]) -> None:
-    """Compute one shard of the sweep into ``out`` and say what is left to do."""
+CHECKPOINT_FLAGS = ("checkpoint_every", "checkpoint_seconds")
+
+
+def _sweep_options(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, Any]:
+    """``SweepOptions``' fields from the TOML ``[sweep]`` table, each flag given winning over it; ``out``
+    defaults to ``runs/sweep`` and ``--quiet`` turns the progress bar off."""
+    options: dict[str, Any] = {"out": CLI_DEFAULTS["out"], **table}
+    for name in ("out", "resume", "devices", "chunk", "runs_per_device", "mc_samples", *CHECKPOINT_FLAGS):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    options["out"] = Path(options["out"])
+    options["progress"] = options.get("progress", True) and not args.quiet
+    return options
+
+
+def _sweep_shard(config, grid, shard, options: Any) -> None:
+    """Compute one shard of the sweep into ``options.out`` and say what is left to do."""
     import jax
 
-    from aejax.sweeping import sweep_shard
+    from aejax.sweeping import run_sweep
 
-    report = sweep_shard(config, grid, shard, out=out, resume=resume, progress=progress, **options)
+    report = run_sweep(config, grid, options, shard)
+    out = Path(options.out)
     if jax.process_index() == 0:
         print(
             f"shard {shard.index}/{shard.count}: {report.owned} runs ({report.computed} computed, {report.reused} "

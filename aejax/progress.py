@@ -82,6 +82,12 @@ class ChunkProgress:
                 self._progress.remove_task(self._steps)
                 self._steps = None
 
+    def add_chunks(self, count: int) -> None:
+        """Count ``count`` more chunks to run (a bucket whose block width was lowered to fit memory)."""
+        if self._progress is not None and self._task is not None and count:
+            task = self._progress.tasks[self._progress.task_ids.index(self._task)]
+            self._progress.update(self._task, total=(task.total or 0) + count)
+
     def steps(self, done: int, total: int) -> None:
         """Within a chunk trained in segments: ``done`` of ``total`` steps (rate and ETA from rich)."""
         if self._progress is None:

@@ -122,9 +122,9 @@ def test_a_bug_keeps_its_traceback_and_asks_for_a_report(monkeypatch, capsys):
 def test_ctrl_c_in_a_sweep_says_what_was_kept_and_exits_130(tmp_path, monkeypatch, capsys):
     """Issue 17.9: Ctrl-C after the first chunk: one line naming <out>/chunks and how to resume; status
     130; rerunning the same command finishes from the kept chunk."""
-    from aejax import sweeping
+    from aejax import _sweep_runners
 
-    real, calls = sweeping._run_chunk, []
+    real, calls = _sweep_runners.run_chunk, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -132,7 +132,7 @@ def test_ctrl_c_in_a_sweep_says_what_was_kept_and_exits_130(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweeping, "_run_chunk", interrupted)
+    monkeypatch.setattr(_sweep_runners, "run_chunk", interrupted)
     out = tmp_path / "out"
     argv = ["sweep", *TINY, "--rates", "0.5,1", "--seeds", "0,1", "--devices", "1", "--chunk", "2", "--out", str(out)]
     status, _, err = run(argv, capsys)
@@ -140,7 +140,7 @@ def test_ctrl_c_in_a_sweep_says_what_was_kept_and_exits_130(tmp_path, monkeypatc
         f"aejax: interrupted; finished chunks are kept in {out / 'chunks'}: rerun the same command to resume\n"
     ), err
     assert len(list((out / "chunks").glob("chunk-*.npz"))) == 1
-    monkeypatch.setattr(sweeping, "_run_chunk", real)
+    monkeypatch.setattr(_sweep_runners, "run_chunk", real)
     status, _, _ = run(argv, capsys)
     assert status == 0 and aejax.load_results(out).attrs["reused_runs"] == 2
 

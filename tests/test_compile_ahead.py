@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax import programs, sweeping
+from aejax import _sweep_execute, programs
 from aejax.config import TrainConfig
 from aejax.programs import Program, compile_ahead, placements
 
@@ -57,7 +57,7 @@ def test_sweep_bits_do_not_depend_on_compiling_ahead(monkeypatch):
     ahead = aejax.sweep(CONFIG, GRID, mc_samples=256, progress=False, devices=1)
     assert ahead.attrs["compilations"] == 2
     monkeypatch.setattr(programs, "_EXECUTABLES", {})
-    monkeypatch.setattr(sweeping, "compile_ahead", lambda jobs: 0)  # each program compiled when planned
+    monkeypatch.setattr(_sweep_execute, "compile_ahead", lambda jobs: 0)  # each program compiled when planned
     inline = aejax.sweep(CONFIG, GRID, mc_samples=256, progress=False, devices=1)
     assert inline.attrs["compilations"] == 2
     for name in ("risk", "risk_se", "exact_risk", "loss_trace", "risk_trace"):

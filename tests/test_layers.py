@@ -25,7 +25,10 @@ LAYERS = [
     ["bound"],  # Model: a config bound to its numbers, evaluated through the record
     ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
-    ["_outer_axes", "shards"],  # one sweep per static value (stacked with results' save); the store for several shards
+    ["_outer_axes", "shards", "sweep_options"],  # one sweep per static value; the store for several shards; the options
+    ["_sweep_plan", "_sweep_runners", "_sweep_theory"],  # the sweep pipeline: plan; chunk strategies; theory
+    ["_sweep_execute"],
+    ["_sweep_assemble"],
     ["sweeping", "plot", "nn"],
     ["scaling"],  # a subpackage (fits, Datasets, figures, report); uses plot, so one layer above it
     ["reproduce"],

@@ -62,11 +62,11 @@ def test_toml_data_valid_table_is_used(tmp_path, capsys, data_file, monkeypatch)
 
     seen = {}
 
-    def sweep(config, grid, **kwargs):  # stands in for training: records what it was given
+    def run_sweep(config, grid, options, shard=None, attrs=None):  # stands in for training: records its config
         seen["config"] = config
         raise _validate.InputError("stopped before training")
 
-    monkeypatch.setattr(aejax.sweeping, "sweep", sweep)
+    monkeypatch.setattr(aejax.sweeping, "run_sweep", run_sweep)
     table = {"file": f'"{data_file.name}"', "test_fraction": "0.5", "split_seed": "3", "drop_constant": "false"}
     status, err = run_toml(tmp_path, capsys, table)
     assert status == 2 and "stopped before training" in err, err
