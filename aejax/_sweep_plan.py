@@ -25,9 +25,10 @@ import numpy as np
 from jax.sharding import Mesh
 
 from aejax import _validate
-from aejax.config import TrainConfig, default_hparams
+from aejax.config import TrainConfig
 from aejax.devices import default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
+from aejax.hparams import default_hparams
 from aejax.identity import describe
 from aejax.programs import Program, default_runs_per_device, placements
 from aejax.results import fingerprint

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from aejax import theory
-from aejax.config import TrainConfig, default_hparams
+from aejax.config import TrainConfig
+from aejax.hparams import default_hparams
 from aejax.sources import BernoulliGaussian, Empirical, Gaussian, SparseRademacher
 
 __all__ = ["DESCRIPTIONS", "theory_column", "theory_kind"]

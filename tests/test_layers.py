@@ -26,7 +26,8 @@ LAYERS = [
     ["train", "grid", "devices"],
     ["results", "checkpoint", "programs"],
     ["_outer_axes", "shards", "sweep_options"],  # one sweep per static value; the store for several shards; the options
-    ["_sweep_plan", "_sweep_runners", "_sweep_theory"],  # the sweep pipeline: plan; chunk strategies; theory
+    ["_sweep_plan", "_sweep_theory"],  # the sweep pipeline: plan; the theory column
+    ["_sweep_runners"],  # chunk strategies (plain, segmented with checkpoints), given a plan's buckets
     ["_sweep_execute"],
     ["_sweep_assemble"],
     ["sweeping", "plot", "nn"],
