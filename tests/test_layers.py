@@ -20,7 +20,7 @@ LAYERS = [
     ["data", "decoders", "risk"],
     ["record", "optimum"],
     ["config"],
-    ["train", "grid", "devices"],
+    ["train", "grid", "devices", "program_store"],
     ["results", "checkpoint", "programs"],
     ["_time_axis", "shards"],  # one sweep per τ (stacked with results' save); the store for several shards
     ["sweeping", "plot", "nn", "_joint_fit", "_lr_transfer"],
