@@ -5,10 +5,10 @@ compile, but not tracing the Python program and lowering it to StableHLO (about 
 second each per bucket). Where that cache is on, each block program is also kept as a serialized
 ``jax.export.Exported`` beside JAX's entries, keyed by everything the program depends on: the
 config (its built-in values and aejax's own sources, activations and priors), the Monte Carlo
-samples, the swept names, the block width, the platform, the versions of jax, jaxlib and optax,
-JAX's settings and a digest of aejax's source code. A new process deserializes it instead of
-tracing: the program it then compiles (and finds in the compilation cache) is the very one a
-cold process compiles, so the bits are the same.
+samples, the swept names, the block width, the platform, the versions of jax, jaxlib, optax, NumPy
+and ml_dtypes, JAX's settings and a digest of aejax's source code. A new process deserializes it
+instead of tracing: the program it then compiles (and finds in the compilation cache) is the very
+one a cold process compiles, so the bits are the same.
 
 A config holding a user's own object (a named optimizer, a user's function or ``Source``) is not
 stored: its code may change under the same name. An entry that is missing, torn, corrupted (its
@@ -118,16 +118,15 @@ def code_digest() -> str:
 
 @functools.cache
 def _versions() -> dict[str, str]:
-    import jaxlib
-    import numpy
-    import optax
+    import importlib.metadata as md
 
-    return {
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "optax": optax.__version__,
-        "numpy": numpy.__version__,
-    }
+    out = {"jax": jax.__version__}
+    for name in ("jaxlib", "optax", "numpy", "ml_dtypes"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "missing"
+    return out
 
 
 def _path(key: str, directory: str) -> Path:
@@ -167,13 +166,15 @@ def save(key: str | None, exported: Any, directory: str | None = None) -> bool:
         return False
     header = json.dumps({"key": key, "sha256": hashlib.sha256(payload).hexdigest()}).encode()
     path = _path(key, directory)
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + header + b"\n" + payload)
         os.replace(tmp, path)  # a torn or concurrent write fails the SHA-256 check of load, never more
     except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         return False
     return True

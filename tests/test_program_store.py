@@ -65,7 +65,7 @@ def test_no_serialization_means_nothing_written(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def _key(config=CONFIG, mc=64, names=("lr",), width=2, platform="cpu", directory="somewhere"):
+def _key(config=CONFIG, mc=64, names=("lr",), width=2, platform="cpu", directory: str | None = "somewhere"):
     return program_store.program_key(config, mc, names, width, platform, directory=directory)
 
 
