@@ -199,21 +199,28 @@ class Program:
         )
         start = time.perf_counter()
         exported = self.exported(device.platform, (keys, hparams, data))
+        if exported is None:  # a program jax.export refuses (e.g. a host callback): compiled as is
+            block = make_block(self.config, self.mc_samples, device.platform)
+        else:
 
-        def block(*args):  # named so that JAX's cache entries of block programs read jit_block
-            return exported.call(*args)
+            def block(*args):  # named so that JAX's cache entries of block programs read jit_block
+                return exported.call(*args)
 
         compiled = jax.jit(block).lower(keys, hparams, data).compile()
         return compiled, time.perf_counter() - start
 
     def exported(self, platform: str, shapes: tuple) -> Any:
         """The block program as a ``jax.export.Exported`` for ``platform`` at the argument
-        ``shapes``: from the program store, else traced and lowered now (and stored)."""
+        ``shapes``: from the program store, else traced and lowered now (and stored); ``None``
+        where ``jax.export`` refuses the program (a host callback, say)."""
         key = program_store.program_key(self.config, self.mc_samples, self.hparam_names, self.runs_per_device, platform)
         exported = program_store.load(key)
         if exported is None:
             block = make_block(self.config, self.mc_samples, platform)
-            exported = jax.export.export(jax.jit(block), platforms=(platform,))(*shapes)
+            try:
+                exported = jax.export.export(jax.jit(block), platforms=(platform,))(*shapes)
+            except Exception:  # not exportable: the caller compiles it directly (an error in it recurs there)
+                return None
             program_store.save(key, exported)
         return exported
 

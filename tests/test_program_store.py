@@ -121,6 +121,31 @@ def test_a_stored_program_is_compiled_without_tracing_and_gives_the_same_bits(tm
         assert a.tobytes() == b.tobytes() == c.tobytes()
 
 
+def _tanh_with_callback(u):
+    jax.debug.callback(lambda *_: None, u)  # a host callback: jax.export refuses to serialize it
+    return jnp.tanh(u)
+
+
+def test_a_program_jax_export_refuses_is_compiled_directly(tmp_path):
+    config = dataclasses.replace(CONFIG, activation=aejax.named(_tanh_with_callback, "tanh-cb"))
+    block = programs.make_block(config, 64, "cpu")
+    shapes = (*programs.block_shapes(2, ("lr",)), config.data)
+    with pytest.raises(Exception):  # noqa: B017 (whatever jax.export raises for a callback)
+        jax.export.export(jax.jit(block))(*shapes)
+    program = Program(config, 64, ("lr",), 2)
+    assert program.exported("cpu", shapes) is None
+    plain = jax.jit(block).lower(*shapes).compile()
+    keys = jax.random.key_data(jax.random.split(jax.random.key(3), 2))
+    hparams = {"lr": np.full(2, 0.05, np.float32)}
+    compiled, _ = program.compile(jax.devices()[0])
+    for a, b in zip(
+        jax.tree_util.tree_leaves(compiled(keys, hparams, config.data)),
+        jax.tree_util.tree_leaves(plain(keys, hparams, config.data)),
+        strict=True,
+    ):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
 WARM_SCRIPT = """
 import sys, numpy as np, aejax
 from aejax import programs
