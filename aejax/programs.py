@@ -199,13 +199,12 @@ class Program:
         )
         start = time.perf_counter()
         exported = self.exported(device.platform, (keys, hparams, data))
+
+        def block(keys, hparams, data):  # named so that JAX's cache entries of block programs read jit_block
+            return exported.call(keys, hparams, data)
+
         if exported is None:  # a program jax.export refuses (e.g. a host callback): compiled as is
             block = make_block(self.config, self.mc_samples, device.platform)
-        else:
-
-            def block(*args):  # named so that JAX's cache entries of block programs read jit_block
-                return exported.call(*args)
-
         compiled = jax.jit(block).lower(keys, hparams, data).compile()
         return compiled, time.perf_counter() - start
 
