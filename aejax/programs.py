@@ -32,6 +32,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from aejax import program_store
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs
 from aejax.train import make_train, make_trainer
@@ -184,18 +185,43 @@ class Program:
         return compiled
 
     def compile(self, device: Any) -> tuple[Any, float]:
-        """Trace, lower and compile the block program for ``device`` (no cache): ``(executable, seconds)``."""
-        block = make_block(self.config, self.mc_samples, device.platform)
-        keys, hparams = block_shapes(self.runs_per_device, self.hparam_names)
+        """Compile the block program for ``device`` (no in-process cache): ``(executable, seconds)``.
+
+        The program is exported (``jax.export``) and its export compiled, so a later process that
+        loads it from the program store (``aejax.program_store``, on where the persistent
+        compilation cache is) compiles the same program without tracing or lowering it."""
         place = jax.sharding.make_single_device_sharding(device)
+        keys, hparams = block_shapes(self.runs_per_device, self.hparam_names)
         keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=place)
         hparams = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=place) for k, v in hparams.items()}
         data = jax.tree_util.tree_map(
             lambda a: jax.ShapeDtypeStruct(np.shape(a), _dtype(a), sharding=place), self.config.data
         )
         start = time.perf_counter()
+        exported = self.exported(device.platform, (keys, hparams, data))
+
+        def block(keys, hparams, data):  # named so that JAX's cache entries of block programs read jit_block
+            return exported.call(keys, hparams, data)
+
+        if exported is None:  # a program jax.export refuses (e.g. a host callback): compiled as is
+            block = make_block(self.config, self.mc_samples, device.platform)
         compiled = jax.jit(block).lower(keys, hparams, data).compile()
         return compiled, time.perf_counter() - start
+
+    def exported(self, platform: str, shapes: tuple) -> Any:
+        """The block program as a ``jax.export.Exported`` for ``platform`` at the argument
+        ``shapes``: from the program store, else traced and lowered now (and stored); ``None``
+        where ``jax.export`` refuses the program (a host callback, say)."""
+        key = program_store.program_key(self.config, self.mc_samples, self.hparam_names, self.runs_per_device, platform)
+        exported = program_store.load(key)
+        if exported is None:
+            block = make_block(self.config, self.mc_samples, platform)
+            try:
+                exported = jax.export.export(jax.jit(block), platforms=(platform,))(*shapes)
+            except Exception:  # not exportable: the caller compiles it directly (an error in it recurs there)
+                return None
+            program_store.save(key, exported)
+        return exported
 
     def measure(self, device: Any) -> Program:
         """Compile for ``device`` now (if needed) and record its memory; returns ``self``."""

@@ -8,6 +8,7 @@ through JAX's ahead-of-time stages, timed back to back in one process (no persis
 and ``.compile()`` (XLA). The programs:
 
 - ``block``: the whole block program that ``aejax.sweep`` compiles (training, trace, record);
+- ``block_exported``: the same, the way the sweep compiles it (``jax.export``, then its ``call``);
 - ``train``: the training scan alone (``risk_eval="none"``: steps and traced observables);
 - ``exact_risk``: one exact risk of every run of the block (the trace's evaluation: arcsin, solve);
 - ``mc_risk``: the final Monte Carlo risk of every run;
@@ -76,6 +77,24 @@ def stages(fn, *shapes) -> dict[str, float]:
     return out
 
 
+def export_stages(fn, *shapes) -> dict[str, float]:
+    """``stages`` of the path the sweep compiles a block by (``Program.compile``): ``jax.export``
+    (tracing and lowering, in the ``trace`` columns), lowering the export's ``call`` (``lower``),
+    XLA (``compile``). A new process with the program store skips the first."""
+    marks = [(time.perf_counter(), time.process_time())]
+    exported = jax.export.export(jax.jit(fn))(*shapes)
+    marks.append((time.perf_counter(), time.process_time()))
+    lowered = jax.jit(exported.call).lower(*shapes)
+    marks.append((time.perf_counter(), time.process_time()))
+    lowered.compile()
+    marks.append((time.perf_counter(), time.process_time()))
+    out = {}
+    for i, stage in enumerate(("trace", "lower", "compile")):
+        out[f"{stage}_s"] = marks[i + 1][0] - marks[i][0]
+        out[f"{stage}_cpu_s"] = marks[i + 1][1] - marks[i][1]
+    return out
+
+
 def bucket_programs(config: TrainConfig, width: int, mc_samples: int) -> dict[str, tuple]:
     """The programs of one bucket's block of ``width`` runs and their argument shapes."""
     names = ("rate",)
@@ -128,6 +147,13 @@ def sweep_seconds(config: TrainConfig, dims, rates, seeds) -> dict[str, float]:
     return out
 
 
+def _total(times: dict[str, float]) -> dict[str, float]:
+    return {
+        "total_s": sum(v for k, v in times.items() if not k.endswith("cpu_s")),
+        "total_cpu_s": sum(v for k, v in times.items() if k.endswith("cpu_s")),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="d = 32 only, one seed")
@@ -141,11 +167,15 @@ def main() -> None:
         width = programs.default_runs_per_device(len(seeds) * rates)
         for name, (fn, *shapes) in bucket_programs(config, width, default_mc_samples(d)).items():
             times = stages(fn, *shapes)
-            total = {"total_s": sum(v for k, v in times.items() if not k.endswith("cpu_s"))}
-            total["total_cpu_s"] = sum(v for k, v in times.items() if k.endswith("cpu_s"))
-            rows.append({"d": d, "n": n, "runs": width, "program": name, **times, **total})
+            rows.append({"d": d, "n": n, "runs": width, "program": name, **times, **_total(times)})
             print(rows[-1], flush=True)
-    for name in ("block", "train", "exact_risk", "mc_risk", "record"):
+            if name == "block":  # and again the way the sweep compiles it (jax.clear_caches: traced anew)
+                jax.clear_caches()
+                exported = export_stages(fn, *shapes)
+                row = {"d": d, "n": n, "runs": width, "program": "block_exported"}
+                rows.append({**row, **exported, **_total(exported)})
+                print(rows[-1], flush=True)
+    for name in ("block", "block_exported", "train", "exact_risk", "mc_risk", "record"):
         part = [r for r in rows if r["program"] == name]
         rows.append(
             {

@@ -23,7 +23,7 @@ LAYERS = [
     ["data", "decoders", "risk", "trace_cost", "hparams"],
     ["config", "record", "optimum"],  # the static structure and the per-run schema: neither imports the other
     ["bound"],  # Model: a config bound to its numbers, evaluated through the record
-    ["train", "grid", "devices"],
+    ["train", "grid", "devices", "program_store"],
     ["results", "checkpoint", "programs"],
     ["_outer_axes", "shards", "sweep_options"],  # one sweep per static value; the store for several shards; the options
     ["_sweep_plan", "_sweep_theory"],  # the sweep pipeline: plan; the theory column
