@@ -5,6 +5,7 @@ and the smaller items (``aejax.scaling``, the sweep docstring, float32 results, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import os
 import subprocess
@@ -28,16 +29,21 @@ from aejax.sources import Empirical, Gaussian
 ROOT = Path(__file__).resolve().parents[1]
 D = 16
 SOURCE = Gaussian(D)
-PARAMS = init(jax.random.key(0), D, D, decoder_scale=1.0)
+
+
+@functools.cache
+def base_params():
+    """The module's parameters, built on first use (not while pytest collects, in every xdist worker)."""
+    return init(jax.random.key(0), D, D, decoder_scale=1.0)
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: aejax.exact_risk(PARAMS, SOURCE),
-        lambda: aejax.mc_risk(PARAMS, SOURCE, jax.random.key(0), 100),
-        lambda: aejax.optimal_decoder(PARAMS.B, SOURCE),
-        lambda: dataset_risk(PARAMS, jnp.ones((3, D))),
+        lambda: aejax.exact_risk(base_params(), SOURCE),
+        lambda: aejax.mc_risk(base_params(), SOURCE, jax.random.key(0), 100),
+        lambda: aejax.optimal_decoder(base_params().B, SOURCE),
+        lambda: dataset_risk(base_params(), jnp.ones((3, D))),
     ],
     ids=["exact_risk", "mc_risk", "optimal_decoder", "dataset_risk"],
 )
@@ -50,7 +56,7 @@ def test_risk_functions_refuse_to_guess_the_architecture(call):
 def test_old_keyword_form_is_refused():
     """The partial keyword form (activation=... with row_normalize and mask left to defaults) is gone."""
     with pytest.raises(TypeError, match="activation"):
-        aejax.exact_risk(PARAMS, SOURCE, activation="tanh")  # pyright: ignore[reportCallIssue]
+        aejax.exact_risk(base_params(), SOURCE, activation="tanh")  # pyright: ignore[reportCallIssue]
 
 
 def _numpy_risk(A, B, mask, activation, x):
@@ -96,8 +102,8 @@ def test_one_row_normalize_default_everywhere():
     apply_default = Architecture("sign").row_normalize
     assert config_default is arch_default is nn_default is apply_default is True
     x = SOURCE.sample(jax.random.key(4), 8)
-    trained_map = aejax.TrainConfig(d=D, n=D, steps=1).bind().apply(PARAMS, x)
-    np.testing.assert_allclose(aejax.nn.Autoencoder(D, D, params=PARAMS)(x), trained_map, rtol=1e-6)
+    trained_map = aejax.TrainConfig(d=D, n=D, steps=1).bind().apply(base_params(), x)
+    np.testing.assert_allclose(aejax.nn.Autoencoder(D, D, params=base_params())(x), trained_map, rtol=1e-6)
 
 
 def test_mc_risk_of_a_linear_map_matches_its_closed_form():
@@ -157,10 +163,10 @@ def test_mc_risk_sample_count_is_bounded(n):
     """Issue 24 item 12: n ≥ 2³¹ raised JAX's OverflowError; now a clear InputError, for the free
     function and the Model's method (nothing is compiled)."""
     with pytest.raises(aejax.InputError, match=r"n_samples must be at most 2147483647 \(2\*\*31 - 1\)"):
-        aejax.mc_risk(PARAMS, SOURCE, jax.random.key(0), n, arch=Architecture())
+        aejax.mc_risk(base_params(), SOURCE, jax.random.key(0), n, arch=Architecture())
     model = aejax.TrainConfig(d=D, n=D, steps=1).bind()
     with pytest.raises(aejax.InputError, match="n_samples must be at most 2147483647"):
-        model.mc_risk(PARAMS, jax.random.key(0), n)
+        model.mc_risk(base_params(), jax.random.key(0), n)
 
 
 def test_mc_risk_at_the_largest_count_keeps_int32_indices():

@@ -1,5 +1,7 @@
 """aejax.nn: NNX modules hold the functional model's state and reproduce its numbers exactly."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +14,6 @@ from aejax.activations import sign
 from aejax.nn import Autoencoder, Hyper, Sign
 
 D, N = 12, 6
-X = jax.random.normal(jax.random.key(1), (32, D))
 
 # Option sets of the functional model; each is checked forward, in loss and in gradients.
 OPTIONS = {
@@ -23,6 +24,12 @@ OPTIONS = {
     "helu-rownorm": dict(activation="helu", margin=0.05, row_normalize=True),
     "tanh": dict(activation="tanh"),
 }
+
+
+@functools.cache
+def _x():
+    """The inputs, drawn on first use (not while pytest collects, in every xdist worker)."""
+    return jax.random.normal(jax.random.key(1), (32, D))
 
 
 def _params(tied=False, kind="gaussian"):
@@ -48,11 +55,11 @@ def test_forward_loss_and_gradients_match_functional(name, tied):
     params, kw = _params(tied), OPTIONS[name]
     ae = Autoencoder.from_params(params, **kw)
     full_kw = {"activation": "sign", **kw}
-    _assert_tree_equal(ae(X), model.apply(params, X, **full_kw))
-    _assert_tree_equal(ae.encode(X), model.encode(params, X, **full_kw))
-    _assert_tree_equal(ae.decode(ae.encode(X)), model.apply(params, X, **full_kw))
-    loss, grads = nnx.value_and_grad(_module_loss)(ae, X)
-    ref_loss, ref_grads = jax.value_and_grad(_functional_loss)(params, X, **full_kw)
+    _assert_tree_equal(ae(_x()), model.apply(params, _x(), **full_kw))
+    _assert_tree_equal(ae.encode(_x()), model.encode(params, _x(), **full_kw))
+    _assert_tree_equal(ae.decode(ae.encode(_x())), model.apply(params, _x(), **full_kw))
+    loss, grads = nnx.value_and_grad(_module_loss)(ae, _x())
+    ref_loss, ref_grads = jax.value_and_grad(_functional_loss)(params, _x(), **full_kw)
     _assert_tree_equal(loss, ref_loss, 1e-7)
     _assert_tree_equal(model.Params(grads["A"][...], grads["B"][...]), ref_grads, 1e-7)
     assert set(grads.keys()) == {"A", "B"}  # slope, margin and mask are not trained
@@ -142,13 +149,13 @@ def test_sign_layer_matches_sign_and_slope_changes_without_retrace():
 def test_jit_after_split_and_merge():
     ae = Autoencoder.from_params(_params(), surrogate="gauss", row_normalize=True)
     graphdef, state = nnx.split(ae)
-    out = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))(state, X)
-    _assert_tree_equal(out, ae(X), 1e-6)
-    _assert_tree_equal(nnx.jit(lambda m, x: m(x))(ae, X), ae(X), 1e-6)
+    out = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))(state, _x())
+    _assert_tree_equal(out, ae(_x()), 1e-6)
+    _assert_tree_equal(nnx.jit(lambda m, x: m(x))(ae, _x()), ae(_x()), 1e-6)
     # The mask is state, not structure: a new rate under the same compiled function.
     state["mask"][...] = (jnp.arange(N) < 2).astype(jnp.float32)
-    masked = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))(state, X)
-    ref = model.apply(_params(), X, surrogate="gauss", row_normalize=True, mask=state["mask"][...])
+    masked = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))(state, _x())
+    ref = model.apply(_params(), _x(), surrogate="gauss", row_normalize=True, mask=state["mask"][...])
     _assert_tree_equal(masked, ref, 1e-6)
 
 
@@ -156,10 +163,10 @@ def test_vmap_ensemble_of_autoencoders():
     keys = jax.random.split(jax.random.key(5), 3)
     ensemble = nnx.vmap(lambda k: Autoencoder(D, N, rngs=nnx.Rngs(params=k), decoder_scale=1.0))(keys)
     assert ensemble.B[...].shape == (3, N, D)
-    out = nnx.vmap(lambda m, x: m(x), in_axes=(0, None))(ensemble, X)
+    out = nnx.vmap(lambda m, x: m(x), in_axes=(0, None))(ensemble, _x())
     for i in range(3):
         params_i = jax.tree.map(lambda a, i=i: a[i], ensemble.to_params())
-        _assert_tree_equal(out[i], model.apply(params_i, X), 1e-6)
+        _assert_tree_equal(out[i], model.apply(params_i, _x()), 1e-6)
 
 
 @pytest.mark.parametrize(

@@ -137,7 +137,7 @@ def _special_encoders(d=16, n=8):
 
 
 @pytest.mark.parametrize("row_normalize", [False, True])
-@pytest.mark.parametrize("case", sorted(_special_encoders()))
+@pytest.mark.parametrize("case", ["antipodal_rows", "duplicated_rows", "orthogonal", "zero_row", "zero_row_masked"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_exact_risk_gradient_is_finite_at_degenerate_encoders(activation, case, row_normalize):
     """jax.grad of exact_risk has no NaN/inf at orthogonal, duplicated, antipodal and zero rows."""

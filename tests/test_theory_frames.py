@@ -30,7 +30,7 @@ def two_bases(d: int, seed: int) -> np.ndarray:
     return np.vstack([np.eye(d), q])
 
 
-@pytest.mark.parametrize("d", [64, 256])
+@pytest.mark.parametrize("d", [64, pytest.param(256, marks=pytest.mark.slow)])  # accuracy at size: slow tier
 def test_first_order_excess_matches_the_exact_risk_of_a_haar_frame(d):
     """O(1/d²) error: within 4% (d = 64) and 1.5% (d = 256) of the exact excess."""
     B = np.asarray(haar_frame(jax.random.key(3), 2 * d, d))
@@ -46,7 +46,7 @@ def test_first_order_excess_matches_the_exact_risk_of_two_orthonormal_bases():
     assert exact * 256 == pytest.approx(1 / (2 + np.pi / 2 - 1) ** 2, rel=0.02)  # Σ g⁴/6 = 1 here
 
 
-@pytest.mark.parametrize("r", [1.5, 2.0, 3.0])
+@pytest.mark.parametrize("r", [1.5, *(pytest.param(r, marks=pytest.mark.slow) for r in (2.0, 3.0))])  # 1.5 stays fast
 def test_haar_coefficient_matches_the_average_exact_excess(r):
     """d·(exact excess) averaged over 4 Haar frames at d = 256 is finite_d_coefficient(r, 'haar') to 6%."""
     d = 256
