@@ -83,6 +83,7 @@ def test_mmse_quadrature_vs_scipy_quad_and_scalar_monte_carlo(prior, p, r):
     assert abs(err.mean() - got) < 3 * err.std() / np.sqrt(x.size)
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_mmse_gaussian_prior_and_general_snr():
     snr = np.array([0.1, 1.0, 10.0, 1000.0])
     np.testing.assert_allclose(theory.mmse("bg", 1.0, snr), 1 / (1 + snr), rtol=1e-9)
@@ -92,6 +93,7 @@ def test_mmse_gaussian_prior_and_general_snr():
     )
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 @pytest.mark.parametrize("prior, p, r", [("bg", 0.3, 0.5), ("sr", 0.3, 2.0), ("bg", 0.1, 2.0)])
 def test_denoised_reconstruction_monte_carlo(prior, p, r):
     """Actual pipeline at d = 2000: x → sign(B̄x) → c B̄ᵀ s → posterior_mean, within 0.01."""

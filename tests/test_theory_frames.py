@@ -54,6 +54,7 @@ def test_haar_coefficient_matches_the_average_exact_excess(r):
     assert np.mean(scaled) == pytest.approx(float(theory.finite_d_coefficient(r, "haar")), rel=0.06)
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_etf_coefficient_is_below_every_measured_frame_and_zero_for_r_at_most_1():
     etf = float(theory.finite_d_coefficient(2.0, "etf"))
     assert etf == pytest.approx(1 / (6 * (1 + np.pi / 2) ** 2))

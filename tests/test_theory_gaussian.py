@@ -89,6 +89,7 @@ def test_bad_input(call, match):
         call()
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_finite_d_optimum_small_d():
     key = jax.random.key(3)
     low = finite_d_optimum(0.5, d=8, restarts=2, steps=300, key=key)

@@ -169,6 +169,7 @@ def test_partial_identity_risk_vs_monte_carlo(p, a):
     assert abs(errors.mean() - float(theory.partial_identity_risk("sr", p, 1.0, a))) < 3 * se + 2e-3
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_partial_identity_interpolates_and_beats_both_pure_encoders():
     p = np.array([0.2, 0.5, 0.9])
     np.testing.assert_allclose(theory.partial_identity_risk("sr", p, 0.7, 0.0), theory.rotation_risk(0.7), atol=1e-12)

@@ -35,6 +35,7 @@ def test_sign_channel_mmse_vs_monte_carlo(prec):
     assert abs(err.mean() - float(theory.sign_channel_mmse(prec))) < 3 * err.std() / np.sqrt(w.size)
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_first_layer_is_shallow_decoder_plus_denoiser():
     grid_p, grid_r = np.meshgrid([0.1, 0.5, 1.0], [0.3, 1.0, 2.5])
     for prior in ("bg", "sr"):
@@ -59,6 +60,7 @@ def test_gaussian_data_gains_only_above_rate_one():
     assert np.all(np.diff(high) < 0) and high[-1] < float(theory.gaussian_limit(2.0)) - 0.015
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 @pytest.mark.parametrize("prior, p, r", [("bg", 0.3, 0.5), ("sr", 0.3, 2.0), ("bg", 1.0, 2.0)])
 def test_state_evolution_vs_decoder_on_samples(prior, p, r):
     """d = 2000, 4 layers: mean squared error of the decoder's output within 0.01 of the SE."""
@@ -75,6 +77,7 @@ def test_state_evolution_vs_decoder_on_samples(prior, p, r):
     assert np.all(err.std(0) / np.sqrt(samples) < 0.004)
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_fixed_point_is_the_limit_of_the_layers():
     many = np.asarray(theory.state_evolution("sr", [0.1, 0.5], [0.5, 2.0], 300))[:, -1]
     fixed = np.asarray(theory.state_evolution_fixed_point("sr", [0.1, 0.5], [0.5, 2.0], tol=1e-10))
@@ -109,6 +112,7 @@ def test_bad_input(call, match):
         call()
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_prediction_table_rows():
     rows = theory.prediction_table(ps=[0.3, 1.0], rates=[0.5, 2.0])
     assert len(rows) == 8 and {row["prior"] for row in rows} == {"bg", "sr"}

@@ -18,6 +18,7 @@ COLUMN_FUNCTIONS = {
 }
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_table_matches_the_individual_functions_across_chunks():
     """20 rates × 2 ps = 40 rows per prior: three chunks, the last one padded. In float32 the
     table's denoiser column (layer 1 of the state evolution) and denoiser_risk differ by ~2e-5

@@ -78,6 +78,7 @@ def _check_relu(results_table, label, rates, risks, params, d):
     assert np.all((Bbar @ Bbar.T).min(axis=1) < -0.95)
 
 
+@pytest.mark.slow  # accuracy at size: the slow tier (the module keeps fast checks in the default tier)
 def test_sign_population_gd_reaches_gaussian_limit_d64(results_table):
     """GD on the exact risk, sign, d = 64: within 0.002 of R_Gauss(r) (r ≤ 1 is exact at every d)."""
     risks, params = train_rates(SIGN_RATES, d=64, steps=1000, mode="population", lr=0.01)

@@ -78,7 +78,7 @@ def test_head_gradient_matches_finite_differences_near_the_edge():
             np.testing.assert_allclose(getattr(grads, name)[k], (up - down) / (2 * h), rtol=1e-4, atol=1e-9)
 
 
-@pytest.mark.parametrize("source, trainable", [("bg", "head"), pytest.param("sr", "all", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("source, trainable", [("bg", "head"), ("sr", "all")])
 def test_training_at_p_near_one_is_finite(source, trainable):
     config = aejax.TrainConfig(
         d=16, n=8, steps=24, batch=16, source=source, decoder="multilayer", layers=2, trainable=trainable,
