@@ -31,7 +31,8 @@ import xarray as xr
 from aejax import theory
 from aejax.config import TrainConfig
 from aejax.model import Architecture, Params, haar_frame, init, normalize_rows
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table
+from aejax.reproduce._common import command, pick_size, write_outputs
 from aejax.risk import exact_risk
 from aejax.sources import Gaussian
 from aejax.train import make_train, run_key
@@ -126,7 +127,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         "α: least-squares scale of A on B̄ᵀ.\n\n" + markdown_table(header, rows) + "\n"
     )
     summary = {r: dict(zip(header[1:], row[1:], strict=True)) for r, row in zip(preset["rates"], rows, strict=True)}
-    paths = write_outputs(NAME, out, ds, _figure(ds), table)
+    paths = write_outputs(NAME, out, ds, _figure(ds), table, command(NAME, size))
     return {**paths, "summary": summary}
 
 

@@ -36,7 +36,8 @@ from scipy import optimize
 from aejax import theory
 from aejax.config import TrainConfig
 from aejax.model import Architecture, Params, normalize_rows
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table
+from aejax.reproduce._common import pick_size, write_outputs
 from aejax.risk import mc_risk, optimal_decoder
 from aejax.sources import SparseRademacher
 from aejax.train import make_train, run_key

@@ -59,7 +59,8 @@ import xarray as xr
 from aejax import _validate, theory
 from aejax.config import TrainConfig
 from aejax.data import Preprocessing, load_array, random_patches
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table, seed_mean_se
+from aejax.reproduce._common import command, pick_size, write_figure, write_outputs
 from aejax.sources import Empirical
 from aejax.train import make_train, run_key
 
@@ -324,8 +325,9 @@ def run(
         )
         + "\n"
     )
-    paths = write_outputs(NAME, out, ds, _figure(ds), table)
-    paths["reconstructions"] = _reconstruction_figure(shown, info, train, rates, Path(out))
+    made_by = command(NAME, size, data)
+    paths = write_outputs(NAME, out, ds, _figure(ds), table, made_by)
+    paths["reconstructions"] = _reconstruction_figure(shown, info, train, rates, Path(out), made_by)
     return {**paths, "fit": fit, "gain": gain}
 
 
@@ -355,7 +357,9 @@ def _tile(coef: np.ndarray, dc: np.ndarray, info: dict[str, Any], grid: tuple[in
     return patches.reshape(h, w, PATCH, PATCH).transpose(0, 2, 1, 3).reshape(h * PATCH, w * PATCH)
 
 
-def _reconstruction_figure(shown: dict, info: dict[str, Any], train: Empirical, rates: list[float], out: Path) -> Path:
+def _reconstruction_figure(
+    shown: dict, info: dict[str, Any], train: Empirical, rates: list[float], out: Path, made_by: str
+) -> Path:
     from aejax.plot import pyplot
 
     plt = pyplot()
@@ -377,11 +381,7 @@ def _reconstruction_figure(shown: dict, info: dict[str, Any], train: Empirical, 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    path = out / f"{NAME}-reconstructions.png"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return write_figure(fig, out / f"{NAME}-reconstructions.png", made_by)
 
 
 def _theory(fit: dict[str, float], rates: list[float], d: int, layers: int, key: str) -> np.ndarray:
@@ -427,9 +427,7 @@ def _dataset(risk, ipr, gauss_equiv, fit, rates, seeds, d, layers, preset, data)
 
 
 def _table_rows(ds: xr.Dataset, rates: list[float]) -> tuple[list[list[Any]], dict[str, list[float]]]:
-    mean = ds["heldout_risk"].mean("seed")
-    n_seeds = ds.sizes["seed"]
-    se = ds["heldout_risk"].std("seed", ddof=1) / np.sqrt(n_seeds) if n_seeds > 1 else xr.full_like(mean, np.nan)
+    mean, se = seed_mean_se(ds["heldout_risk"])
     rows, gain = [], {"learned_denoiser": [], "multilayer": []}
     for method in METHODS:
         for r in rates:
@@ -491,9 +489,7 @@ def _figure(ds: xr.Dataset):
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=90)
-    mean = ds["heldout_risk"].mean("seed")
-    n_seeds = ds.sizes["seed"]
-    se = ds["heldout_risk"].std("seed", ddof=1) / np.sqrt(n_seeds) if n_seeds > 1 else 0 * mean
+    mean, se = seed_mean_se(ds["heldout_risk"])
     rates = ds["rate"].values
     for c, method in enumerate(METHODS):
         color = f"C{c}"
