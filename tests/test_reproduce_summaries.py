@@ -84,3 +84,33 @@ def test_phase_transition_summary_by_hand():
     assert ds.attrs["d"] == 16 and ds.attrs["p_kurtosis"] == pytest.approx(1 / 3)
     table = phase_transition._table(ds, "tiny")
     assert "tied_clip: p* = 0.325 ± 0.000 (between p = 0.3 and 0.4)" in table
+
+
+def test_features_summary_by_hand():
+    from aejax.reproduce import features
+
+    spread = np.arange(12, dtype=float).reshape(2, 3, 2)  # (rate, encoder, seed)
+    per_seed = np.array([[0.9, 1.0], [0.95, 0.97]])  # (rate, seed)
+    ds = xr.Dataset(
+        {
+            "eig_spread": (("rate", "encoder", "seed"), spread),
+            "overlap_rms": (("rate", "encoder", "seed"), spread / 100),
+            "decoder_cosine": (("rate", "seed"), per_seed),
+            "decoder_scale": (("rate", "seed"), per_seed / 2),
+            "exact_risk": (("rate", "seed"), per_seed / 3),
+        },
+        coords={"rate": [0.5, 2.0], "encoder": ["trained", "haar", "init"], "seed": [0, 1]},
+    )
+    header, rows = features.summary_rows(ds)
+    low, high = (dict(zip(header, row, strict=True)) for row in rows)
+    assert (
+        low["eig spread trained"] == 0.5
+        and low["eig spread Haar"] == 2.5
+        and high["RMS overlap init"] == pytest.approx(0.105)
+    )
+    assert low["cos(A, B̄ᵀ)"] == pytest.approx(0.95) and high["scale α"] == pytest.approx(0.96 / 2)
+    assert high["exact risk"] == pytest.approx(0.96 / 3)
+    # the optimum A = α B̄ᵀ: α = √(2/π) for r ≤ 1, √(π/2)/(r + π/2 − 1) above; R_Gauss(1/2) = 1 − 1/π
+    assert low["optimal α"] == pytest.approx(math.sqrt(2 / math.pi))
+    assert high["optimal α"] == pytest.approx(math.sqrt(math.pi / 2) / (1 + math.pi / 2))
+    assert low["R_Gauss"] == pytest.approx(1 - 1 / math.pi, rel=1e-6)
