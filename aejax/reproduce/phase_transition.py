@@ -3,11 +3,12 @@
 The sign autoencoder is trained by online Adam from a Gaussian init over sparsities p and seeds by
 three trainers (``TRAINERS``): a weight-tied decoder with the clip surrogate, an untied decoder with
 the clip surrogate, and an untied decoder with the straight-through (identity) surrogate, one
-``aejax.sweep`` each. Recorded per run (``aejax.record``): the encoder's identity-likeness (``aejax.model.identity_likeness``: 1 for a signed
-permutation, ≈ 2 log d / d for a rotation), its trace over training, the Monte Carlo risk, and the
-fraction of exact ties (``u = 0`` at a zero input coordinate) that decides which sign(0) convention
-the trained encoder realises (``exact_tie_fraction``). The transition p* is where the seed-mean order parameter crosses 1/2
-(bootstrap over seeds for its standard error).
+``aejax.sweep`` each. Recorded per run (``aejax.record``): the encoder's identity-likeness
+(``aejax.model.identity_likeness``: 1 for a signed permutation, ≈ 2 log d / d for a rotation), its
+trace over training, the Monte Carlo risk, and the fraction of exact ties (``u = 0`` at a zero
+input coordinate, ``exact_tie_fraction``) that decides which sign(0) convention the trained encoder
+realises. The transition p* is where the seed-mean order parameter crosses 1/2 (bootstrap over
+seeds for its standard error); ``assemble`` computes it and the predictions without training.
 
 Predictions compared (``aejax.theory``, docs/theory.md §4 and the derivations in ``theory.sparse``):
 p_c = 2/π (identity vs rotation, tied decoder or symmetric ties), p_c = 2 − π/2 (sign(0) = +1,
