@@ -114,3 +114,38 @@ def test_features_summary_by_hand():
     assert low["optimal α"] == pytest.approx(math.sqrt(2 / math.pi))
     assert high["optimal α"] == pytest.approx(math.sqrt(math.pi / 2) / (1 + math.pi / 2))
     assert low["R_Gauss"] == pytest.approx(1 - 1 / math.pi, rel=1e-6)
+
+
+def test_real_sparse_summary_by_hand():
+    from aejax import theory
+    from aejax.reproduce import real_sparse
+
+    rates, seeds = [1.0], [0, 1]
+    held = {"shallow": 0.40, "learned_denoiser": 0.38, "posterior_mean": 0.45, "multilayer_untrained": 0.5}
+    held["multilayer"] = 0.35
+
+    def record(method):
+        values = {
+            "heldout_risk": [[held[method], held[method] + 0.02]],
+            "train_risk": [[held[method] - 0.1] * 2],
+            "inverse_participation_ratio": [[0.05, 0.07]],
+            "gaussian_equivalent_risk": [[0.39, 0.41]],
+        }
+        return xr.Dataset(
+            {k: (("rate", "seed"), np.asarray(v)) for k, v in values.items()}, coords={"rate": rates, "seed": seeds}
+        )
+
+    fit = {"kurtosis": 6.0, "p_moments": 0.5, "near_zero": 0.2, "p_near_zero": 0.6, "scale_factor": 0.9}
+    ds = real_sparse.assemble({m: record(m) for m in real_sparse.METHODS}, fit, layers=2, d=4)
+    r_gauss = 1 - 2 / math.pi  # R_Gauss(1)
+    assert float(ds["theory"].sel(decoder="shallow", rate=1.0)) == pytest.approx(r_gauss, rel=1e-6)
+    # the scale mixture: 1 − (E σ)²·(1 − R_Gauss) with (E σ)² = 0.9
+    assert float(ds["shallow_scale_mixture"].sel(rate=1.0)) == pytest.approx(1 - 0.9 * (1 - r_gauss), rel=1e-6)
+    # the finite-d line: R_Gauss + (1 − R_Gauss)·(E x⁴ − 3)·IPR/12, BG(p) has E x⁴ = 3/p = 6, mean IPR 0.06
+    expected = r_gauss + (1 - r_gauss) * 3 * 0.06 / 12
+    assert float(ds["shallow_finite_d"].sel(rate=1.0)) == pytest.approx(expected, rel=1e-4)
+    rows, gain = real_sparse._table_rows(ds, rates)
+    # gain = shallow − method, seed means (0.41 − 0.39 for the learned denoiser, 0.41 − 0.36 multilayer)
+    assert gain["learned_denoiser"] == [pytest.approx(0.02)] and gain["multilayer"] == [pytest.approx(0.05)]
+    first = rows[0]  # shallow at r = 1: held-out mean, its standard error over the two seeds
+    assert first[:2] == ["shallow", "1"] and first[2] == pytest.approx(0.41) and first[3] == pytest.approx(0.01)
