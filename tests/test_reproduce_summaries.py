@@ -117,7 +117,6 @@ def test_features_summary_by_hand():
 
 
 def test_real_sparse_summary_by_hand():
-    from aejax import theory
     from aejax.reproduce import real_sparse
 
     rates, seeds = [1.0], [0, 1]
