@@ -345,7 +345,7 @@ def assemble(records: dict[str, xr.Dataset], fit: dict[str, float], layers: int,
     """
 
     def tidy(r: xr.Dataset) -> xr.Dataset:
-        r = r.isel({k: 0 for k in ("p", "lr") if k in r.dims}, drop=True).transpose("rate", "seed")
+        r = r.isel({k: 0 for k in ("p", "lr") if k in r.dims}, drop=True).transpose("rate", "seed", ...)
         return r.drop_vars([c for c in r.coords if c not in ("rate", "seed")])
 
     per_method = [tidy(records[m])[["heldout_risk", "train_risk"]] for m in METHODS]
