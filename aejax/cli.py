@@ -695,7 +695,9 @@ def _print_sweep_table(ds, data: bool = False) -> None:
     others = [dim for dim in risk.dims if dim != "seed"]
     mean = risk.mean("seed") if "seed" in risk.dims else risk
     if risk.sizes.get("seed", 1) > 1:
-        se = risk.std("seed", ddof=1) / risk.sizes["seed"] ** 0.5
+        from aejax.report import seed_mean_se
+
+        se = seed_mean_se(risk)[1]
     else:  # one seed: the Monte Carlo standard error
         se = ds["risk_se"].isel(seed=0) if "seed" in risk.dims else ds["risk_se"]
     theory = ds["theory"].isel(seed=0) if "seed" in ds["theory"].dims else ds["theory"]

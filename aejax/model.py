@@ -352,6 +352,34 @@ def identity_likeness(B: Array, mask: Array | None = None) -> Array:
     return _mean_over_rows(jnp.max(normalize_rows(B) ** 2, axis=-1), mask)
 
 
+def exact_tie_fraction(B: Array, x: Array, mask: Array | None = None) -> Array:
+    """Which sign(0) convention an encoder realises on samples ``x``: among the (sample, live row)
+    pairs whose row's dominant input coordinate is 0, the fraction with u = b·x = 0 exactly.
+
+    1 means sign(0) = +1 decides those bits (the "+1" convention: rows with exact zeros); 0 means
+    the other coordinates always break the tie (symmetric in law). 0 when no pair qualifies.
+
+    Args:
+        B: ``(n, d)`` encoder.
+        x: ``(samples, d)`` inputs.
+        mask: optional ``(n,)`` 0/1 hidden-unit mask; only live rows count.
+
+    Returns:
+        Scalar in [0, 1].
+
+    Examples:
+        >>> x = jnp.array([[0.0, 1.0], [1.0, 0.0]])
+        >>> float(exact_tie_fraction(jnp.eye(2), x)), float(exact_tie_fraction(jnp.array([[1.0, 0.1]]), x))
+        (1.0, 0.0)
+    """
+    rows = normalize_rows(B)
+    dominant = jnp.argmax(jnp.abs(rows), axis=1)
+    live = jnp.ones(rows.shape[0], bool) if mask is None else jnp.asarray(mask) > 0
+    zero_input = (x[:, dominant] == 0) & live[None, :]
+    exact = (x @ rows.T == 0) & zero_input
+    return jnp.sum(exact) / jnp.maximum(jnp.sum(zero_input), 1)
+
+
 def inverse_participation_ratio(B: Array, mask: Array | None = None) -> Array:
     """Localisation of an encoder's rows: mean over rows of Σ_j b̄_ij⁴.
 

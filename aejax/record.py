@@ -22,10 +22,11 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
-from aejax.model import Params, coherence, identity_likeness, inverse_participation_ratio
+from aejax.model import Params, coherence, exact_tie_fraction, identity_likeness, inverse_participation_ratio
 
 Array = jax.Array
 EVAL_FOLD = 0x5EED  # fold_in constant separating the final Monte Carlo key from the training key
+TIE_KEY, TIE_SAMPLES = 0x71E, 1024  # fixed probe samples of exact_tie_fraction (the same for every run)
 
 
 class _TraceRisk(Protocol):
@@ -137,6 +138,12 @@ OBSERVABLES = (
         lambda m, p: m.gaussian_equivalent_risk(p),
     ),
     Observable("coherence", "largest |b̄_i·b̄_j| over pairs of live rows", lambda m, p: coherence(p.B, m.mask)),
+    Observable(
+        "exact_tie_fraction",
+        f"fraction of u = 0 exactly where a live row's dominant input is 0 ({TIE_SAMPLES} fixed samples; "
+        "1: sign(0) = +1 decides, 0: ties broken by the other coordinates)",
+        lambda m, p: exact_tie_fraction(p.B, m.source.sample(jax.random.key(TIE_KEY), TIE_SAMPLES), m.mask),
+    ),
 )
 
 FIELDS: tuple[Field, ...] = (

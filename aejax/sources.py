@@ -357,6 +357,13 @@ class SecondMoments(Source):
 def gaussian_equivalent(source: Empirical) -> Gaussian:
     """The centred Gaussian with an ``Empirical`` source's second-moment matrix ``E[x xᵀ]`` over its rows.
 
+    The one Gaussian equivalent of data in aejax (``Model.gaussian_equivalent_risk``, the
+    ``universality`` reproduction). It is uncentred on purpose: the autoencoder has no biases, so
+    its risk d·R = E‖x‖² − 2 tr(A E[s xᵀ]) + tr(A E[s sᵀ] Aᵀ) sees the data through ``E[x xᵀ]``
+    (docs/theory.md §2 with Σ = E[x xᵀ]), not through the covariance: a mean is coded like any
+    other direction. The universality statement compares the risk on the data with that on the
+    Gaussian of the same second moments; on centred rows the two matrices coincide.
+
     Computed on the host in float64 from the concrete rows (also while tracing a run, where the
     source is part of the static config).
 

@@ -7,8 +7,9 @@ import pytest
 import xarray as xr
 
 from aejax import reproduce, theory
+from aejax.plot import figure_provenance
+from aejax.report import markdown_table
 from aejax.reproduce import finite_size
-from aejax.reproduce._common import fit_power_law, markdown_table
 from aejax.reproduce.surrogates import steps_to_reach
 
 
@@ -23,6 +24,8 @@ def _check_files(result, name):
         assert path.name == f"{name}.{kind}" and path.stat().st_size > 0
     assert result["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result["md"].read_text().startswith(f"# {name} (tiny)")
+    made_by = f"aejax reproduce {name} --size tiny"  # the PNG, the table and the Dataset say what made them
+    assert figure_provenance(result["png"])["Source"] == made_by and f"Made by `{made_by}`" in result["md"].read_text()
     return xr.load_dataset(result["nc"])
 
 
@@ -103,9 +106,12 @@ def test_bad_name_and_size():
 
 
 def test_helpers():
-    exponent, se = fit_power_law([10, 100, 1000], [1.0, 0.1, 0.01])
-    assert abs(exponent + 1) < 1e-12 and se < 1e-12
-    with pytest.raises(ValueError, match="at least 2 positive points"):
+    # the one power-law fit is aejax.scaling's (gap ≈ C·d^-α: the slope -1 is α = 1)
+    from aejax.scaling import fit_power_law
+
+    fit = fit_power_law([10, 100, 1000], [1.0, 0.1, 0.01])
+    assert abs(fit.alpha - 1) < 1e-12 and fit.alpha_ci[1] - fit.alpha_ci[0] < 1e-12
+    with pytest.raises(ValueError, match="at least 2 points"):
         fit_power_law([10], [1.0])
     assert steps_to_reach([1.0, 0.5, 0.305, 0.3], [1, 2, 3, 4]) == 3
     assert "| +0.0010 |" in markdown_table(["gap"], [[0.001]])

@@ -31,7 +31,8 @@ import xarray as xr
 from aejax import theory
 from aejax.config import TrainConfig
 from aejax.model import Architecture, Params, haar_frame, init, normalize_rows
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table
+from aejax.reproduce._common import command, pick_size, write_outputs
 from aejax.risk import exact_risk
 from aejax.sources import Gaussian
 from aejax.train import make_train, run_key
@@ -44,6 +45,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": dict(d=1024, rates=(0.5, 1.0, 2.0, 4.0), seeds=(0, 1, 2, 3), steps=4000),
 }
 LR, BATCH, BINS = 0.005, 128, np.linspace(-0.6, 0.6, 61)
+SUMMARY_HEADER = (
+    "r",
+    "eig spread trained",
+    "eig spread Haar",
+    "RMS overlap trained",
+    "RMS overlap Haar",
+    "RMS overlap init",
+    "cos(A, B̄ᵀ)",
+    "scale α",
+    "optimal α",
+    "exact risk",
+    "R_Gauss",
+)
 
 
 def optimal_scale(r: float) -> float:
@@ -87,37 +101,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         hist.append([_overlap_histogram(B) for B in encoders.values()])
         stats.append([_decoder_stats(params.A[i], params.B[i], d) for i in range(len(seeds))])
     ds = _dataset(preset, eig, hist, stats)
-    rows = []
-    for r in preset["rates"]:
-        s = ds.sel(rate=r)
-        rows.append(
-            [
-                f"{r:g}",
-                float(s["eig_spread"].sel(encoder="trained").mean()),
-                float(s["eig_spread"].sel(encoder="haar").mean()),
-                float(s["overlap_rms"].sel(encoder="trained").mean()),
-                float(s["overlap_rms"].sel(encoder="haar").mean()),
-                float(s["overlap_rms"].sel(encoder="init").mean()),
-                float(s["decoder_cosine"].mean()),
-                float(s["decoder_scale"].mean()),
-                optimal_scale(r),
-                float(s["exact_risk"].mean()),
-                float(theory.gaussian_limit(r)),
-            ]
-        )
-    header = [
-        "r",
-        "eig spread trained",
-        "eig spread Haar",
-        "RMS overlap trained",
-        "RMS overlap Haar",
-        "RMS overlap init",
-        "cos(A, B̄ᵀ)",
-        "scale α",
-        "optimal α",
-        "exact risk",
-        "R_Gauss",
-    ]
+    header, rows = summary_rows(ds)
     table = (
         f"# {NAME} ({size})\n\nd = {d}, online Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, clip, cosine; "
         f"means over {len(seeds)} seeds. Eigenvalue spread: std/mean of the min(n, d) largest eigenvalues of "
@@ -126,8 +110,41 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         "α: least-squares scale of A on B̄ᵀ.\n\n" + markdown_table(header, rows) + "\n"
     )
     summary = {r: dict(zip(header[1:], row[1:], strict=True)) for r, row in zip(preset["rates"], rows, strict=True)}
-    paths = write_outputs(NAME, out, ds, _figure(ds), table)
+    paths = write_outputs(NAME, out, ds, _figure(ds), table, command(NAME, size))
     return {**paths, "summary": summary}
+
+
+def summary_rows(ds: xr.Dataset) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the table (pure): per rate, seed means of the frame statistics of the
+    trained, Haar and initial encoders, of the decoder's alignment and of the exact risk, with the
+    optimal scale and R_Gauss.
+
+    Args:
+        ds: ``eig_spread`` and ``overlap_rms`` over (rate, encoder, seed); ``decoder_cosine``,
+            ``decoder_scale`` and ``exact_risk`` over (rate, seed).
+
+    Returns:
+        ``(header, rows)`` for ``aejax.report.markdown_table``.
+    """
+    rows = []
+    for r in ds["rate"].values:
+        s = ds.sel(rate=r).mean("seed")
+        rows.append(
+            [
+                f"{r:g}",
+                float(s["eig_spread"].sel(encoder="trained")),
+                float(s["eig_spread"].sel(encoder="haar")),
+                float(s["overlap_rms"].sel(encoder="trained")),
+                float(s["overlap_rms"].sel(encoder="haar")),
+                float(s["overlap_rms"].sel(encoder="init")),
+                float(s["decoder_cosine"]),
+                float(s["decoder_scale"]),
+                optimal_scale(float(r)),
+                float(s["exact_risk"]),
+                float(theory.gaussian_limit(float(r))),
+            ]
+        )
+    return list(SUMMARY_HEADER), rows
 
 
 def _frame_eigenvalues(B: jax.Array) -> np.ndarray:

@@ -35,7 +35,8 @@ import xarray as xr
 from aejax import _validate, scaling, theory
 from aejax.config import TrainConfig
 from aejax.model import Architecture, Params, haar_frame
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table, seed_mean_se
+from aejax.reproduce._common import command, pick_size, write_outputs
 from aejax.risk import exact_risk, optimal_decoder
 from aejax.sources import Gaussian
 from aejax.sweeping import sweep
@@ -261,7 +262,7 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
             )
             + "\n"
         )
-    paths = write_outputs(NAME, out, ds, _figure(ds, gap, exponents), text)
+    paths = write_outputs(NAME, out, ds, _figure(ds, gap, exponents), text, command(NAME, ds.attrs["size"]))
     return {**paths, "exponents": exponents, "limit": limit}
 
 
@@ -285,7 +286,7 @@ def _figure(ds: xr.Dataset, gap: xr.DataArray, exponents: dict):
     for ax, trainer in zip(axes, TRAINERS, strict=True):
         for r, color in zip(RATES, ("C0", "C1", "C2"), strict=True):
             g = gap.sel(trainer=trainer, rate=r)
-            se = ds["gap"].sel(trainer=trainer, rate=r).std("seed", ddof=1) / np.sqrt(ds.sizes["seed"])
+            se = seed_mean_se(ds["gap"].sel(trainer=trainer, rate=r))[1]
             if not (np.isfinite(g.values) & (g.values > 0)).any():
                 continue
             fit = exponents.get(trainer, {}).get(r)

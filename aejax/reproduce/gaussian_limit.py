@@ -20,7 +20,8 @@ import xarray as xr
 
 from aejax import theory
 from aejax.config import TrainConfig
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table, seed_mean_se
+from aejax.reproduce._common import command, pick_size, write_outputs
 from aejax.sweeping import sweep
 
 NAME = "gaussian-limit"
@@ -101,7 +102,7 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
     """
     ds = ds.drop_vars("gap", errors="ignore")
     ds["gap"] = ds["exact_risk"] - ds["theory"]
-    mean, se = ds["exact_risk"].mean("seed"), ds["exact_risk"].std("seed", ddof=1) / np.sqrt(ds.sizes["seed"])
+    mean, se = seed_mean_se(ds["exact_risk"])
     gap = ds["gap"].mean("seed")
     info = {m: {k: ds[k].sel(trainer=m).item() for k in ("d", "steps", "lr")} for m in METHODS}
     rows = [
@@ -137,7 +138,7 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
         }
         for m in METHODS
     }
-    paths = write_outputs(NAME, out, ds, _figure(ds, mean, se), table)
+    paths = write_outputs(NAME, out, ds, _figure(ds, mean, se), table, command(NAME, ds.attrs["size"]))
     return {**paths, "max_gap": max_gap}
 
 

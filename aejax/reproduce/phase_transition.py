@@ -2,12 +2,13 @@
 
 The sign autoencoder is trained by online Adam from a Gaussian init over sparsities p and seeds by
 three trainers (``TRAINERS``): a weight-tied decoder with the clip surrogate, an untied decoder with
-the clip surrogate, and an untied decoder with the straight-through (identity) surrogate. Recorded
-per run: the encoder's identity-likeness (``aejax.model.identity_likeness``: 1 for a signed
-permutation, ≈ 2 log d / d for a rotation), its trace over training, the Monte Carlo risk, and the
-fraction of exact ties (``u = 0`` at a zero input coordinate) that decides which sign(0) convention
-the trained encoder realises. The transition p* is where the seed-mean order parameter crosses 1/2
-(bootstrap over seeds for its standard error).
+the clip surrogate, and an untied decoder with the straight-through (identity) surrogate, one
+``aejax.sweep`` each. Recorded per run (``aejax.record``): the encoder's identity-likeness
+(``aejax.model.identity_likeness``: 1 for a signed permutation, ≈ 2 log d / d for a rotation), its
+trace over training, the Monte Carlo risk, and the fraction of exact ties (``u = 0`` at a zero
+input coordinate, ``exact_tie_fraction``) that decides which sign(0) convention the trained encoder
+realises. The transition p* is where the seed-mean order parameter crosses 1/2 (bootstrap over
+seeds for its standard error); ``assemble`` computes it and the predictions without training.
 
 Predictions compared (``aejax.theory``, docs/theory.md §4 and the derivations in ``theory.sparse``):
 p_c = 2/π (identity vs rotation, tied decoder or symmetric ties), p_c = 2 − π/2 (sign(0) = +1,
@@ -25,6 +26,7 @@ Examples:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -35,11 +37,12 @@ from scipy import optimize
 
 from aejax import theory
 from aejax.config import TrainConfig
-from aejax.model import Architecture, Params, normalize_rows
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.model import Architecture, Params
+from aejax.report import markdown_table, seed_mean_se
+from aejax.reproduce._common import command, pick_size, write_outputs
 from aejax.risk import mc_risk, optimal_decoder
 from aejax.sources import SparseRademacher
-from aejax.train import make_train, run_key
+from aejax.sweeping import sweep
 
 NAME = "phase-transition"
 TRAINERS: dict[str, dict[str, Any]] = {
@@ -70,31 +73,61 @@ LR, BATCH, PERTURBATION, LEVEL = 0.01, 256, 0.05, 0.5
 
 
 def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress: bool = True) -> dict[str, Any]:
-    """Train over the preset's sparsities and seeds, locate p*, measure the tie convention; write outputs.
+    """One ``aejax.sweep`` per trainer over the preset's sparsities and seeds, then ``assemble``
+    (p*, predictions) and the table and figure; writes the outputs.
 
     Args:
         size: ``tiny``, ``small`` (d = 64, 20 000 steps; about 15 CPU minutes) or ``large``
             (d = 256, 80 000 steps; accelerators).
-        out: output directory.
-        progress: unused (the runs are one compiled program per trainer); kept for the common signature.
+        out: output directory (sweep chunks under ``out/phase-transition-<trainer>/``; reruns resume).
+        progress: show progress bars.
 
     Returns:
         ``{"png", "nc", "md"}`` paths and ``"p_star"``: ``{trainer: (estimate, bootstrap standard error)}``.
     """
-    del progress
     preset = pick_size(PRESETS, size)
-    d, ps, seeds = preset["d"], np.asarray(preset["ps"], float), list(preset["seeds"])
-    results = [
-        _train_grid(
+    d, ps = preset["d"], [float(sp) for sp in preset["ps"]]
+    grid = {"seed": list(preset["seeds"]), "p": ps, "lr": [LR]}
+    runs = [
+        sweep(
             TrainConfig(d=d, n=d, steps=preset["steps"], batch=BATCH, source="sr", risk_eval="none", **kw),
-            ps,
-            seeds,
-            preset["samples"],
-        )
-        for kw in TRAINERS.values()
+            grid,
+            out=Path(out) / f"{NAME}-{trainer}",
+            mc_samples=preset["samples"],
+            progress=progress,
+        ).squeeze("lr", drop=True)
+        for trainer, kw in TRAINERS.items()
     ]
-    likeness, risk, trace, ties = (np.stack(v) for v in zip(*results, strict=True))
-    fits = {name: _bootstrap_crossing(ps, likeness[i], preset["bootstrap"]) for i, name in enumerate(TRAINERS)}
+    identity = np.stack([_identity_risks(d, sp, preset["samples"]) for sp in ps], axis=1)
+    training = f"online Adam lr {LR} (constant), batch {BATCH}, {preset['steps']} steps"
+    ds = assemble(runs, identity, preset["bootstrap"], training, d)
+    paths = write_outputs(NAME, out, ds, _figure(ds), _table(ds, size), command(NAME, size))
+    return {**paths, "p_star": p_star(ds)}
+
+
+def assemble(runs: list[xr.Dataset], identity_risk: np.ndarray, bootstrap: int, training: str, d: int) -> xr.Dataset:
+    """The reproduction's Dataset from one sweep per trainer (pure: no training).
+
+    Args:
+        runs: the sweeps of ``TRAINERS`` in order, over ``p`` and ``seed``, with the record's
+            ``identity_likeness`` (and its trace), ``risk`` and ``exact_tie_fraction``.
+        identity_risk: ``(2, p)`` risks of the exact and the perturbed identity encoder.
+        bootstrap: bootstrap resamples (over seeds) of the crossing p*.
+        training: how the runs were trained, for the table.
+        d: the dimension.
+
+    Returns:
+        The records over (trainer, p, seed), the predictions (``theory``, ``a_star``, thresholds in
+        the attributes) and the crossing ``p_star`` ± ``p_star_se`` (bootstrap over seeds) with its
+        grid interval ``p_star_interval``.
+    """
+    names = ["identity_likeness", "risk", "identity_likeness_trace", "exact_tie_fraction"]
+    per_trainer = [r[names].transpose("p", "seed", ...) for r in runs]
+    trainers = xr.DataArray(list(TRAINERS), dims="trainer")
+    ds = xr.concat(per_trainer, dim=trainers, coords="minimal", combine_attrs="drop")
+    ds = ds.drop_vars([c for c in ds.coords if c not in ("trainer", "p", "seed", "step")])
+    ps, likeness = ds["p"].values, ds["identity_likeness"].values
+    fits = [_bootstrap_crossing(ps, likeness[i], bootstrap) for i in range(len(TRAINERS))]
     best = np.asarray([theory.best_partial_identity("sr", float(sp)) for sp in ps])
     curves = {
         "rotation": np.full(len(ps), float(theory.rotation_risk(1.0))),
@@ -102,80 +135,34 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         "identity_plus_untied": np.asarray(theory.identity_risk("sr", ps, 1.0, "plus_untied")),
         "partial_identity": 1 - best[:, 1],
     }
-    steps = np.arange(1, trace.shape[-1] + 1) * (preset["steps"] // trace.shape[-1])
-    ds = xr.Dataset(
-        {
-            "identity_likeness": (("trainer", "p", "seed"), likeness),
-            "risk": (("trainer", "p", "seed"), risk),
-            "identity_likeness_trace": (("trainer", "p", "seed", "step"), trace),
-            "exact_tie_fraction": (("trainer", "p", "seed"), ties),
-            "identity_risk": (
-                ("encoder", "p"),
-                np.stack([_identity_risks(d, sp, preset["samples"]) for sp in ps], axis=1),
-            ),
-            "theory": (("curve", "p"), np.stack(list(curves.values()))),
-            "a_star": ("p", best[:, 0]),
-            "p_star": ("trainer", [fits[k][0] for k in TRAINERS]),
-            "p_star_se": ("trainer", [fits[k][1] for k in TRAINERS]),
-            "p_star_interval": (
-                ("trainer", "bound"),
-                [_crossing_interval(ps, likeness[i].mean(axis=1)) for i in range(len(TRAINERS))],
-            ),
-        },
-        coords={
-            "trainer": list(TRAINERS),
-            "bound": ["low", "high"],
-            "p": ps,
-            "seed": seeds,
-            "step": steps,
-            "encoder": ["identity", "perturbed_identity"],
-            "curve": list(curves),
-        },
-        attrs={
-            "d": d,
-            "rate": 1.0,
-            "training": f"online Adam lr {LR} (constant), batch {BATCH}, {preset['steps']} steps",
-            "p_c_tied": theory.critical_sparsity("sr", "tied"),
-            "p_c_plus_untied": theory.critical_sparsity("sr", "plus_untied"),
-            "p_kurtosis": theory.kurtosis_threshold("sr"),
-            "p_half_partial_identity": _theory_crossing(),
-            "perturbation": f"B = I + {PERTURBATION} G/sqrt(d), G standard normal",
-        },
+    ds = ds.assign(
+        identity_risk=(("encoder", "p"), identity_risk),
+        theory=(("curve", "p"), np.stack(list(curves.values()))),
+        a_star=("p", best[:, 0]),
+        p_star=("trainer", [f[0] for f in fits]),
+        p_star_se=("trainer", [f[1] for f in fits]),
+        p_star_interval=(("trainer", "bound"), [_crossing_interval(ps, row.mean(axis=1)) for row in likeness]),
     )
-    paths = write_outputs(NAME, out, ds, _figure(ds, fits), _table(ds, fits, size, len(seeds)))
-    return {**paths, "p_star": fits}
+    return ds.assign_coords(
+        encoder=["identity", "perturbed_identity"], curve=list(curves), bound=["low", "high"]
+    ).assign_attrs(
+        d=d,
+        rate=1.0,
+        training=training,
+        p_c_tied=theory.critical_sparsity("sr", "tied"),
+        p_c_plus_untied=theory.critical_sparsity("sr", "plus_untied"),
+        p_kurtosis=theory.kurtosis_threshold("sr"),
+        p_half_partial_identity=_theory_crossing(),
+        perturbation=f"B = I + {PERTURBATION} G/sqrt(d), G standard normal",
+    )
 
 
-def _train_grid(config: TrainConfig, ps: np.ndarray, seeds: list[int], samples: int):
-    """Per (p, seed): final identity-likeness, Monte Carlo risk, identity-likeness trace, exact-tie fraction."""
-    train = make_train(config)
-
-    def one(key_data, sparsity):
-        key = jax.random.wrap_key_data(key_data)
-        hparams = {"lr": LR, "p": sparsity}
-        params, trace = train(key, hparams)
-        model = config.bind(hparams)
-        record = model.record(params, trace, key, samples)
-        ties = _exact_tie_fraction(params.B, model.source.sample(jax.random.fold_in(key, 2), samples))
-        return record["identity_likeness"], record["risk"], record["identity_likeness_trace"], ties
-
-    keys = np.stack([np.asarray(jax.random.key_data(run_key(0, s))) for _ in ps for s in seeds])
-    sparsity = np.repeat(ps, len(seeds)).astype(np.float32)
-    outputs = jax.jit(jax.vmap(one))(keys, sparsity)
-    return tuple(np.asarray(v).reshape(len(ps), len(seeds), *v.shape[1:]) for v in outputs)
-
-
-def _exact_tie_fraction(B: jax.Array, x: jax.Array) -> jax.Array:
-    """Among (sample, row) pairs whose row's dominant input coordinate is 0, the fraction with u = 0 exactly.
-
-    1 means sign(0) = +1 decides those bits (the "+1" convention); 0 means the other coordinates
-    always break the tie, symmetrically in law.
-    """
-    rows = normalize_rows(B)
-    dominant = jnp.argmax(jnp.abs(rows), axis=1)
-    zero_input = x[:, dominant] == 0
-    exact = (x @ rows.T == 0) & zero_input
-    return jnp.sum(exact) / jnp.maximum(jnp.sum(zero_input), 1)
+def p_star(ds: xr.Dataset) -> dict[str, tuple[float, float]]:
+    """``{trainer: (p*, bootstrap standard error)}`` of an ``assemble``d Dataset."""
+    return {
+        str(k): (float(ds["p_star"].sel(trainer=k)), float(ds["p_star_se"].sel(trainer=k)))
+        for k in ds["trainer"].values
+    }
 
 
 def _identity_risks(d: int, p: float, samples: int) -> np.ndarray:
@@ -232,8 +219,8 @@ def _theory_crossing() -> float:
     )
 
 
-def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_seeds: int) -> str:
-    ps = ds["p"].values
+def _table(ds: xr.Dataset, size: str) -> str:
+    ps, fits, n_seeds = ds["p"].values, p_star(ds), ds.sizes["seed"]
     mean = {name: ds[name].mean("seed") for name in ("identity_likeness", "risk", "exact_tie_fraction")}
     rows = [
         [f"{sp:g}"]
@@ -273,8 +260,10 @@ def _table(ds: xr.Dataset, fits: dict[str, tuple[float, float]], size: str, n_se
     )
 
 
-def _figure(ds: xr.Dataset, fits: dict[str, tuple[float, float]]):
+def _figure(ds: xr.Dataset):
     from aejax.plot import pyplot
+
+    fits = p_star(ds)
 
     plt = pyplot()
     fig, (ax_order, ax_risk) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=90)
@@ -285,11 +274,11 @@ def _figure(ds: xr.Dataset, fits: dict[str, tuple[float, float]]):
             ("identity_likeness", ax_order, f"{trainer}: p* = {fit[0]:.3f} ± {fit[1]:.3f}"),
             ("risk", ax_risk, f"GD, {trainer}"),
         ):
-            values = ds[name].sel(trainer=trainer)
+            mean, se = seed_mean_se(ds[name].sel(trainer=trainer))
             ax.errorbar(
                 ps,
-                values.mean("seed"),
-                values.std("seed", ddof=1) / np.sqrt(ds.sizes["seed"]),
+                mean,
+                se,
                 fmt="o-",
                 color=f"C{c}",
                 ms=4,

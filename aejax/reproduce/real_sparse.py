@@ -59,8 +59,10 @@ import xarray as xr
 from aejax import _validate, theory
 from aejax.config import TrainConfig
 from aejax.data import Preprocessing, load_array, random_patches
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table, seed_mean_se
+from aejax.reproduce._common import command, pick_size, write_figure, write_outputs
 from aejax.sources import Empirical
+from aejax.sweeping import sweep
 from aejax.train import make_train, run_key
 
 NAME = "real-sparse"
@@ -74,6 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 LR = {"shallow": 0.005, "learned_denoiser": 0.01, "multilayer": 0.005}
+MC_SAMPLES = 1024  # the record's Monte Carlo risk on the training rows (the table uses the held-out risk)
 NEAR_ZERO = 0.1  # threshold t of the near-zero-fraction fit, in units of the coefficient's standard deviation
 
 
@@ -226,13 +229,13 @@ def run(
     progress: bool = True,
     data: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate every decoder on held-out DCT coefficients; write figure, netCDF, table and the
-    reconstruction figure.
+    """One ``aejax.sweep`` per trained decoder (the untrained ones: ``Model.init`` and the same
+    record fields), then ``assemble``; writes figure, netCDF, table and the reconstruction figure.
 
     Args:
         size: ``tiny`` (seconds), ``small`` (CPU minutes) or ``large``.
-        out: output directory.
-        progress: unused (one compiled call per method and rate); kept for the common signature.
+        out: output directory (the sweeps run in memory: their data may change between calls).
+        progress: show progress bars.
         data: an image file to use instead of scikit-learn's sample photographs.
 
     Returns:
@@ -241,58 +244,136 @@ def run(
         the trained multilayer decoder.
     """
     preset = pick_size(PRESETS, size)
-    ims = images(data)
-    train, test, info = sparse_sources(ims, preset["train"], preset["test"])
-    d, rates, seeds, layers = train.d, list(preset["rates"]), list(preset["seeds"]), preset["layers"]
+    train, test, info = sparse_sources(images(data), preset["train"], preset["test"])
+    rates, layers = list(preset["rates"]), preset["layers"]
     fit = fit_bg(np.asarray(train.data))
-    p = fit["p_moments"]
-    risk = np.full((len(METHODS), len(rates), len(seeds), 2), np.nan)  # (..., [held-out, training])
-    ipr = np.full((len(rates), len(seeds)), np.nan)
-    gauss_equiv = np.full((len(rates), len(seeds)), np.nan)
-    shown = {}
-    keys = jnp.stack([run_key(0, s) for s in seeds])
-    for j, r in enumerate(rates):
-        n = max(1, round(r * d))
-        base = TrainConfig(
-            d=d,
-            n=n,
-            steps=preset["steps"],
-            batch=preset["batch"],
-            mode="dataset",
-            source=train,
-            test_source=test,
-            risk_eval="none",
-            schedule="cosine",
-        )
-        haar = dataclasses.replace(base, init="orthogonal", prior="bg")
-        configs = {
-            "shallow": base,
-            "learned_denoiser": dataclasses.replace(haar, decoder="denoiser", trainable="head"),
-            "posterior_mean": dataclasses.replace(haar, decoder="posterior_mean"),
-            "multilayer_untrained": dataclasses.replace(haar, decoder="multilayer", layers=layers),
-            "multilayer": dataclasses.replace(haar, decoder="multilayer", layers=layers, trainable="head"),
-        }
-        for i, method in enumerate(METHODS):
-            config = configs[method]
-            hparams = {"rate": n / d, "p": p, "lr": LR.get(method, 0.01)}
-            model = config.bind(hparams)
-            if method in LR:
-                train_fn = jax.vmap(lambda k, h, config=config: make_train(config)(k, h)[0], in_axes=(0, None))
-                params = jax.jit(train_fn)(keys, {k: jnp.float32(v) for k, v in hparams.items()})
-            else:  # untrained: the Bayes-optimal decoder on a Haar encoder
-                params = jax.vmap(model.init)(keys)
-            risks = jax.jit(jax.vmap(lambda q, model=model: jnp.stack([model.heldout_risk(q), model.train_risk(q)])))
-            risk[i, j] = np.asarray(risks(params))
-            if method == "shallow":
-                ipr[j] = np.asarray(jax.vmap(lambda q, model=model: _ipr(q, model))(params))
-                gauss_equiv[j] = np.asarray(jax.jit(jax.vmap(model.gaussian_equivalent_risk))(params))
-            if method in ("shallow", "multilayer"):
-                first = jax.tree_util.tree_map(lambda leaf: leaf[0], params)
-                shown[(method, r)] = np.asarray(model.apply(first, _crop_rows(info, train)[0]))
-    ds = _dataset(risk, ipr, gauss_equiv, fit, rates, seeds, d, layers, preset, data)
+    configs = _configs(train, test, preset)
+    grid = {"seed": list(preset["seeds"]), "rate": rates, "p": [fit["p_moments"]]}
+    records = {
+        method: sweep(configs[method], _grid(grid, method), mc_samples=MC_SAMPLES, progress=progress)
+        if method in LR
+        else _untrained(configs[method], grid)
+        for method in METHODS
+    }
+    attrs = dict(steps=preset["steps"], batch=preset["batch"], n_train=preset["train"], n_test=preset["test"])
+    ds = assemble(records, fit, layers, train.d, data="sklearn sample images" if data is None else str(data), **attrs)
     rows, gain = _table_rows(ds, rates)
+    made_by = command(NAME, size, data)
+    paths = write_outputs(NAME, out, ds, _figure(ds), _table(ds, rows, size, data), made_by)
+    shown = _reconstructions(configs, rates, fit["p_moments"], _crop_rows(info, train)[0])
+    paths["reconstructions"] = _reconstruction_figure(shown, info, train, rates, Path(out), made_by)
+    return {**paths, "fit": fit, "gain": gain}
+
+
+def _configs(train: Empirical, test: Empirical, preset: dict[str, Any]) -> dict[str, TrainConfig]:
+    """The static structure of each method (``n = d``: the sweep's ``rate`` axis masks hidden units)."""
+    base = TrainConfig(
+        d=train.d,
+        n=train.d,
+        steps=preset["steps"],
+        batch=preset["batch"],
+        mode="dataset",
+        source=train,
+        test_source=test,
+        risk_eval="none",
+        schedule="cosine",
+    )
+    haar = dataclasses.replace(base, init="orthogonal", prior="bg")
+    layers = preset["layers"]
+    return {
+        "shallow": base,
+        "learned_denoiser": dataclasses.replace(haar, decoder="denoiser", trainable="head"),
+        "posterior_mean": dataclasses.replace(haar, decoder="posterior_mean"),
+        "multilayer_untrained": dataclasses.replace(haar, decoder="multilayer", layers=layers),
+        "multilayer": dataclasses.replace(haar, decoder="multilayer", layers=layers, trainable="head"),
+    }
+
+
+def _grid(grid: dict[str, list], method: str) -> dict[str, list]:
+    """The sweep grid of a trained method: its learning rate, and p only where the decoder uses it."""
+    return (
+        {**grid, "lr": [LR[method]]}
+        if method != "shallow"
+        else {"seed": grid["seed"], "rate": grid["rate"], "lr": [LR[method]]}
+    )
+
+
+def _untrained(config: TrainConfig, grid: dict[str, list]) -> xr.Dataset:
+    """The record's held-out and training risks of the Bayes-optimal decoder on a Haar encoder, at
+    initialisation (no training, so no sweep), over (seed, rate)."""
+    keys = jnp.stack([run_key(0, s) for s in grid["seed"]])
+    values = []
+    for r in grid["rate"]:
+        model = config.bind({"rate": r, "p": grid["p"][0]})
+        params = jax.vmap(model.init)(keys)
+        values.append(np.asarray(jax.vmap(lambda q, m=model: jnp.stack([m.heldout_risk(q), m.train_risk(q)]))(params)))
+    values = np.stack(values, axis=1)  # (seed, rate, 2)
+    coords = {"seed": grid["seed"], "rate": grid["rate"]}
+    return xr.Dataset(
+        {"heldout_risk": (("seed", "rate"), values[..., 0]), "train_risk": (("seed", "rate"), values[..., 1])}, coords
+    )
+
+
+def _reconstructions(configs: dict[str, TrainConfig], rates: list[float], p: float, rows: jax.Array) -> dict:
+    """The first seed's reconstructions of ``rows`` by the shallow and the trained multilayer decoder
+    at each rate: those runs are trained again here (``make_train``), as a sweep keeps no weights."""
+    shown = {}
+    for method in ("shallow", "multilayer"):
+        for r in rates:
+            hparams = {"rate": r, "p": p, "lr": LR[method]}
+            params, _ = jax.jit(make_train(configs[method]))(run_key(0, 0), hparams)
+            shown[(method, r)] = np.asarray(configs[method].bind(hparams).apply(params, rows))
+    return shown
+
+
+def assemble(records: dict[str, xr.Dataset], fit: dict[str, float], layers: int, d: int, **attrs: Any) -> xr.Dataset:
+    """The reproduction's Dataset from each method's records (pure: no training).
+
+    Args:
+        records: per method of ``METHODS``, a Dataset over ``seed`` and ``rate`` (and length-one
+            ``p`` and ``lr`` axes, as a sweep gives) with the record's ``heldout_risk`` and
+            ``train_risk``; the shallow one also with ``inverse_participation_ratio`` and
+            ``gaussian_equivalent_risk``.
+        fit: ``fit_bg`` of the training coefficients.
+        layers: VAMP layers of the multilayer decoders.
+        d: the dimension (DCT coefficients per patch).
+        attrs: more attributes (e.g. ``steps``, ``batch``, ``data``).
+
+    Returns:
+        Risks over (decoder, rate, seed), the shallow runs' ``shallow_ipr`` and
+        ``gaussian_equivalent_risk``, and the theories at both fits of p.
+    """
+
+    def tidy(r: xr.Dataset) -> xr.Dataset:
+        r = r.isel({k: 0 for k in ("p", "lr") if k in r.dims}, drop=True).transpose("rate", "seed", ...)
+        return r.drop_vars([c for c in r.coords if c not in ("rate", "seed")])
+
+    per_method = [tidy(records[m])[["heldout_risk", "train_risk"]] for m in METHODS]
+    ds = xr.concat(per_method, dim=xr.DataArray(list(METHODS), dims="decoder"), combine_attrs="drop")
+    shallow = tidy(records["shallow"])
+    rates = [float(r) for r in ds["rate"].values]
+    actual = np.asarray([max(1, round(r * d)) / d for r in rates])
+    theory_m = _theory(fit, rates, d, layers, "p_moments")
+    ipr = shallow["inverse_participation_ratio"].mean("seed").values
+    finite_d = theory_m[0] + np.asarray(theory.kurtosis_correction("bg", fit["p_moments"], actual, ipr))
+    return ds.assign(
+        gaussian_equivalent_risk=shallow["gaussian_equivalent_risk"],
+        shallow_ipr=shallow["inverse_participation_ratio"],
+        theory=(("decoder", "rate"), theory_m),
+        theory_near_zero=(("decoder", "rate"), _theory(fit, rates, d, layers, "p_near_zero")),
+        shallow_finite_d=("rate", finite_d),
+        shallow_scale_mixture=("rate", scale_mixture_risk(actual, fit["scale_factor"])),
+    ).assign_attrs(d=d, layers=layers, patch=PATCH, **fit, lr=str(LR), **attrs)
+
+
+def _table(ds: xr.Dataset, rows: list[list[Any]], size: str, data: str | os.PathLike | None) -> str:
+    a, d, layers, seeds = ds.attrs, ds.attrs["d"], ds.attrs["layers"], ds["seed"].values
+    fit, preset = (
+        {k: a[k] for k in ("kurtosis", "p_moments", "near_zero", "p_near_zero", "scale_factor")},
+        {"train": a["n_train"], "test": a["n_test"], "batch": a["batch"], "steps": a["steps"]},
+    )
     source = "scikit-learn's sample photographs" if data is None else str(data)
-    table = (
+    return (
         f"# {NAME} ({size})\n\nDCT coefficients (DC dropped, d = {d}) of 8×8 patches of {source}: "
         f"{preset['train']} training patches, {preset['test']} held-out patches from pixels never trained on; "
         f"each coefficient scaled to unit variance. Pooled E x⁴ = {fit['kurtosis']:.2f}: BG fit by moments p = "
@@ -301,7 +382,8 @@ def run(
         f"(gap = risk − theory), and at the near-zero fit; gain = shallow − method (measured, and the theory's). "
         f"shallow: minibatch Adam lr {LR['shallow']}, batch {preset['batch']}, {preset['steps']} steps, cosine; "
         f"theory R_Gauss(r), finite-d: + kurtosis_correction at the trained rows' IPR; Gauss-equiv.: its exact "
-        "risk on a Gaussian with the training covariance; scale-mixture theory: "
+        "risk on the Gaussian with the training rows' second moments (`gaussian_equivalent_risk`); "
+        "scale-mixture theory: "
         f"1 − (E‖x‖)²/E‖x‖² · (1 − R_Gauss(r)) with "
         f"(E‖x‖)²/E‖x‖² = {fit['scale_factor']:.4f} (`scale_mixture_risk`). learned_denoiser and multilayer "
         "(head trained): lr "
@@ -324,15 +406,6 @@ def run(
         )
         + "\n"
     )
-    paths = write_outputs(NAME, out, ds, _figure(ds), table)
-    paths["reconstructions"] = _reconstruction_figure(shown, info, train, rates, Path(out))
-    return {**paths, "fit": fit, "gain": gain}
-
-
-def _ipr(params, model) -> jax.Array:
-    from aejax.model import inverse_participation_ratio
-
-    return inverse_participation_ratio(params.B, model.mask)
 
 
 def _crop_rows(info: dict[str, Any], train: Empirical) -> tuple[jnp.ndarray, np.ndarray, tuple[int, int]]:
@@ -355,7 +428,9 @@ def _tile(coef: np.ndarray, dc: np.ndarray, info: dict[str, Any], grid: tuple[in
     return patches.reshape(h, w, PATCH, PATCH).transpose(0, 2, 1, 3).reshape(h * PATCH, w * PATCH)
 
 
-def _reconstruction_figure(shown: dict, info: dict[str, Any], train: Empirical, rates: list[float], out: Path) -> Path:
+def _reconstruction_figure(
+    shown: dict, info: dict[str, Any], train: Empirical, rates: list[float], out: Path, made_by: str
+) -> Path:
     from aejax.plot import pyplot
 
     plt = pyplot()
@@ -377,11 +452,7 @@ def _reconstruction_figure(shown: dict, info: dict[str, Any], train: Empirical, 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    path = out / f"{NAME}-reconstructions.png"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return write_figure(fig, out / f"{NAME}-reconstructions.png", made_by)
 
 
 def _theory(fit: dict[str, float], rates: list[float], d: int, layers: int, key: str) -> np.ndarray:
@@ -393,43 +464,8 @@ def _theory(fit: dict[str, float], rates: list[float], d: int, layers: int, key:
     return np.stack([shallow, denoised, denoised, deep, deep])  # (method, rate), in METHODS order
 
 
-def _dataset(risk, ipr, gauss_equiv, fit, rates, seeds, d, layers, preset, data) -> xr.Dataset:
-    actual = np.asarray([max(1, round(r * d)) / d for r in rates])
-    theory_m = _theory(fit, rates, d, layers, "p_moments")
-    finite_d = theory_m[0] + np.asarray(theory.kurtosis_correction("bg", fit["p_moments"], actual, ipr.mean(axis=-1)))
-    coords = {"decoder": list(METHODS), "rate": rates, "seed": seeds}
-    mixture = scale_mixture_risk(actual, fit["scale_factor"])
-    return xr.Dataset(
-        {
-            "heldout_risk": (("decoder", "rate", "seed"), risk[..., 0]),
-            "train_risk": (("decoder", "rate", "seed"), risk[..., 1]),
-            "gaussian_equivalent_risk": (("rate", "seed"), gauss_equiv),
-            "shallow_ipr": (("rate", "seed"), ipr),
-            "theory": (("decoder", "rate"), theory_m),
-            "theory_near_zero": (("decoder", "rate"), _theory(fit, rates, d, layers, "p_near_zero")),
-            "shallow_finite_d": ("rate", finite_d),
-            "shallow_scale_mixture": ("rate", mixture),
-        },
-        coords=coords,
-        attrs={
-            "d": d,
-            "layers": layers,
-            "steps": preset["steps"],
-            "batch": preset["batch"],
-            "n_train": preset["train"],
-            "n_test": preset["test"],
-            "patch": PATCH,
-            "data": "sklearn sample images" if data is None else str(data),
-            **fit,
-            "lr": str(LR),
-        },
-    )
-
-
 def _table_rows(ds: xr.Dataset, rates: list[float]) -> tuple[list[list[Any]], dict[str, list[float]]]:
-    mean = ds["heldout_risk"].mean("seed")
-    n_seeds = ds.sizes["seed"]
-    se = ds["heldout_risk"].std("seed", ddof=1) / np.sqrt(n_seeds) if n_seeds > 1 else xr.full_like(mean, np.nan)
+    mean, se = seed_mean_se(ds["heldout_risk"])
     rows, gain = [], {"learned_denoiser": [], "multilayer": []}
     for method in METHODS:
         for r in rates:
@@ -491,9 +527,7 @@ def _figure(ds: xr.Dataset):
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=90)
-    mean = ds["heldout_risk"].mean("seed")
-    n_seeds = ds.sizes["seed"]
-    se = ds["heldout_risk"].std("seed", ddof=1) / np.sqrt(n_seeds) if n_seeds > 1 else 0 * mean
+    mean, se = seed_mean_se(ds["heldout_risk"])
     rates = ds["rate"].values
     for c, method in enumerate(METHODS):
         color = f"C{c}"

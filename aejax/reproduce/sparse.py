@@ -35,7 +35,8 @@ from aejax import theory
 from aejax.config import TrainConfig
 from aejax.decoders import NonlinearDecoder, init_params
 from aejax.model import encode, init
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table, seed_mean_se
+from aejax.reproduce._common import command, pick_size, write_outputs
 from aejax.sources import BernoulliGaussian
 from aejax.sweeping import sweep
 
@@ -149,7 +150,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         },
     )
     ds["gap"] = ds["risk"] - ds["theory"]
-    mean, se = ds["risk"].mean("seed"), ds["risk"].std("seed", ddof=1) / np.sqrt(len(seeds))
+    mean, se = seed_mean_se(ds["risk"])
     gap = ds["gap"].mean("seed")
     finite_d_gap = ds["shallow_finite_d"] - ds["theory"].sel(decoder="shallow")
     rows = [
@@ -178,7 +179,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         + "\n"
     )
     max_gap = {name: float(np.abs(gap.sel(decoder=name).where(ds["p"] >= 0.1)).max()) for name in methods}
-    paths = write_outputs(NAME, out, ds, _figure(ds, mean, se, rates), table)
+    paths = write_outputs(NAME, out, ds, _figure(ds, mean, se, rates), table, command(NAME, size))
     return {**paths, "max_gap": max_gap}
 
 

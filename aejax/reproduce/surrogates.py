@@ -23,7 +23,8 @@ import xarray as xr
 from aejax import theory
 from aejax.activations import SURROGATES
 from aejax.config import TrainConfig
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
+from aejax.report import markdown_table
+from aejax.reproduce._common import command, pick_size, write_outputs
 from aejax.sweeping import sweep
 
 NAME = "surrogates"
@@ -140,7 +141,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         f"value 1 − r·μ1²/v for HeLU/ReLU. Steps to reach: first trace step within {TOLERANCE} of the run's final "
         "exact risk.\n\n" + markdown_table(["variant", "exact risk", "theory", "gap", "steps to reach"], rows) + "\n"
     )
-    paths = write_outputs(NAME, out, ds, _figure(ds), table)
+    paths = write_outputs(NAME, out, ds, _figure(ds), table, command(NAME, size))
     return {**paths, "rows": rows}
 
 

@@ -8,7 +8,10 @@ unwhitened (centred, scaled to tr Σ/d = 1: a decaying spectrum, compared with P
 spectrum and with a Gaussian of the same covariance) — plus a control: i.i.d. Gaussian data of the
 same shape, split and ZCA-whitened the same way, which shows what the finite sample alone costs.
 Training: minibatch Adam on the training rows
-with the clip surrogate (vmapped ``make_train``; the parameters are needed for held-out risks).
+with the clip surrogate, one ``aejax.sweep`` per condition (the held-out, training and
+Gaussian-equivalent risks are the record's ``heldout_risk``, ``train_risk`` and
+``gaussian_equivalent_risk``); ``assemble`` and ``summary_rows`` turn the sweeps into the table
+without training.
 
 ``run(data=FILE)`` (``aejax reproduce universality --data FILE``) does the same on a user's samples
 (any format of ``aejax.data.load_array``; images are flattened), with the same rule for rarely lit
@@ -24,19 +27,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from aejax import _validate, theory
 from aejax.config import TrainConfig
 from aejax.data import as_samples, load_array, train_test_sources
-from aejax.model import Architecture
-from aejax.reproduce._common import markdown_table, pick_size, write_outputs
-from aejax.risk import dataset_risk, exact_risk
-from aejax.sources import Empirical, Gaussian
-from aejax.train import make_train, run_key
+from aejax.report import markdown_table, seed_mean_se
+from aejax.reproduce._common import command, pick_size, write_outputs
+from aejax.sources import gaussian_equivalent
+from aejax.sweeping import sweep
 
 NAME = "universality"
 CONDITIONS = ("whitened", "unwhitened", "gaussian_control")
@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "small": dict(rates=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0), seeds=(0, 1, 2), steps=2000),
     "large": dict(rates=(0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0), seeds=(0, 1, 2, 3, 4, 5, 6, 7), steps=4000),
 }
-LR, BATCH, TEST_FRACTION = 0.005, 128, 0.2
+LR, BATCH, TEST_FRACTION, MC_SAMPLES = 0.005, 128, 0.2, 1024
 
 
 def digits(min_lit: float = 0.01) -> np.ndarray:
@@ -68,30 +68,19 @@ def lit_columns(x: Any, min_lit: float = 0.01) -> np.ndarray:
     return x[:, (x != 0).mean(axis=0) >= min_lit]
 
 
-def heldout_risk(params: Any, source: Empirical, arch: Architecture) -> jax.Array:
-    """Mean ``||x − x̂||²/d`` over every row of an ``Empirical`` source (no resampling).
-
-    Examples:
-        >>> from aejax.model import init
-        >>> src = Empirical(np.random.default_rng(0).normal(size=(20, 4)))
-        >>> float(heldout_risk(init(jax.random.key(0), 4, 2), src, Architecture("sign")))
-        1.0
-    """
-    return dataset_risk(params, source.data, arch=arch)
-
-
 def run(
     size: str = "small",
     out: str | os.PathLike = "runs/reproduce",
     progress: bool = True,
     data: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Train on the digits (whitened and not) over the preset's rates; risks on train and test rows.
+    """One ``aejax.sweep`` per condition over the preset's rates and seeds (minibatch Adam on the
+    training rows); the record's ``train_risk``, ``heldout_risk`` and ``gaussian_equivalent_risk``.
 
     Args:
         size: ``tiny``, ``small`` (CPU minutes) or ``large``.
-        out: output directory.
-        progress: unused (one compiled call per condition); kept for the common signature.
+        out: output directory (the sweeps run in memory: their data may change between calls).
+        progress: show progress bars.
         data: a data file to use instead of the digits (samples along the first axis).
 
     Returns:
@@ -101,10 +90,8 @@ def run(
     x = digits() if data is None else lit_columns(as_samples(load_array(data), str(data)))
     if x.shape[1] == 0:
         raise _validate.InputError(f"data {str(data)!r}: no column is non-zero in at least 1% of its rows")
-    name = "scikit-learn digits" if data is None else f"{data}"
-    d, rates, seeds = x.shape[1], list(preset["rates"]), list(preset["seeds"])
     control = np.random.default_rng(0).normal(size=x.shape)
-    results = {}
+    runs, spectra = [], []
     for condition in CONDITIONS:
         train, test, _ = train_test_sources(
             control if condition == "gaussian_control" else x,
@@ -113,80 +100,96 @@ def run(
             whiten=None if condition == "unwhitened" else "zca",
         )
         config = TrainConfig(
-            d=d,
-            n=round(max(rates) * d),
+            d=train.d,
+            n=train.d,
             steps=preset["steps"],
             batch=BATCH,
             mode="dataset",
             source=train,
+            test_source=test,
             surrogate="clip",
             schedule="cosine",
             risk_eval="none",
         )
-        gaussian = Gaussian(d, covariance=np.cov(train.data.T, bias=True))
+        grid = {"seed": list(preset["seeds"]), "rate": list(preset["rates"]), "lr": [LR]}
+        runs.append(sweep(config, grid, mc_samples=MC_SAMPLES, progress=progress).squeeze("lr", drop=True))
+        spectra.append(np.linalg.eigvalsh(gaussian_equivalent(train).cov)[::-1])
+    name = "scikit-learn digits" if data is None else f"{data}"
+    ds = assemble(runs, np.stack(spectra), steps=preset["steps"], n_rows=len(x), data=name)
+    header, rows = summary_rows(ds)
+    table = (
+        f"# {NAME} ({size})\n\n{name}, columns lit in under 1% of images dropped (d = {ds.attrs['d']}), "
+        f"{round((1 - TEST_FRACTION) * len(x))} training / {round(TEST_FRACTION * len(x))} test rows; "
+        f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} "
+        f"steps, clip surrogate, cosine; means over {ds.sizes['seed']} seeds (`aejax.sweep`). Gaussian-equiv.: "
+        "exact risk of the trained autoencoder on the Gaussian with the training rows' second moments "
+        "(`gaussian_equivalent_risk`). gaussian_control: i.i.d. N(0, 1) data of the digits' shape, split and "
+        "whitened the same way.\n\n" + markdown_table(header, rows) + "\n"
+    )
+    paths = write_outputs(NAME, out, ds, _figure(ds), table, command(NAME, size, data))
+    return {**paths, "rows": rows}
 
-        def one(key, rate, config=config, train=train, test=test, gaussian=gaussian):
-            hparams = {"lr": LR, "rate": rate}
-            params, _ = make_train(config)(key, hparams)
-            arch = config.bind(hparams).arch
-            return jnp.stack(
-                [
-                    heldout_risk(params, train, arch),
-                    heldout_risk(params, test, arch),
-                    exact_risk(params, gaussian, arch=arch),
-                ]
-            )
 
-        keys = jnp.stack([run_key(0, s) for s in seeds])
-        grid = jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))
-        results[condition] = np.asarray(jax.jit(grid)(keys, jnp.asarray(rates, jnp.float32)))  # (seed, rate, 3)
-        results[condition + "_spectrum"] = np.linalg.eigvalsh(np.cov(train.data.T, bias=True))[::-1]
-    ds = _dataset(results, rates, seeds, d, preset)
-    ds.attrs["data"] = name
-    rows = []
-    for r in rates:
-        s = ds.sel(rate=r).mean("seed")
-        rows.append(
-            [f"{r:g}", float(ds["theory"].sel(rate=r))]
-            + [float(s[v].sel(condition=c)) for c in CONDITIONS for v in ("train_risk", "test_risk", "gaussian_risk")]
-            + [float(ds["pca_risk"].sel(rate=r, condition="unwhitened"))]
-        )
+def assemble(runs: list[xr.Dataset], spectra: np.ndarray, **attrs: Any) -> xr.Dataset:
+    """The reproduction's Dataset from one sweep per condition (pure: no training).
+
+    Args:
+        runs: the sweeps of ``CONDITIONS`` in order, each with ``seed`` and ``rate`` axes and the
+            record's ``train_risk``, ``heldout_risk`` and ``gaussian_equivalent_risk``; ``d`` from
+            ``attrs`` or the ``d`` coordinate.
+        spectra: ``(condition, d)`` eigenvalues of each condition's training second moments, descending.
+        attrs: stored as the Dataset's attributes.
+
+    Returns:
+        ``train_risk``, ``test_risk`` and ``gaussian_risk`` over (condition, seed, rate), the
+        ``theory`` R_Gauss at each actual rate round(r·d)/d, the ``pca_risk`` of each spectrum and the
+        ``spectrum``.
+    """
+    names = {"train_risk": "train_risk", "heldout_risk": "test_risk", "gaussian_equivalent_risk": "gaussian_risk"}
+    per_condition = [r[list(names)].rename(names).transpose("seed", "rate") for r in runs]
+    ds = xr.concat(
+        per_condition, dim=xr.DataArray(list(CONDITIONS), dims="condition"), coords="minimal", combine_attrs="drop"
+    )
+    ds = ds.drop_vars([c for c in ds.coords if c not in ("condition", "seed", "rate")])
+    d = spectra.shape[1]
+    actual = np.round(ds["rate"].values * d) / d
+    pca = [[float(theory.pca_risk(r, spectrum=np.clip(s, 0, None))) for r in actual] for s in spectra]
+    return ds.assign(
+        theory=("rate", np.asarray(theory.gaussian_limit(actual), float)),
+        pca_risk=(("condition", "rate"), np.asarray(pca)),
+        spectrum=(("condition", "k"), spectra),
+    ).assign_attrs(d=d, lr=LR, batch=BATCH, test_fraction=TEST_FRACTION, **attrs)
+
+
+def summary_rows(ds: xr.Dataset) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the table: per rate, R_Gauss, then seed means of each condition's training,
+    held-out and Gaussian-equivalent risk, then the PCA risk of the unwhitened spectrum (pure).
+
+    Examples:
+        >>> header, _ = summary_rows(assemble(
+        ...     [xr.Dataset({v: (("seed", "rate"), [[0.5]]) for v in ("train_risk", "heldout_risk",
+        ...      "gaussian_equivalent_risk")}, coords={"seed": [0], "rate": [1.0]})] * 3, np.ones((3, 2))))
+        >>> header[:3]
+        ['r', 'R_Gauss', 'whitened train']
+    """
+    mean = ds[["train_risk", "test_risk", "gaussian_risk"]].mean("seed")
+    rows = [
+        [f"{r:g}", float(ds["theory"].sel(rate=r))]
+        + [
+            float(mean[v].sel(condition=c, rate=r))
+            for c in CONDITIONS
+            for v in ("train_risk", "test_risk", "gaussian_risk")
+        ]
+        + [float(ds["pca_risk"].sel(rate=r, condition="unwhitened"))]
+        for r in ds["rate"].values
+    ]
     header = [
         "r",
         "R_Gauss",
         *[f"{c} {v}" for c in CONDITIONS for v in ("train", "test", "Gaussian-equiv.")],
         "PCA (unwhitened spectrum)",
     ]
-    table = (
-        f"# {NAME} ({size})\n\n{name}, columns lit in under 1% of images dropped (d = {d}), "
-        f"{round((1 - TEST_FRACTION) * len(x))} training / {round(TEST_FRACTION * len(x))} test rows; "
-        f"preprocessing fitted on the training rows. Minibatch Adam lr {LR}, batch {BATCH}, {preset['steps']} steps, "
-        "clip "
-        f"surrogate, cosine; means over {len(seeds)} seeds. Gaussian-equiv.: exact risk of the trained autoencoder "
-        "on a Gaussian with the training covariance. gaussian_control: i.i.d. N(0, 1) data of the digits' shape, "
-        "split and whitened the same way.\n\n" + markdown_table(header, rows) + "\n"
-    )
-    paths = write_outputs(NAME, out, ds, _figure(ds), table)
-    return {**paths, "rows": rows}
-
-
-def _dataset(results: dict, rates: list[float], seeds: list[int], d: int, preset: dict[str, Any]) -> xr.Dataset:
-    values = np.stack([results[c] for c in CONDITIONS])  # (condition, seed, rate, 3)
-    actual = np.round(np.asarray(rates) * d) / d
-    spectra = np.stack([results[c + "_spectrum"] for c in CONDITIONS])
-    pca = np.stack([[float(theory.pca_risk(r, spectrum=np.clip(s, 0, None))) for r in actual] for s in spectra])
-    return xr.Dataset(
-        {
-            "train_risk": (("condition", "seed", "rate"), values[..., 0]),
-            "test_risk": (("condition", "seed", "rate"), values[..., 1]),
-            "gaussian_risk": (("condition", "seed", "rate"), values[..., 2]),
-            "theory": ("rate", np.asarray(theory.gaussian_limit(actual), float)),
-            "pca_risk": (("condition", "rate"), pca),
-            "spectrum": (("condition", "k"), spectra),
-        },
-        coords={"condition": list(CONDITIONS), "seed": seeds, "rate": rates, "k": np.arange(d)},
-        attrs={"d": d, "steps": preset["steps"], "lr": LR, "batch": BATCH, "test_fraction": TEST_FRACTION},
-    )
+    return header, rows
 
 
 def _figure(ds: xr.Dataset):
@@ -198,10 +201,10 @@ def _figure(ds: xr.Dataset):
     ax.plot(grid, np.asarray(theory.gaussian_limit(grid)), "k-", lw=1.5, label="R_Gauss(r)")
     for condition, color in zip(CONDITIONS, ("C0", "C1", "C2"), strict=True):
         s = ds.sel(condition=condition)
-        se = s["test_risk"].std("seed") / np.sqrt(max(1, ds.sizes["seed"] - 1))
+        mean, se = seed_mean_se(s["test_risk"])
         ax.errorbar(
             ds["rate"],
-            s["test_risk"].mean("seed"),
+            mean,
             se,
             fmt="o-",
             color=color,
