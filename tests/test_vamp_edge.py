@@ -78,7 +78,7 @@ def test_head_gradient_matches_finite_differences_near_the_edge():
             np.testing.assert_allclose(getattr(grads, name)[k], (up - down) / (2 * h), rtol=1e-4, atol=1e-9)
 
 
-@pytest.mark.slow  # training a multilayer decoder compiles for long: the slow tier (the posterior and head gradients at p → 1 stay fast)
+@pytest.mark.slow  # a multilayer decoder compiles for long (the gradient checks at p → 1 stay fast)
 @pytest.mark.parametrize("source, trainable", [("bg", "head"), ("sr", "all")])
 def test_training_at_p_near_one_is_finite(source, trainable):
     config = aejax.TrainConfig(
