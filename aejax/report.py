@@ -84,4 +84,4 @@ def seed_mean_se(values: xr.DataArray, dim: str = "seed") -> tuple[xr.DataArray,
     mean = values.mean(dim, skipna=True)
     deviation = ((values - mean) ** 2).sum(dim, skipna=True)
     var = deviation / (count - 1).where(count >= 2)
-    return mean, np.sqrt(var / count)
+    return mean, (var / count) ** 0.5

@@ -125,8 +125,9 @@ def sweep(
         (``trace_coordinates``); variables (``aejax.record.FIELDS``) ``risk``, ``risk_se``,
         ``exact_risk``, ``identity_likeness``, ``inverse_participation_ratio``, ``heldout_risk``,
         ``train_risk``, ``gaussian_equivalent_risk`` (real data; NaN otherwise), ``coherence``,
-        ``exact_tie_fraction`` (pre-activations exactly 0 on fixed probe samples), ``wall_time``, ``loss_trace``, ``risk_trace``, ``identity_likeness_trace``, and ``theory``
-        and ``status``. Every numeric variable is float32, the precision the runs compute in.
+        ``exact_tie_fraction`` (pre-activations exactly 0 on fixed probe samples), ``wall_time``,
+        ``loss_trace``, ``risk_trace``, ``identity_likeness_trace``, and ``theory`` and ``status``.
+        Every numeric variable is float32, the precision the runs compute in.
         ``theory`` is the theory of each run's source at its rate, NaN where none applies
         (``attrs["theory_kind"]`` names it: ``aejax._sweep_theory``).
 
