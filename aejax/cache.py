@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SIZE = 2 * 2**30  # bytes; the oldest entries beyond it are removed when the cache is enabled
-MIN_COMPILE_SECONDS = 0.5  # programs that compile faster than this are not worth a disk entry
+MIN_COMPILE_SECONDS = 0.0  # every program: a warm process then compiles nothing, small helpers included
 
 
 def default_cache_dir() -> str:
@@ -67,7 +67,9 @@ def enable_compilation_cache(
             more, the least recently written entries are removed now, before this process adds any.
             (JAX's own eviction is not used: it needs the ``filelock`` package, and it fails on
             entries written without its access-time files, e.g. by another version or process.)
-        min_compile_seconds: programs that compile faster than this are not written.
+        min_compile_seconds: programs that compile faster than this are not written (default 0:
+            every program, so a warm process also skips the sweep's small helper programs; JAX's own
+            default is 1 s).
 
     Returns:
         The cache directory in use.

@@ -839,8 +839,8 @@ def use_compilation_cache() -> None:
     command, or one that changes only swept values, compiles nothing: ``aejax.enable_compilation_cache``
     in its default directory (``$AEJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/aejax/jax`` or
     ``~/.cache/aejax/jax``), bounded to 2 GiB. A cache directory the user already gave JAX is left
-    alone. Programs that compile in under 0.5 s are not kept
-    (``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` overrides it)."""
+    alone. Every program is kept, the small helpers too, so a second identical command compiles
+    nothing (``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` sets a floor in seconds)."""
     import os
 
     import jax
