@@ -35,12 +35,12 @@ import numpy as np
 from _common import machine, write
 
 import aejax
-from aejax import programs, sweeping
+from aejax import _sweep_execute, programs
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs
 from aejax.grid import bucket_sizes, units
 from aejax.programs import block_shapes, make_run
-from aejax.sweeping import _shared_trace_points, default_mc_samples
+from aejax._sweep_plan import _shared_trace_points, default_mc_samples
 from aejax.train import make_train
 
 DIMS = (32, 64, 128)
@@ -132,14 +132,14 @@ def sweep_seconds(config: TrainConfig, dims, rates, seeds) -> dict[str, float]:
         if label != "warm":
             jax.clear_caches()
             programs._EXECUTABLES.clear()
-        ahead = sweeping.compile_ahead
+        ahead = _sweep_execute.compile_ahead
         if label == "serial":
-            sweeping.compile_ahead = lambda jobs: 0  # type: ignore[assignment]
+            _sweep_execute.compile_ahead = lambda jobs: 0  # type: ignore[assignment]
         start, cpu = time.perf_counter(), time.process_time()
         try:
             ds = aejax.sweep(config, grid, progress=False)
         finally:
-            sweeping.compile_ahead = ahead
+            _sweep_execute.compile_ahead = ahead
         out[f"{label}_wall_s"] = time.perf_counter() - start
         out[f"{label}_cpu_s"] = time.process_time() - cpu
         out[f"{label}_compilations"] = int(ds.attrs["compilations"])
