@@ -2,7 +2,8 @@
 methods reach against the closed forms of docs/theory.md §3 (written out below, independently of
 aejax.theory).
 
-The d = 256 runs are marked slow (``pytest -m slow``); d = 64 variants run by default. Measured
+The d = 256 runs and the sign runs at d = 64 are marked slow (``pytest -m slow``); online sign
+SGD at d = 32 and relu at d = 64 (whose tight-frame value is 0.017 off at d = 32) run by default. Measured
 risks are printed in a table at the end of the module.
 """
 
@@ -85,6 +86,14 @@ def test_sign_population_gd_reaches_gaussian_limit_d64(results_table):
     _check_sign(results_table, "sign population GD, d=64, 1000 steps", SIGN_RATES, risks, params, 64, 0.002)
 
 
+def test_sign_online_sgd_reaches_gaussian_limit_d32(results_table):
+    """Online SGD (adam, clip surrogate), sign, d = 32, 1000 steps: within 0.01 of R_Gauss(r)
+    (measured: 0.002 at r = 2, 0.0002 or less below)."""
+    risks, params = train_rates(SIGN_RATES, d=32, steps=1000, mode="online", surrogate="clip", lr=0.003)
+    _check_sign(results_table, "sign online SGD clip, d=32, 1000 steps", SIGN_RATES, risks, params, 32, 0.01)
+
+
+@pytest.mark.slow
 def test_sign_online_sgd_reaches_gaussian_limit_d64(results_table):
     """Online SGD (adam, clip surrogate), sign, d = 64: within 0.01 of R_Gauss(r)."""
     risks, params = train_rates(SIGN_RATES, d=64, steps=2000, mode="online", surrogate="clip", lr=0.003)
