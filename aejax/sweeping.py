@@ -18,10 +18,10 @@ the CLI's TOML ``[sweep]`` table field for field.
 
 Examples:
     >>> from aejax.train import TrainConfig
-    >>> cfg = TrainConfig(d=32, n=32, steps=200, mode="population")
-    >>> ds = sweep(cfg, {"seed": [0, 1], "rate": [0.5, 1.0]}, progress=False)
+    >>> cfg = TrainConfig(d=8, n=8, steps=10)
+    >>> ds = sweep(cfg, {"seed": [0, 1], "rate": [0.5, 1.0]}, mc_samples=64, progress=False)
     >>> ds["risk"].dims, ds.sizes["step"]
-    (('seed', 'rate'), 20)
+    (('seed', 'rate'), 10)
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ def sweep(
         (``attrs["theory_kind"]`` names it: ``aejax._sweep_theory``).
 
     Examples:
-        >>> cfg = TrainConfig(d=16, n=16, steps=20, mode="population")
-        >>> sweep(cfg, {"seed": [0, 1]}, mc_samples=256, progress=False)["status"].values.tolist()
+        >>> cfg = TrainConfig(d=8, n=8, steps=10)
+        >>> sweep(cfg, {"seed": [0, 1]}, mc_samples=64, progress=False)["status"].values.tolist()
         ['ok', 'ok']
     """
     return cast("xr.Dataset", run_sweep(config, grid, _options(locals())))
