@@ -1,5 +1,8 @@
 """The documentation runs: markdown code blocks, module docstring examples, and docstring coverage.
 
+Module examples run with doctest; a module's examples that train or sweep are in the integration tier,
+like the pages.
+
 Markdown: every block fenced exactly as ```` ```python ```` in docs/*.md and README.md runs, in
 order, in one namespace per file (fence code as ```` ```py ```` or ```` ```text ```` to show it
 without running it). Tracebacks point at the markdown file's own line numbers.
@@ -7,6 +10,7 @@ without running it). Tracebacks point at the markdown file's own line numbers.
 
 import doctest
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -28,7 +32,20 @@ MARKDOWN = [
     pytest.param(ROOT / "README.md", id="README.md", marks=pytest.mark.slow),
 ]
 PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-MODULES = [*sorted(m.name for m in pkgutil.walk_packages(aejax.__path__, "aejax.")), "aejax"]
+# A module whose examples train or sweep (a ``>>>`` or ``...`` line calling one of these) runs whole
+# workflows: its examples are in the integration tier with the pages; the others run by default.
+TRAINS = re.compile(r"^\s*(>>>|\.\.\.) .*\b(sweep|sweep_shard|run_sweep|make_train|make_trainer|run)\(", re.MULTILINE)
+
+
+def _examples_train(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    return bool(spec and spec.origin and TRAINS.search(Path(spec.origin).read_text(encoding="utf-8")))
+
+
+MODULES = [
+    pytest.param(name, id=name, marks=[pytest.mark.integration] if _examples_train(name) else [])
+    for name in [*sorted(m.name for m in pkgutil.walk_packages(aejax.__path__, "aejax.")), "aejax"]
+]
 PUBLIC = sorted({f"aejax.{name}" for name in aejax.__all__} | {f"aejax.nn.{name}" for name in nn.__all__})
 
 
