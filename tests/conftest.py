@@ -9,6 +9,12 @@
   skipped, never tracing, and the key is the lowered program with its compile options, so a cache
   hit runs the same executable a compile would have built. ``no_compilation_cache`` turns it off
   for a test that must see XLA compile.
+- XLA's LLVM backend compiles at -O1 rather than its default -O2 (``AEJAX_TEST_XLA_BACKEND_OPT``: 0–3,
+  or ``default`` for XLA's own level, which CI's integration and slow tiers use). The tests spend
+  their time compiling small programs, and -O1 compiles them about a fifth faster; a program's
+  float32 rounding may differ in the last bits from the -O2 build (the golden file is compared at
+  1e-5), while every property a test checks (bits equal across devices, chunks, resumes; accuracy
+  against theory) holds at either level.
 - Hypothesis profiles: ``default`` is derandomized (the same examples on every run, every machine)
   with no example database and no timing-based deadline or health check, so a loaded machine
   cannot fail a test; ``random`` draws new examples each run (nightly-style exploration). Pick it
@@ -29,6 +35,24 @@ import tempfile
 import pytest
 from hypothesis import HealthCheck, settings
 
+TIERS = ("slow", "integration")
+BACKEND_OPT_ENV = "AEJAX_TEST_XLA_BACKEND_OPT"
+
+
+def _backend_optimization_level() -> None:
+    """XLA's LLVM backend at ``AEJAX_TEST_XLA_BACKEND_OPT`` (default 1, LLVM's -O1; ``default`` keeps
+    XLA's own level, 2) for this process and those it starts, unless ``XLA_FLAGS`` already sets it.
+    Set before JAX creates its CPU client, which reads ``XLA_FLAGS`` once."""
+    level = os.environ.get(BACKEND_OPT_ENV, "1")
+    if level == "default" or "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", ""):
+        return
+    if level not in ("0", "1", "2", "3"):
+        raise ValueError(f"{BACKEND_OPT_ENV} must be 0, 1, 2, 3 or 'default', got {level!r}")
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level={level}".strip()
+
+
+_backend_optimization_level()
+
 try:
     import jax
 
@@ -36,8 +60,6 @@ try:
 except AttributeError:  # jax versions without the jax_num_cpu_devices option
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     import jax
-
-TIERS = ("slow", "integration")
 
 
 def _use_session_compilation_cache() -> None:
