@@ -8,38 +8,74 @@ Examples:
     True
 """
 
+import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from aejax import activations, sources, theory
-from aejax._validate import InputError, InputTypeError
 from aejax._version import __version__ as __version__
-from aejax.activations import get_activation, helu, sign
-from aejax.bound import Model
-from aejax.cache import enable_compilation_cache
-from aejax.config import TrainConfig
-from aejax.hparams import default_hparams
-from aejax.identity import named
-from aejax.model import Architecture, Params, apply, decode, encode, init
-from aejax.results import load_results
-from aejax.risk import exact_risk, mc_risk, optimal_decoder
-from aejax.shards import initialize_cluster
-from aejax.sweeping import sweep, sweep_shard
-from aejax.train import make_train, run_key
 
 if TYPE_CHECKING:
-    from aejax import nn, scaling
+    from aejax import activations, nn, scaling, sources, theory
+    from aejax._validate import InputError, InputTypeError
+    from aejax.activations import get_activation, helu, sign
+    from aejax.bound import Model
+    from aejax.cache import enable_compilation_cache
+    from aejax.config import TrainConfig
+    from aejax.hparams import default_hparams
+    from aejax.identity import named
+    from aejax.model import Architecture, Params, apply, decode, encode, init
+    from aejax.results import load_results
+    from aejax.risk import exact_risk, mc_risk, optimal_decoder
+    from aejax.shards import initialize_cluster
+    from aejax.sweeping import sweep, sweep_shard
+    from aejax.train import make_train, run_key
 
-_LAZY = ("nn", "scaling")
+# Where each public name lives. ``import aejax`` imports none of them (nor JAX, about a second): a name
+# is imported on first use, then kept as an ordinary attribute of the package.
+_HOMES = {
+    "InputError": "aejax._validate",
+    "InputTypeError": "aejax._validate",
+    "get_activation": "aejax.activations",
+    "helu": "aejax.activations",
+    "sign": "aejax.activations",
+    "Model": "aejax.bound",
+    "enable_compilation_cache": "aejax.cache",
+    "TrainConfig": "aejax.config",
+    "default_hparams": "aejax.hparams",
+    "named": "aejax.identity",
+    "Architecture": "aejax.model",
+    "Params": "aejax.model",
+    "apply": "aejax.model",
+    "decode": "aejax.model",
+    "encode": "aejax.model",
+    "init": "aejax.model",
+    "load_results": "aejax.results",
+    "exact_risk": "aejax.risk",
+    "mc_risk": "aejax.risk",
+    "optimal_decoder": "aejax.risk",
+    "initialize_cluster": "aejax.shards",
+    "sweep": "aejax.sweeping",
+    "sweep_shard": "aejax.sweeping",
+    "make_train": "aejax.train",
+    "run_key": "aejax.train",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``aejax.nn`` (Flax NNX modules) and ``aejax.scaling`` (fits, with SciPy) are imported on first
-    use: importing flax costs about a second that commands and sweeps do not need."""
-    if name in _LAZY:
-        import importlib
+    """A public name, imported from its module on first use (see ``_HOMES``); a submodule such as
+    ``aejax.theory`` or ``aejax.nn`` likewise."""
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"aejax.{name}") is not None:
+        value = importlib.import_module(f"aejax.{name}")
+    else:
+        raise AttributeError(f"module 'aejax' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return importlib.import_module(f"aejax.{name}")
-    raise AttributeError(f"module 'aejax' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

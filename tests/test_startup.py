@@ -45,3 +45,27 @@ def test_progress_bar_still_shows_when_enabled(capsys):
         bar.advance(3)
     out = capsys.readouterr().out
     assert "1/2" in out and "4 runs done" in out
+
+
+def test_import_aejax_imports_no_jax():
+    """``import aejax`` alone imports nothing heavy, not even JAX: names are imported on first use."""
+    probe = "import aejax, sys\nprint('jax' in sys.modules, 'numpy' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_every_public_name_resolves_to_its_module():
+    """Each name of ``aejax.__all__`` is importable from the package, and each lazily imported one is
+    the object its home module defines (``aejax._HOMES``)."""
+    import importlib
+
+    import aejax
+
+    for name in aejax.__all__:
+        value = getattr(aejax, name)
+        home = aejax._HOMES.get(name)
+        if home is not None:
+            assert value is getattr(importlib.import_module(home), name), name
+    assert set(aejax._HOMES) <= set(aejax.__all__)
+    assert "nothing" not in dir(aejax) and "sweep" in dir(aejax)
