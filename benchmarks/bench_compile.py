@@ -36,11 +36,11 @@ from _common import machine, write
 
 import aejax
 from aejax import _sweep_execute, programs
+from aejax._sweep_plan import _shared_trace_points, default_mc_samples
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs
 from aejax.grid import bucket_sizes, units
 from aejax.programs import block_shapes, make_run
-from aejax._sweep_plan import _shared_trace_points, default_mc_samples
 from aejax.train import make_train
 
 DIMS = (32, 64, 128)
