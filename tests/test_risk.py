@@ -111,6 +111,7 @@ def _pair(q1, q2, rho, cov):
 
 
 PAIRS = [(1.0, 1.0, 0.5), (0.3, 2.5, -0.9), (4.0, 1.5, 0.97)]
+_moments = jax.jit(gaussian_moments, static_argnums=2)  # one compiled program per activation, shared by the pairs
 COV2 = np.array([[1.5, 0.4], [0.4, 0.6]])
 
 
@@ -119,7 +120,7 @@ COV2 = np.array([[1.5, 0.4], [0.4, 0.6]])
 def test_gaussian_moments_match_2d_quadrature(activation, q1, q2, rho):
     """C_ss and C_xs equal scipy 2-D quadrature of E[σ(u_i)σ(u_j)] and E[x σ(u_i)] for x ~ N(0, Σ)."""
     W = _pair(q1, q2, rho, COV2)
-    c_xs, c_ss = gaussian_moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), activation)
+    c_xs, c_ss = _moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), activation)
     L = np.linalg.cholesky(COV2)
     sig = NP_ACT[activation]
 
@@ -137,7 +138,7 @@ def test_gaussian_moments_match_2d_quadrature(activation, q1, q2, rho):
 def test_sign_moments_match_numpy_monte_carlo(q1, q2, rho):
     """sign: C_ss, C_xs against 500k NumPy samples (5 standard errors)."""
     W = _pair(q1, q2, rho, COV2)
-    c_xs, c_ss = gaussian_moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), "sign")
+    c_xs, c_ss = _moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), "sign")
     x = np.random.default_rng(0).normal(size=(500_000, 2)) @ np.linalg.cholesky(COV2).T
     s = NP_ACT["sign"](x @ W.T)
     n = len(x)
@@ -268,7 +269,7 @@ def test_exact_risk_of_trivial_decoder_is_trace_over_d():
     """A = 0 gives R = tr Σ / d (docs/theory.md §1), for any encoder."""
     source = _source("covariance")
     params = Params(jnp.zeros((D, 10)), init(jax.random.key(0), D, 10).B)
-    assert float(aejax.exact_risk(params, source, arch=_arch())) == pytest.approx(
+    assert float(jax.jit(lambda p, s: aejax.exact_risk(p, s, arch=_arch()))(params, source)) == pytest.approx(
         np.trace(_covariance(D)) / D, rel=1e-5
     )
 
@@ -364,17 +365,30 @@ def _lstsq_decoder(x, B, activation):
     return np.linalg.lstsq(s, x, rcond=None)[0].T
 
 
-@pytest.mark.parametrize(
-    "activation,source_kind",
-    [("sign", "isotropic"), ("sign", "spectrum"), ("relu", "covariance"), ("tanh", "spectrum")],
-)
-def test_optimal_decoder_equals_least_squares_for_gaussian_sources(activation, source_kind):
+LSTSQ_CASES = [("sign", "isotropic"), ("sign", "spectrum"), ("relu", "covariance"), ("tanh", "spectrum")]
+
+
+@pytest.fixture(scope="module")
+def gaussian_optimal_decoders():
+    """The optimal decoder of every least-squares case (d = 16, n = 24), in one compiled program."""
+    sources = {kind: _source(kind, 16) for _, kind in LSTSQ_CASES}
+    B = init(jax.random.key(3), 16, 24).B
+
+    @jax.jit
+    def run(B, sources):
+        return [aejax.optimal_decoder(B, sources[kind], arch=_arch(a)) for a, kind in LSTSQ_CASES]
+
+    return np.asarray(B, np.float64), dict(zip(LSTSQ_CASES, run(B, sources), strict=True))
+
+
+@pytest.mark.parametrize("activation,source_kind", LSTSQ_CASES)
+def test_optimal_decoder_equals_least_squares_for_gaussian_sources(gaussian_optimal_decoders, activation, source_kind):
     """A*(B) = C_xs C_ss⁻¹ equals the least-squares decoder fitted on 200k NumPy samples (the
     statistical error of the fit is about 0.015 at this size)."""
-    d, n = 16, 24
+    d = 16
     source = _source(source_kind, d)
-    B = np.asarray(init(jax.random.key(3), d, n).B, np.float64)
-    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, arch=_arch(activation))
+    B, decoders = gaussian_optimal_decoders
+    A = decoders[activation, source_kind]
     cov = np.asarray(source.covariance(), np.float64)
     x = np.random.default_rng(4).normal(size=(200_000, d)) @ np.linalg.cholesky(cov).T
     np.testing.assert_allclose(A, _lstsq_decoder(x, B, activation), atol=0.03)
