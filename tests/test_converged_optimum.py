@@ -41,7 +41,9 @@ def test_the_optimum_is_a_stationary_point_by_finite_differences(optimum):
     assert np.linalg.norm(fd_riemannian_grad(encoder)) < 3 * TOL  # FD error ~1e-10 at h = 1e-5
     start = np.random.default_rng(0).standard_normal(encoder.shape)  # the check can fail: a random frame
     assert np.linalg.norm(fd_riemannian_grad(start)) > 1e-3
-    assert float(riemannian_grad_norm(start)) == pytest.approx(np.linalg.norm(fd_riemannian_grad(start)), rel=1e-5)
+    assert float(jax.jit(riemannian_grad_norm)(start)) == pytest.approx(
+        np.linalg.norm(fd_riemannian_grad(start)), rel=1e-5
+    )
 
 
 def test_the_optimum_reproduces_its_risk(optimum):
@@ -49,7 +51,9 @@ def test_the_optimum_reproduces_its_risk(optimum):
     assert float(optimum.risk) == pytest.approx(exact_sign_risk(encoder), abs=1e-12)
     source = Gaussian(D)
     arch = Architecture("sign", row_normalize=False)  # unit rows already
-    engine = exact_risk(Params(optimal_decoder(optimum.encoder, source, arch=arch), optimum.encoder), source, arch=arch)
+    engine = jax.jit(lambda B: exact_risk(Params(optimal_decoder(B, source, arch=arch), B), source, arch=arch))(
+        optimum.encoder
+    )
     assert float(engine) == pytest.approx(float(optimum.risk), abs=1e-5)  # the engine's ridge of 1e-6
     # Monte Carlo: least-squares decoder fitted on one sample, risk on another
     rng = np.random.default_rng(1)
@@ -78,8 +82,9 @@ def test_the_minimiser_stops_on_the_gradient_criterion():
 
 def test_unit_row_risk_matches_the_numpy_closed_form_and_ignores_row_scale():
     B = np.random.default_rng(3).standard_normal((12, 6))
-    assert float(unit_row_risk(B)) == pytest.approx(exact_sign_risk(B), abs=1e-13)
-    assert float(unit_row_risk(B * np.arange(1, 13)[:, None])) == pytest.approx(exact_sign_risk(B), abs=1e-13)
+    risk = jax.jit(unit_row_risk)  # one compiled program for both calls
+    assert float(risk(B)) == pytest.approx(exact_sign_risk(B), abs=1e-13)
+    assert float(risk(B * np.arange(1, 13)[:, None])) == pytest.approx(exact_sign_risk(B), abs=1e-13)
 
 
 @pytest.mark.parametrize("d", [7, 15])

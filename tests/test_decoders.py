@@ -19,38 +19,57 @@ from aejax.train import make_train
 @pytest.mark.parametrize("prior, p, n", [("bg", 0.2, 24), ("sr", 0.4, 64)])
 def test_multilayer_at_init_reproduces_theory_decoder(prior, p, n):
     d = 32
-    params = init(jax.random.key(0), d, n, kind="orthogonal")
     dec = NonlinearDecoder("multilayer", prior, layers=3, p=p)
-    deep = init_params(dec, params)
-    x = BernoulliGaussian(d, p).sample(jax.random.key(1), 5)
-    s = encode(deep, x, row_normalize=True)
-    ref = theory.multilayer_decode(prior, p, params.B, s, 3)
-    np.testing.assert_allclose(dec.decode_layers(deep, s), ref, atol=1e-5)
-    np.testing.assert_allclose(apply(deep, x, row_normalize=True, decoder=dec), ref[:, -1], atol=1e-5)
+
+    @jax.jit  # one compiled program instead of op-by-op dispatch
+    def decoded(key0, key1):
+        params = init(key0, d, n, kind="orthogonal")
+        deep = init_params(dec, params)
+        x = BernoulliGaussian(d, p).sample(key1, 5)
+        s = encode(deep, x, row_normalize=True)
+        return dec.decode_layers(deep, s), apply(deep, x, row_normalize=True, decoder=dec), params.B, s
+
+    layers, out, B, s = decoded(jax.random.key(0), jax.random.key(1))
+    ref = theory.multilayer_decode(prior, p, B, s, 3)
+    np.testing.assert_allclose(layers, ref, atol=1e-5)
+    np.testing.assert_allclose(out, ref[:, -1], atol=1e-5)
 
 
 def test_posterior_mean_decoder_is_the_theory_denoiser_of_the_shallow_output():
     d, n, p = 16, 8, 0.3
-    params = init(jax.random.key(2), d, n, kind="orthogonal")
     dec = NonlinearDecoder("posterior_mean", "bg", p=p, rate=n / d)
-    pm = init_params(dec, params)
-    x = BernoulliGaussian(d, p).sample(jax.random.key(3), 4)
-    s = jnp.where(x @ params.B.T >= 0, 1.0, -1.0)
-    y = s @ (np.sqrt(2 / np.pi) * params.B)  # rows are unit: A = sqrt(2/π) B̄ᵀ
+
+    @jax.jit  # one compiled program instead of op-by-op dispatch
+    def decoded(key0, key1):
+        params = init(key0, d, n, kind="orthogonal")
+        x = BernoulliGaussian(d, p).sample(key1, 4)
+        return apply(init_params(dec, params), x, row_normalize=True, decoder=dec), params.B, x
+
+    out, B, x = (np.asarray(v, np.float64) for v in decoded(jax.random.key(2), jax.random.key(3)))
+    s = np.where(x @ B.T >= 0, 1.0, -1.0)
+    y = s @ (np.sqrt(2 / np.pi) * B)  # rows are unit: A = sqrt(2/π) B̄ᵀ
     np.testing.assert_allclose(
-        apply(pm, x, row_normalize=True, decoder=dec), theory.posterior_mean("bg", p, n / d, y), rtol=1e-5, atol=1e-6
+        out, theory.posterior_mean("bg", p, n / d, jnp.asarray(y, jnp.float32)), rtol=1e-5, atol=1e-6
     )
 
 
 def test_shallow_scale_is_the_optimal_decoder_of_a_rotation_and_a_tight_frame():
-    for r in (0.5, 1.0, 2.0):  # exact risk of A = c B̄ᵀ on Gaussian data equals R_Gauss(r) in the d → ∞ limit
-        d = 256
-        B = init(jax.random.key(0), d, int(r * d), kind="orthogonal").B
-        risk = exact_risk(
-            Params(shallow_scale(r) * B.T / jnp.linalg.norm(B, axis=1), B),
-            Gaussian(d),
-            arch=Architecture("sign", row_normalize=True),
-        )
+    # Exact risk of A = c B̄ᵀ on Gaussian data equals R_Gauss(r) in the d → ∞ limit. For r ≤ 1 the rows
+    # are orthonormal, so the risk does not depend on d (d = 32 suffices); the tight frame r = 2 needs d = 256.
+    cases = [(32, 0.5), (32, 1.0), (256, 2.0)]
+
+    @jax.jit  # the three risks in one compiled program
+    def risks(key):
+        out = []
+        for d, r in cases:
+            B = init(key, d, int(r * d), kind="orthogonal").B
+            arch = Architecture("sign", row_normalize=True)
+            out.append(
+                exact_risk(Params(shallow_scale(r) * B.T / jnp.linalg.norm(B, axis=1), B), Gaussian(d), arch=arch)
+            )
+        return out
+
+    for (_, r), risk in zip(cases, risks(jax.random.key(0)), strict=True):
         assert abs(float(risk) - float(theory.gaussian_limit(r))) < (1e-4 if r <= 1 else 5e-3)
 
 
@@ -78,22 +97,24 @@ def test_learned_denoiser_approaches_posterior_mean_risk():
     hp = {"lr": 0.02, "p": p}
     params, _ = jax.jit(make_train(cfg))(jax.random.key(0), hp)
     model = cfg.bind(hp)
-    learned = model.mc_risk(params, jax.random.key(9), 20_000)[0]
     dec = NonlinearDecoder("posterior_mean", "bg", p=p, rate=1.0)
-    reference = mc_risk(
-        init_params(dec, params._replace(head=None)),
-        model.source,
-        jax.random.key(9),
-        20_000,
-        arch=Architecture("sign", row_normalize=True, decoder=dec),
-    )[0]
-    linear = mc_risk(
-        params._replace(head=None),
-        model.source,
-        jax.random.key(9),
-        20_000,
-        arch=Architecture("sign", row_normalize=True),
-    )[0]
+
+    @jax.jit  # the three Monte Carlo risks in one compiled program
+    def risks(params, key):
+        learned = model.mc_risk(params, key, 20_000)[0]
+        reference = mc_risk(
+            init_params(dec, params._replace(head=None)),
+            model.source,
+            key,
+            20_000,
+            arch=Architecture("sign", row_normalize=True, decoder=dec),
+        )[0]
+        linear = mc_risk(
+            params._replace(head=None), model.source, key, 20_000, arch=Architecture("sign", row_normalize=True)
+        )[0]
+        return learned, reference, linear
+
+    learned, reference, linear = risks(params, jax.random.key(9))
     assert float(learned) < float(reference) + 0.01 and float(learned) < float(linear) - 0.05
 
 

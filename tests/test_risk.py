@@ -50,36 +50,57 @@ def _test_params(source, activation, n=80, seed=0, row_normalize=False):
     return Params(A + noise, B)
 
 
-def _assert_exact_matches_mc(params, source, activation, **kw):
-    exact = float(aejax.exact_risk(params, source, arch=_arch(activation, **kw)))
-    mean, se = aejax.mc_risk(params, source, jax.random.key(123), 100_000, arch=_arch(activation, **kw))
-    assert abs(exact - float(mean)) < 4 * float(se), (exact, float(mean), float(se))
+MC_CASES = [(a, kind, "none") for kind in ("isotropic", "spectrum", "covariance") for a in ACTIVATIONS] + [
+    (a, "spectrum", option) for option in ("mask", "tied", "row_normalize") for a in ACTIVATIONS
+]
 
 
-@pytest.mark.parametrize("source_kind", ["isotropic", "spectrum", "covariance"])
-@pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_exact_risk_agrees_with_monte_carlo(activation, source_kind):
-    """exact_risk within 4 standard errors of mc_risk (100k samples), d = 64, n = 80, random B."""
-    source = _source(source_kind)
-    _assert_exact_matches_mc(_test_params(source, activation), source, activation)
-
-
-@pytest.mark.parametrize("option", ["mask", "tied", "row_normalize"])
-@pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_exact_risk_agrees_with_monte_carlo_with_options(activation, option):
-    """Same agreement with a hidden-unit mask, a tied decoder or row-normalised encoder (spectrum source)."""
-    source = _source("spectrum")
-    params = _test_params(source, activation, row_normalize=option == "row_normalize")
+def _mc_case(activation, source, option, seed):
+    """(exact, mc mean, mc standard error) for one case; ``seed`` is traced so nothing constant-folds."""
+    params = _test_params(source, activation, seed=seed, row_normalize=option == "row_normalize")
     kw = {}
     if option == "mask":
         kw["mask"] = rate_mask(0.6, D, params.B.shape[0])
     elif option == "tied":
         params = params._replace(A=jnp.asarray(0.4))
         kw["row_normalize"] = True
-    else:
+    elif option == "row_normalize":
         kw["row_normalize"] = True
         params = params._replace(B=params.B * jnp.linspace(0.2, 3.0, params.B.shape[0])[:, None])
-    _assert_exact_matches_mc(params, source, activation, **kw)
+    exact = aejax.exact_risk(params, source, arch=_arch(activation, **kw))
+    mean, se = aejax.mc_risk(params, source, jax.random.key(123 + seed), 100_000, arch=_arch(activation, **kw))
+    return exact, mean, se
+
+
+@pytest.fixture(scope="module")
+def mc_results():
+    """Every case of the two Monte Carlo agreement tests, computed in one compiled program."""
+    sources = {kind: _source(kind) for kind in ("isotropic", "spectrum", "covariance")}
+
+    @jax.jit
+    def run(sources, seed):
+        return [_mc_case(a, sources[kind], option, seed) for a, kind, option in MC_CASES]
+
+    return dict(zip(MC_CASES, jax.device_get(run(sources, 0)), strict=True))
+
+
+def _assert_exact_matches_mc(result):
+    exact, mean, se = (float(v) for v in result)
+    assert abs(exact - mean) < 4 * se, (exact, mean, se)
+
+
+@pytest.mark.parametrize("source_kind", ["isotropic", "spectrum", "covariance"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_exact_risk_agrees_with_monte_carlo(mc_results, activation, source_kind):
+    """exact_risk within 4 standard errors of mc_risk (100k samples), d = 64, n = 80, random B."""
+    _assert_exact_matches_mc(mc_results[activation, source_kind, "none"])
+
+
+@pytest.mark.parametrize("option", ["mask", "tied", "row_normalize"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_exact_risk_agrees_with_monte_carlo_with_options(mc_results, activation, option):
+    """Same agreement with a hidden-unit mask, a tied decoder or row-normalised encoder (spectrum source)."""
+    _assert_exact_matches_mc(mc_results[activation, "spectrum", option])
 
 
 def _pair(q1, q2, rho, cov):
@@ -90,6 +111,7 @@ def _pair(q1, q2, rho, cov):
 
 
 PAIRS = [(1.0, 1.0, 0.5), (0.3, 2.5, -0.9), (4.0, 1.5, 0.97)]
+_moments = jax.jit(gaussian_moments, static_argnums=2)  # one compiled program per activation, shared by the pairs
 COV2 = np.array([[1.5, 0.4], [0.4, 0.6]])
 
 
@@ -98,7 +120,7 @@ COV2 = np.array([[1.5, 0.4], [0.4, 0.6]])
 def test_gaussian_moments_match_2d_quadrature(activation, q1, q2, rho):
     """C_ss and C_xs equal scipy 2-D quadrature of E[σ(u_i)σ(u_j)] and E[x σ(u_i)] for x ~ N(0, Σ)."""
     W = _pair(q1, q2, rho, COV2)
-    c_xs, c_ss = gaussian_moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), activation)
+    c_xs, c_ss = _moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), activation)
     L = np.linalg.cholesky(COV2)
     sig = NP_ACT[activation]
 
@@ -116,7 +138,7 @@ def test_gaussian_moments_match_2d_quadrature(activation, q1, q2, rho):
 def test_sign_moments_match_numpy_monte_carlo(q1, q2, rho):
     """sign: C_ss, C_xs against 500k NumPy samples (5 standard errors)."""
     W = _pair(q1, q2, rho, COV2)
-    c_xs, c_ss = gaussian_moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), "sign")
+    c_xs, c_ss = _moments(jnp.asarray(W, jnp.float32), Gaussian(2, covariance=COV2), "sign")
     x = np.random.default_rng(0).normal(size=(500_000, 2)) @ np.linalg.cholesky(COV2).T
     s = NP_ACT["sign"](x @ W.T)
     n = len(x)
@@ -136,69 +158,118 @@ def _special_encoders(d=16, n=8):
     }
 
 
+DEGENERATE_CASES = ["antipodal_rows", "duplicated_rows", "orthogonal", "zero_row", "zero_row_masked"]
+
+
+@pytest.fixture(scope="module")
+def degenerate_grads():
+    """jax.grad of exact_risk for every (activation, encoder, row_normalize) case, in one compiled program."""
+    cases = [(a, c, r) for a in ACTIVATIONS for c in DEGENERATE_CASES for r in (False, True)]
+    encoders = _special_encoders()
+    A = jax.random.normal(jax.random.key(8), encoders["orthogonal"][0].shape[::-1]) * 0.3
+
+    @jax.jit
+    def run(encoders, A):
+        grads = []
+        for activation, case, row_normalize in cases:
+            B, mask = encoders[case]
+            arch = _arch(activation, mask=mask, row_normalize=row_normalize)
+            grads.append(jax.grad(lambda p, arch=arch: aejax.exact_risk(p, Gaussian(16), arch=arch))(Params(A, B)))
+        return grads
+
+    return dict(zip(cases, jax.device_get(run(encoders, A)), strict=True))
+
+
 @pytest.mark.parametrize("row_normalize", [False, True])
-@pytest.mark.parametrize("case", ["antipodal_rows", "duplicated_rows", "orthogonal", "zero_row", "zero_row_masked"])
+@pytest.mark.parametrize("case", DEGENERATE_CASES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_exact_risk_gradient_is_finite_at_degenerate_encoders(activation, case, row_normalize):
-    """jax.grad of exact_risk has no NaN/inf at orthogonal, duplicated, antipodal and zero rows."""
-    B, mask = _special_encoders()[case]
-    A = jax.random.normal(jax.random.key(8), B.shape[::-1]) * 0.3
-    grads = jax.grad(
-        lambda p: aejax.exact_risk(p, Gaussian(16), arch=_arch(activation, mask=mask, row_normalize=row_normalize))
-    )(Params(A, B))
+def test_exact_risk_gradient_is_finite_at_degenerate_encoders(degenerate_grads, activation, case, row_normalize):
+    """jax.grad of exact_risk (compiled) has no NaN/inf at orthogonal, duplicated, antipodal and zero rows."""
+    grads = degenerate_grads[activation, case, row_normalize]
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
 
 
 def test_zero_row_is_a_dead_unit():
     """A zero encoder row gives the risk of the model without that unit (sign(0) = +1 is a constant)."""
     source = _source("covariance", 16)
-    B = init(jax.random.key(9), 16, 8).B
-    A = jax.random.normal(jax.random.key(10), (16, 8)) * 0.2
-    full = aejax.exact_risk(Params(A.at[:, 2].set(0.0), B.at[2].set(0.0)), source, arch=_arch("relu"))
-    pruned = aejax.exact_risk(Params(jnp.delete(A, 2, axis=1), jnp.delete(B, 2, axis=0)), source, arch=_arch("relu"))
-    assert float(full) == pytest.approx(float(pruned), rel=1e-6)
-    mean, se = aejax.mc_risk(Params(A, B.at[2].set(0.0)), source, jax.random.key(11), 100_000, arch=_arch("tanh"))
-    exact = aejax.exact_risk(Params(A, B.at[2].set(0.0)), source, arch=_arch("tanh"))
-    assert abs(float(exact) - float(mean)) < 4 * float(se)
+
+    @jax.jit  # one compiled program for the four risks
+    def risks(source, key_data):
+        B = init(jax.random.wrap_key_data(key_data[0]), 16, 8).B
+        A = jax.random.normal(jax.random.wrap_key_data(key_data[1]), (16, 8)) * 0.2
+        full = aejax.exact_risk(Params(A.at[:, 2].set(0.0), B.at[2].set(0.0)), source, arch=_arch("relu"))
+        pruned = aejax.exact_risk(
+            Params(jnp.delete(A, 2, axis=1), jnp.delete(B, 2, axis=0)), source, arch=_arch("relu")
+        )
+        dead = Params(A, B.at[2].set(0.0))
+        mean, se = aejax.mc_risk(dead, source, jax.random.wrap_key_data(key_data[2]), 100_000, arch=_arch("tanh"))
+        return full, pruned, mean, se, aejax.exact_risk(dead, source, arch=_arch("tanh"))
+
+    keys = jnp.stack([jax.random.key_data(jax.random.key(k)) for k in (9, 10, 11)])
+    full, pruned, mean, se, exact = (float(v) for v in risks(source, keys))
+    assert full == pytest.approx(pruned, rel=1e-6)
+    assert abs(exact - mean) < 4 * se
 
 
-@pytest.mark.parametrize("option", ["plain", "mask", "tied", "row_normalize"])
-@pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_exact_risk_gradient_matches_finite_differences(activation, option):
-    """Float64 central differences along 4 random directions equal jax.grad of exact_risk (rel 1e-6),
-    on a non-isotropic (spectrum) source."""
-    d, n, h = 12, 9, 1e-5
+FD_OPTIONS = ["plain", "mask", "tied", "row_normalize"]
+FD_D, FD_N, FD_H = 12, 9, 1e-5
+
+
+def _fd_case(option):
+    """The case's float64 parameters, hidden-unit mask (or None) and 4 random directions (the same draws per case)."""
+    d, n = FD_D, FD_N
     rng = np.random.default_rng(0)
+    A = jnp.asarray(0.4 if option == "tied" else rng.normal(size=(d, n)) / np.sqrt(n))
+    params = Params(A, jnp.asarray(rng.normal(size=(n, d)) / np.sqrt(d)))
+    mask = jnp.asarray(rng.integers(0, 2, n), jnp.float64) if option == "mask" else None
+    dirs = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=(4, *np.shape(a)))), params)
+    return params, mask, dirs
+
+
+@pytest.fixture(scope="module")
+def fd_results():
+    """(grad, directions, central differences) of every case, in one float64 compiled program."""
+    cases = [(a, o) for a in ACTIVATIONS for o in FD_OPTIONS]
     with jax.enable_x64(True):
-        source = _source("spectrum", d)
-        A = jnp.asarray(0.4 if option == "tied" else rng.normal(size=(d, n)) / np.sqrt(n))
-        params = Params(A, jnp.asarray(rng.normal(size=(n, d)) / np.sqrt(d)))
-        kw: dict = {"mask": jnp.asarray(rng.integers(0, 2, n), jnp.float64)} if option == "mask" else {}
-        kw["row_normalize"] = option in ("tied", "row_normalize")
-        risk = lambda p: aejax.exact_risk(p, source, arch=_arch(activation, **kw))  # noqa: E731
-        dirs = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.normal(size=(4, *np.shape(a)))), params)
+        source = _source("spectrum", FD_D)
+        inputs = {o: _fd_case(o) for o in FD_OPTIONS}
 
         @jax.jit
-        def grad_and_differences(p, v):
-            shifted = jax.vmap(
-                lambda s, t: risk(jax.tree_util.tree_map(lambda a, b: a + s * h * b, p, t)), in_axes=(None, 0)
-            )
-            return jax.grad(risk)(p), (shifted(1.0, v) - shifted(-1.0, v)) / (2 * h)
+        def run(source, inputs):
+            out = []
+            for activation, option in cases:
+                p, mask, v = inputs[option]
+                arch = _arch(activation, mask=mask, row_normalize=option in ("tied", "row_normalize"))
+                risk = lambda p, arch=arch: aejax.exact_risk(p, source, arch=arch)  # noqa: E731
+                shifted = jax.vmap(
+                    lambda s, t, p=p, risk=risk: risk(jax.tree_util.tree_map(lambda a, b: a + s * FD_H * b, p, t)),
+                    in_axes=(None, 0),
+                )
+                out.append((jax.grad(risk)(p), v, (shifted(1.0, v) - shifted(-1.0, v)) / (2 * FD_H)))
+            return out
 
-        grad, fd = grad_and_differences(params, dirs)
-        assert grad.B.dtype == jnp.float64
-        directional = sum(
-            jnp.einsum("k...,...->k", t, g)
-            for g, t in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(dirs), strict=True)
-        )
-        np.testing.assert_allclose(directional, fd, rtol=1e-6, atol=1e-9)
+        return dict(zip(cases, jax.device_get(run(source, inputs)), strict=True))
+
+
+@pytest.mark.parametrize("option", FD_OPTIONS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_exact_risk_gradient_matches_finite_differences(fd_results, activation, option):
+    """Float64 central differences along 4 random directions equal jax.grad of exact_risk (rel 1e-6),
+    on a non-isotropic (spectrum) source."""
+    grad, dirs, fd = fd_results[activation, option]
+    assert grad.B.dtype == np.float64
+    directional = sum(
+        np.reshape(t, (len(t), -1)) @ np.ravel(g)
+        for g, t in zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(dirs), strict=True)
+    )
+    np.testing.assert_allclose(directional, fd, rtol=1e-6, atol=1e-9)
 
 
 def test_exact_risk_of_trivial_decoder_is_trace_over_d():
     """A = 0 gives R = tr Σ / d (docs/theory.md §1), for any encoder."""
     source = _source("covariance")
     params = Params(jnp.zeros((D, 10)), init(jax.random.key(0), D, 10).B)
-    assert float(aejax.exact_risk(params, source, arch=_arch())) == pytest.approx(
+    assert float(jax.jit(lambda p, s: aejax.exact_risk(p, s, arch=_arch()))(params, source)) == pytest.approx(
         np.trace(_covariance(D)) / D, rel=1e-5
     )
 
@@ -294,17 +365,30 @@ def _lstsq_decoder(x, B, activation):
     return np.linalg.lstsq(s, x, rcond=None)[0].T
 
 
-@pytest.mark.parametrize(
-    "activation,source_kind",
-    [("sign", "isotropic"), ("sign", "spectrum"), ("relu", "covariance"), ("tanh", "spectrum")],
-)
-def test_optimal_decoder_equals_least_squares_for_gaussian_sources(activation, source_kind):
+LSTSQ_CASES = [("sign", "isotropic"), ("sign", "spectrum"), ("relu", "covariance"), ("tanh", "spectrum")]
+
+
+@pytest.fixture(scope="module")
+def gaussian_optimal_decoders():
+    """The optimal decoder of every least-squares case (d = 16, n = 24), in one compiled program."""
+    sources = {kind: _source(kind, 16) for _, kind in LSTSQ_CASES}
+    B = init(jax.random.key(3), 16, 24).B
+
+    @jax.jit
+    def run(B, sources):
+        return [aejax.optimal_decoder(B, sources[kind], arch=_arch(a)) for a, kind in LSTSQ_CASES]
+
+    return np.asarray(B, np.float64), dict(zip(LSTSQ_CASES, run(B, sources), strict=True))
+
+
+@pytest.mark.parametrize("activation,source_kind", LSTSQ_CASES)
+def test_optimal_decoder_equals_least_squares_for_gaussian_sources(gaussian_optimal_decoders, activation, source_kind):
     """A*(B) = C_xs C_ss⁻¹ equals the least-squares decoder fitted on 200k NumPy samples (the
     statistical error of the fit is about 0.015 at this size)."""
-    d, n = 16, 24
+    d = 16
     source = _source(source_kind, d)
-    B = np.asarray(init(jax.random.key(3), d, n).B, np.float64)
-    A = aejax.optimal_decoder(jnp.asarray(B, jnp.float32), source, arch=_arch(activation))
+    B, decoders = gaussian_optimal_decoders
+    A = decoders[activation, source_kind]
     cov = np.asarray(source.covariance(), np.float64)
     x = np.random.default_rng(4).normal(size=(200_000, d)) @ np.linalg.cholesky(cov).T
     np.testing.assert_allclose(A, _lstsq_decoder(x, B, activation), atol=0.03)

@@ -5,6 +5,8 @@ are perfectly correlated, not independent. Rows are dead either because they are
 they lie in the null space of a low-rank covariance.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,6 +42,19 @@ def _params(dead, kind):
     return Params(A, B)
 
 
+@functools.cache
+def _risks(activation):
+    """exact_risk and mc_risk (400k samples) of one activation as one compiled program, shared by the cases
+    (it compiles once per source structure: isotropic and low-rank)."""
+    arch = aejax.Architecture(activation, row_normalize=False)
+
+    @jax.jit
+    def risks(params, source, key):
+        return aejax.exact_risk(params, source, arch=arch), *aejax.mc_risk(params, source, key, 400_000, arch=arch)
+
+    return risks
+
+
 @pytest.mark.parametrize("dead", [0, 1, 2, 3])
 @pytest.mark.parametrize("kind", ["zero_rows", "low_rank_null_space"])
 @pytest.mark.parametrize("activation", ["sign", "relu", "tanh", jax.nn.sigmoid])
@@ -49,18 +64,15 @@ def test_exact_risk_with_dead_rows_matches_monte_carlo(activation, kind, dead):
     if dead:  # the rows are really dead: their pre-activations are exactly 0 on samples
         x = source.sample(jax.random.key(5), 64)
         assert float(jnp.max(jnp.abs(x @ params.B[:dead].T))) == 0.0
-    exact = float(aejax.exact_risk(params, source, arch=aejax.Architecture(activation, row_normalize=False)))
-    mean, se = aejax.mc_risk(
-        params, source, jax.random.key(3), 400_000, arch=aejax.Architecture(activation, row_normalize=False)
-    )
-    assert abs(exact - float(mean)) < 4 * float(se) + 2e-4, (exact, float(mean), float(se))
+    exact, mean, se = (float(v) for v in _risks(activation)(params, source, jax.random.key(3)))
+    assert abs(exact - mean) < 4 * se + 2e-4, (exact, mean, se)
 
 
 @pytest.mark.parametrize("activation, sigma0", [("sign", 1.0), ("relu", 0.0), ("tanh", 0.0), (jax.nn.sigmoid, 0.5)])
 def test_dead_unit_moments_are_those_of_the_constant_sigma_of_zero(activation, sigma0):
     """C_ss between dead units is σ(0)², with a live unit σ(0)·E σ(u_j) (numerical integral), C_xs is 0."""
     B = aejax.init(jax.random.key(0), 4, 4, kind="orthogonal").B.at[:2].set(0.0)
-    c_xs, c_ss = gaussian_moments(B, Gaussian(4), activation)
+    c_xs, c_ss = jax.jit(gaussian_moments, static_argnums=2)(B, Gaussian(4), activation)
     fn = aejax.activations.get_activation(activation) if isinstance(activation, str) else activation
     g = np.linspace(-10, 10, 20000)  # no node at the jump of sign
     weights = np.exp(-(g**2) / 2) / np.sqrt(2 * np.pi) * (g[1] - g[0])
@@ -74,7 +86,7 @@ def test_dead_unit_moments_are_those_of_the_constant_sigma_of_zero(activation, s
 @pytest.mark.parametrize("activation", ["sign", "relu", "tanh"])
 def test_exact_risk_gradient_is_finite_with_several_dead_rows(activation):
     params = _params(3, "zero_rows")
-    grads = jax.grad(
-        lambda p: aejax.exact_risk(p, Gaussian(D), arch=aejax.Architecture(activation, row_normalize=False))
+    grads = jax.jit(  # compiled, as training uses it
+        jax.grad(lambda p: aejax.exact_risk(p, Gaussian(D), arch=aejax.Architecture(activation, row_normalize=False)))
     )(params)
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))

@@ -19,56 +19,64 @@ from aejax.theory.priors import posterior
 @pytest.mark.parametrize("prior", ["bg", "sr"])
 def test_posterior_gradient_in_p_is_finite_at_one_and_matches_differences_below(prior):
     y = jnp.linspace(-1.0, 3.0, 9)
+    # Compiled once each: p is traced, so every p below runs the same two programs.
+    mean_sum = jax.jit(lambda p, snr=4.0: jnp.sum(posterior(prior, p, snr, y)[0]))
+    grad = jax.jit(jax.grad(mean_sum))
 
-    def mean_sum(p, snr=4.0):
-        return jnp.sum(posterior(prior, p, snr, y)[0])
-
-    assert np.isfinite(jax.grad(mean_sum)(1.0))
+    assert np.isfinite(grad(1.0))
     for p in (0.5, 0.99):
         h = 1e-6
         difference = (mean_sum(p + h) - mean_sum(p - h)) / (2 * h)
-        np.testing.assert_allclose(jax.grad(mean_sum)(p), difference, rtol=1e-5)
+        np.testing.assert_allclose(grad(p), difference, rtol=1e-5)
 
 
 @pytest.mark.usefixtures("x64")
 def test_posterior_at_p_one_is_the_gaussian_posterior_with_its_gradients():
     """bg at p = 1: x ~ N(0, 1), so E[x | y] = y·snr/(1 + snr), independently of the mixture code."""
     y, snr = jnp.linspace(-3.0, 3.0, 7), 2.5
-    mean, var = posterior("bg", 1.0, snr, y)
+
+    @jax.jit  # one compiled program instead of op-by-op dispatch
+    def posterior_and_gradient(y):
+        return posterior("bg", 1.0, snr, y), jax.grad(lambda v: jnp.sum(posterior("bg", 1.0, snr, v)[0]))(y)
+
+    (mean, var), grad_y = posterior_and_gradient(y)
     np.testing.assert_allclose(mean, y * snr / (1 + snr), rtol=1e-12)
     np.testing.assert_allclose(var, 1 / (1 + snr), rtol=1e-12)
-    grad_y = jax.grad(lambda v: jnp.sum(posterior("bg", 1.0, snr, v)[0]))(y)
     np.testing.assert_allclose(grad_y, snr / (1 + snr), rtol=1e-12)
 
 
+@jax.jit
+def _loss(head, dec, params, x):
+    s = jnp.where(x @ params.B.T >= 0, 1.0, -1.0)
+    return jnp.mean((x - dec.decode(params._replace(head=head), s)) ** 2)
+
+
+_loss_grad = jax.jit(jax.grad(_loss))
+
+
 def decoder_loss(p, prior="bg"):
+    """The decoder's loss and its gradient in the head, compiled once per dtype (p is a leaf of the decoder)."""
     d, n = 16, 8
     dec = NonlinearDecoder("multilayer", prior=prior, layers=2, p=p, rate=n / d)
     params = init_params(dec, init(jax.random.key(1), d, n, kind="orthogonal"))
     x = BernoulliGaussian(d, p).sample(jax.random.key(2), 32)
-
-    @jax.jit
-    def loss(head):
-        s = jnp.where(x @ params.B.T >= 0, 1.0, -1.0)
-        return jnp.mean((x - dec.decode(params._replace(head=head), s)) ** 2)
-
-    return loss, params.head
+    return (lambda head: _loss(head, dec, params, x)), (lambda head: _loss_grad(head, dec, params, x)), params.head
 
 
 @pytest.mark.parametrize("p", [0.995, 1.0])
 def test_head_gradient_is_finite_where_p_is_clipped_at_one(p):
     """log_p = 0.02 puts p·e^{log_p} above 1: the clipped sparsity has gradient 0, the others are finite."""
-    loss, head = decoder_loss(p)
-    grads = jax.grad(loss)(head._replace(log_p=jnp.full(2, 0.02)))
+    _, grad, head = decoder_loss(p)
+    grads = grad(head._replace(log_p=jnp.full(2, 0.02)))
     assert all(np.isfinite(g).all() for g in grads)
     np.testing.assert_array_equal(grads.log_p, 0.0)
 
 
 @pytest.mark.usefixtures("x64")
 def test_head_gradient_matches_finite_differences_near_the_edge():
-    loss, head = decoder_loss(0.99)
+    loss, grad, _ = decoder_loss(0.99)
     head = UnrolledHead(jnp.asarray([0.1, -0.1]), jnp.asarray([0.005, -0.02]), jnp.asarray([0.05, 0.0]))
-    grads = jax.grad(loss)(head)
+    grads = grad(head)
     h = 1e-6
     for name in ("log_snr", "log_p", "log_precision"):
         for k in range(2):
