@@ -232,6 +232,8 @@ def plot_joint(
         title = ", ".join(f"{o}={result[o].values[i]:g}" for o, i in zip(others, index, strict=True))
         ax.set_title(f"{title}\nR∞={r_inf:.5f} ({fit['fit_status'].item()})", fontsize=8)
         ax.set_xlabel("τ (samples / d)", fontsize=8)
+        ax.set_xticks(taus, [f"{t:g}" for t in taus], minor=False)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels overlapped the τ values
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel(f"{var} − R∞", fontsize=8)
     axes[0][0].legend(fontsize=6)
