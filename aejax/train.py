@@ -27,7 +27,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,9 @@ from aejax.config import TrainConfig
 from aejax.model import Params
 from aejax.optim import get_optimizer, schedule_factor, with_state_dtype
 from aejax.sources import Empirical, Source
+
+if TYPE_CHECKING:
+    from aejax.bound import Model
 
 Array = jax.Array
 
@@ -99,11 +102,8 @@ def make_trainer(config: TrainConfig) -> Trainer:
     if not isinstance(config, TrainConfig):
         raise _validate.InputTypeError(f"config must be an aejax.TrainConfig, got {type(config).__name__}")
     optimizer = with_state_dtype(get_optimizer(config.optimizer), config.opt_state_dtype)
-    trace_risk = config.trace_risk
-    total = config.total_steps
     ends = np.asarray(config.trace_steps)
     starts = np.concatenate([[0], ends[:-1]])
-    lengths = set((ends - starts).tolist())
     traced = ("loss", "risk", *record.trace_observables_names())
 
     def start(key: Array, hparams: dict[str, Any] | None = None, data: dict[str, Any] | None = None) -> TrainState:
@@ -135,55 +135,8 @@ def make_trainer(config: TrainConfig) -> Trainer:
         model = config.bind(hparams, data)
         _, k_data, k_steps, k_eval = jax.random.split(key, 4)
         rows = _training_set(config, model.source, k_data)
-
-        def sample_loss(params, x):
-            return model.loss(_freeze(params, config.trainable, jax.lax.stop_gradient), x)  # frozen: no backward
-
-        def population_loss(params, _):
-            return model.exact_risk(params)
-
-        def batch_at(t):
-            k = jax.random.fold_in(k_steps, t)
-            if config.mode == "population":
-                return None
-            if rows is None:
-                return model.source.sample(k, config.batch)
-            return rows[jax.random.randint(k, (config.batch,), 0, rows.shape[0])]
-
-        loss_fn = population_loss if config.mode == "population" else sample_loss
-
-        def step(carry, t):
-            params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, batch_at(t))
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            # optax's updates have the structure of the gradients, i.e. of Params
-            updates = _freeze(cast(Params, updates), config.trainable, jnp.zeros_like)  # also no weight decay
-            lr = config.learning_rate(model.hparams["lr"]) * schedule_factor(config.schedule, t, total, config.warmup)
-            params = cast(Params, optax.apply_updates(params, jax.tree_util.tree_map(lambda u: lr * u, updates)))
-            return (params, opt_state), loss
-
-        def trace_risk_of(params, j):
-            if trace_risk == "exact":
-                return model.exact_risk(params)
-            if trace_risk == "mc":
-                return model.mc_risk(params, jax.random.fold_in(k_eval, j), config.trace_samples)[0]
-            return jnp.full((), jnp.nan, jnp.float32)
-
-        def run_block(carry, j):
-            """The steps of trace block ``j`` and the mean of their losses."""
-            if len(lengths) == 1:  # evenly spaced: a scan of fixed length
-                every = next(iter(lengths))
-                carry, losses = jax.lax.scan(step, carry, j * every + jnp.arange(every))
-                return carry, jnp.mean(losses)
-            begin, end = jnp.asarray(starts)[j], jnp.asarray(ends)[j]  # a τ grid: blocks of different lengths
-
-            def body(t, state):
-                carry, total_loss = state
-                carry, loss = step(carry, t)
-                return carry, total_loss + loss
-
-            carry, total_loss = jax.lax.fori_loop(begin, end, body, (carry, jnp.zeros((), jnp.float32)))
-            return carry, total_loss / (end - begin)
+        run_block = _block_runner(_make_step(config, model, optimizer, rows, k_steps), starts, ends)
+        trace_risk_of = _trace_risk(config, model, k_eval)
 
         def block(carry, j):
             carry, mean_loss = run_block(carry, j)
@@ -232,6 +185,76 @@ def make_train(config: TrainConfig) -> Callable[..., tuple[Params, dict[str, Arr
         return state.params, state.trace
 
     return train
+
+
+def _make_step(config: TrainConfig, model: Model, optimizer: Any, rows: Array | None, k_steps: Array) -> Callable:
+    """One optimizer step ``step((params, opt_state), t) -> ((params, opt_state), loss)`` on step
+    ``t``'s batch (drawn from ``fold_in(k_steps, t)``; the exact risk in population mode)."""
+    total = config.total_steps
+
+    def sample_loss(params, x):
+        return model.loss(_freeze(params, config.trainable, jax.lax.stop_gradient), x)  # frozen: no backward
+
+    def population_loss(params, _):
+        return model.exact_risk(params)
+
+    def batch_at(t):
+        k = jax.random.fold_in(k_steps, t)
+        if config.mode == "population":
+            return None
+        if rows is None:
+            return model.source.sample(k, config.batch)
+        return rows[jax.random.randint(k, (config.batch,), 0, rows.shape[0])]
+
+    loss_fn = population_loss if config.mode == "population" else sample_loss
+
+    def step(carry, t):
+        params, opt_state = carry
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch_at(t))
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # optax's updates have the structure of the gradients, i.e. of Params
+        updates = _freeze(cast(Params, updates), config.trainable, jnp.zeros_like)  # also no weight decay
+        lr = config.learning_rate(model.hparams["lr"]) * schedule_factor(config.schedule, t, total, config.warmup)
+        params = cast(Params, optax.apply_updates(params, jax.tree_util.tree_map(lambda u: lr * u, updates)))
+        return (params, opt_state), loss
+
+    return step
+
+
+def _block_runner(step: Callable, starts: np.ndarray, ends: np.ndarray) -> Callable:
+    """``run_block(carry, j) -> (carry, mean loss)``: the steps of trace block ``j``, from
+    ``starts[j]`` to ``ends[j]`` (a scan of fixed length when the blocks are evenly spaced)."""
+    lengths = set((ends - starts).tolist())
+
+    def run_block(carry, j):
+        if len(lengths) == 1:  # evenly spaced: a scan of fixed length
+            every = next(iter(lengths))
+            carry, losses = jax.lax.scan(step, carry, j * every + jnp.arange(every))
+            return carry, jnp.mean(losses)
+        begin, end = jnp.asarray(starts)[j], jnp.asarray(ends)[j]  # a τ grid: blocks of different lengths
+
+        def body(t, state):
+            carry, total_loss = state
+            carry, loss = step(carry, t)
+            return carry, total_loss + loss
+
+        carry, total_loss = jax.lax.fori_loop(begin, end, body, (carry, jnp.zeros((), jnp.float32)))
+        return carry, total_loss / (end - begin)
+
+    return run_block
+
+
+def _trace_risk(config: TrainConfig, model: Model, k_eval: Array) -> Callable:
+    """``risk(params, j)`` at trace point ``j``: exact, Monte Carlo (from ``fold_in(k_eval, j)``) or NaN."""
+
+    def risk(params, j):
+        if config.trace_risk == "exact":
+            return model.exact_risk(params)
+        if config.trace_risk == "mc":
+            return model.mc_risk(params, jax.random.fold_in(k_eval, j), config.trace_samples)[0]
+        return jnp.full((), jnp.nan, jnp.float32)
+
+    return risk
 
 
 def _freeze(tree: Params, trainable: str, fn: Callable[[Array], Array]) -> Params:

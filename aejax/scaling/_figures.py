@@ -207,6 +207,8 @@ def plot_joint(
 ) -> Path:
     """The gap ``R − R∞`` against τ, one colour per d, one panel per combination of the other coordinates,
     with the fitted surface of ``extrapolate_joint`` as lines (``command``: recorded in a PNG's metadata)."""
+    from matplotlib.ticker import NullFormatter
+
     from aejax.plot import pyplot
 
     plt = pyplot()
@@ -233,7 +235,7 @@ def plot_joint(
         ax.set_title(f"{title}\nR∞={r_inf:.5f} ({fit['fit_status'].item()})", fontsize=8)
         ax.set_xlabel("τ (samples / d)", fontsize=8)
         ax.set_xticks(taus, [f"{t:g}" for t in taus], minor=False)
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels overlapped the τ values
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlapped the τ values
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel(f"{var} − R∞", fontsize=8)
     axes[0][0].legend(fontsize=6)
