@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).parent / "helpers" / "run_sweep.py"
 SUBPROCESS_TIMEOUT = 300
 
-CONFIG = aejax.TrainConfig(d=16, n=16, steps=20, batch=32)
+# tests/test_results.py's config, grid and mc_samples: ``base`` is its sweep's program, compiled once
+# for both files through the session's compilation cache
+CONFIG = aejax.TrainConfig(d=16, n=16, steps=20, batch=32, eval_every=1)
 GRID = {"seed": [0, 1], "rate": [0.875, 1.0], "lr": [0.01, 0.03]}  # 14 and 16 units: one bucket of 16
 MC = 1024
 KW = dict(mc_samples=MC, progress=False)
