@@ -154,6 +154,7 @@ FLAGS = ["--d", "8", "--time", "4", "--batch", "8", "--trace-points", "4"]
 FLAGS += ["--rates", "0.5,1", "--seeds", "0,1", "--lr", "0.01", "--mc-samples", "64", "--quiet"]
 
 
+@pytest.mark.integration  # the command line end to end; the axis itself is tested above, in-process
 def test_cli_comma_list_and_toml_grid(combined, tmp_path, capsys):
     """`--surrogate clip,ste` and `[grid] surrogate = [...]` give the surrogate axis, each value its own
     sweep's numbers; the printed table has a surrogate column."""
