@@ -48,11 +48,15 @@ def test_checkpointing_needs_out():
 
 def test_checkpointed_run_agrees_with_a_plain_run(tmp_path):
     """Training in segments changes the compiled programs, not the computation: the results agree
-    with an unsegmented sweep to float32 rounding."""
-    config = aejax.TrainConfig(d=16, n=16, steps=80, batch=16)  # checkpoint_every=40: 2 segments
+    with an unsegmented sweep to float32 rounding. (max_padding=1: both rates in one bucket, so one
+    program of each kind is compiled instead of one per rate.)"""
+    # tests/test_checkpoint_proof.py's config and segmented sweep: the segment programs are compiled
+    # once for both files through the session's compilation cache
+    config = aejax.TrainConfig(d=16, n=16, steps=240, batch=16, eval_every=20)  # checkpoint_every=40: 6 segments
     assert segment_blocks(config, 40) < len(config.trace_steps)
-    plain = aejax.sweep(config, GRID, mc_samples=256, progress=False, devices=1)
-    segmented = aejax.sweep(config, GRID, out=tmp_path, **{**SWEEP, "checkpoint_every": 40})
+    plain = aejax.sweep(config, GRID, mc_samples=256, progress=False, devices=1, max_padding=1.0)
+    segmented = aejax.sweep(config, GRID, out=tmp_path, **{**SWEEP, "checkpoint_every": 40, "max_padding": 1.0})
+    assert json.loads(plain.attrs["buckets"]) == json.loads(segmented.attrs["buckets"]) == {"8": 16, "16": 16}
     for name in COMPARED:
         np.testing.assert_allclose(segmented[name].values, plain[name].values, rtol=2e-6, atol=2e-6, err_msg=name)
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())

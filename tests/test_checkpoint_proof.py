@@ -15,7 +15,9 @@ from aejax.checkpoint import ChunkCheckpoints
 
 CONFIG = aejax.TrainConfig(d=16, n=16, steps=240, batch=16, eval_every=20)  # 12 trace blocks
 GRID = {"seed": [0, 1], "rate": [0.5, 1.0]}
-SWEEP = {"mc_samples": 256, "progress": False, "devices": 1, "checkpoint_every": 40}  # a save every 2 blocks
+# a save every 2 blocks; max_padding=1 puts both rates in one bucket (one set of segment programs to
+# compile, not two), and chunk=2 still cuts it into two chunks of two runs
+SWEEP = {"mc_samples": 256, "progress": False, "devices": 1, "checkpoint_every": 40, "max_padding": 1.0, "chunk": 2}
 COMPARED = ("risk", "risk_se", "exact_risk", "identity_likeness", "loss_trace", "risk_trace")
 STATE = {"w": np.arange(6.0, dtype=np.float32).reshape(2, 3), "t": np.array([1, 2], np.int32)}
 LIKE = {"w": np.zeros((2, 3), np.float32), "t": np.zeros(2, np.int32)}
@@ -158,7 +160,7 @@ def test_checkpoint_of_a_stored_chunk_is_removed_by_the_next_run(tmp_path, monke
     monkeypatch.setattr(ChunkCheckpoints, "clear", clear)
     assert list((tmp_path / "checkpoints").iterdir())
     ds, _ = rerun(tmp_path)
-    assert ds.attrs["reused_runs"] == 2  # the first chunk (two runs of one rate bucket)
+    assert ds.attrs["reused_runs"] == 2  # the first chunk (two runs)
     assert not list((tmp_path / "checkpoints").iterdir())
     assert_identical(ds, uninterrupted)
 

@@ -31,6 +31,7 @@ def exit_status(argv):
         return stop.code
 
 
+@pytest.mark.integration  # the command line end to end (a sweep, its figure and its table)
 def test_sweep_command_writes_results_figure_and_table(tmp_path, capsys):
     """Flags set the grid and config; the printed table has one row per rate with its mean risk."""
     out = tmp_path / "out"

@@ -1,6 +1,7 @@
 """Training time per dimension (``TrainConfig(time=τ)``), the τ-grid trace, and ``d`` as a sweep axis."""
 
 import dataclasses
+import json
 
 import chex
 import jax
@@ -77,23 +78,28 @@ def test_learning_rate_scales_with_d():
     assert TrainConfig(d=512, n=512, steps=10).learning_rate(0.01) == 0.01
 
 
+# both rates in one bucket, one program per d (population mode's padding cost grows as n², so 8 → 16
+# units is an overhead of 3)
+D_KW = {"mc_samples": 256, "progress": False, "max_padding": 3.0}
+
+
 @pytest.fixture(scope="module")
 def d_sweep():
     config = TrainConfig(d=32, n=32, time=4.0, batch=16, trace_points=4, mode="population")
-    return aejax.sweep(config, {"seed": [0, 1], "d": [16, 32], "rate": [0.5, 1.0]}, mc_samples=256, progress=False)
+    return aejax.sweep(config, {"seed": [0, 1], "d": [16, 32], "rate": [0.5, 1.0]}, **D_KW)
 
 
 def test_d_axis_equals_separate_sweeps(d_sweep):
     """One sweep over d gives, at each d, the runs of a sweep at that d alone, on the shared τ grid;
     theory at each run's actual rate."""
     assert d_sweep["risk_trace"].dims == ("seed", "d", "rate", "tau")
+    assert json.loads(d_sweep.attrs["buckets"]) == {"16": {"8": 16, "16": 16}, "32": {"16": 32, "32": 32}}
     np.testing.assert_allclose(d_sweep["tau"], [1.0, 2.0, 3.0, 4.0])
     for d in (16, 32):
         alone = aejax.sweep(
             TrainConfig(d=d, n=d, time=4.0, batch=16, trace_points=4, mode="population"),
             {"seed": [0, 1], "rate": [0.5, 1.0]},
-            mc_samples=256,
-            progress=False,
+            **D_KW,
         )
         for name in ("exact_risk", "risk", "risk_trace"):
             np.testing.assert_array_equal(d_sweep[name].sel(d=d).values, alone[name].values, err_msg=f"{name} d={d}")

@@ -1,6 +1,7 @@
 """Training time τ as a sweep axis: ``grid={"time": [...]}``, ``--time a,b`` and ``[grid] time``."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -11,21 +12,23 @@ from aejax.scaling import stack_times
 
 CONFIG = aejax.TrainConfig(d=16, n=16, time=8.0, batch=8, mode="population", trace_points=4)
 GRID = {"seed": [0, 1], "rate": [0.5, 1.0]}
+# both rates in one bucket, one program per τ (population mode's padding cost grows as n², so 8 → 16
+# units is an overhead of 3)
+KW = {"mc_samples": 256, "progress": False, "max_padding": 3.0}
 
 
 @pytest.fixture(scope="module")
 def separate():
     """The independent computation: one ordinary sweep per τ."""
-    return {
-        t: aejax.sweep(dataclasses.replace(CONFIG, time=t), GRID, mc_samples=256, progress=False) for t in (4.0, 8.0)
-    }
+    return {t: aejax.sweep(dataclasses.replace(CONFIG, time=t), GRID, **KW) for t in (4.0, 8.0)}
 
 
 def test_time_axis_equals_one_sweep_per_time(separate, tmp_path):
     """Each τ of the axis is the run trained for τ (its own program), not a point of a longer run's trace;
     the results are stacked along `time` and written per τ and stacked."""
-    ds = aejax.sweep(CONFIG, {**GRID, "time": [4.0, 8.0]}, mc_samples=256, progress=False, out=tmp_path / "out")
+    ds = aejax.sweep(CONFIG, {**GRID, "time": [4.0, 8.0]}, out=tmp_path / "out", **KW)
     assert ds["exact_risk"].dims == ("time", "seed", "rate")
+    assert json.loads(ds.attrs["buckets"]) == {"8": 16, "16": 16}
     assert ds["time"].values.tolist() == [4.0, 8.0]
     for t, part in separate.items():
         np.testing.assert_array_equal(ds["exact_risk"].sel(time=t).values, part["exact_risk"].values)
@@ -55,8 +58,7 @@ def test_cosine_trace_at_half_time_is_not_the_shorter_run(separate):
         t: aejax.sweep(
             dataclasses.replace(CONFIG, time=t, schedule="constant"),
             {"seed": [0], "rate": [1.0]},
-            mc_samples=256,
-            progress=False,
+            **KW,
         )
         for t in (4.0, 8.0)
     }
@@ -65,10 +67,14 @@ def test_cosine_trace_at_half_time_is_not_the_shorter_run(separate):
     )
 
 
+@pytest.mark.integration  # the command line end to end; the time axis itself is tested above, in-process
 def test_cli_time_list_and_toml_grid_time(tmp_path, separate):
     """`--time 4,8` and `[grid] time = [4, 8]` give the time axis; each τ's numbers are its own sweep's."""
     flags = ["--d", "16", "--batch", "8", "--mode", "population", "--trace-points", "4", "--rates", "0.5,1"]
     flags += ["--seeds", "0,1", "--lr", "0.01", "--mc-samples", "256", "--quiet"]
+    options = tmp_path / "options.toml"
+    options.write_text("[sweep]\nmax_padding = 3.0\n")  # as ``separate``
+    flags += ["--config", str(options)]
     out = tmp_path / "flags"
     assert main(["sweep", *flags, "--time", "4,8", "--out", str(out)]) == 0
     ds = aejax.load_results(out)
@@ -79,7 +85,8 @@ def test_cli_time_list_and_toml_grid_time(tmp_path, separate):
     config = tmp_path / "sweep.toml"
     config.write_text(
         "[train]\nd = 16\nbatch = 8\nmode = 'population'\ntrace_points = 4\n"
-        "[grid]\nseed = [0, 1]\nrate = [0.5, 1.0]\nlr = [0.01]\ntime = [4, 8]\n[sweep]\nmc_samples = 256\n"
+        "[grid]\nseed = [0, 1]\nrate = [0.5, 1.0]\nlr = [0.01]\ntime = [4, 8]\n"
+        "[sweep]\nmc_samples = 256\nmax_padding = 3.0\n"
     )
     out2 = tmp_path / "toml"
     assert main(["sweep", "--config", str(config), "--out", str(out2), "--quiet"]) == 0
