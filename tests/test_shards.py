@@ -256,7 +256,8 @@ def test_cli_cluster_auto_and_explicit_flags_are_exclusive(capsys, no_cache, tmp
 
 def _launch_shard(out: Path, shard: str, env_extra: dict[str, str]):
     env = {**os.environ, **env_extra, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    env.pop("XLA_FLAGS", None)
+    # the child sets its own device count; it keeps the rest, such as the tests' backend optimization level
+    env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f)
     env["AEJAX_CACHE_DIR"] = str(out.parent / "cache")
     argv = [sys.executable, "-m", "aejax", "sweep", *CLI_FLAGS, "--out", str(out), "--shard", shard]
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
