@@ -1,14 +1,16 @@
 """Test set-up, applied to every test file, new ones included.
 
 - Four fake CPU devices, configured before anything else uses jax; a float64 fixture.
-- JAX's persistent compilation cache for the session and every process it starts: one directory
-  shared by the xdist workers and the subprocesses they launch (through the environment), so a
-  program that several tests, workers or fresh interpreters build is compiled once. It is a new
-  temporary directory removed at the end, unless ``JAX_COMPILATION_CACHE_DIR`` is already set (set
-  it to a directory of your own to keep compiled programs between runs). Only XLA's compilation is
-  skipped, never tracing, and the key is the lowered program with its compile options, so a cache
-  hit runs the same executable a compile would have built. ``no_compilation_cache`` turns it off
-  for a test that must see XLA compile.
+- JAX's persistent compilation cache (with aejax's program store in it) for the session and every
+  process it starts: one directory shared by the xdist workers and the subprocesses they launch
+  (through the environment), so a program that several tests, workers or fresh interpreters build
+  is compiled once. It is kept between runs, so a second run compiles only what changed:
+  ``~/.cache/aejax/test-compilation-cache`` (``$XDG_CACHE_HOME`` honoured; delete it at will), or
+  ``JAX_COMPILATION_CACHE_DIR`` if set, or ``AEJAX_TEST_CACHE`` (a directory, or ``fresh`` for a new
+  temporary one removed at the end, as CI uses). The key is the lowered program with its compile
+  options and versions (the program store's also digests aejax's source), so a cache hit runs the
+  executable a compile would have built. ``no_compilation_cache`` turns it off for a test that
+  must see XLA compile; ``fresh_compilation_cache`` gives a test an empty one of its own.
 - XLA's LLVM backend compiles at -O1 rather than its default -O2 (``AEJAX_TEST_XLA_BACKEND_OPT``: 0–3,
   or ``default`` for XLA's own level, which CI's integration and slow tiers use). The tests spend
   their time compiling small programs, and -O1 compiles them about a fifth faster; a program's
@@ -62,13 +64,27 @@ except AttributeError:  # jax versions without the jax_num_cpu_devices option
     import jax
 
 
+CACHE_ENV = "AEJAX_TEST_CACHE"
+
+
+def _cache_directory() -> str:
+    """The session's compilation cache: ``JAX_COMPILATION_CACHE_DIR`` if set, else ``AEJAX_TEST_CACHE``
+    (a directory, or ``fresh`` for a new temporary one removed at exit), else a directory kept
+    between runs under ``$XDG_CACHE_HOME`` (``~/.cache``)."""
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get(CACHE_ENV)
+    if path == "fresh":
+        path = tempfile.mkdtemp(prefix="aejax-tests-jax-cache-")
+        atexit.register(shutil.rmtree, path, ignore_errors=True)  # only the process that made it
+    elif not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "aejax", "test-compilation-cache")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def _use_session_compilation_cache() -> None:
     """Point JAX (here and, through the environment, in xdist workers and subprocesses) at one cache."""
-    path = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-    if not path:
-        path = tempfile.mkdtemp(prefix="aejax-tests-jax-cache-")
-        os.environ["JAX_COMPILATION_CACHE_DIR"] = path
-        atexit.register(shutil.rmtree, path, ignore_errors=True)  # only the process that made it
+    path = os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_directory()
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update(
@@ -130,6 +146,22 @@ def x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture
+def fresh_compilation_cache(tmp_path, monkeypatch):
+    """Run a test with an empty persistent compilation cache (and program store) of its own, for a
+    test that must see programs traced, compiled or written whatever earlier runs left in the
+    session's cache; processes it starts use it too. The session's cache is restored afterwards."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    path = tmp_path / "compilation-cache"
+    path.mkdir()
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(path))
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    compilation_cache.reset_cache()
+    yield path
+    compilation_cache.reset_cache()
 
 
 @pytest.fixture

@@ -47,7 +47,9 @@ def test_session_compilation_cache_is_shared_through_the_environment():
     assert float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]) == 0
 
 
-def test_a_cached_program_loaded_after_other_compiles_gives_the_compiled_bits(no_compilation_cache):
+def test_a_cached_program_loaded_after_other_compiles_gives_the_compiled_bits(
+    no_compilation_cache, fresh_compilation_cache
+):
     """An executable loaded from the persistent cache into a process that has compiled other programs
     runs and equals XLA's own compile bit for bit (an earlier store of serialized executables failed
     exactly there: "Function ... not found")."""

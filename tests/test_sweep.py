@@ -147,9 +147,10 @@ def test_result_unchanged_when_chunk_size_changes(base, chunked):
     assert_same_runs(chunked, base)
 
 
-def test_changing_swept_values_does_not_recompile(monkeypatch):
+def test_changing_swept_values_does_not_recompile(monkeypatch, fresh_compilation_cache):
     """Counts traces of the run function: one for a sweep of two chunks, none for a second sweep with
-    other seeds, rates (same bucket) and learning rates."""
+    other seeds, rates (same bucket) and learning rates. (An empty cache: a warm one holds the program
+    store's copy, and the first sweep would trace nothing.)"""
     traces = []
     make_run = programs.make_run
 
