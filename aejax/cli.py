@@ -132,13 +132,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"aejax: error: {message} (see {self.prog} --help)\n")
 
 
+if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[_Parser]  # the subcommands' parsers are _Parser too
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aejax`` command."""
     parser = _Parser(
         prog="aejax", description="Simulate two-layer autoencoders x̂ = A σ(Bx) and compare them with theory."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    _add_sweep_parser(sub)
+    _add_reproduce_parser(sub)
+    _add_bench_parser(sub)
+    _add_theory_parser(sub)
+    _add_scaling_parser(sub)
+    return parser
 
+
+def _add_train_parser(sub: _Subparsers) -> None:
+    """``aejax train``: one autoencoder, its risk next to theory."""
     train = sub.add_parser("train", help="train one autoencoder and print its risk next to theory")
     _add_model_flags(train)
     train.add_argument("--rate", type=float, default=1.0, help="rate r = n/d (default 1)")
@@ -148,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--mc-samples", type=int, help="Monte Carlo samples for the final risk (default as sweep)")
 
+
+def _add_sweep_parser(sub: _Subparsers) -> None:
+    """``aejax sweep``: the model flags (each a comma list), the grid, how it runs, multi-host and data."""
     sweep = sub.add_parser("sweep", help="train a grid of runs, write netCDF results and a figure")
     _add_model_flags(sweep, several_d=True)
     sweep.add_argument("--config", type=Path, help="TOML file with [train], [grid] and [sweep] tables")
@@ -162,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="continue the sweep already in --out (--no-resume overrides the TOML's resume = true)",
     )
+    _add_sweep_run_flags(sweep)
+    _add_multihost_flags(sweep)
+    _add_data_flags(sweep)
+
+
+def _add_sweep_run_flags(sweep: argparse.ArgumentParser) -> None:
+    """How ``aejax sweep`` runs: devices, blocks and chunks, Monte Carlo samples, checkpoints, progress."""
     sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
     sweep.add_argument("--chunk", type=int, help="runs per chunk written to --out (default one block per device)")
     sweep.add_argument(
@@ -183,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--checkpoint-seconds", type=float, help="save it when this many seconds have passed")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_multihost_flags(sweep: argparse.ArgumentParser) -> None:
+    """``aejax sweep`` over several hosts: one jax.distributed job, or independent shards."""
     sweep.add_argument("--coordinator", help="multi-host: coordinator address host:port")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
@@ -198,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         "without assembling; 'auto' reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT. Rerun without "
         "--shard to assemble (docs/cluster.md)",
     )
+
+
+def _add_data_flags(sweep: argparse.ArgumentParser) -> None:
+    """``aejax sweep --data``: a data file and its preprocessing (the TOML ``[data]`` table's keys)."""
     sweep.add_argument(
         "--data",
         type=Path,
@@ -220,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --data: leave out columns constant in the training split",
     )
 
+
+def _add_reproduce_parser(sub: _Subparsers) -> None:
+    """``aejax reproduce NAME``: a paper experiment at a size."""
     rep = sub.add_parser("reproduce", help="reproduce a paper experiment: figure, netCDF and markdown table")
     rep.add_argument("name", help="experiment name (see aejax.reproduce.TARGETS)")
     rep.add_argument(
@@ -237,15 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
         "an image file (N, H, W) instead of the bundled sample photographs",
     )
 
+
+def _add_bench_parser(sub: _Subparsers) -> None:
+    """``aejax bench [PARTS]``: the benchmark suite."""
     bench = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
     bench.add_argument("parts", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
     bench.add_argument("--quick", action="store_true", help="small sizes")
 
+
+def _add_theory_parser(sub: _Subparsers) -> None:
+    """``aejax theory``: a table of theory predictions."""
     th = sub.add_parser("theory", help="table of theory predictions")
     th.add_argument("--rates", type=_floats, default=[0.5, 1.0, 2.0], help="comma-separated rates")
     th.add_argument("--ps", type=_floats, default=[0.1, 0.3, 0.5, 1.0], help="comma-separated sparsities")
     th.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+
+def _add_scaling_parser(sub: _Subparsers) -> None:
+    """``aejax scaling RESULTS``: finite-size scaling fits."""
     scaling = sub.add_parser("scaling", help="fit finite-size scaling laws R = R∞ + C·d^(−α) to a results file")
     scaling.add_argument("results", type=Path, help="results file (results.nc) or a sweep's output directory")
     scaling.add_argument("--var", default="exact_risk", help="variable to extrapolate (default exact_risk)")
@@ -255,7 +299,6 @@ def build_parser() -> argparse.ArgumentParser:
     scaling.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
     scaling.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     scaling.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
-    return parser
 
 
 TRAIN_FLAGS = (
