@@ -25,6 +25,9 @@ from aejax import _validate
 if TYPE_CHECKING:
     import xarray as xr
 
+    from aejax.config import TrainConfig
+    from aejax.sources import Empirical
+
 BENCHMARKS = ("steady", "end_to_end", "fixed_costs", "sweep", "risk", "scaling")
 # What the commands choose beyond TrainConfig's own defaults (batch, schedule, lr, ... come from
 # TrainConfig and aejax.default_hparams, so `aejax train`, `aejax sweep` and Python agree).
@@ -499,11 +502,48 @@ def _check_multihost(args: argparse.Namespace) -> bool:
 def cmd_sweep(args: argparse.Namespace) -> None:
     import jax
 
-    from aejax.devices import use_all_cpu_cores
-    from aejax.shards import initialize_cluster, parse_shard
+    from aejax.shards import parse_shard
 
     file = _load_toml(args.config)
     shard = None if args.shard is None else parse_shard(args.shard)
+    _start_processes(args)
+    from aejax.config import MAX_STEPS, TrainConfig
+    from aejax.grid import Grid
+    from aejax.hparams import DEFAULT_LR
+    from aejax.sweep_options import SweepOptions
+    from aejax.sweeping import run_sweep
+
+    fields = _train_fields(args, file.get("train", {}))
+    grid = _sweep_grid(args, file.get("grid", {}), fields)
+    options = _sweep_options(args, file.get("sweep", {}))
+    data_info = _data_fields(args, file, fields, options)
+    d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
+    runs = Grid.from_spec({k: v for k, v in grid.items() if k in _grid_axes()[0]}, d).runs
+    rates = [run["rate"] for run in runs]
+    _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
+    fields.setdefault("n", _hidden_units("--rates", rates, d))
+    config = TrainConfig(**fields)
+    settings = SweepOptions(**options)
+    if shard is not None:
+        _sweep_shard(config, grid, shard, settings)
+        return
+    data_attrs = None  # written with the results, once
+    if data_info is not None:
+        data_attrs = {"data": json.dumps(data_info, sort_keys=True), "preprocessing": data_info["summary"]}
+    ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
+    if jax.process_index() != 0:
+        return
+    _report_sweep(ds, config, Path(options["out"]), data=data_info is not None)
+
+
+def _start_processes(args: argparse.Namespace) -> None:
+    """Use every CPU core, and join a multi-host job: ``--coordinator``/``--num-processes``/``--process-id``
+    or ``--cluster auto`` (before anything touches a JAX backend)."""
+    import jax
+
+    from aejax.devices import use_all_cpu_cores
+    from aejax.shards import initialize_cluster
+
     use_all_cpu_cores()
     if _check_multihost(args):
         if args.cluster is not None:
@@ -511,15 +551,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     elif args.cluster == "auto":
         initialize_cluster()
-    from aejax.config import MAX_STEPS, TrainConfig
+
+
+def _sweep_grid(args: argparse.Namespace, table: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's grid: the TOML ``[grid]`` table, the defaults and the flags (which win); ``--d`` with
+    several values becomes a d axis (``fields["d"]`` the largest), static fields with several values axes."""
     from aejax.grid import Grid
     from aejax.hparams import DEFAULT_LR
-    from aejax.plot import plot_risk_vs_rate
-    from aejax.sweep_options import SweepOptions
-    from aejax.sweeping import check_time_at_every_d, run_sweep
 
-    fields = _train_fields(args, file.get("train", {}))
-    grid = dict(file.get("grid", {}))
+    grid = dict(table)
     grid.setdefault("seed", _ints(CLI_DEFAULTS["seeds"]))
     grid.setdefault("rate", _floats(CLI_DEFAULTS["rates"]))
     grid.setdefault("lr", [DEFAULT_LR])  # TrainConfig's default, recorded as a coordinate of the results
@@ -537,29 +577,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if "d" in grid:
         # before the config at the largest d: one step at the smallest d is the minimum time
         from aejax._outer_axes import time_values
+        from aejax.config import TrainConfig
+        from aejax.sweeping import check_time_at_every_d
 
         dims = Grid.from_spec({"d": grid["d"]}, 1).coords["d"]
         shortest = min(time_values(grid["time"])) if "time" in grid else fields.get("time")
         check_time_at_every_d(shortest, fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
-    options = _sweep_options(args, file.get("sweep", {}))
-    data_info = _data_fields(args, file, fields, options)
-    d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
-    runs = Grid.from_spec({k: v for k, v in grid.items() if k in _grid_axes()[0]}, d).runs
-    rates = [run["rate"] for run in runs]
-    _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
-    fields.setdefault("n", _hidden_units("--rates", rates, d))
-    config = TrainConfig(**fields)
-    settings = SweepOptions(**options)
-    out = Path(options["out"])
-    if shard is not None:
-        _sweep_shard(config, grid, shard, settings)
-        return
-    data_attrs = None  # written with the results, once
-    if data_info is not None:
-        data_attrs = {"data": json.dumps(data_info, sort_keys=True), "preprocessing": data_info["summary"]}
-    ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
-    if jax.process_index() != 0:
-        return
+    return grid
+
+
+def _report_sweep(ds: xr.Dataset, config: TrainConfig, out: Path, data: bool) -> None:
+    """Draw the risk against the rate into ``out`` and print the results table and the files' paths."""
+    from aejax.plot import plot_risk_vs_rate
+
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
     if "time" in ds.dims:
@@ -569,7 +599,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     figure = plot_risk_vs_rate(
         ds, out / "risk_vs_rate.png", config.activation, title=f"{config.activation}, {config.mode}, d={dims}, {length}"
     )
-    _print_sweep_table(ds, data=data_info is not None)
+    _print_sweep_table(ds, data=data)
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
 
 
@@ -636,22 +666,7 @@ def _data_fields(
     """``--data`` and the TOML ``[data]`` table (flags win): load, split and preprocess the file, set the
     config's ``source``/``test_source``/``d``/``mode`` in ``fields``, and return the data's description
     (``aejax.data.dataset_sources``'s info), or ``None`` without a data file."""
-    table = dict(file.get("data", {}))
-    unknown = sorted(set(table) - set(DATA_KEYS))
-    if unknown:
-        raise _validate.InputError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
-    _check_data_table(table)
-    if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
-        table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
-    for flag, key in (
-        ("data", "file"),
-        ("whiten", "whiten"),
-        ("components", "components"),
-        ("test_fraction", "test_fraction"),
-        ("drop_constant", "drop_constant"),
-    ):
-        if getattr(args, flag, None) is not None:
-            table[key] = getattr(args, flag)
+    table = _data_table(args, file)
     if "file" not in table:
         if table:
             flags = ", ".join("--" + k.replace("_", "-") for k in sorted(table))
@@ -660,7 +675,6 @@ def _data_fields(
             )
         return None
     from aejax.data import dataset_sources
-    from aejax.devices import make_mesh, memory_budget_bytes
 
     if "source" in fields:
         raise _validate.InputError(f"--data trains on the file's rows: drop --source (got source={fields['source']!r})")
@@ -677,29 +691,69 @@ def _data_fields(
         seed=table.get("split_seed", 0),
         name=table.get("name"),
     )
-    given_d = args.d if args.d is not None else file.get("train", {}).get("d")
+    _check_data_d(args.d if args.d is not None else file.get("train", {}).get("d"), table["file"], train.d)
+    _check_data_memory(table["file"], train, test, info, options)
+    fields.update(source=train, test_source=test, d=train.d)
+    fields.setdefault("mode", "dataset")
+    info["summary"] = _data_summary(whiten, info)
+    return info
+
+
+def _data_table(args: argparse.Namespace, file: dict[str, Any]) -> dict[str, Any]:
+    """The TOML ``[data]`` table, checked, its ``file`` relative to the TOML file, with the flags given over it."""
+    table = dict(file.get("data", {}))
+    unknown = sorted(set(table) - set(DATA_KEYS))
+    if unknown:
+        raise _validate.InputError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
+    _check_data_table(table)
+    if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
+        table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
+    for flag, key in (
+        ("data", "file"),
+        ("whiten", "whiten"),
+        ("components", "components"),
+        ("test_fraction", "test_fraction"),
+        ("drop_constant", "drop_constant"),
+    ):
+        if getattr(args, flag, None) is not None:
+            table[key] = getattr(args, flag)
+    return table
+
+
+def _check_data_d(given_d: Any, path: Any, data_d: int) -> None:
+    """A ``--d`` (or ``[train] d``) given with ``--data`` must be one value, the preprocessed dimension."""
     if isinstance(given_d, list):  # sweep's --d takes a list; a data file fixes one d
         if len(given_d) != 1:
             raise _validate.InputError(
                 f"--d {','.join(map(str, given_d))}: a d axis does not apply to --data, whose "
-                f"preprocessed dimension is {train.d}"
+                f"preprocessed dimension is {data_d}"
             )
         given_d = given_d[0]
-    if given_d is not None and given_d != train.d:
+    if given_d is not None and given_d != data_d:
         raise _validate.InputError(
-            f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is {train.d}"
+            f"--d {given_d} does not match --data {path}: its preprocessed dimension is {data_d}"
         )
+
+
+def _check_data_memory(
+    path: Any, train: Empirical, test: Empirical, info: dict[str, Any], options: dict[str, Any]
+) -> None:
+    """The preprocessed rows (the ``train`` and ``test`` sources) must fit the per-device memory budget."""
+    from aejax.devices import make_mesh, memory_budget_bytes
+
     size = train.data.nbytes + test.data.nbytes
     budget = options.get("memory_budget") or memory_budget_bytes(make_mesh(options.get("devices")))
     if size > budget:
         raise _validate.InputError(
-            f"--data {table['file']}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
+            f"--data {path}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
             f"{train.d} float32, {size / 2**20:.1f} MiB) do not fit the per-device memory budget of "
             f"{budget / 2**20:.1f} MiB; use fewer samples or --whiten pca --components K"
         )
-    fields.update(source=train, test_source=test, d=train.d)
-    fields.setdefault("mode", "dataset")
-    info["summary"] = (
+
+
+def _data_summary(whiten: str, info: dict[str, Any]) -> str:
+    """One line on the preprocessing, recorded with the results."""
+    return (
         f"{whiten} whitening"
         + (f", {info['components']} components" if info["components"] else "")
         + f" of {info['input_d']} columns -> d = {info['d']}; fitted on {info['n_train']} training rows "
@@ -708,7 +762,6 @@ def _data_fields(
         f"constant in the training split; {info['ignored_directions']} zero- or near-zero-variance "
         f"directions left out (covariance rank {info['rank']})"
     )
-    return info
 
 
 def _check_data_table(table: dict[str, Any]) -> None:
