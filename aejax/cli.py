@@ -25,6 +25,9 @@ from aejax import _validate
 if TYPE_CHECKING:
     import xarray as xr
 
+    from aejax.config import TrainConfig
+    from aejax.sources import Empirical
+
 BENCHMARKS = ("steady", "end_to_end", "fixed_costs", "sweep", "risk", "scaling")
 # What the commands choose beyond TrainConfig's own defaults (batch, schedule, lr, ... come from
 # TrainConfig and aejax.default_hparams, so `aejax train`, `aejax sweep` and Python agree).
@@ -132,13 +135,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"aejax: error: {message} (see {self.prog} --help)\n")
 
 
+if TYPE_CHECKING:
+    _Subparsers = argparse._SubParsersAction[_Parser]  # the subcommands' parsers are _Parser too
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aejax`` command."""
     parser = _Parser(
         prog="aejax", description="Simulate two-layer autoencoders x̂ = A σ(Bx) and compare them with theory."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    _add_sweep_parser(sub)
+    _add_reproduce_parser(sub)
+    _add_bench_parser(sub)
+    _add_theory_parser(sub)
+    _add_scaling_parser(sub)
+    return parser
 
+
+def _add_train_parser(sub: _Subparsers) -> None:
+    """``aejax train``: one autoencoder, its risk next to theory."""
     train = sub.add_parser("train", help="train one autoencoder and print its risk next to theory")
     _add_model_flags(train)
     train.add_argument("--rate", type=float, default=1.0, help="rate r = n/d (default 1)")
@@ -148,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--mc-samples", type=int, help="Monte Carlo samples for the final risk (default as sweep)")
 
+
+def _add_sweep_parser(sub: _Subparsers) -> None:
+    """``aejax sweep``: the model flags (each a comma list), the grid, how it runs, multi-host and data."""
     sweep = sub.add_parser("sweep", help="train a grid of runs, write netCDF results and a figure")
     _add_model_flags(sweep, several_d=True)
     sweep.add_argument("--config", type=Path, help="TOML file with [train], [grid] and [sweep] tables")
@@ -162,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="continue the sweep already in --out (--no-resume overrides the TOML's resume = true)",
     )
+    _add_sweep_run_flags(sweep)
+    _add_multihost_flags(sweep)
+    _add_data_flags(sweep)
+
+
+def _add_sweep_run_flags(sweep: argparse.ArgumentParser) -> None:
+    """How ``aejax sweep`` runs: devices, blocks and chunks, Monte Carlo samples, checkpoints, progress."""
     sweep.add_argument("--devices", type=int, help="number of devices to shard runs over (default all)")
     sweep.add_argument("--chunk", type=int, help="runs per chunk written to --out (default one block per device)")
     sweep.add_argument(
@@ -183,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--checkpoint-seconds", type=float, help="save it when this many seconds have passed")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_multihost_flags(sweep: argparse.ArgumentParser) -> None:
+    """``aejax sweep`` over several hosts: one jax.distributed job, or independent shards."""
     sweep.add_argument("--coordinator", help="multi-host: coordinator address host:port")
     sweep.add_argument("--num-processes", type=int, help="multi-host: number of processes")
     sweep.add_argument("--process-id", type=int, help="multi-host: this process's index")
@@ -198,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
         "without assembling; 'auto' reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT. Rerun without "
         "--shard to assemble (docs/cluster.md)",
     )
+
+
+def _add_data_flags(sweep: argparse.ArgumentParser) -> None:
+    """``aejax sweep --data``: a data file and its preprocessing (the TOML ``[data]`` table's keys)."""
     sweep.add_argument(
         "--data",
         type=Path,
@@ -220,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --data: leave out columns constant in the training split",
     )
 
+
+def _add_reproduce_parser(sub: _Subparsers) -> None:
+    """``aejax reproduce NAME``: a paper experiment at a size."""
     rep = sub.add_parser("reproduce", help="reproduce a paper experiment: figure, netCDF and markdown table")
     rep.add_argument("name", help="experiment name (see aejax.reproduce.TARGETS)")
     rep.add_argument(
@@ -237,15 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
         "an image file (N, H, W) instead of the bundled sample photographs",
     )
 
+
+def _add_bench_parser(sub: _Subparsers) -> None:
+    """``aejax bench [PARTS]``: the benchmark suite."""
     bench = sub.add_parser("bench", help="run the benchmark suite (from a source checkout)")
     bench.add_argument("parts", nargs="*", help=f"benchmarks to run (default all): {', '.join(BENCHMARKS)}")
     bench.add_argument("--quick", action="store_true", help="small sizes")
 
+
+def _add_theory_parser(sub: _Subparsers) -> None:
+    """``aejax theory``: a table of theory predictions."""
     th = sub.add_parser("theory", help="table of theory predictions")
     th.add_argument("--rates", type=_floats, default=[0.5, 1.0, 2.0], help="comma-separated rates")
     th.add_argument("--ps", type=_floats, default=[0.1, 0.3, 0.5, 1.0], help="comma-separated sparsities")
     th.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+
+def _add_scaling_parser(sub: _Subparsers) -> None:
+    """``aejax scaling RESULTS``: finite-size scaling fits."""
     scaling = sub.add_parser("scaling", help="fit finite-size scaling laws R = R∞ + C·d^(−α) to a results file")
     scaling.add_argument("results", type=Path, help="results file (results.nc) or a sweep's output directory")
     scaling.add_argument("--var", default="exact_risk", help="variable to extrapolate (default exact_risk)")
@@ -255,7 +302,6 @@ def build_parser() -> argparse.ArgumentParser:
     scaling.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
     scaling.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     scaling.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
-    return parser
 
 
 TRAIN_FLAGS = (
@@ -456,11 +502,48 @@ def _check_multihost(args: argparse.Namespace) -> bool:
 def cmd_sweep(args: argparse.Namespace) -> None:
     import jax
 
-    from aejax.devices import use_all_cpu_cores
-    from aejax.shards import initialize_cluster, parse_shard
+    from aejax.shards import parse_shard
 
     file = _load_toml(args.config)
     shard = None if args.shard is None else parse_shard(args.shard)
+    _start_processes(args)
+    from aejax.config import MAX_STEPS, TrainConfig
+    from aejax.grid import Grid
+    from aejax.hparams import DEFAULT_LR
+    from aejax.sweep_options import SweepOptions
+    from aejax.sweeping import run_sweep
+
+    fields = _train_fields(args, file.get("train", {}))
+    grid = _sweep_grid(args, file.get("grid", {}), fields)
+    options = _sweep_options(args, file.get("sweep", {}))
+    data_info = _data_fields(args, file, fields, options)
+    d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
+    runs = Grid.from_spec({k: v for k, v in grid.items() if k in _grid_axes()[0]}, d).runs
+    rates = [run["rate"] for run in runs]
+    _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
+    fields.setdefault("n", _hidden_units("--rates", rates, d))
+    config = TrainConfig(**fields)
+    settings = SweepOptions(**options)
+    if shard is not None:
+        _sweep_shard(config, grid, shard, settings)
+        return
+    data_attrs = None  # written with the results, once
+    if data_info is not None:
+        data_attrs = {"data": json.dumps(data_info, sort_keys=True), "preprocessing": data_info["summary"]}
+    ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
+    if jax.process_index() != 0:
+        return
+    _report_sweep(ds, config, Path(options["out"]), data=data_info is not None)
+
+
+def _start_processes(args: argparse.Namespace) -> None:
+    """Use every CPU core, and join a multi-host job: ``--coordinator``/``--num-processes``/``--process-id``
+    or ``--cluster auto`` (before anything touches a JAX backend)."""
+    import jax
+
+    from aejax.devices import use_all_cpu_cores
+    from aejax.shards import initialize_cluster
+
     use_all_cpu_cores()
     if _check_multihost(args):
         if args.cluster is not None:
@@ -468,15 +551,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     elif args.cluster == "auto":
         initialize_cluster()
-    from aejax.config import MAX_STEPS, TrainConfig
+
+
+def _sweep_grid(args: argparse.Namespace, table: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's grid: the TOML ``[grid]`` table, the defaults and the flags (which win); ``--d`` with
+    several values becomes a d axis (``fields["d"]`` the largest), static fields with several values axes."""
     from aejax.grid import Grid
     from aejax.hparams import DEFAULT_LR
-    from aejax.plot import plot_risk_vs_rate
-    from aejax.sweep_options import SweepOptions
-    from aejax.sweeping import check_time_at_every_d, run_sweep
 
-    fields = _train_fields(args, file.get("train", {}))
-    grid = dict(file.get("grid", {}))
+    grid = dict(table)
     grid.setdefault("seed", _ints(CLI_DEFAULTS["seeds"]))
     grid.setdefault("rate", _floats(CLI_DEFAULTS["rates"]))
     grid.setdefault("lr", [DEFAULT_LR])  # TrainConfig's default, recorded as a coordinate of the results
@@ -494,29 +577,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if "d" in grid:
         # before the config at the largest d: one step at the smallest d is the minimum time
         from aejax._outer_axes import time_values
+        from aejax.config import TrainConfig
+        from aejax.sweeping import check_time_at_every_d
 
         dims = Grid.from_spec({"d": grid["d"]}, 1).coords["d"]
         shortest = min(time_values(grid["time"])) if "time" in grid else fields.get("time")
         check_time_at_every_d(shortest, fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
-    options = _sweep_options(args, file.get("sweep", {}))
-    data_info = _data_fields(args, file, fields, options)
-    d = _validate.positive_int("d", fields["d"], maximum=MAX_STEPS)
-    runs = Grid.from_spec({k: v for k, v in grid.items() if k in _grid_axes()[0]}, d).runs
-    rates = [run["rate"] for run in runs]
-    _check_learning_rates(fields, [(run.get("lr", DEFAULT_LR), run.get("d", d)) for run in runs])
-    fields.setdefault("n", _hidden_units("--rates", rates, d))
-    config = TrainConfig(**fields)
-    settings = SweepOptions(**options)
-    out = Path(options["out"])
-    if shard is not None:
-        _sweep_shard(config, grid, shard, settings)
-        return
-    data_attrs = None  # written with the results, once
-    if data_info is not None:
-        data_attrs = {"data": json.dumps(data_info, sort_keys=True), "preprocessing": data_info["summary"]}
-    ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
-    if jax.process_index() != 0:
-        return
+    return grid
+
+
+def _report_sweep(ds: xr.Dataset, config: TrainConfig, out: Path, data: bool) -> None:
+    """Draw the risk against the rate into ``out`` and print the results table and the files' paths."""
+    from aejax.plot import plot_risk_vs_rate
+
     dims = ",".join(str(v) for v in ds["d"].values) if "d" in ds.dims else str(config.d)
     length = f"τ = {config.time:g}" if config.time is not None else f"{config.total_steps} steps"
     if "time" in ds.dims:
@@ -526,7 +599,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     figure = plot_risk_vs_rate(
         ds, out / "risk_vs_rate.png", config.activation, title=f"{config.activation}, {config.mode}, d={dims}, {length}"
     )
-    _print_sweep_table(ds, data=data_info is not None)
+    _print_sweep_table(ds, data=data)
     print(f"results: {out / 'results.nc'}\nfigure:  {figure}")
 
 
@@ -593,22 +666,7 @@ def _data_fields(
     """``--data`` and the TOML ``[data]`` table (flags win): load, split and preprocess the file, set the
     config's ``source``/``test_source``/``d``/``mode`` in ``fields``, and return the data's description
     (``aejax.data.dataset_sources``'s info), or ``None`` without a data file."""
-    table = dict(file.get("data", {}))
-    unknown = sorted(set(table) - set(DATA_KEYS))
-    if unknown:
-        raise _validate.InputError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
-    _check_data_table(table)
-    if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
-        table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
-    for flag, key in (
-        ("data", "file"),
-        ("whiten", "whiten"),
-        ("components", "components"),
-        ("test_fraction", "test_fraction"),
-        ("drop_constant", "drop_constant"),
-    ):
-        if getattr(args, flag, None) is not None:
-            table[key] = getattr(args, flag)
+    table = _data_table(args, file)
     if "file" not in table:
         if table:
             flags = ", ".join("--" + k.replace("_", "-") for k in sorted(table))
@@ -617,7 +675,6 @@ def _data_fields(
             )
         return None
     from aejax.data import dataset_sources
-    from aejax.devices import make_mesh, memory_budget_bytes
 
     if "source" in fields:
         raise _validate.InputError(f"--data trains on the file's rows: drop --source (got source={fields['source']!r})")
@@ -634,29 +691,69 @@ def _data_fields(
         seed=table.get("split_seed", 0),
         name=table.get("name"),
     )
-    given_d = args.d if args.d is not None else file.get("train", {}).get("d")
+    _check_data_d(args.d if args.d is not None else file.get("train", {}).get("d"), table["file"], train.d)
+    _check_data_memory(table["file"], train, test, info, options)
+    fields.update(source=train, test_source=test, d=train.d)
+    fields.setdefault("mode", "dataset")
+    info["summary"] = _data_summary(whiten, info)
+    return info
+
+
+def _data_table(args: argparse.Namespace, file: dict[str, Any]) -> dict[str, Any]:
+    """The TOML ``[data]`` table, checked, its ``file`` relative to the TOML file, with the flags given over it."""
+    table = dict(file.get("data", {}))
+    unknown = sorted(set(table) - set(DATA_KEYS))
+    if unknown:
+        raise _validate.InputError(f"--config [data] has unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
+    _check_data_table(table)
+    if "file" in table and args.config is not None and not Path(table["file"]).is_absolute():
+        table["file"] = str(Path(args.config).parent / table["file"])  # relative to the TOML file
+    for flag, key in (
+        ("data", "file"),
+        ("whiten", "whiten"),
+        ("components", "components"),
+        ("test_fraction", "test_fraction"),
+        ("drop_constant", "drop_constant"),
+    ):
+        if getattr(args, flag, None) is not None:
+            table[key] = getattr(args, flag)
+    return table
+
+
+def _check_data_d(given_d: Any, path: Any, data_d: int) -> None:
+    """A ``--d`` (or ``[train] d``) given with ``--data`` must be one value, the preprocessed dimension."""
     if isinstance(given_d, list):  # sweep's --d takes a list; a data file fixes one d
         if len(given_d) != 1:
             raise _validate.InputError(
                 f"--d {','.join(map(str, given_d))}: a d axis does not apply to --data, whose "
-                f"preprocessed dimension is {train.d}"
+                f"preprocessed dimension is {data_d}"
             )
         given_d = given_d[0]
-    if given_d is not None and given_d != train.d:
+    if given_d is not None and given_d != data_d:
         raise _validate.InputError(
-            f"--d {given_d} does not match --data {table['file']}: its preprocessed dimension is {train.d}"
+            f"--d {given_d} does not match --data {path}: its preprocessed dimension is {data_d}"
         )
+
+
+def _check_data_memory(
+    path: Any, train: Empirical, test: Empirical, info: dict[str, Any], options: dict[str, Any]
+) -> None:
+    """The preprocessed rows (the ``train`` and ``test`` sources) must fit the per-device memory budget."""
+    from aejax.devices import make_mesh, memory_budget_bytes
+
     size = train.data.nbytes + test.data.nbytes
     budget = options.get("memory_budget") or memory_budget_bytes(make_mesh(options.get("devices")))
     if size > budget:
         raise _validate.InputError(
-            f"--data {table['file']}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
+            f"--data {path}: the preprocessed rows ({info['n_train']} + {info['n_test']} × "
             f"{train.d} float32, {size / 2**20:.1f} MiB) do not fit the per-device memory budget of "
             f"{budget / 2**20:.1f} MiB; use fewer samples or --whiten pca --components K"
         )
-    fields.update(source=train, test_source=test, d=train.d)
-    fields.setdefault("mode", "dataset")
-    info["summary"] = (
+
+
+def _data_summary(whiten: str, info: dict[str, Any]) -> str:
+    """One line on the preprocessing, recorded with the results."""
+    return (
         f"{whiten} whitening"
         + (f", {info['components']} components" if info["components"] else "")
         + f" of {info['input_d']} columns -> d = {info['d']}; fitted on {info['n_train']} training rows "
@@ -665,7 +762,6 @@ def _data_fields(
         f"constant in the training split; {info['ignored_directions']} zero- or near-zero-variance "
         f"directions left out (covariance rank {info['rank']})"
     )
-    return info
 
 
 def _check_data_table(table: dict[str, Any]) -> None:

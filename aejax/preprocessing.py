@@ -130,6 +130,37 @@ def fit_preprocessing(
         (50, 3)
     """
     x = check_data(data)
+    _check_options(whiten, eig_floor, drop_constant)
+    d = x.shape[1]
+    # Work on x / 2^e with 2^e ≈ max|x| (exact in binary): data at 1e-300 or 1e300 would otherwise
+    # underflow to a zero covariance (NaN transform) or overflow in xᵀx. ``scale`` undoes it at the end.
+    scale = float(np.ldexp(1.0, np.frexp(np.max(np.abs(x)))[1]))
+    x = x / scale
+    constant, kept = _split_columns(x, whiten, drop_constant)
+    mean = x.mean(axis=0) if center else np.zeros(d)
+    eigval, eigvec, rank = _spectrum(x[:, kept] - mean[kept], eig_floor)
+    if whiten is None:
+        transform = np.zeros((d, kept.size))
+        transform[kept, np.arange(kept.size)] = np.sqrt(kept.size / np.sum(eigval))
+        ignored = int(constant.size)
+    else:
+        k = _components(components, whiten, d, kept, constant, rank, drop_constant, eig_floor)
+        transform = _whitening(eigval, eigvec, kept, d, k, whiten)
+        ignored = d - rank
+    with np.errstate(under="ignore", over="ignore"):  # Σ's own eigenvalues: may under/overflow
+        true_eigval = np.r_[eigval, np.zeros(constant.size)] * np.float64(scale) * np.float64(scale)
+    return Preprocessing(
+        mean * scale,
+        transform / scale,
+        true_eigval,
+        ignored_directions=ignored,
+        constant_columns=tuple(constant.tolist()),
+        rank=rank,
+    )
+
+
+def _check_options(whiten: str | None, eig_floor: float, drop_constant: bool) -> None:
+    """``fit_preprocessing``'s options: ``eig_floor`` in (0, 1), ``whiten`` a name, ``drop_constant`` a bool."""
     if not 0 < eig_floor < 1:
         raise _validate.InputError(
             f"eig_floor must be in (0, 1) (relative to the largest eigenvalue), got {eig_floor!r}"
@@ -137,11 +168,12 @@ def fit_preprocessing(
     if whiten is not None:
         _validate.choice("whiten", whiten, WHITENINGS)
     _validate.boolean("drop_constant", drop_constant)
+
+
+def _split_columns(x: np.ndarray, whiten: str | None, drop_constant: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the constant and of the other columns; an error if all are constant, or if some are and
+    neither whitening nor ``drop_constant`` can leave them out."""
     d = x.shape[1]
-    # Work on x / 2^e with 2^e ≈ max|x| (exact in binary): data at 1e-300 or 1e300 would otherwise
-    # underflow to a zero covariance (NaN transform) or overflow in xᵀx. ``scale`` undoes it at the end.
-    scale = float(np.ldexp(1.0, np.frexp(np.max(np.abs(x)))[1]))
-    x = x / scale
     constant = np.nonzero(np.ptp(x, axis=0) == 0)[0]
     kept = np.nonzero(np.ptp(x, axis=0) > 0)[0]
     if kept.size == 0:
@@ -151,26 +183,30 @@ def fit_preprocessing(
             f"data has constant columns {constant[:10].tolist()} (zero variance); pass "
             "drop_constant=True, or whiten='pca' with components"
         )
-    mean = x.mean(axis=0) if center else np.zeros(d)
-    sub = x[:, kept] - mean[kept]
-    eigval, eigvec = np.linalg.eigh(sub.T @ sub / x.shape[0])
+    return constant, kept
+
+
+def _spectrum(centred: np.ndarray, eig_floor: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Eigenvalues (largest first) and eigenvectors of the second-moment matrix of ``centred`` rows, and its
+    numerical rank: the eigenvalues at least ``eig_floor`` times the largest."""
+    eigval, eigvec = np.linalg.eigh(centred.T @ centred / centred.shape[0])
     eigval, eigvec = eigval[::-1], eigvec[:, ::-1]
     rank = int(np.sum(eigval >= eig_floor * eigval[0]))
-    all_eigval = np.r_[eigval, np.zeros(constant.size)]
-    constant_columns = tuple(constant.tolist())
-    with np.errstate(under="ignore", over="ignore"):
-        true_eigval = all_eigval * np.float64(scale) * np.float64(scale)  # Σ's own eigenvalues: may under/overflow
-    if whiten is None:
-        transform = np.zeros((d, kept.size))
-        transform[kept, np.arange(kept.size)] = np.sqrt(kept.size / np.sum(eigval))
-        return Preprocessing(
-            mean * scale,
-            transform / scale,
-            true_eigval,
-            ignored_directions=int(constant.size),
-            constant_columns=constant_columns,
-            rank=rank,
-        )
+    return eigval, eigvec, rank
+
+
+def _components(
+    components: int | None,
+    whiten: str,
+    d: int,
+    kept: np.ndarray,
+    constant: np.ndarray,
+    rank: int,
+    drop_constant: bool,
+    eig_floor: float,
+) -> int:
+    """The number of whitened components: ``components`` (default all allowed), at most the allowed columns
+    (all of them for zca) and at most the rank (else an error naming the option that works)."""
     allowed = kept.size if drop_constant else d
     k = allowed if components is None else _validate.positive_int("components", components)
     if k > allowed or (whiten == "zca" and k != allowed):
@@ -188,19 +224,18 @@ def fit_preprocessing(
             f"cannot whiten: the data covariance has numerical rank {rank} < {k} at eig_floor="
             f"{eig_floor:g}{constants}; use whiten='pca' with components<={rank}{hint}"
         )
+    return k
+
+
+def _whitening(eigval: np.ndarray, eigvec: np.ndarray, kept: np.ndarray, d: int, k: int, whiten: str) -> np.ndarray:
+    """The ``(d, k)`` PCA transform onto the ``k`` leading axes at unit variance (for zca rotated back),
+    zero in the rows of the columns left out."""
     kept_transform = eigvec[:, :k] / np.sqrt(eigval[:k])
     if whiten == "zca":
         kept_transform = kept_transform @ eigvec[:, :k].T
     transform = np.zeros((d, kept_transform.shape[1]))
     transform[kept] = kept_transform
-    return Preprocessing(
-        mean * scale,
-        transform / scale,
-        true_eigval,
-        ignored_directions=d - rank,
-        constant_columns=constant_columns,
-        rank=rank,
-    )
+    return transform
 
 
 def preprocess(

@@ -100,11 +100,41 @@ def run(
         (trainer, rate) with at least three gaps above ``NOISE_FLOOR``, and ``"limit"``: the
         extrapolated online risk (``aejax.scaling.extrapolate``).
     """
+    preset = _preset(size, overrides)
+    dims, seeds = list(preset["dims"]), list(preset["seeds"])
+    online, population = _sweeps(preset, out, progress)
+    risk = _risks(preset, online, population)
+    trajectories = online["risk_trace"].squeeze("lr", drop=True)
+    ds = xr.Dataset(
+        {
+            "exact_risk": (("trainer", "d", "rate", "seed"), risk),
+            "theory": ("rate", np.asarray(theory.gaussian_limit(np.asarray(RATES)), float)),
+            "online_risk_trace": trajectories.transpose("d", "rate", "seed", "tau"),
+        },
+        coords={"trainer": list(TRAINERS), "d": dims, "rate": list(RATES), "seed": seeds},
+        attrs={
+            "size": size,
+            "online_adam": f"Adam lr {ONLINE_LR}·({D_REF}/d)^{LR_POWER:g}, batch {preset['batch']}, "
+            f"τ = {preset['time']:g} (steps = τ·d/{preset['batch']}), clip, cosine",
+            "gd_exact": f"Adam lr {POPULATION_LR} on the exact risk, {preset['pop_time']:g} steps, cosine",
+            "tight_frame": "Haar tight frame, optimal decoder, exact risk",
+        },
+    )
+    return summarize(ds, out)
+
+
+def _preset(size: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset of ``size`` with ``overrides`` (each one of its entries) applied."""
     preset = dict(pick_size(PRESETS, size))
     unknown = sorted(set(overrides) - set(preset))
     if unknown:
         raise _validate.InputError(f"unknown finite-size preset entries {unknown}; allowed: {sorted(preset)}")
     preset.update(overrides)
+    return preset
+
+
+def _sweeps(preset: dict[str, Any], out: str | os.PathLike, progress: bool) -> tuple[xr.Dataset, xr.Dataset]:
+    """The online Adam sweep over ``dims`` and the exact-risk (population) sweep over ``pop_dims``."""
     dims, pop_dims, seeds = list(preset["dims"]), list(preset["pop_dims"]), list(preset["seeds"])
     pop_rates = [r for r in RATES if r in preset["pop_rates"]]
     grid = {"seed": seeds, "rate": list(RATES), "lr": [ONLINE_LR]}
@@ -139,6 +169,13 @@ def run(
         mc_samples=2048,
         progress=progress,
     )
+    return online, population
+
+
+def _risks(preset: dict[str, Any], online: xr.Dataset, population: xr.Dataset) -> np.ndarray:
+    """Exact risks over (trainer, d, rate, seed): the sweeps' and the tight frame's (r > 1); NaN where not run."""
+    dims, pop_dims, seeds = list(preset["dims"]), list(preset["pop_dims"]), list(preset["seeds"])
+    pop_rates = [r for r in RATES if r in preset["pop_rates"]]
     risk = np.full((len(TRAINERS), len(dims), len(RATES), len(seeds)), np.nan)
     risk[0] = online["exact_risk"].squeeze("lr").transpose("d", "rate", "seed").values
     for i, d in enumerate(dims):
@@ -150,23 +187,7 @@ def run(
         for j, r in enumerate(RATES):
             if r > 1:
                 risk[2, i, j] = [_tight_frame_risk(d, r, s) for s in seeds]
-    trajectories = online["risk_trace"].squeeze("lr", drop=True)
-    ds = xr.Dataset(
-        {
-            "exact_risk": (("trainer", "d", "rate", "seed"), risk),
-            "theory": ("rate", np.asarray(theory.gaussian_limit(np.asarray(RATES)), float)),
-            "online_risk_trace": trajectories.transpose("d", "rate", "seed", "tau"),
-        },
-        coords={"trainer": list(TRAINERS), "d": dims, "rate": list(RATES), "seed": seeds},
-        attrs={
-            "size": size,
-            "online_adam": f"Adam lr {ONLINE_LR}·({D_REF}/d)^{LR_POWER:g}, batch {preset['batch']}, "
-            f"τ = {preset['time']:g} (steps = τ·d/{preset['batch']}), clip, cosine",
-            "gd_exact": f"Adam lr {POPULATION_LR} on the exact risk, {preset['pop_time']:g} steps, cosine",
-            "tight_frame": "Haar tight frame, optimal decoder, exact risk",
-        },
-    )
-    return summarize(ds, out)
+    return risk
 
 
 def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
@@ -188,7 +209,23 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
     )
     ds["gap"] = ds["exact_risk"] - ds["theory"]
     gap = ds["gap"].mean("seed")
-    dims, rates = ds["d"].values.tolist(), ds["rate"].values.tolist()
+    exponents = _fit_exponents(ds)
+    limit = _extrapolate_online(ds)
+    if "online_risk_trace" in ds:
+        ds["collapse"] = scaling.collapse(ds[["online_risk_trace"]].rename(online_risk_trace="risk_trace"))
+    text = _gap_table(ds, gap, exponents)
+    if limit is not None:
+        text += _limit_table(ds, limit)
+    if "collapse" in ds:
+        text += _collapse_table(ds)
+    paths = write_outputs(NAME, out, ds, _figure(ds, gap, exponents), text, command(NAME, ds.attrs["size"]))
+    return {**paths, "exponents": exponents, "limit": limit}
+
+
+def _fit_exponents(ds: xr.Dataset) -> dict[str, dict[float, scaling.PowerLawFit]]:
+    """Fit gap ≈ C·d^(−α) per (trainer, rate) with at least 3 gaps above ``NOISE_FLOOR``; store α and its
+    interval in ``ds`` (``alpha``, ``alpha_low``, ``alpha_high``; NaN where not fitted)."""
+    rates = ds["rate"].values.tolist()
     exponents: dict[str, dict[float, scaling.PowerLawFit]] = {}
     for trainer in TRAINERS:
         for r in rates:
@@ -208,15 +245,25 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
             ("trainer", "rate"),
             [[pick(exponents[t][r]) if r in exponents.get(t, {}) else np.nan for r in rates] for t in TRAINERS],
         )
+    return exponents
+
+
+def _extrapolate_online(ds: xr.Dataset) -> xr.Dataset | None:
+    """The online risk extrapolated to d → ∞ (with at least 3 dimensions, all finite), its ``r_inf*`` stored in
+    ``ds``; else ``None``."""
     online = ds["exact_risk"].sel(trainer="online_adam").to_dataset(name="exact_risk")
     online["theory"] = ds["theory"]
-    fittable = len(dims) >= 3 and bool(np.isfinite(online["exact_risk"]).all())
+    fittable = ds["d"].size >= 3 and bool(np.isfinite(online["exact_risk"]).all())
     limit = scaling.extrapolate(online, "exact_risk", "d", bootstrap=500) if fittable else None
     if limit is not None:
         for name in ("r_inf", "r_inf_low", "r_inf_high"):
             ds[name] = limit[name]
-    if "online_risk_trace" in ds:
-        ds["collapse"] = scaling.collapse(ds[["online_risk_trace"]].rename(online_risk_trace="risk_trace"))
+    return limit
+
+
+def _gap_table(ds: xr.Dataset, gap: xr.DataArray, exponents: dict[str, dict[float, scaling.PowerLawFit]]) -> str:
+    """The table's heading and the mean gap per (trainer, rate) and d, with the fitted α."""
+    dims, rates = ds["d"].values.tolist(), ds["rate"].values.tolist()
     rows = [
         [trainer, f"{r:g}"]
         + [f"{float(gap.sel(trainer=trainer, rate=r, d=d)):+.1e}" for d in dims]
@@ -225,7 +272,7 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
         for r in rates
         if np.isfinite(gap.sel(trainer=trainer, rate=r)).any()
     ]
-    text = (
+    return (
         f"# {NAME} ({ds.attrs['size']})\n\nMean gap (exact risk − R_Gauss(r)) over {ds.sizes['seed']} seeds; "
         "α of gap ≈ C·d^(−α), fitted over the gaps above "
         f"{NOISE_FLOOR:g} (at least 3), with a 95% bootstrap interval over seeds. "
@@ -234,36 +281,41 @@ def summarize(ds: xr.Dataset, out: str | os.PathLike) -> dict[str, Any]:
         + markdown_table(["trainer", "r", *[f"gap d={d}" for d in dims], "α [95% interval]"], rows)
         + "\n"
     )
-    if limit is not None:
-        text += (
-            "\nOnline risk extrapolated to d → ∞ (R(d) = R∞ + C·d^(−α)):\n\n"
-            + markdown_table(
-                ["r", "R∞ [95% interval]", "R_Gauss", "R∞ − R_Gauss", "covers"],
+
+
+def _limit_table(ds: xr.Dataset, limit: xr.Dataset) -> str:
+    """The extrapolated online risk R∞ per rate against R_Gauss."""
+    return (
+        "\nOnline risk extrapolated to d → ∞ (R(d) = R∞ + C·d^(−α)):\n\n"
+        + markdown_table(
+            ["r", "R∞ [95% interval]", "R_Gauss", "R∞ − R_Gauss", "covers"],
+            [
                 [
-                    [
-                        f"{r:g}",
-                        f"{float(limit['r_inf'].sel(rate=r)):.4f} [{float(limit['r_inf_low'].sel(rate=r)):.4f}, "
-                        f"{float(limit['r_inf_high'].sel(rate=r)):.4f}]",
-                        f"{float(ds['theory'].sel(rate=r)):.4f}",
-                        f"{float(limit['r_inf'].sel(rate=r) - ds['theory'].sel(rate=r)):+.4f}",
-                        str(bool(limit["covers"].sel(rate=r))),
-                    ]
-                    for r in rates
-                ],
-            )
-            + "\n"
+                    f"{r:g}",
+                    f"{float(limit['r_inf'].sel(rate=r)):.4f} [{float(limit['r_inf_low'].sel(rate=r)):.4f}, "
+                    f"{float(limit['r_inf_high'].sel(rate=r)):.4f}]",
+                    f"{float(ds['theory'].sel(rate=r)):.4f}",
+                    f"{float(limit['r_inf'].sel(rate=r) - ds['theory'].sel(rate=r)):+.4f}",
+                    str(bool(limit["covers"].sel(rate=r))),
+                ]
+                for r in ds["rate"].values.tolist()
+            ],
         )
-    if "collapse" in ds:
-        text += (
-            "\nTrajectory collapse: largest |risk_d(τ) − risk_dmax(τ)| over the τ grid (seed means):\n\n"
-            + markdown_table(
-                ["r", *[f"d={d}" for d in dims]],
-                [[f"{r:g}"] + [f"{float(ds['collapse'].sel(rate=r, d=d)):.4f}" for d in dims] for r in rates],
-            )
-            + "\n"
+        + "\n"
+    )
+
+
+def _collapse_table(ds: xr.Dataset) -> str:
+    """The trajectory collapse: per rate and d, the largest distance to the largest d's risk trace."""
+    dims, rates = ds["d"].values.tolist(), ds["rate"].values.tolist()
+    return (
+        "\nTrajectory collapse: largest |risk_d(τ) − risk_dmax(τ)| over the τ grid (seed means):\n\n"
+        + markdown_table(
+            ["r", *[f"d={d}" for d in dims]],
+            [[f"{r:g}"] + [f"{float(ds['collapse'].sel(rate=r, d=d)):.4f}" for d in dims] for r in rates],
         )
-    paths = write_outputs(NAME, out, ds, _figure(ds, gap, exponents), text, command(NAME, ds.attrs["size"]))
-    return {**paths, "exponents": exponents, "limit": limit}
+        + "\n"
+    )
 
 
 def _tight_frame_risk(d: int, r: float, seed: int) -> float:

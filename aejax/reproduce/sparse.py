@@ -89,11 +89,29 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     )
     methods = ["shallow", "learned_denoiser", "posterior_mean", *[f"multilayer_{t}" for t in range(1, layers + 1)]]
     risk = np.full((len(methods), len(rates), len(ps), len(seeds)), np.nan)
-    grid = {"seed": seeds, "rate": rates, "p": ps}
+    trained = _train(preset, {"seed": seeds, "rate": rates, "p": ps}, out, progress)
+    risk[:2] = [t["risk"].values for t in trained]
+    ipr = trained[0]["inverse_participation_ratio"].values
+    for i, r in enumerate(rates):
+        for j, sparsity in enumerate(ps):
+            for k, seed in enumerate(seeds):
+                risk[2:, i, j, k] = _untrained_risks(d, r, sparsity, seed, layers, preset["samples"])
+    ds = _dataset(preset, risk, ipr, methods, rates, ps, seeds)
+    mean, se = seed_mean_se(ds["risk"])
+    gap = ds["gap"].mean("seed")
+    table = _table(size, preset, ds, mean, se, gap, methods, rates, ps)
+    max_gap = {name: float(np.abs(gap.sel(decoder=name).where(ds["p"] >= 0.1)).max()) for name in methods}
+    paths = write_outputs(NAME, out, ds, _figure(ds, mean, se, rates), table, command(NAME, size))
+    return {**paths, "max_gap": max_gap}
+
+
+def _train(preset: dict[str, Any], grid: dict[str, list], out: str | os.PathLike, progress: bool) -> list[xr.Dataset]:
+    """Sweep the trained methods (``shallow``, ``learned_denoiser``) over ``grid``, dims (rate, p, seed)."""
+    d = preset["d"]
     base = TrainConfig(
         d=d, n=d, steps=preset["steps"], batch=preset["batch"], source="bg", schedule="cosine", risk_eval="none"
     )
-    trained = [
+    return [
         sweep(
             config,
             {**grid, "lr": [lr]},
@@ -112,13 +130,11 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
             ),
         )
     ]
-    risk[:2] = [t["risk"].values for t in trained]
-    ipr = trained[0]["inverse_participation_ratio"].values
-    for i, r in enumerate(rates):
-        for j, sparsity in enumerate(ps):
-            for k, seed in enumerate(seeds):
-                risk[2:, i, j, k] = _untrained_risks(d, r, sparsity, seed, layers, preset["samples"])
-    theory_risk = np.stack(
+
+
+def _theory_risks(rates: list[float], ps: list[float], layers: int) -> np.ndarray:
+    """Each method's theory over (rate, p): R_Gauss, the denoiser risk twice, state evolution per layer."""
+    return np.stack(
         [
             np.broadcast_to(np.asarray(theory.gaussian_limit(np.asarray(rates)))[:, None], (len(rates), len(ps))),
             *[np.asarray(theory.denoiser_risk("bg", np.asarray(ps)[None, :], np.asarray(rates)[:, None]))] * 2,
@@ -129,6 +145,20 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
             ),
         ]
     )
+
+
+def _dataset(
+    preset: dict[str, Any],
+    risk: np.ndarray,
+    ipr: np.ndarray,
+    methods: list[str],
+    rates: list[float],
+    ps: list[float],
+    seeds: list[int],
+) -> xr.Dataset:
+    """The measured risks next to their theory, the finite-d predictions for ``shallow``, and the gaps."""
+    d = preset["d"]
+    theory_risk = _theory_risks(rates, ps, preset["layers"])
     p_grid, r_grid = np.asarray(ps)[None, :], np.asarray(rates)[:, None]
     trained_excess = np.asarray(theory.kurtosis_correction("bg", p_grid, r_grid, ipr.mean(axis=-1)))
     haar_excess = np.asarray(theory.rotation_excess("bg", p_grid, r_grid, d))
@@ -150,8 +180,21 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         },
     )
     ds["gap"] = ds["risk"] - ds["theory"]
-    mean, se = seed_mean_se(ds["risk"])
-    gap = ds["gap"].mean("seed")
+    return ds
+
+
+def _table(
+    size: str,
+    preset: dict[str, Any],
+    ds: xr.Dataset,
+    mean: xr.DataArray,
+    se: xr.DataArray,
+    gap: xr.DataArray,
+    methods: list[str],
+    rates: list[float],
+    ps: list[float],
+) -> str:
+    """The markdown table: per method, rate and p, theory, mean ± se, gap (and shallow's finite-d gap)."""
     finite_d_gap = ds["shallow_finite_d"] - ds["theory"].sel(decoder="shallow")
     rows = [
         [
@@ -168,19 +211,16 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
         for r in rates
         for sp in ps
     ]
-    table = (
-        f"# {NAME} ({size})\n\nBernoulli–Gaussian data, d = {d}; Monte Carlo risk ({preset['samples']} samples), "
-        f"mean ± standard error over {len(seeds)} seeds; gap = mean − theory. shallow: {ds.attrs['shallow']}, "
-        f"{preset['steps']} steps; its finite-d gap is the predicted excess on sparse data of the trained "
-        "encoders at this d (`theory.kurtosis_correction` at their mean inverse participation ratio). "
+    return (
+        f"# {NAME} ({size})\n\nBernoulli–Gaussian data, d = {preset['d']}; Monte Carlo risk ({preset['samples']} "
+        f"samples), mean ± standard error over {len(preset['seeds'])} seeds; gap = mean − theory. shallow: "
+        f"{ds.attrs['shallow']}, {preset['steps']} steps; its finite-d gap is the predicted excess on sparse data of "
+        "the trained encoders at this d (`theory.kurtosis_correction` at their mean inverse participation ratio). "
         f"learned_denoiser: {ds.attrs['learned_denoiser']}. posterior_mean and multilayer_t: "
         "Haar encoder, Bayes-optimal parameters, no training.\n\n"
         + markdown_table(["decoder", "r", "p", "theory", "risk", "± se", "gap", "finite-d gap"], rows)
         + "\n"
     )
-    max_gap = {name: float(np.abs(gap.sel(decoder=name).where(ds["p"] >= 0.1)).max()) for name in methods}
-    paths = write_outputs(NAME, out, ds, _figure(ds, mean, se, rates), table, command(NAME, size))
-    return {**paths, "max_gap": max_gap}
 
 
 def _untrained_risks(d: int, r: float, p: float, seed: int, layers: int, samples: int) -> np.ndarray:

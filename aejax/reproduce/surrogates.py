@@ -83,37 +83,7 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     jobs.append(("helu", "clip", {"margin": list(preset["margins"])}))
     variants: list[xr.Dataset] = []
     for activation, kind, axis in jobs:
-        config = TrainConfig(
-            d=preset["d"],
-            n=round(preset["rate"] * preset["d"]),
-            steps=preset["steps"],
-            batch=BATCH,
-            activation=activation,
-            surrogate=kind,
-            schedule="cosine",
-            risk_eval="exact",
-        )
-        name = kind if activation == "sign" else "helu"
-        ds = sweep(
-            config,
-            {"seed": list(preset["seeds"]), **axis, "lr": [LR]},
-            out=Path(out) / f"{NAME}-{name}",
-            mc_samples=2048,
-            progress=progress,
-        )
-        ((axis_name, values),) = axis.items()
-        for v in values:
-            one = ds.sel({axis_name: v}).squeeze("lr", drop=True)
-            variants.append(
-                xr.Dataset({"exact_risk": one["exact_risk"], "risk_trace": one["risk_trace"]}).assign_coords(
-                    variant=f"{name} {axis_name}={v:g}" if name != "ste" else "ste",
-                    activation=activation,
-                    surrogate=name,
-                    slope=v if axis_name == "slope" else np.nan,
-                    margin=v if axis_name == "margin" else np.nan,
-                    theory=float(theory.gaussian_limit(preset["rate"], activation)),
-                )
-            )
+        variants += _sweep_variants(preset, activation, kind, axis, out, progress)
     ds = xr.concat(variants, dim="variant", coords="different", compat="equals")
     steps = ds["step"].values
     reach = np.asarray(
@@ -143,6 +113,51 @@ def run(size: str = "small", out: str | os.PathLike = "runs/reproduce", progress
     )
     paths = write_outputs(NAME, out, ds, _figure(ds), table, command(NAME, size))
     return {**paths, "rows": rows}
+
+
+def _sweep_variants(
+    preset: dict[str, Any],
+    activation: str,
+    kind: str,
+    axis: dict[str, list[float]],
+    out: str | os.PathLike,
+    progress: bool,
+) -> list[xr.Dataset]:
+    """Sweep one surrogate ``kind`` of ``activation`` over the seeds and its ``axis`` (slope or margin); one
+    dataset per value of the axis, labelled as a variant with its theory."""
+    config = TrainConfig(
+        d=preset["d"],
+        n=round(preset["rate"] * preset["d"]),
+        steps=preset["steps"],
+        batch=BATCH,
+        activation=activation,
+        surrogate=kind,
+        schedule="cosine",
+        risk_eval="exact",
+    )
+    name = kind if activation == "sign" else "helu"
+    ds = sweep(
+        config,
+        {"seed": list(preset["seeds"]), **axis, "lr": [LR]},
+        out=Path(out) / f"{NAME}-{name}",
+        mc_samples=2048,
+        progress=progress,
+    )
+    ((axis_name, values),) = axis.items()
+    variants = []
+    for v in values:
+        one = ds.sel({axis_name: v}).squeeze("lr", drop=True)
+        variants.append(
+            xr.Dataset({"exact_risk": one["exact_risk"], "risk_trace": one["risk_trace"]}).assign_coords(
+                variant=f"{name} {axis_name}={v:g}" if name != "ste" else "ste",
+                activation=activation,
+                surrogate=name,
+                slope=v if axis_name == "slope" else np.nan,
+                margin=v if axis_name == "margin" else np.nan,
+                theory=float(theory.gaussian_limit(preset["rate"], activation)),
+            )
+        )
+    return variants
 
 
 def _figure(ds: xr.Dataset):
