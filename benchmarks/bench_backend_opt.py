@@ -1,4 +1,4 @@
-"""XLA's LLVM backend optimization level: compile time of a sweep's block program against its run time.
+"""XLA:CPU compile settings: compile time of a sweep's block program against its run time, and of tiny programs.
 
 Most of a block program's XLA compile is LLVM generating code for its kernels (the threefry kernels
 that draw each step's batch take most of it at small d). ``--xla_backend_optimization_level`` (XLA's
@@ -9,9 +9,15 @@ and Monte Carlo samples) and runs it: compile CPU seconds, the best of 3 runs' w
 final risks' largest relative difference from level 2's (the level changes float32 rounding, not
 the random streams).
 
-The test suite compiles at level 1 (tests/conftest.py); aejax itself uses XLA's default.
+A setting is a level, optionally with ``+legacy``: XLA:CPU's legacy (non-MLIR) fusion emitters
+(``--xla_cpu_use_fusion_emitters=false``, known to jaxlib 0.10 only). Each process also compiles
+``--tiny`` tiny element-wise programs (a new shape each, as eager ``jax.numpy`` calls in a test do)
+and reports their CPU seconds per compile: most of the test suite's compiles are such programs.
 
-Usage: ``python benchmarks/bench_backend_opt.py [--dims 8,128] [--levels 2,1,0]``
+The test suite compiles at level 1, with the legacy emitters on jaxlib 0.10 (tests/conftest.py);
+aejax itself uses XLA's defaults.
+
+Usage: ``python benchmarks/bench_backend_opt.py [--dims 8,128] [--levels 2,1,0,1+legacy] [--tiny 200]``
 """
 
 from __future__ import annotations
@@ -46,16 +52,29 @@ for _ in range(3):
     out = jax.block_until_ready(compiled(keys, hparams))
     runs.append(time.perf_counter() - start)
 risk = np.asarray(out["risk"], np.float64).ravel().tolist()
-print(json.dumps({"compile_cpu_s": compile_cpu, "run_s": min(runs), "risk": risk}))
+tiny = int(sys.argv[3])
+cpu = time.process_time()
+for i in range(tiny):  # a new shape each time: one compile each, like eager jax.numpy calls
+    jax.block_until_ready(jax.numpy.sin(jax.numpy.ones(i + 4)) * 2.0 + 1.0)
+tiny_ms = 1e3 * (time.process_time() - cpu) / max(tiny, 1)
+print(json.dumps({"compile_cpu_s": compile_cpu, "run_s": min(runs), "tiny_compile_ms": tiny_ms, "risk": risk}))
 """
 
 
-def measure(level: str, d: int) -> dict:
+def xla_flags(setting: str) -> str:
+    """``XLA_FLAGS`` of a setting: ``"1"`` is level 1, ``"1+legacy"`` level 1 with the legacy fusion emitters."""
+    level, _, extra = setting.partition("+")
+    if level not in ("0", "1", "2", "3") or extra not in ("", "legacy"):
+        raise SystemExit(f"--levels: each setting must be 0-3, optionally +legacy, got {setting!r}")
+    return f"--xla_backend_optimization_level={level}" + (" --xla_cpu_use_fusion_emitters=false" if extra else "")
+
+
+def measure(setting: str, d: int, tiny: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env["XLA_FLAGS"] = f"--xla_backend_optimization_level={level}"
+    env["XLA_FLAGS"] = xla_flags(setting)
     here = str(Path(__file__).resolve().parent)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, here, str(d)], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, here, str(d), str(tiny)], env=env, capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -63,7 +82,12 @@ def measure(level: str, d: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--dims", default="8,128", help="comma-separated d values")
-    parser.add_argument("--levels", default="2,1,0", help="comma-separated levels; the first is the reference")
+    parser.add_argument(
+        "--levels",
+        default="2,1,0,1+legacy",
+        help="comma-separated settings (0-3, optionally +legacy); the first is the reference",
+    )
+    parser.add_argument("--tiny", type=int, default=200, help="tiny programs compiled per process")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import machine, write
@@ -73,14 +97,14 @@ def main() -> None:
     for d in (int(v) for v in args.dims.split(",")):
         reference = None
         for level in levels:
-            result = measure(level, d)
+            result = measure(level, d, args.tiny)
             risk = result.pop("risk")
             reference = reference or risk
             change = max(abs(a - b) / abs(b) for a, b in zip(risk, reference, strict=True))
             rows.append({"d": d, "level": level, **result, "risk_rel_change": change})
             print(rows[-1], flush=True)
     meta = {"machine": machine(), "program": "block, 3 runs, time=200, default trace and Monte Carlo samples"}
-    write("backend_opt", rows, meta, ["d", "level", "compile_cpu_s", "run_s", "risk_rel_change"])
+    write("backend_opt", rows, meta, ["d", "level", "compile_cpu_s", "run_s", "tiny_compile_ms", "risk_rel_change"])
 
 
 if __name__ == "__main__":
