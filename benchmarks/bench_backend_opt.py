@@ -12,12 +12,14 @@ the random streams).
 A setting is a level, optionally with ``+legacy``: XLA:CPU's legacy (non-MLIR) fusion emitters
 (``--xla_cpu_use_fusion_emitters=false``, known to jaxlib 0.10 only). Each process also compiles
 ``--tiny`` tiny element-wise programs (a new shape each, as eager ``jax.numpy`` calls in a test do)
-and reports their CPU seconds per compile: most of the test suite's compiles are such programs.
+and reports their CPU milliseconds per program (tracing, lowering and XLA): most of the test
+suite's compiles are such programs. ``--sweep`` also times issue 25's sweep (d = 32, 64, 128 × rates
+0.5, 1 × 3 seeds, ``time = 200``) from Python, cold, under each setting, with a hash of its results.
 
 The test suite compiles at level 1, with the legacy emitters on jaxlib 0.10 (tests/conftest.py);
 aejax itself uses XLA's defaults.
 
-Usage: ``python benchmarks/bench_backend_opt.py [--dims 8,128] [--levels 2,1,0,1+legacy] [--tiny 200]``
+Usage: ``python benchmarks/bench_backend_opt.py [--dims 8,128] [--levels 2,1,0,1+legacy] [--tiny 200] [--sweep]``
 """
 
 from __future__ import annotations
@@ -52,12 +54,29 @@ for _ in range(3):
     out = jax.block_until_ready(compiled(keys, hparams))
     runs.append(time.perf_counter() - start)
 risk = np.asarray(out["risk"], np.float64).ravel().tolist()
-tiny = int(sys.argv[3])
+tiny, compiles = int(sys.argv[3]), []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, seconds, **_: compiles.append(seconds) if event.endswith("backend_compile_duration") else None
+)
 cpu = time.process_time()
-for i in range(tiny):  # a new shape each time: one compile each, like eager jax.numpy calls
+for i in range(tiny):  # a new shape each time: 4 compiles (ones, sin, multiply, add), like eager jax.numpy calls
     jax.block_until_ready(jax.numpy.sin(jax.numpy.ones(i + 4)) * 2.0 + 1.0)
-tiny_ms = 1e3 * (time.process_time() - cpu) / max(tiny, 1)
+tiny_ms = 1e3 * (time.process_time() - cpu) / max(len(compiles), 1)  # tracing, lowering and compiling, per program
 print(json.dumps({"compile_cpu_s": compile_cpu, "run_s": min(runs), "tiny_compile_ms": tiny_ms, "risk": risk}))
+"""
+
+SWEEP_CHILD = r"""
+import hashlib, json, sys, time
+import jax, numpy as np
+jax.config.update("jax_enable_compilation_cache", False)
+import aejax
+config = aejax.TrainConfig(d=32, n=32, time=200.0)
+wall, cpu = time.perf_counter(), time.process_time()
+ds = aejax.sweep(config, {"d": [32, 64, 128], "rate": [0.5, 1.0], "seed": [0, 1, 2]}, progress=False)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+names = ("risk", "exact_risk", "risk_trace")
+digest = hashlib.sha256(b"".join(np.ascontiguousarray(ds[v].values).tobytes() for v in names))
+print(json.dumps({"sweep_s": wall, "sweep_cpu_s": cpu, "hash": digest.hexdigest()[:16]}))
 """
 
 
@@ -69,14 +88,16 @@ def xla_flags(setting: str) -> str:
     return f"--xla_backend_optimization_level={level}" + (" --xla_cpu_use_fusion_emitters=false" if extra else "")
 
 
-def measure(setting: str, d: int, tiny: int) -> dict:
+def child(setting: str, *argv: str) -> dict:
+    """Run ``argv`` in a fresh interpreter under ``setting``'s ``XLA_FLAGS``, no compilation cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env["XLA_FLAGS"] = xla_flags(setting)
-    here = str(Path(__file__).resolve().parent)
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, here, str(d), str(tiny)], env=env, capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(setting: str, d: int, tiny: int) -> dict:
+    return child(setting, "-c", CHILD, str(Path(__file__).resolve().parent), str(d), str(tiny))
 
 
 def main() -> None:
@@ -88,6 +109,7 @@ def main() -> None:
         help="comma-separated settings (0-3, optionally +legacy); the first is the reference",
     )
     parser.add_argument("--tiny", type=int, default=200, help="tiny programs compiled per process")
+    parser.add_argument("--sweep", action="store_true", help="also time issue 25's cold sweep under each setting")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import machine, write
@@ -103,8 +125,27 @@ def main() -> None:
             change = max(abs(a - b) / abs(b) for a, b in zip(risk, reference, strict=True))
             rows.append({"d": d, "level": level, **result, "risk_rel_change": change})
             print(rows[-1], flush=True)
-    meta = {"machine": machine(), "program": "block, 3 runs, time=200, default trace and Monte Carlo samples"}
-    write("backend_opt", rows, meta, ["d", "level", "compile_cpu_s", "run_s", "tiny_compile_ms", "risk_rel_change"])
+    if args.sweep:
+        for level in levels:
+            rows.append({"d": "sweep", "level": level, **child(level, "-c", SWEEP_CHILD)})
+            print(rows[-1], flush=True)
+    meta = {
+        "machine": machine(),
+        "program": "block, 3 runs, time=200, default trace and Monte Carlo samples",
+        "sweep": "cold, no cache: d = 32, 64, 128 x rates 0.5, 1 x 3 seeds, time = 200 (issue 25's)",
+    }
+    columns = [
+        "d",
+        "level",
+        "compile_cpu_s",
+        "run_s",
+        "tiny_compile_ms",
+        "risk_rel_change",
+        "sweep_s",
+        "sweep_cpu_s",
+        "hash",
+    ]
+    write("backend_opt", rows, meta, columns)
 
 
 if __name__ == "__main__":
