@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 from typing import TYPE_CHECKING, Any, cast
 
@@ -170,10 +171,12 @@ def _device_description(mesh: Mesh) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
+    """The packages that built the programs, and ``XLA_FLAGS`` (code-generation flags such as
+    ``--xla_cpu_use_fusion_emitters`` or ``--xla_backend_optimization_level`` change the bits)."""
     import importlib.metadata as md
 
     names = ("aejax", "jax", "jaxlib", "numpy", "optax", "flax", "xarray")
-    out = {"python": platform.python_version()}
+    out = {"python": platform.python_version(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
     for name in names:
         try:
             out[name] = md.version(name)
