@@ -333,6 +333,16 @@ def stack(parts: list[xr.Dataset], axis: OuterAxis) -> xr.Dataset:
     return ds
 
 
+def _merged_builds(parts: list[xr.Dataset]) -> list[dict[str, Any]]:
+    """Every part's ``reused_builds`` (runs reused from another build), one entry per build."""
+    runs: dict[str, int] = {}
+    for part in parts:
+        for entry in json.loads(part.attrs.get("reused_builds", "[]")):
+            key = json.dumps(entry["build"], sort_keys=True)
+            runs[key] = runs.get(key, 0) + entry["runs"]
+    return [{"build": json.loads(key), "runs": n} for key, n in runs.items()]
+
+
 def _stacked_attrs(parts: list[xr.Dataset], axis: OuterAxis) -> dict[str, Any]:
     """The first part's attrs, with the axis's values in ``config``, every part's config in ``parts``."""
     attrs = dict(parts[0].attrs)
@@ -349,6 +359,8 @@ def _stacked_attrs(parts: list[xr.Dataset], axis: OuterAxis) -> dict[str, Any]:
         values = [p.attrs[key] for p in parts if isinstance(p.attrs.get(key), (int, float))]
         if len(values) == len(parts):
             attrs[key] = sum(values)
+    if any("reused_builds" in p.attrs for p in parts):
+        attrs["reused_builds"] = json.dumps(_merged_builds(parts), sort_keys=True)
     records = []
     for label, part in zip(axis.labels, parts, strict=True):
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from aejax import record
+from aejax import _build, record
 from aejax._sweep_execute import Execution
 from aejax._sweep_plan import SweepPlan
 from aejax._sweep_theory import DESCRIPTIONS, theory_column
@@ -67,7 +66,8 @@ def _attrs(plan: SweepPlan, execution: Execution) -> dict[str, Any]:
         "mc_samples": next(iter(set(samples.values())))
         if len(set(samples.values())) == 1
         else json.dumps({str(d): m for d, m in sorted(samples.items())}),
-        "versions": _versions(),
+        "versions": _build.versions(),
+        "reused_builds": execution.reused_builds,  # [] unless runs were reused from another build
         "device": _device_description(plan.mesh),
         **_bucket_attrs(plan),
         "compilations": sum(p.compilations for p in programs),
@@ -168,18 +168,3 @@ def _device_description(mesh: Mesh) -> dict[str, Any]:
         "processes": jax.process_count(),
         "host": platform.node(),
     }
-
-
-def _versions() -> dict[str, str]:
-    """The packages that built the programs, and ``XLA_FLAGS`` (code-generation flags such as
-    ``--xla_cpu_use_fusion_emitters`` or ``--xla_backend_optimization_level`` change the bits)."""
-    import importlib.metadata as md
-
-    names = ("aejax", "jax", "jaxlib", "numpy", "optax", "flax", "xarray")
-    out = {"python": platform.python_version(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
-    for name in names:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "missing"
-    return out

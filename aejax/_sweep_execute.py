@@ -11,7 +11,9 @@ strategy (``aejax._sweep_runners``): whole block programs, or segments with chec
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import warnings
 from typing import Any
 
 import jax
@@ -19,7 +21,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
-from aejax import _validate, record
+from aejax import _build, _validate, record
 from aejax._sweep_plan import Bucket, SweepPlan
 from aejax._sweep_runners import ChunkRunner, PlainRunner, SegmentedRunner
 from aejax.config import TrainConfig
@@ -36,6 +38,8 @@ class Execution:
 
     records: dict[int, dict[str, np.ndarray]]
     reused: int
+    build: str = _build.UNRECORDED  # the build that computes this process's runs (``aejax._build.describe``)
+    reused_builds: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # other builds of reused runs
     programs: list[Program] = dataclasses.field(default_factory=list)
     chunk_fill: list[float] = dataclasses.field(default_factory=list)
     memory: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -52,7 +56,11 @@ def execute(plan: SweepPlan, store: Any) -> Execution:
     n_steps, n_runs = len(plan.config.trace_steps), len(plan.grid.runs)
     done = _share_finished(store.load(n_steps, n_runs) if store else {}, n_runs, n_steps)
     todo = plan.without(done)
-    result = Execution(dict(done), len(done))
+    device = plan.mesh.devices.flat[0]
+    build = _build.describe(device.platform, device.device_kind)
+    result = Execution(dict(done), len(done), build, _other_builds(store, done, build))
+    if store:
+        store.build = build  # written into each chunk file it saves
     writer = jax.process_index() == 0
     runner: ChunkRunner = SegmentedRunner(todo, writer) if plan.options.checkpointing else PlainRunner(todo)
     compile_ahead(todo.placements())
@@ -87,6 +95,26 @@ def _run_bucket(
         result.chunk_fill.append(len(ids) / (width * math.ceil(len(ids) / width)))
         result.computed += len(ids)
         bar.advance(len(ids))
+
+
+def _other_builds(store: Any, done: dict[int, Any], build: str) -> list[dict[str, Any]]:
+    """The builds other than ``build`` that computed runs of ``done`` (from ``store.builds``), each
+    with its run count, and a warning naming what differs: their bits are those builds', not this one's."""
+    counts: dict[str, int] = {}
+    for run in done:
+        other = getattr(store, "builds", {}).get(run, build)
+        if other != build:
+            counts[other] = counts.get(other, 0) + 1
+    if not counts:
+        return []
+    details = "; ".join(f"{n} runs: {', '.join(_build.differences(b, build))}" for b, n in counts.items())
+    warnings.warn(
+        f"{sum(counts.values())} of the {len(done)} runs reused from {store.out} were computed by another "
+        f"build than this process's ({details}); their bits are that build's. The results' attribute "
+        "reused_builds names each build and its runs",
+        stacklevel=3,
+    )
+    return [{"runs": n, "build": b if b == _build.UNRECORDED else json.loads(b)} for b, n in counts.items()]
 
 
 def fit_program(plan: SweepPlan, bucket: Bucket) -> tuple[Program, Bucket]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from aejax import _validate, record
+from aejax._build import UNRECORDED
 from aejax.grid import Grid
 
 if TYPE_CHECKING:  # imported where a Dataset is built or read: ``import aejax`` does without it (pandas too)
@@ -84,6 +85,8 @@ class RunStore:
     (even when ``manifest.json`` was deleted or replaced), a chunk whose fields do not have the shapes
     of ``aejax.record.FIELDS``, and an unreadable one; their runs are recomputed.
     """
+
+    build: str = UNRECORDED  # the build that computes the runs saved here (set by the sweep)
 
     def __init__(self, out: str | os.PathLike, manifest: dict[str, Any], resume: bool = False):
         self.out = Path(out)
@@ -145,8 +148,10 @@ class RunStore:
         A chunk file of another sweep (other fingerprint), one that cannot be read, and one whose
         fields do not fit the schema (``n_steps`` trace points per ``per_step`` field, run ids in
         ``[0, n_runs)``, when given) are reported with a warning naming the file and skipped.
+        ``self.builds`` then maps each loaded run to the build that computed it.
         """
         done: dict[int, dict[str, np.ndarray]] = {}
+        self.builds: dict[int, str] = {}  # run -> the build that computed it (``aejax._build``)
         for file in sorted(self.chunks.glob("chunk-*.npz")):
             if not file.name.startswith(f"chunk-{self.fingerprint}-"):
                 warnings.warn(
@@ -160,6 +165,7 @@ class RunStore:
                     stored = str(z["fingerprint"]) if "fingerprint" in z.files else None
                     ids = z["run_ids"]
                     fields = {name: z[name] for name in record.NAMES}
+                    build = str(z["build"]) if "build" in z.files else UNRECORDED
             except Exception as err:  # a truncated or corrupted file: recompute its runs
                 warnings.warn(
                     f"ignoring unreadable chunk file {file} ({type(err).__name__}: {err}); its runs will be recomputed",
@@ -172,10 +178,12 @@ class RunStore:
                 continue
             for i, run in enumerate(ids.tolist()):
                 done[run] = {name: values[i] for name, values in fields.items()}
+                self.builds[run] = build
         return done
 
     def save(self, run_ids: np.ndarray, records: dict[str, np.ndarray]) -> None:
-        """Write one finished chunk atomically, tagged with the sweep's fingerprint."""
+        """Write one finished chunk atomically, tagged with the sweep's fingerprint and ``self.build``,
+        the build that computed it (``aejax._build.describe``; the sweep sets it)."""
         tag = hashlib.sha1(np.asarray(run_ids).tobytes()).hexdigest()[:12]
         path = self.chunks / f"chunk-{self.fingerprint}-{int(run_ids[0]):07d}-{tag}.npz"
 
@@ -184,6 +192,7 @@ class RunStore:
                 np.savez(
                     f,
                     fingerprint=np.asarray(self.fingerprint),
+                    build=np.asarray(self.build),
                     run_ids=run_ids,
                     # the record's field names never include savez's own allow_pickle keyword
                     **{name: records[name] for name in record.NAMES},  # pyright: ignore[reportArgumentType]
