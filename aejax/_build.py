@@ -22,7 +22,7 @@ import platform
 import re
 from collections.abc import Mapping
 
-__all__ = ["BUILD_PACKAGES", "describe", "differences", "versions", "xla_flags"]
+__all__ = ["BUILD_PACKAGES", "describe", "differences", "package_versions", "versions", "xla_flags"]
 
 BUILD_PACKAGES = ("aejax", "jax", "jaxlib", "optax", "numpy")  # the packages whose code goes into a run's bits
 RECORDED_PACKAGES = (*BUILD_PACKAGES, "flax", "xarray")  # also named in a results file's ``versions``
@@ -36,23 +36,27 @@ def xla_flags(environ: Mapping[str, str] | None = None) -> str:
     return " ".join(_DEVICE_COUNT.sub("", flags).split())
 
 
-def _version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "missing"
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """The installed version of each package in ``names`` (``"missing"`` for one not installed)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
 
 
 def versions() -> dict[str, str]:
     """Python, the recorded packages' versions and ``XLA_FLAGS``: a results file's ``versions`` attribute."""
-    packages = {n: _version(n) for n in RECORDED_PACKAGES}
+    packages = package_versions(RECORDED_PACKAGES)
     return {"python": platform.python_version(), **packages, "XLA_FLAGS": xla_flags()}
 
 
 def describe(platform_name: str, device_kind: str) -> str:
     """This process's build on a device of ``platform_name`` and ``device_kind``, as canonical JSON:
     the packages that go into a run's bits, ``XLA_FLAGS`` and the device."""
-    build = {n: _version(n) for n in BUILD_PACKAGES}
+    build = package_versions(BUILD_PACKAGES)
     build.update(XLA_FLAGS=xla_flags(), device=f"{platform_name}: {device_kind}")
     return json.dumps(build, sort_keys=True)
 

@@ -36,6 +36,7 @@ from typing import Any
 import jax
 
 from aejax import _validate
+from aejax._build import package_versions
 from aejax.identity import describe
 
 __all__ = ["load", "program_key", "save", "store_directory"]
@@ -118,15 +119,7 @@ def code_digest() -> str:
 
 @functools.cache
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"jax": jax.__version__}
-    for name in ("jaxlib", "optax", "numpy", "ml_dtypes"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "missing"
-    return out
+    return {"jax": jax.__version__, **package_versions(("jaxlib", "optax", "numpy", "ml_dtypes"))}
 
 
 def _path(key: str, directory: str) -> Path:
