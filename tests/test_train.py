@@ -7,6 +7,8 @@ SGD at d = 32 and relu at d = 64 (whose tight-frame value is 0.017 off at d = 32
 risks are printed in a table at the end of the module.
 """
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -137,10 +139,12 @@ def test_relu_population_gd_vs_tight_frame_d256(results_table):
 
 def test_rate_mask_run_equals_run_compiled_at_its_own_n():
     """A rate masking a larger compiled n trains exactly like a program compiled with n = rate·d."""
-    small = aejax.TrainConfig(d=16, n=8, steps=40, mode="population")
-    large = aejax.TrainConfig(d=16, n=24, steps=40, mode="population")
-    _, trace_small = jax.jit(aejax.make_train(small))(jax.random.key(3), {"lr": 0.02})
-    _, trace_large = jax.jit(aejax.make_train(large))(jax.random.key(3), {"lr": 0.02, "rate": 0.5})
+    # ``large`` is test_vmapped_hparams_equal_per_run_calls' population program (compiled once)
+    large = aejax.TrainConfig(d=16, n=16, steps=60, mode="population", batch=64)
+    small = dataclasses.replace(large, n=8)
+    _, trace_small = jax.jit(aejax.make_train(small))(jax.random.key(3), {"lr": jnp.float32(0.02)})
+    hparams = {"lr": jnp.float32(0.02), "rate": jnp.float32(0.5)}
+    _, trace_large = jax.jit(aejax.make_train(large))(jax.random.key(3), hparams)
     np.testing.assert_allclose(trace_large["risk"], trace_small["risk"], rtol=1e-5)
 
 
@@ -219,9 +223,10 @@ def test_changing_hparams_does_not_retrace():
 def test_units_beyond_the_rate_never_move():
     """Rows of B beyond round(rate·d) get no update: they are identical for two learning rates,
     while the rows in use differ."""
-    train = jax.jit(aejax.make_train(aejax.TrainConfig(d=16, n=16, steps=30, mode="online", batch=32)))
-    fast, _ = jax.tree.map(np.asarray, train(jax.random.key(5), {"lr": 0.05, "rate": 0.5}))
-    slow, _ = jax.tree.map(np.asarray, train(jax.random.key(5), {"lr": 0.01, "rate": 0.5}))
+    # test_vmapped_hparams_equal_per_run_calls' online program (compiled once)
+    train = jax.jit(aejax.make_train(aejax.TrainConfig(d=16, n=16, steps=60, mode="online", batch=64)))
+    fast, _ = jax.tree.map(np.asarray, train(jax.random.key(5), {"lr": jnp.float32(0.05), "rate": jnp.float32(0.5)}))
+    slow, _ = jax.tree.map(np.asarray, train(jax.random.key(5), {"lr": jnp.float32(0.01), "rate": jnp.float32(0.5)}))
     unused = ~np.asarray(rate_mask(0.5, 16, 16), bool)
     np.testing.assert_array_equal(fast.B[unused], slow.B[unused])
     np.testing.assert_array_equal(fast.A[:, unused], 0)
