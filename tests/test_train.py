@@ -176,7 +176,7 @@ def test_dataset_mode_on_empirical_source():
 def test_trace_and_param_shapes(eval_every, points):
     """Trace holds one loss and risk per eval_every steps; params keep (d, n) and (n, d)."""
     cfg = aejax.TrainConfig(d=8, n=12, steps=200, mode="population", eval_every=eval_every)
-    params, trace = jax.jit(aejax.make_train(cfg))(jax.random.key(0), {"lr": 0.01})
+    params, trace = aejax.make_train(cfg)(jax.random.key(0), {"lr": 0.01})
     assert trace["loss"].shape == trace["risk"].shape == (points,)
     assert len(cfg.trace_steps) == points and cfg.trace_steps[-1] == 200
     assert params.A.shape == (8, 12) and params.B.shape == (12, 8)
