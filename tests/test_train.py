@@ -174,12 +174,15 @@ def test_dataset_mode_on_empirical_source():
 
 @pytest.mark.parametrize("eval_every,points", [(None, 20), (25, 8), (100, 2)])
 def test_trace_and_param_shapes(eval_every, points):
-    """Trace holds one loss and risk per eval_every steps; params keep (d, n) and (n, d)."""
-    cfg = aejax.TrainConfig(d=8, n=12, steps=200, mode="population", eval_every=eval_every)
-    params, trace = aejax.make_train(cfg)(jax.random.key(0), {"lr": 0.01})
+    """Trace holds one loss and risk per eval_every steps; params keep (d, n) and (n, d). (The config
+    of test_modes_run_and_reduce_the_risk[population-gaussian]: eval_every=None is its program.)"""
+    cfg = aejax.TrainConfig(
+        d=16, n=8, steps=200, mode="population", batch=128, trace_samples=4096, eval_every=eval_every
+    )
+    params, trace = jax.jit(aejax.make_train(cfg))(jax.random.key(0), {"lr": 0.02, "p": 0.5})
     assert trace["loss"].shape == trace["risk"].shape == (points,)
     assert len(cfg.trace_steps) == points and cfg.trace_steps[-1] == 200
-    assert params.A.shape == (8, 12) and params.B.shape == (12, 8)
+    assert params.A.shape == (16, 8) and params.B.shape == (8, 16)
 
 
 @pytest.mark.parametrize("mode", ["online", "population"])
