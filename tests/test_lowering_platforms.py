@@ -17,7 +17,7 @@ import pytest
 from jax import export
 
 from aejax.config import TrainConfig
-from aejax.devices import batch_runs
+from aejax.devices import batch_runs, large_cpu_runs
 from aejax.programs import block_shapes, make_run, segment_programs
 from aejax.train import make_trainer
 
@@ -54,12 +54,28 @@ def programs_of(config: TrainConfig, platform: str) -> dict[str, tuple]:
     }
 
 
+_JITTED: dict[tuple[str, bool], dict[str, tuple]] = {}
+
+
+def jitted_programs_of(config_name: str, platform: str) -> dict[str, tuple]:
+    """``programs_of``, each jitted once and shared by the platforms that batch a block alike (the
+    platform enters the programs only through ``batch_runs``: ``lax.map`` for large runs on a CPU,
+    else ``vmap``), so a program is traced once and lowered for each platform."""
+    config = CONFIGS[config_name]
+    key = (config_name, platform == "cpu" and large_cpu_runs(config))
+    if key not in _JITTED:
+        programs = programs_of(config, platform)
+        _JITTED[key] = {
+            n: (fn if hasattr(fn, "trace") else jax.jit(fn), *shapes) for n, (fn, *shapes) in programs.items()
+        }
+    return _JITTED[key]
+
+
 @pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("config_name", list(CONFIGS))
 def test_every_program_lowers_for_the_platform(config_name, platform):
-    config = CONFIGS[config_name]
-    for name, (fn, *shapes) in programs_of(config, platform).items():
-        exported = export.export(fn if hasattr(fn, "trace") else jax.jit(fn), platforms=(platform,))(*shapes)
+    for name, (fn, *shapes) in jitted_programs_of(config_name, platform).items():
+        exported = export.export(fn, platforms=(platform,))(*shapes)
         text = exported.mlir_module()
         assert exported.platforms == (platform,), name
         if platform != "cpu":

@@ -182,9 +182,11 @@ def test_diverged_run_is_marked_and_others_in_its_chunk_finish(base):
 
 
 def test_memory_budget_too_small_is_refused_before_running(tmp_path):
-    """A 1 kB budget cannot hold one run per device: ValueError, and no chunk was run or written."""
+    """A 1 kB budget cannot hold one run per device: ValueError, and no chunk was run or written.
+    (tests/test_tau_labels.py's one-run sweep: its one-run program is compiled once for both files.)"""
+    config = aejax.TrainConfig(d=8, n=8, steps=4)
     with pytest.raises(ValueError, match=r"one run per device needs .* [KMG]?i?B per device .* over the memory budget"):
-        aejax.sweep(CONFIG, GRID, out=tmp_path, memory_budget=1000, **KW)
+        aejax.sweep(config, {"seed": [0]}, out=tmp_path, memory_budget=1000, mc_samples=64, progress=False, devices=1)
     assert not list(tmp_path.glob("chunks/*"))
 
 

@@ -10,7 +10,9 @@ import aejax
 from aejax.cli import main
 from aejax.scaling import stack_times
 
-CONFIG = aejax.TrainConfig(d=16, n=16, time=8.0, batch=8, mode="population", trace_points=4)
+# at τ = 4, the config, grid and options of tests/test_time_and_d.py's sweep at d = 16 alone: its
+# program is compiled once for both files through the session's compilation cache
+CONFIG = aejax.TrainConfig(d=16, n=16, time=8.0, batch=16, mode="population", trace_points=4)
 GRID = {"seed": [0, 1], "rate": [0.5, 1.0]}
 # both rates in one bucket, one program per τ (population mode's padding cost grows as n², so 8 → 16
 # units is an overhead of 3)
@@ -70,7 +72,7 @@ def test_cosine_trace_at_half_time_is_not_the_shorter_run(separate):
 @pytest.mark.integration  # the command line end to end; the time axis itself is tested above, in-process
 def test_cli_time_list_and_toml_grid_time(tmp_path, separate):
     """`--time 4,8` and `[grid] time = [4, 8]` give the time axis; each τ's numbers are its own sweep's."""
-    flags = ["--d", "16", "--batch", "8", "--mode", "population", "--trace-points", "4", "--rates", "0.5,1"]
+    flags = ["--d", "16", "--batch", "16", "--mode", "population", "--trace-points", "4", "--rates", "0.5,1"]
     flags += ["--seeds", "0,1", "--lr", "0.01", "--mc-samples", "256", "--quiet"]
     options = tmp_path / "options.toml"
     options.write_text("[sweep]\nmax_padding = 3.0\n")  # as ``separate``
@@ -84,7 +86,7 @@ def test_cli_time_list_and_toml_grid_time(tmp_path, separate):
     )
     config = tmp_path / "sweep.toml"
     config.write_text(
-        "[train]\nd = 16\nbatch = 8\nmode = 'population'\ntrace_points = 4\n"
+        "[train]\nd = 16\nbatch = 16\nmode = 'population'\ntrace_points = 4\n"
         "[grid]\nseed = [0, 1]\nrate = [0.5, 1.0]\nlr = [0.01]\ntime = [4, 8]\n"
         "[sweep]\nmc_samples = 256\nmax_padding = 3.0\n"
     )
