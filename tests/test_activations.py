@@ -51,12 +51,15 @@ def test_forward_is_exactly_plus_minus_one(surrogate, dtype):
         np.testing.assert_array_equal(np.asarray(out, dtype=np.float32), expected)
 
 
+# the slope is traced: one compiled program per surrogate, shared by the slopes
+_sign_derivative = jax.jit(jax.grad(lambda u, slope, surrogate: sign(u, slope, surrogate)), static_argnums=2)
+
+
 @pytest.mark.parametrize("slope", [0.3, 1.0, 4.0, 25.0])
 @pytest.mark.parametrize("surrogate", AREA_TWO)
 def test_surrogate_area_is_two(surrogate, slope):
     """scipy.integrate.quad of the autodiff derivative over the real line equals 2, the jump of sign."""
-    grad = jax.jit(jax.grad(lambda u: sign(u, slope, surrogate)))
-    f = lambda u: float(grad(jnp.float32(u)))  # noqa: E731
+    f = lambda u: float(_sign_derivative(jnp.float32(u), slope, surrogate))  # noqa: E731
     edges = [-np.inf, -1 / slope, 0.0, 1 / slope, np.inf]  # splits at the kinks of clip / approx_sign
     area = sum(integrate.quad(f, a, b, limit=200)[0] for a, b in itertools.pairwise(edges))
     assert area == pytest.approx(2.0, abs=2e-4)
@@ -111,7 +114,7 @@ def test_hessian_is_derivative_of_surrogate():
     """Second derivative through the tanh surrogate: d/du k sech²(k u) = -2 k² sech²(k u) tanh(k u)."""
     u = jnp.linspace(-1.5, 1.5, 7)
     k = 1.7
-    hess = jax.hessian(lambda x: jnp.sum(sign(x, k, "tanh")))(u)
+    hess = jax.jit(jax.hessian(lambda x: jnp.sum(sign(x, k, "tanh"))))(u)  # one program, not op by op
     un = np.asarray(u, np.float64)
     want = -2 * k**2 / np.cosh(k * un) ** 2 * np.tanh(k * un)
     np.testing.assert_allclose(hess, np.diag(want), rtol=1e-4, atol=1e-6)
@@ -130,7 +133,7 @@ def test_slope_broadcasts_per_unit(surrogate):
 def test_no_gradient_flows_to_slope_or_margin(surrogate):
     """The slope and the hysteresis margin are data: their gradient is exactly zero."""
     u = jnp.linspace(-1.0, 1.0, 9)
-    g_slope, g_margin = jax.grad(lambda k, m: jnp.sum(sign(u, k, surrogate, m) * u), argnums=(0, 1))(2.0, 0.1)
+    g_slope, g_margin = jax.jit(jax.grad(lambda k, m: jnp.sum(sign(u, k, surrogate, m) * u), argnums=(0, 1)))(2.0, 0.1)
     assert float(g_slope) == 0.0 and float(g_margin) == 0.0
     assert float(jax.grad(lambda m: jnp.sum(helu(u, m) * u))(0.1)) == 0.0
 

@@ -158,7 +158,7 @@ def test_multilayer_trains_end_to_end_and_exact_risk_is_nan():
 def test_identity_likeness_of_permutation_and_rotation():
     d = 256
     assert float(identity_likeness(-jnp.eye(d)[::-1])) == 1.0
-    rotation = identity_likeness(init(jax.random.key(0), d, d, kind="orthogonal").B)
+    rotation = jax.jit(lambda k: identity_likeness(init(k, d, d, kind="orthogonal").B))(jax.random.key(0))
     assert 1.0 / d < float(rotation) < 4 * np.log(d) / d
     assert float(identity_likeness(jnp.eye(4), mask=jnp.array([1.0, 1.0, 0.0, 0.0]))) == 1.0
 
@@ -169,7 +169,9 @@ def test_inverse_participation_ratio_of_permutation_flat_and_haar_rows():
     flat = np.sign(np.random.default_rng(0).standard_normal((8, d)))
     assert float(inverse_participation_ratio(jnp.asarray(flat))) == pytest.approx(1 / d, rel=1e-6)
     # Haar rows: E Σ_j b_j⁴ = d · 3/(d(d + 2)) (uniform unit vector), averaged over 8 rotations
-    haar = [inverse_participation_ratio(init(jax.random.key(k), d, d, kind="orthogonal").B) for k in range(8)]
+    haar = jax.jit(  # the 8 rotations in one compiled program
+        jax.vmap(lambda k: inverse_participation_ratio(init(jax.random.key(k), d, d, kind="orthogonal").B))
+    )(jnp.arange(8))
     assert float(np.mean(haar)) == pytest.approx(3 / (d + 2), rel=0.03)
     mixed = jnp.concatenate([jnp.eye(4), jnp.ones((4, 4))])
     assert float(inverse_participation_ratio(mixed, mask=jnp.array([1.0] * 4 + [0.0] * 4))) == pytest.approx(1.0)
