@@ -24,6 +24,8 @@
   measures both).
   The same last-bit caveat applies. jaxlib 0.12 has only the new emitters (the flag is unknown there, and
   XLA aborts on an unknown flag), so other versions are left alone.
+- One OpenBLAS thread per process, and the longest files collected first (``LONGEST_FILES``), so that
+  xdist's ``--dist loadfile`` does not leave one worker running a long file alone at the end.
 - Hypothesis profiles: ``default`` is derandomized (the same examples on every run, every machine)
   with no example database and no timing-based deadline or health check, so a loaded machine
   cannot fail a test; ``random`` draws new examples each run (nightly-style exploration). Pick it
@@ -172,6 +174,20 @@ def pytest_collection_modifyitems(items):
             continue
         if "subprocess." in source or "sys.executable" in source:
             item.add_marker(pytest.mark.integration)
+    _longest_files_first(items)
+
+
+# The default tier's longest files (cold, in CPU seconds: test_risk 42, test_docs 34, test_train 23,
+# test_decoders 19). xdist's ``--dist loadfile`` hands files to the workers in collection order; an
+# alphabetical order starts test_train and test_vamp_edge last, and one worker then runs them alone.
+LONGEST_FILES = ("test_risk.py", "test_docs.py", "test_train.py", "test_decoders.py", "test_theory_api.py")
+
+
+def _longest_files_first(items: list) -> None:
+    """Reorder ``items`` in place: the files of ``LONGEST_FILES`` first, in that order; every file's
+    tests keep their order, and the other files theirs."""
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort
 
 
 @pytest.fixture(scope="module")
