@@ -33,6 +33,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from aejax import program_store
+from aejax._threefry import wrap_key_data
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs
 from aejax.train import make_train, make_trainer
@@ -84,7 +85,7 @@ def make_run(config: TrainConfig, mc_samples: int, data: Any = None):
     train = make_train(config)
 
     def run(key_data, hparams):
-        key = jax.random.wrap_key_data(key_data)
+        key = wrap_key_data(key_data)
         params, trace = train(key, hparams, data)
         return config.bind(hparams, data).record(params, trace, key, mc_samples)
 
@@ -385,12 +386,11 @@ def segment_programs(
         return _SEGMENT_PROGRAMS[key]
     trainer = make_trainer(config)
 
-    def wrap(key_data):
-        return jax.random.wrap_key_data(key_data)
-
-    start = jax.jit(batch_runs(lambda k, h: trainer.start(wrap(k), h), config, platform))
+    start = jax.jit(batch_runs(lambda k, h: trainer.start(wrap_key_data(k), h), config, platform))
     finish = jax.jit(
-        batch_runs(lambda s, k, h: config.bind(h).record(s.params, s.trace, wrap(k), mc_samples), config, platform)
+        batch_runs(
+            lambda s, k, h: config.bind(h).record(s.params, s.trace, wrap_key_data(k), mc_samples), config, platform
+        )
     )
     advances: dict[int, Any] = {}
 
@@ -398,7 +398,9 @@ def segment_programs(
         if count not in advances:
 
             def one_segment(state, keys, hparams, first):
-                step = batch_runs(lambda s, k, h: trainer.advance(s, wrap(k), h, first, count), config, platform)
+                step = batch_runs(
+                    lambda s, k, h: trainer.advance(s, wrap_key_data(k), h, first, count), config, platform
+                )
                 return step(state, keys, hparams)
 
             advances[count] = jax.jit(one_segment, donate_argnums=0)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import jax
 import numpy as np
 
+from aejax._threefry import key as threefry_key
 from aejax.model import Params, coherence, exact_tie_fraction, identity_likeness, inverse_participation_ratio
 from aejax.sources import Source
 
@@ -145,7 +146,7 @@ OBSERVABLES = (
         "exact_tie_fraction",
         f"fraction of u = 0 exactly where a live row's dominant input is 0 ({TIE_SAMPLES} fixed samples; "
         "1: sign(0) = +1 decides, 0: ties broken by the other coordinates)",
-        lambda m, p: exact_tie_fraction(p.B, m.source.sample(jax.random.key(TIE_KEY), TIE_SAMPLES), m.mask),
+        lambda m, p: exact_tie_fraction(p.B, m.source.sample(threefry_key(TIE_KEY), TIE_SAMPLES), m.mask),
     ),
 )
 
