@@ -40,7 +40,7 @@ from aejax.programs import (
     split,
 )
 from aejax.progress import ChunkProgress
-from aejax.train import run_key
+from aejax.train import run_key_data
 
 if TYPE_CHECKING:
     from aejax._sweep_plan import Bucket, SweepPlan
@@ -146,7 +146,7 @@ def _chunk_inputs(
     blocks of ``width`` runs."""
     padded = np.concatenate([ids, np.full(-len(ids) % width, ids[-1])])
     chosen = [grid.runs[i] for i in padded.tolist()]
-    keys = np.stack([np.asarray(jax.random.key_data(run_key(seed, run.get("seed", 0)))) for run in chosen])
+    keys = run_key_data(seed, [run.get("seed", 0) for run in chosen])
     return keys, {name: np.asarray([run[name] for run in chosen], np.float32) for name in hparam_names}
 
 

@@ -26,7 +26,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import jax
@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 from aejax import _validate, record
+from aejax._threefry import fold_in_data
 from aejax.config import TrainConfig
 from aejax.model import Params
 from aejax.optim import get_optimizer, schedule_factor, with_state_dtype
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 Array = jax.Array
 
-__all__ = ["TrainState", "Trainer", "make_train", "make_trainer", "run_key"]
+__all__ = ["TrainState", "Trainer", "make_train", "make_trainer", "run_key", "run_key_data"]
 
 
 def run_key(base_seed: int, seed: int) -> jax.Array:
@@ -59,6 +60,18 @@ def run_key(base_seed: int, seed: int) -> jax.Array:
         ()
     """
     return jax.random.fold_in(jax.random.key(base_seed), seed)
+
+
+def run_key_data(base_seed: int, seeds: Sequence[int]) -> np.ndarray:
+    """``key_data(run_key(base_seed, s))`` for each ``s`` in ``seeds``, as ``uint32[len(seeds), 2]``,
+    without compiling a program per call (how a sweep makes its runs' keys).
+
+    Examples:
+        >>> import numpy as np
+        >>> bool(np.array_equal(run_key_data(0, [3])[0], jax.random.key_data(run_key(0, 3))))
+        True
+    """
+    return fold_in_data(jax.random.key_data(jax.random.key(base_seed)), np.asarray(seeds, np.int64))
 
 
 class TrainState(NamedTuple):

@@ -37,6 +37,7 @@ from _common import machine, write
 import aejax
 from aejax import _sweep_execute, programs
 from aejax._sweep_plan import _shared_trace_points, default_mc_samples
+from aejax._threefry import wrap_key_data
 from aejax.config import TrainConfig
 from aejax.devices import batch_runs
 from aejax.grid import bucket_sizes, units
@@ -99,7 +100,7 @@ def bucket_programs(config: TrainConfig, width: int, mc_samples: int) -> dict[st
     """The programs of one bucket's block of ``width`` runs and their argument shapes."""
     names = ("rate",)
     keys, hparams = block_shapes(width, names)
-    wrap = jax.random.wrap_key_data
+    wrap = wrap_key_data  # the engine's keys (aejax._threefry), as in the block program
     quiet = dataclasses.replace(config, risk_eval="none")
     train = make_train(config)
     params, trace = jax.eval_shape(jax.vmap(lambda k, h: train(wrap(k), h)), keys, hparams)

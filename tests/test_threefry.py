@@ -4,6 +4,7 @@ independent implementation), under jit and vmap, and lowers without XLA while lo
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from aejax import _threefry
 
@@ -95,3 +96,21 @@ def test_lowers_without_loops_on_cpu():
 
     assert "while" not in draw(_threefry.wrap_key_data).as_text()
     assert "while" in draw(jax.random.wrap_key_data).as_text()  # the stock rule this module replaces
+
+
+def test_numpy_fold_in_and_run_keys_equal_jax():
+    from aejax.train import run_key, run_key_data
+
+    data = [0, 1, 2, 1000, 2**31 - 1, 2**32 - 1]
+    for seed in SEEDS:
+        key = jax.random.key(seed)
+        expected = np.stack([jax.random.key_data(jax.random.fold_in(key, np.uint32(i))) for i in data])
+        np.testing.assert_array_equal(_threefry.fold_in_data(jax.random.key_data(key), data), expected)
+    expected = np.stack([jax.random.key_data(run_key(5, s)) for s in (0, 3, 7)])
+    np.testing.assert_array_equal(run_key_data(5, [0, 3, 7]), expected)
+
+
+@pytest.mark.parametrize("data", [[-1], [2**32], [0.5], [[1, 2]]])
+def test_numpy_fold_in_refuses(data):
+    with pytest.raises(ValueError, match="data must be a list of integers in"):
+        _threefry.fold_in_data(np.zeros(2, np.uint32), data)
