@@ -7,7 +7,10 @@ XLA:CPU spends about 0.15 CPU s compiling each such loop, and a sweep's block pr
 ``IMPL`` is the same generator written with the rounds unrolled on every platform: same key data
 (``uint32[2]``), same hash, same counters (JAX's default ``jax_threefry_partitionable`` layout), so
 the same bits, and simpler kernels that also run faster. The engine wraps its runs' key data with
-it (``wrap_key_data``); the public functions draw with whatever key they are given.
+it (``wrap_key_data``); the public functions draw with whatever key they are given. (Not every
+program gains: under jaxlib 0.10's legacy fusion emitters, an unbatched training program fuses its
+chains of key derivations into a few large kernels and compiled 3× slower in one case measured, so
+the public functions leave the user's key alone.)
 
 Cases JAX computes another way (``jax_threefry_partitionable`` off, 64-bit draws, arrays of 2**32
 elements or more) are handed to JAX's own ``threefry2x32``, so ``IMPL`` is never wrong, only
@@ -24,6 +27,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -70,7 +74,8 @@ def _counters(shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
 
 def _own_layout(shape: tuple[int, ...]) -> bool:
     """Whether JAX draws ``shape`` with the partitionable counters that ``_counters`` reproduces."""
-    return bool(jax.config.jax_threefry_partitionable) and math.prod(shape) < 2**32
+    partitionable = jax.config.jax_threefry_partitionable  # pyright: ignore[reportAttributeAccessIssue]
+    return bool(partitionable) and math.prod(shape) < 2**32
 
 
 def _stock(key: jax.Array) -> jax.Array:
@@ -88,7 +93,7 @@ def _split(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.stack(bits, axis=len(shape))
 
 
-def _fold_in(key: jax.Array, data: jax.Array) -> jax.Array:
+def _fold_in(key: jax.Array, data: int | jax.Array) -> jax.Array:
     high, low = _seed(jnp.asarray(data, np.uint32))  # JAX hashes the pair (0, data) as one counter
     return jnp.concatenate(_hash(key[0], key[1], high[None], low[None]))
 
@@ -117,7 +122,7 @@ def wrap_key_data(data: jax.Array) -> jax.Array:
     return jax.random.wrap_key_data(data, impl=IMPL)
 
 
-def fold_in_data(key_data: np.ndarray, data: np.ndarray) -> np.ndarray:
+def fold_in_data(key_data: np.ndarray | jax.Array, data: Sequence[int] | np.ndarray) -> np.ndarray:
     """``key_data(fold_in(key, i))`` for each ``i`` in ``data`` (integers in [0, 2**32)), computed in
     NumPy: no program to compile. Shape ``(len(data), 2)``.
 

@@ -50,7 +50,6 @@ Usage: ``python benchmarks/bench_end_to_end.py [--quick] [--torch-threads K] [--
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -113,11 +112,14 @@ def run_aejax(d: int, runs: int, steps: int, cache: Path, out: Path) -> dict[str
     }
 
 
+TORCH_PYTHON = [sys.executable]  # set from --torch-python
+
+
 def run_torch(
     d: int, runs: int, steps: int, mode: str, trace_points: int, threads: int | None, tmp: Path
 ) -> dict[str, Any]:
     """``_torch_baselines.py`` in a subprocess: its wall time and the JSON line it prints."""
-    cmd = [sys.executable, str(HERE / "_torch_baselines.py"), "--d", str(d), "--runs", str(runs)]
+    cmd = [TORCH_PYTHON[0], str(HERE / "_torch_baselines.py"), "--d", str(d), "--runs", str(runs)]
     cmd += ["--steps", str(steps), "--batch", str(BATCH), "--mode", mode, "--trace-points", str(trace_points)]
     cmd += ["--mc-samples", str(default_mc_samples(d))]
     if threads:
@@ -143,10 +145,10 @@ def run_torch(
     }
 
 
-def import_seconds(code: str) -> float | None:
+def import_seconds(code: str, python: str = sys.executable) -> float | None:
     """Wall time of ``python -c code``, second of two (the first fills the OS file cache)."""
     for _ in range(2):
-        wall, proc = timed([sys.executable, "-c", code])
+        wall, proc = timed([python, "-c", code])
         if proc.returncode:
             return None
     return wall
@@ -181,9 +183,6 @@ def case(d: int, runs: int, steps: int, skip: set[str], threads: int | None) -> 
         for mode in ("eager", "compile"):
             if "torch" in skip or mode in skip:
                 continue
-            if importlib.util.find_spec("torch") is None:
-                row[f"torch_{mode}_error"] = "torch is not installed"
-                continue
             result = run_torch(d, runs, steps, mode, points, threads, tmp)
             row[f"torch_{mode}_error"] = result.get("error")
             row[f"torch_{mode}_s"] = result.get("wall_s")
@@ -205,14 +204,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small cases (d = 32 and 128, 200 steps), a smoke run")
     parser.add_argument("--torch-threads", type=int, help="PyTorch intra-op threads (default os.cpu_count())")
+    parser.add_argument(
+        "--torch-python",
+        default=sys.executable,
+        help="the interpreter that runs the PyTorch baselines (one with torch installed; default this one)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: torch, eager, compile")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
+    TORCH_PYTHON[0] = args.torch_python
     # the same imports twice before any timing, so no case pays for a cold OS file cache
     aejax_imports = "import jax; jax.devices(); import aejax.cli, aejax.sweeping, matplotlib.figure"
     imports = {"aejax_import_s": import_seconds(aejax_imports)}
-    if "torch" not in skip and importlib.util.find_spec("torch") is not None:
-        imports["torch_import_s"] = import_seconds("import torch")
+    if "torch" not in skip:
+        imports["torch_import_s"] = import_seconds("import torch", TORCH_PYTHON[0])
     print(", ".join(f"{k}: {v:.2f}" for k, v in imports.items() if v is not None), flush=True)
     rows = []
     for d, runs, steps in QUICK_CASES if args.quick else CASES:
@@ -224,6 +229,7 @@ def main() -> None:
         "batch": BATCH,
         "mc_samples": "aejax.sweeping.default_mc_samples(d)",
         "aejax_command": " ".join(aejax_command()),
+        "torch_python": TORCH_PYTHON[0],
         **imports,
     }
     write(
