@@ -9,6 +9,7 @@ import pytest
 from scipy import integrate
 
 import aejax
+from aejax._threefry import key as threefry_key  # JAX's Threefry bits, cheaper programs
 from aejax.model import Architecture, Params, init, rate_mask
 from aejax.risk import gaussian_moments
 from aejax.sources import BernoulliGaussian, Gaussian
@@ -44,9 +45,9 @@ def _source(kind, d=D):
 
 def _test_params(source, activation, n=80, seed=0, row_normalize=False):
     """Random Gaussian B and a decoder near the optimum (so every term of the risk matters)."""
-    B = init(jax.random.key(seed), source.d, n).B
+    B = init(threefry_key(seed), source.d, n).B
     A = aejax.optimal_decoder(B, source, arch=_arch(activation, row_normalize=row_normalize))
-    noise = jax.random.normal(jax.random.key(seed + 1), A.shape) * 0.3 / np.sqrt(n)
+    noise = jax.random.normal(threefry_key(seed + 1), A.shape) * 0.3 / np.sqrt(n)
     return Params(A + noise, B)
 
 
@@ -68,7 +69,7 @@ def _mc_case(activation, source, option, seed):
         kw["row_normalize"] = True
         params = params._replace(B=params.B * jnp.linspace(0.2, 3.0, params.B.shape[0])[:, None])
     exact = aejax.exact_risk(params, source, arch=_arch(activation, **kw))
-    mean, se = aejax.mc_risk(params, source, jax.random.key(123 + seed), 100_000, arch=_arch(activation, **kw))
+    mean, se = aejax.mc_risk(params, source, threefry_key(123 + seed), 100_000, arch=_arch(activation, **kw))
     return exact, mean, se
 
 
