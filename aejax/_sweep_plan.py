@@ -2,16 +2,18 @@
 
 ``plan`` is pure and compiles nothing: it checks the config, the grid and the options against each
 other, groups runs by shape (``aejax.grid.bucket_sizes``), and gives each bucket the block width it
-asks for (``runs_per_device``, or ``aejax.programs.default_runs_per_device`` of the bucket's size).
+asks for (``runs_per_device``, or ``aejax.programs.default_runs_per_device`` of the bucket's size
+and the platform: on a CPU, two blocks of two runs below).
 A width is lowered only if the compiled program does not fit the memory budget, which the execute
 stage measures (``aejax._sweep_execute.fit_program``), so a bucket's ``chunks`` follow its width.
 
 Examples:
     >>> from aejax.config import TrainConfig
     >>> from aejax.sweep_options import SweepOptions
-    >>> p = plan(TrainConfig(d=16, n=16, steps=20), {"seed": [0, 1], "rate": [0.5, 1.0]}, SweepOptions(devices=1))
+    >>> grid = {"seed": [0, 1, 2, 3], "rate": [0.5, 1.0]}
+    >>> p = plan(TrainConfig(d=16, n=16, steps=20), grid, SweepOptions(devices=1))
     >>> [(b.config.n, b.members, b.width) for b in p.buckets]
-    [(16, (1, 3), 2), (8, (0, 2), 2)]
+    [(16, (1, 3, 5, 7), 2), (8, (0, 2, 4, 6), 2)]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from jax.sharding import Mesh
 
 from aejax import _validate
 from aejax.config import TrainConfig
-from aejax.devices import default_devices, make_mesh, memory_budget_bytes
+from aejax.devices import block_threads, default_devices, make_mesh, memory_budget_bytes
 from aejax.grid import Grid, bucket_sizes, units
 from aejax.hparams import default_hparams
 from aejax.identity import describe
@@ -47,7 +49,8 @@ MIN_MC_SAMPLES = 1024
 class Bucket:
     """One shape bucket: its config (``d`` and the compiled ``n``), every run in it (``members``, by
     grid index), the runs this sweep computes (``pending``: its shard's share, less finished runs),
-    the block width and the runs per chunk (``chunk``; ``None``: one block per device)."""
+    the block width and the runs per chunk (``chunk``; ``None``: as many blocks as the devices run
+    at once, ``threads`` blocks on each of ``devices``)."""
 
     config: TrainConfig
     members: tuple[int, ...]
@@ -56,11 +59,12 @@ class Bucket:
     width: int
     chunk: int | None
     devices: int
+    threads: int = 1
 
     @property
     def chunk_runs(self) -> int:
-        """Runs per chunk: ``chunk``, or one block of ``width`` runs per device."""
-        return self.chunk or self.width * self.devices
+        """Runs per chunk: ``chunk``, or ``threads`` blocks of ``width`` runs per device."""
+        return self.chunk or self.width * self.devices * self.threads
 
     @property
     def chunks(self) -> tuple[np.ndarray, ...]:
@@ -108,6 +112,10 @@ class SweepPlan:
                 buckets.append(dataclasses.replace(bucket, pending=pending))
         return dataclasses.replace(self, buckets=tuple(buckets))
 
+    def block_threads(self, program: Program) -> int:
+        """Blocks of ``program`` that each device runs at once (``aejax.devices.block_threads``)."""
+        return block_threads(self.mesh, program.bytes_per_device, self.budget)
+
     def programs(self) -> list[Program]:
         """Each bucket's block program at its planned width (not compiled)."""
         return [Program(b.config, self.samples_at[b.config.d], self.hparam_names, b.width) for b in self.buckets]
@@ -146,7 +154,7 @@ def plan(config: TrainConfig, grid: Any, options: SweepOptions, shard: Shard | N
             "sweep d with source='gaussian', 'bg' or 'sr'"
         )
     _check_axes_have_effect(config, spec)
-    mesh = make_mesh(default_devices(config) if options.devices is None else options.devices)
+    mesh = make_mesh(default_devices() if options.devices is None else options.devices)
     budget = memory_budget_bytes(mesh) if options.memory_budget is None else int(options.memory_budget)
     run_dims = tuple(cast(int, run.get("d", config.d)) for run in spec.runs)  # Grid makes every d an int
     check_time_at_every_d(config.time, config.batch, config.mode, run_dims)
@@ -161,7 +169,7 @@ def plan(config: TrainConfig, grid: Any, options: SweepOptions, shard: Shard | N
     _check_trace_at_every_d(given, config, sorted(set(run_dims)))
     samples_at = {d: default_mc_samples(d) if options.mc_samples is None else options.mc_samples for d in sizes}
     hparam_names = tuple(k for k in spec.runs[0] if k not in ("seed", "d"))
-    buckets = _buckets(config, sizes, run_dims, n_units, options, shard, int(mesh.devices.size))
+    buckets = _buckets(config, sizes, run_dims, n_units, options, shard, mesh, budget)
     return SweepPlan(
         given, config, spec, options, shard, mesh, budget, run_dims, n_units, sizes,
         buckets, manifest, fingerprint(manifest), samples_at, hparam_names,
@@ -187,9 +195,13 @@ def _buckets(
     n_units: Sequence[int],
     options: SweepOptions,
     shard: Shard | None,
-    devices: int,
+    mesh: Mesh,
+    budget: int,
 ) -> tuple[Bucket, ...]:
-    """The shape buckets, largest d then largest n first, each with its shard's runs."""
+    """The shape buckets, largest d then largest n first, each with its shard's runs, the width of
+    its blocks on the mesh's platform, and as many blocks per chunk as the mesh runs at once."""
+    devices, platform = int(mesh.devices.size), mesh.devices.flat[0].platform
+    threads = block_threads(mesh, 0, budget)  # before the programs' memory is known
     out = []
     for d, d_sizes in sizes.items():
         for bucket_n in sorted(set(d_sizes.values()), reverse=True):
@@ -197,9 +209,9 @@ def _buckets(
                 i for i, (n, dd) in enumerate(zip(n_units, run_dims, strict=True)) if dd == d and d_sizes[n] == bucket_n
             )
             share = tuple(owned_runs(list(members), shard))
-            width = options.runs_per_device or default_runs_per_device(len(members))
+            width = options.runs_per_device or default_runs_per_device(len(members), platform)
             bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
-            out.append(Bucket(bucket_config, members, share, share, width, options.chunk, devices))
+            out.append(Bucket(bucket_config, members, share, share, width, options.chunk, devices, threads))
     return tuple(out)
 
 

@@ -34,6 +34,7 @@ from aejax.programs import (
     block_shapes,
     concatenate,
     gather_blocks,
+    launch_blocks,
     local_blocks,
     run_blocks,
     segment_programs,
@@ -71,7 +72,7 @@ class PlainRunner:
     def run(self, program: Program, bucket: Bucket, ids: np.ndarray, bar: ChunkProgress) -> tuple[dict, float]:
         """The chunk's records and its seconds (``run_chunk``)."""
         p = self.plan
-        return run_chunk(program, p.mesh, p.grid, ids, p.options.seed, p.hparam_names)
+        return run_chunk(program, p.mesh, p.grid, ids, p.options.seed, p.hparam_names, p.block_threads(program))
 
     def stored(self, program: Program, bucket: Bucket, ids: np.ndarray, finished: set[int]) -> None:
         """Nothing to clean up."""
@@ -118,7 +119,8 @@ class SegmentedRunner:
         p = self.plan
         inputs = _chunk_inputs(program.runs_per_device, p.grid, ids, p.options.seed, p.hparam_names)
         checkpoints = self.checkpoints(program, bucket, ids)
-        return run_in_segments(program, p.mesh, inputs, len(ids), p.options, checkpoints, bar)
+        threads = p.block_threads(program)
+        return run_in_segments(program, p.mesh, inputs, len(ids), p.options, checkpoints, bar, threads)
 
     def stored(self, program: Program, bucket: Bucket, ids: np.ndarray, finished: set[int]) -> None:
         """Remove the chunk's checkpoints, and those of other settings whose runs are now all stored."""
@@ -129,12 +131,18 @@ class SegmentedRunner:
 
 
 def run_chunk(
-    program: Program, mesh: Any, grid: Grid, ids: np.ndarray, seed: int, hparam_names: tuple[str, ...]
+    program: Program,
+    mesh: Any,
+    grid: Grid,
+    ids: np.ndarray,
+    seed: int,
+    hparam_names: tuple[str, ...],
+    threads: int = 1,
 ) -> tuple[dict[str, np.ndarray], float]:
-    """Run the runs ``ids`` in blocks of the program's width, one block per device at a time."""
+    """Run the runs ``ids`` in blocks of the program's width, ``threads`` blocks per device at a time."""
     keys, hparams = _chunk_inputs(program.runs_per_device, grid, ids, seed, hparam_names)
     start = time.perf_counter()
-    host = run_blocks(program, mesh, keys, hparams)
+    host = run_blocks(program, mesh, keys, hparams, threads)
     seconds = time.perf_counter() - start
     return {name: np.asarray(value)[: len(ids)] for name, value in host.items()}, seconds
 
@@ -159,6 +167,7 @@ class _Blocks:
     n_blocks: int
     placed: list[tuple[int, Any]]
     inputs: dict[int, Any]
+    threads: int = 1  # blocks each device runs at once (``aejax.programs.launch_blocks``)
 
     @property
     def functions(self) -> tuple[Any, Any, Any, Any]:
@@ -174,6 +183,11 @@ class _Blocks:
         shapes = block_shapes(self.program.runs_per_device, self.program.hparam_names)
         return jax.eval_shape(self.functions[3], self.like(), *shapes)
 
+    def advance(self, states: dict[int, Any], count: int, first: int) -> dict[int, Any]:
+        """Every local block's state after ``count`` more trace blocks from trace block ``first``."""
+        step, at = self.functions[2](count), jnp.int32(first)
+        return launch_blocks(self.placed, lambda b, _: step(states[b], *self.inputs[b], at), self.threads)
+
     def gather(self, states: dict[int, Any]) -> Any:
         """Every block's state on the host, as one chunk state (every process takes part)."""
         return concatenate(gather_blocks(states, self.n_blocks, self.mesh, self.like))
@@ -187,10 +201,12 @@ def run_in_segments(
     options: Any,
     checkpoints: ChunkCheckpoints | None,
     bar: ChunkProgress,
+    threads: int = 1,
 ) -> tuple[dict[str, np.ndarray], float]:
     """Train a chunk (its padded ``inputs``, of which the first ``n_runs`` are its runs) in segments of
-    trace blocks with a checkpoint between them; continue from the chunk's newest checkpoint when
-    there is one (only process 0 reads and writes them). Returns its records and seconds."""
+    trace blocks with a checkpoint between them, ``threads`` blocks per device at a time; continue
+    from the chunk's newest checkpoint when there is one (only process 0 reads and writes them).
+    Returns its records and seconds."""
     width = program.runs_per_device
     keys, hparams = inputs
     n_blocks = len(keys) // width
@@ -201,7 +217,7 @@ def run_in_segments(
         )
         for b, dev in placed
     }
-    blocks = _Blocks(program, mesh, n_blocks, placed, on_device)
+    blocks = _Blocks(program, mesh, n_blocks, placed, on_device, threads)
     started = time.perf_counter()
     first, states = _start(blocks, checkpoints)
     states = _train(blocks, states, first, options, checkpoints, bar)
@@ -236,13 +252,13 @@ def _train(
     bar: ChunkProgress,
 ) -> dict[int, Any]:
     """Advance every block from trace block ``first`` to the end, saving a checkpoint when due."""
-    trainer, _, advance, _ = blocks.functions
+    trainer = blocks.functions[0]
     config = blocks.program.config
     steps, segment = config.trace_steps, segment_blocks(config, options.checkpoint_every)
     last_save = time.perf_counter()
     while first < trainer.blocks:
         count = min(segment, trainer.blocks - first)
-        states = {b: advance(count)(states[b], *blocks.inputs[b], jnp.int32(first)) for b, _ in blocks.placed}
+        states = blocks.advance(states, count, first)
         first += count
         bar.steps(steps[first - 1], config.total_steps)
         due = options.checkpoint_every is not None or time.perf_counter() - last_save >= (

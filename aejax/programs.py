@@ -12,8 +12,10 @@ Each device gets its own executable (compiled the first time a block lands on it
 structures at a time), so a later sweep that changes only swept values compiles nothing.
 
 Examples:
-    >>> default_runs_per_device(12), default_runs_per_device(64), default_runs_per_device(1000)
-    (12, 16, 125)
+    >>> [default_runs_per_device(runs, "gpu") for runs in (12, 64, 1000)]
+    [12, 16, 125]
+    >>> [default_runs_per_device(runs, "cpu") for runs in (12, 64, 1000)]
+    [6, 16, 125]
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "concatenate",
     "default_runs_per_device",
     "gather_blocks",
+    "launch_blocks",
     "local_blocks",
     "make_block",
     "make_run",
@@ -59,20 +62,27 @@ __all__ = [
 MAX_RUNS_PER_DEVICE = 256
 MIN_RUNS_PER_DEVICE = 16  # a block narrower than this batches too little work (small runs)
 SPREAD = 8  # a large bucket is split into this many blocks, one per device on an 8-accelerator host
+CPU_BLOCKS = 2  # a small CPU bucket is split into this many blocks, run at once on threads (2 cores at least)
 _MAX_PROGRAMS = 16
 
 
-def default_runs_per_device(bucket_runs: int) -> int:
-    """Runs per block for a shape bucket of ``bucket_runs`` runs, from the grid alone (not the device
-    count, so the bits do not depend on it): the whole bucket up to ``MIN_RUNS_PER_DEVICE`` runs, else
-    ``bucket_runs / SPREAD`` (at least ``MIN_RUNS_PER_DEVICE``, at most ``MAX_RUNS_PER_DEVICE``).
+def default_runs_per_device(bucket_runs: int, platform: str) -> int:
+    """Runs per block for a shape bucket of ``bucket_runs`` runs on ``platform``, from the grid and
+    the platform alone (not the device count, so the bits do not depend on it): the whole bucket up
+    to ``MIN_RUNS_PER_DEVICE`` runs, else ``bucket_runs / SPREAD`` (at least ``MIN_RUNS_PER_DEVICE``,
+    at most ``MAX_RUNS_PER_DEVICE``). On a CPU, a bucket that would be one block is cut into
+    ``CPU_BLOCKS`` blocks of equal width (the last padded for an odd count), which run on threads of
+    their own (``aejax.devices.block_threads``), so every core works.
 
     Examples:
-        >>> default_runs_per_device(3)
-        3
+        >>> default_runs_per_device(3, "gpu"), default_runs_per_device(3, "cpu"), default_runs_per_device(16, "cpu")
+        (3, 2, 8)
     """
     spread = max(min(bucket_runs, MIN_RUNS_PER_DEVICE), math.ceil(bucket_runs / SPREAD))
-    return max(1, min(MAX_RUNS_PER_DEVICE, spread))
+    width = max(1, min(MAX_RUNS_PER_DEVICE, spread))
+    if platform == "cpu" and width >= bucket_runs:
+        width = math.ceil(bucket_runs / CPU_BLOCKS)
+    return max(1, width)
 
 
 def make_run(config: TrainConfig, mc_samples: int, data: Any = None):
@@ -343,22 +353,49 @@ def gather_blocks(local: dict[int, Any], n_blocks: int, mesh: Mesh, like: Callab
     ]
 
 
-def run_blocks(program: Program, mesh: Mesh, keys: np.ndarray, hparams: dict[str, np.ndarray]) -> dict[str, Any]:
+def run_blocks(
+    program: Program, mesh: Mesh, keys: np.ndarray, hparams: dict[str, np.ndarray], threads: int = 1
+) -> dict[str, Any]:
     """Train ``keys``/``hparams`` (a whole number of blocks of ``program.runs_per_device`` runs) and
-    return every run's record on the host, in order."""
+    return every run's record on the host, in order; each device runs up to ``threads`` blocks at once
+    (``launch_blocks``)."""
     width = program.runs_per_device
     n_blocks = len(keys) // width
-    local = {}
-    for b, device in local_blocks(n_blocks, mesh):
+    placed = local_blocks(n_blocks, mesh)
+    executables = {device: program.executable(device) for _, device in placed}  # compiled here, not on the threads
+
+    def launch(b: int, device: Any) -> Any:
         part = slice(b * width, (b + 1) * width)
         args = jax.device_put((keys[part], {k: v[part] for k, v in hparams.items()}, program.config.data), device)
-        local[b] = program.executable(device)(*args)  # asynchronous: the next block is dispatched at once
+        return executables[device](*args)
 
     def like():
         block = make_block(program.config, program.mc_samples, mesh.devices.flat[0].platform)
         return jax.eval_shape(block, *block_shapes(width, program.hparam_names), program.config.data)
 
-    return concatenate(gather_blocks(local, n_blocks, mesh, like))
+    return concatenate(gather_blocks(launch_blocks(placed, launch, threads), n_blocks, mesh, like))
+
+
+def launch_blocks(placed: list[tuple[int, Any]], launch: Callable[[int, Any], Any], threads: int = 1) -> dict[int, Any]:
+    """``launch(b, device)`` for each placed block (``local_blocks``): each block's outputs.
+
+    With one thread, the blocks are dispatched asynchronously from this thread, and each device runs
+    its blocks one after another. With ``threads`` > 1, up to that many blocks per device run at
+    once, each launched and waited for on a thread of its own (XLA:CPU runs programs called from
+    different threads on one device at the same time). The outputs are the same either way.
+
+    Examples:
+        >>> placed = local_blocks(3, Mesh(np.asarray(jax.devices()[:1]), ("runs",)))
+        >>> outputs = launch_blocks(placed, lambda b, device: jax.device_put(b, device), threads=2)
+        >>> [int(outputs[b]) for b in range(3)]
+        [0, 1, 2]
+    """
+    if threads <= 1 or len(placed) <= 1:
+        return {b: launch(b, device) for b, device in placed}
+    workers = min(len(placed), threads * len({device for _, device in placed}))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {b: pool.submit(lambda b=b, dev=dev: jax.block_until_ready(launch(b, dev))) for b, dev in placed}
+        return {b: future.result() for b, future in futures.items()}
 
 
 def concatenate(blocks: list[Any]) -> Any:

@@ -100,7 +100,7 @@ def sweep(
             Shards of the sweep (``sweep_shard``, a job array) may fill it first; this then assembles.
         resume: require an earlier sweep in ``out`` and continue it (finished runs of a matching
             sweep in ``out`` are reused in any case; a different sweep there is refused).
-        devices: number of devices, a list of devices, or ``None`` for ``default_devices(config)``.
+        devices: number of devices, a list of devices, or ``None`` for ``default_devices()``.
         chunk: runs per chunk, the unit written to ``out`` and resumed (default: one block per
             device). A chunk is split into blocks of ``runs_per_device`` runs, one per device.
         runs_per_device: runs per block, the width of the compiled program that every device runs

@@ -119,7 +119,7 @@ def main() -> None:
     rows = []
     for d, runs, steps in cases:
         config = TrainConfig(d=d, n=d, steps=steps)
-        assert default_devices(config) in (None, 1)
+        assert default_devices() in (None, 1)
         mc = default_mc_samples(d)
         compile_s, full_s, host_s = sweep_seconds(config, runs)
         bare_s = program_seconds(dataclasses.replace(config, risk_eval="none"), runs, mc)

@@ -53,7 +53,7 @@ def useful_flops(d: int, n: int, steps: int, runs: int) -> float:
 
 
 def time_sweep(config: TrainConfig, runs: int) -> tuple[float, float]:
-    mesh = make_mesh(default_devices(config))
+    mesh = make_mesh(default_devices())
     devices = mesh.devices.size
     width = math.ceil(runs / devices)
     program = Program(config, MC_SAMPLES, ("lr",), width)

@@ -119,14 +119,15 @@ def test_any_device_count_gives_the_same_bits(base, devices):
 
 
 def test_blocks_spread_over_devices_give_the_same_bits(base):
-    """Two runs per device: 4 blocks, two chunks of one block on each of 2 devices or one block after
-    another on 1 device, equal bit for bit; within 1e-5 of ``base``, whose 8-run block is another
-    program. (2 devices prove what 4 would, at half the compilations: a block program is compiled once
-    per device it runs on.)"""
-    spread = aejax.sweep(CONFIG, GRID, devices=2, runs_per_device=2, **KW)
-    single = aejax.sweep(CONFIG, GRID, devices=1, runs_per_device=2, **KW)
-    assert (spread.attrs["chunks"], single.attrs["chunks"]) == (2, 4)
+    """Two runs per device: 4 blocks in two chunks, one block on each of 2 devices or two blocks at once
+    (on threads) on 1 device, equal bit for bit; within 1e-5 of ``base``, whose 4-run blocks are
+    another program. (2 devices prove what 4 would, at half the compilations: a block program is
+    compiled once per device it runs on.)"""
+    spread = aejax.sweep(CONFIG, GRID, devices=2, runs_per_device=2, chunk=4, **KW)
+    single = aejax.sweep(CONFIG, GRID, devices=1, runs_per_device=2, chunk=4, **KW)
+    assert (spread.attrs["chunks"], single.attrs["chunks"]) == (2, 2)
     assert json.loads(spread.attrs["runs_per_device"]) == [2]
+    assert json.loads(base.attrs["runs_per_device"]) == [4]  # a CPU bucket of 8 runs: two blocks
     assert_same_runs(single, spread)
     assert_same_runs(spread, base, rtol=1e-5)
 
