@@ -142,7 +142,7 @@ def plan_program(
     budget: int,
 ) -> Program:
     """The bucket's block program, compiled for the mesh's first device of this process, with the
-    widest block (at most ``default_runs_per_device(bucket_runs, platform)`` runs) whose memory fits ``budget``.
+    widest block (at most ``default_runs_per_device(bucket_runs, platform, config)`` runs) whose memory fits ``budget``.
 
     The width follows from ``bucket_runs``, the bucket's number of runs (finished or not), so a
     resumed sweep runs its remaining runs with the same program as an uninterrupted one, and from
@@ -153,7 +153,9 @@ def plan_program(
             ``runs_per_device`` does not.
     """
     device = next(dev for dev in mesh.devices.flat if dev.process_index == jax.process_index())
-    width = default_runs_per_device(bucket_runs, device.platform) if runs_per_device is None else runs_per_device
+    width = (
+        default_runs_per_device(bucket_runs, device.platform, config) if runs_per_device is None else runs_per_device
+    )
     program = Program(config, mc_samples, hparam_names, width).measure(device)
     compilations, seconds = program.compilations, program.compile_seconds
     while program.bytes_per_device > budget:

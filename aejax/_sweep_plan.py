@@ -114,7 +114,7 @@ class SweepPlan:
 
     def block_threads(self, program: Program) -> int:
         """Blocks of ``program`` that each device runs at once (``aejax.devices.block_threads``)."""
-        return block_threads(self.mesh, program.bytes_per_device, self.budget)
+        return block_threads(self.mesh, program.config, program.bytes_per_device, self.budget)
 
     def programs(self) -> list[Program]:
         """Each bucket's block program at its planned width (not compiled)."""
@@ -201,7 +201,6 @@ def _buckets(
     """The shape buckets, largest d then largest n first, each with its shard's runs, the width of
     its blocks on the mesh's platform, and as many blocks per chunk as the mesh runs at once."""
     devices, platform = int(mesh.devices.size), mesh.devices.flat[0].platform
-    threads = block_threads(mesh, 0, budget)  # before the programs' memory is known
     out = []
     for d, d_sizes in sizes.items():
         for bucket_n in sorted(set(d_sizes.values()), reverse=True):
@@ -209,8 +208,9 @@ def _buckets(
                 i for i, (n, dd) in enumerate(zip(n_units, run_dims, strict=True)) if dd == d and d_sizes[n] == bucket_n
             )
             share = tuple(owned_runs(list(members), shard))
-            width = options.runs_per_device or default_runs_per_device(len(members), platform)
             bucket_config = dataclasses.replace(config, d=d, n=bucket_n)
+            width = options.runs_per_device or default_runs_per_device(len(members), platform, bucket_config)
+            threads = block_threads(mesh, bucket_config, 0, budget)  # before the program's memory is known
             out.append(Bucket(bucket_config, members, share, share, width, options.chunk, devices, threads))
     return tuple(out)
 

@@ -21,6 +21,7 @@ from aejax import _validate
 from aejax.config import TrainConfig
 
 CPU_SHARD_MAX_FLOPS = 5e7  # per run and step: see large_cpu_runs
+CPU_CONCURRENT_MAX_FLOPS = 2e9  # per run and step: see concurrent_cpu_blocks
 
 
 def use_all_cpu_cores() -> None:
@@ -45,6 +46,20 @@ def large_cpu_runs(config: TrainConfig) -> bool:
         True
     """
     return 10 * config.batch * config.d * config.n >= CPU_SHARD_MAX_FLOPS
+
+
+def concurrent_cpu_blocks(config: TrainConfig) -> bool:
+    """Whether, on a CPU, a bucket of ``config``'s runs is cut into blocks that run at once on threads
+    (``block_threads``, ``aejax.programs.default_runs_per_device``): below 10·batch·d·n =
+    ``CPU_CONCURRENT_MAX_FLOPS`` per run and step. Above it, one run's products keep every core busy
+    through XLA's intra-op threads, and two blocks at once contend (2 runs at d = 2048, 300 steps,
+    2 cores: 20.5 s on two threads against 19.9 s one after another; at d = 1024, 4.84 against 5.02 s).
+
+    Examples:
+        >>> [concurrent_cpu_blocks(TrainConfig(d=d, n=d, steps=10)) for d in (1024, 2048)]
+        [True, False]
+    """
+    return 10 * config.batch * config.d * config.n < CPU_CONCURRENT_MAX_FLOPS
 
 
 def default_devices() -> int | None:
@@ -75,24 +90,26 @@ def cpu_cores() -> int:
     return max(1, len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
 
 
-def block_threads(mesh: Mesh, bytes_per_block: int, budget: int) -> int:
-    """How many blocks each device of ``mesh`` runs at once: on a CPU, this process's cores per local
-    device of the mesh, no more than the per-device memory ``budget`` holds (``bytes_per_block``
-    each; 0: not measured), at least 1; on an accelerator 1, since it runs one program at a time.
+def block_threads(mesh: Mesh, config: TrainConfig, bytes_per_block: int, budget: int) -> int:
+    """How many blocks of ``config``'s runs each device of ``mesh`` runs at once: on a CPU, this
+    process's cores per local device of the mesh, no more than the per-device memory ``budget``
+    holds (``bytes_per_block`` each; 0: not measured), at least 1, and 1 for runs large enough to
+    fill the cores alone (``concurrent_cpu_blocks``); on an accelerator 1, since it runs one
+    program at a time.
 
     XLA:CPU runs programs called from different threads on one device at the same time, so threads
     give a CPU device's blocks every core with one compiled executable. The outputs do not depend on
     the thread count.
 
     Examples:
-        >>> mesh = make_mesh(1)
-        >>> block_threads(mesh, 0, 1) == (cpu_cores() if jax.devices()[0].platform == "cpu" else 1)
+        >>> mesh, config = make_mesh(1), TrainConfig(d=16, n=16, steps=10)
+        >>> block_threads(mesh, config, 0, 1) == (cpu_cores() if jax.devices()[0].platform == "cpu" else 1)
         True
-        >>> block_threads(mesh, bytes_per_block=600, budget=1000)  # one block fits the budget
+        >>> block_threads(mesh, config, bytes_per_block=600, budget=1000)  # one block fits the budget
         1
     """
     devices = list(mesh.devices.flat)
-    if devices[0].platform != "cpu":
+    if devices[0].platform != "cpu" or not concurrent_cpu_blocks(config):
         return 1
     local = sum(1 for dev in devices if dev.process_index == jax.process_index())
     threads = cpu_cores() // max(1, local)

@@ -12,9 +12,10 @@ Each device gets its own executable (compiled the first time a block lands on it
 structures at a time), so a later sweep that changes only swept values compiles nothing.
 
 Examples:
-    >>> [default_runs_per_device(runs, "gpu") for runs in (12, 64, 1000)]
+    >>> config = TrainConfig(d=32, n=32, steps=10)
+    >>> [default_runs_per_device(runs, "gpu", config) for runs in (12, 64, 1000)]
     [12, 16, 125]
-    >>> [default_runs_per_device(runs, "cpu") for runs in (12, 64, 1000)]
+    >>> [default_runs_per_device(runs, "cpu", config) for runs in (12, 64, 1000)]
     [6, 16, 125]
 """
 
@@ -37,7 +38,7 @@ from jax.sharding import Mesh
 from aejax import program_store
 from aejax._threefry import wrap_key_data
 from aejax.config import TrainConfig
-from aejax.devices import batch_runs
+from aejax.devices import batch_runs, concurrent_cpu_blocks
 from aejax.train import make_train, make_trainer
 
 __all__ = [
@@ -66,21 +67,25 @@ CPU_BLOCKS = 2  # a small CPU bucket is split into this many blocks, run at once
 _MAX_PROGRAMS = 16
 
 
-def default_runs_per_device(bucket_runs: int, platform: str) -> int:
-    """Runs per block for a shape bucket of ``bucket_runs`` runs on ``platform``, from the grid and
-    the platform alone (not the device count, so the bits do not depend on it): the whole bucket up
-    to ``MIN_RUNS_PER_DEVICE`` runs, else ``bucket_runs / SPREAD`` (at least ``MIN_RUNS_PER_DEVICE``,
-    at most ``MAX_RUNS_PER_DEVICE``). On a CPU, a bucket that would be one block is cut into
-    ``CPU_BLOCKS`` blocks of equal width (the last padded for an odd count), which run on threads of
-    their own (``aejax.devices.block_threads``), so every core works.
+def default_runs_per_device(bucket_runs: int, platform: str, config: TrainConfig) -> int:
+    """Runs per block for a shape bucket of ``bucket_runs`` runs of ``config`` on ``platform``, from
+    the grid, the run's shape and the platform alone (not the device count, so the bits do not
+    depend on it): the whole bucket up to ``MIN_RUNS_PER_DEVICE`` runs, else ``bucket_runs / SPREAD``
+    (at least ``MIN_RUNS_PER_DEVICE``, at most ``MAX_RUNS_PER_DEVICE``). On a CPU, a bucket that
+    would be one block is cut into ``CPU_BLOCKS`` blocks of equal width (the last padded for an odd
+    count), which run at once on threads (``aejax.devices.block_threads``) so that every core works,
+    unless one run alone fills the cores (``aejax.devices.concurrent_cpu_blocks``).
 
     Examples:
-        >>> default_runs_per_device(3, "gpu"), default_runs_per_device(3, "cpu"), default_runs_per_device(16, "cpu")
-        (3, 2, 8)
+        >>> small, large = TrainConfig(d=32, n=32, steps=10), TrainConfig(d=2048, n=2048, steps=10)
+        >>> default_runs_per_device(3, "gpu", small), default_runs_per_device(3, "cpu", small)
+        (3, 2)
+        >>> default_runs_per_device(16, "cpu", small), default_runs_per_device(16, "cpu", large)
+        (8, 16)
     """
     spread = max(min(bucket_runs, MIN_RUNS_PER_DEVICE), math.ceil(bucket_runs / SPREAD))
     width = max(1, min(MAX_RUNS_PER_DEVICE, spread))
-    if platform == "cpu" and width >= bucket_runs:
+    if platform == "cpu" and width >= bucket_runs and concurrent_cpu_blocks(config):
         width = math.ceil(bucket_runs / CPU_BLOCKS)
     return max(1, width)
 

@@ -165,7 +165,7 @@ def main() -> None:
     rows = []
     for d, n, rates in buckets(dims):
         config = dataclasses.replace(base, d=d, n=n)
-        width = programs.default_runs_per_device(len(seeds) * rates)
+        width = programs.default_runs_per_device(len(seeds) * rates, jax.devices()[0].platform, config)
         for name, (fn, *shapes) in bucket_programs(config, width, default_mc_samples(d)).items():
             times = stages(fn, *shapes)
             rows.append({"d": d, "n": n, "runs": width, "program": name, **times, **_total(times)})

@@ -4,7 +4,7 @@ sharded program it replaced, on 1, 2 and 4 (fake CPU) devices, and whether the b
 For each device count (one subprocess each, since JAX fixes its devices at start-up) and each case,
 it times the steady state of one chunk (compiled beforehand; best of 3) two ways:
 
-- ``blocks``: the sweep's way (``aejax.programs``): blocks of ``default_runs_per_device(runs)`` runs,
+- ``blocks``: the sweep's way (``aejax.programs``): blocks of ``default_runs_per_device(runs, platform, config)`` runs,
   one single-device program per device, block ``b`` on device ``b mod D``;
 - ``sharded``: the program before issue 17, one ``jit`` over all devices with
   ``ceil(runs / D)`` runs per device (its bits change with D).
@@ -62,7 +62,7 @@ def measure(devices: int, quick: bool) -> list[dict]:
             keys = np.stack([np.asarray(jax.random.key_data(run_key(0, s))) for s in range(runs)])
             lr = np.full(runs, 0.01, np.float32)
 
-            width = default_runs_per_device(runs)
+            width = default_runs_per_device(runs, mesh.devices.flat[0].platform, config)
             program = Program(config, MC_SAMPLES, ("lr",), width)
             padded = width * math.ceil(runs / width)
             pk, plr = np.concatenate([keys, keys[: padded - runs]]), np.concatenate([lr, lr[: padded - runs]])

@@ -3,8 +3,9 @@
 Compared, in one process, on the same training (online Adam, sign with the clip surrogate,
 row-normalised encoder, rate 1, batch 128, cosine schedule) and the same final Monte Carlo risk:
 
-- ``sweep``: the compiled chunk program of ``aejax.sweep`` (vmapped runs sharded over the mesh
-  ``aejax.sweep`` picks: on CPU, one device per core for small runs, see ``default_devices``);
+- ``sweep``: the block programs of ``aejax.sweep``, the way it runs them (its default mesh and
+  block width; on a CPU one device whose blocks run at once on one thread per core, see
+  ``aejax.devices.block_threads``);
 - ``loop``: a Python loop of jitted single runs with exact shapes (asynchronous dispatch allowed);
 - ``torch``: the same training in eager PyTorch (``_torch_baselines``), one run after another
   (skipped without torch);
@@ -31,9 +32,9 @@ import numpy as np
 from _common import best_time, machine, matmul_flops_per_second, write
 
 from aejax.config import TrainConfig
-from aejax.devices import default_devices, make_mesh, use_all_cpu_cores
+from aejax.devices import block_threads, default_devices, make_mesh, memory_budget_bytes
 from aejax.model import init
-from aejax.programs import Program, make_run, run_blocks
+from aejax.programs import Program, default_runs_per_device, make_run, run_blocks
 
 BATCH = 128
 MC_SAMPLES = 1024
@@ -53,16 +54,17 @@ def useful_flops(d: int, n: int, steps: int, runs: int) -> float:
 
 
 def time_sweep(config: TrainConfig, runs: int) -> tuple[float, float]:
+    """The sweep's way: its default mesh, block width and blocks at once per device."""
     mesh = make_mesh(default_devices())
-    devices = mesh.devices.size
-    width = math.ceil(runs / devices)
+    width = default_runs_per_device(runs, mesh.devices.flat[0].platform, config)
     program = Program(config, MC_SAMPLES, ("lr",), width)
     for device in mesh.devices.flat:
-        program.executable(device)
-    chunk = width * devices
+        program.measure(device)
+    threads = block_threads(mesh, config, program.bytes_per_device, memory_budget_bytes(mesh))
+    chunk = width * math.ceil(runs / width)
     keys = np.asarray(jax.random.key_data(jax.random.split(jax.random.key(0), chunk)))
     hparams = {"lr": np.full((chunk,), LR, np.float32)}
-    return best_time(lambda: run_blocks(program, mesh, keys, hparams), repeat=2), program.compile_seconds
+    return best_time(lambda: run_blocks(program, mesh, keys, hparams, threads), repeat=2), program.compile_seconds
 
 
 def time_loop(config: TrainConfig, runs: int) -> tuple[float, float]:
@@ -130,7 +132,6 @@ def analytic_vs_cost_analysis(d: int) -> float:
 
 
 def main() -> None:
-    use_all_cpu_cores()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small grid (d <= 128) for a smoke run")
     parser.add_argument("--flop-budget", type=float, default=4e10, help="FLOPs per measurement (sets steps)")

@@ -28,9 +28,11 @@ KW = dict(mc_samples=64, progress=False, devices=1)
 )
 def test_cpu_width_splits_a_one_block_bucket_in_two(runs, cpu, gpu):
     """A bucket that is one block elsewhere (up to 16 runs) is two blocks of equal width on a CPU;
-    larger buckets keep the spread rule on every platform."""
-    assert default_runs_per_device(runs, "cpu") == cpu
-    assert default_runs_per_device(runs, "gpu") == default_runs_per_device(runs, "tpu") == gpu
+    larger buckets keep the spread rule on every platform, and so do runs that fill the cores alone."""
+    large = TrainConfig(d=2048, n=2048, steps=10)
+    assert default_runs_per_device(runs, "cpu", CONFIG) == cpu
+    assert default_runs_per_device(runs, "gpu", CONFIG) == default_runs_per_device(runs, "tpu", CONFIG) == gpu
+    assert default_runs_per_device(runs, "cpu", large) == gpu
 
 
 def test_blocks_on_one_device_run_at_the_same_time():
@@ -51,12 +53,13 @@ def test_blocks_on_one_device_run_at_the_same_time():
 def test_block_threads_are_the_cores_per_device_within_the_memory_budget(monkeypatch):
     monkeypatch.setattr(devices, "cpu_cores", lambda: 8)
     one, two = make_mesh(1), make_mesh(2)
-    assert block_threads(one, bytes_per_block=0, budget=1) == 8  # memory not measured yet
-    assert block_threads(two, bytes_per_block=0, budget=1) == 4  # the cores shared by 2 devices
-    assert block_threads(one, bytes_per_block=300, budget=1000) == 3  # three blocks fit the budget
-    assert block_threads(one, bytes_per_block=2000, budget=1000) == 1  # at least one
+    assert block_threads(one, CONFIG, bytes_per_block=0, budget=1) == 8  # memory not measured yet
+    assert block_threads(two, CONFIG, bytes_per_block=0, budget=1) == 4  # the cores shared by 2 devices
+    assert block_threads(one, CONFIG, bytes_per_block=300, budget=1000) == 3  # three blocks fit the budget
+    assert block_threads(one, CONFIG, bytes_per_block=2000, budget=1000) == 1  # at least one
+    assert block_threads(one, TrainConfig(d=2048, n=2048, steps=10), 0, 1) == 1  # one run fills the cores
     monkeypatch.setattr(devices, "cpu_cores", lambda: 1)
-    assert block_threads(two, bytes_per_block=0, budget=1) == 1
+    assert block_threads(two, CONFIG, bytes_per_block=0, budget=1) == 1
 
 
 def test_a_cpu_sweep_uses_one_device_by_default():
@@ -73,7 +76,7 @@ def test_threads_do_not_change_the_bits(monkeypatch, tmp_path, checkpoints):
     options = dict(out=str(tmp_path / "x"), checkpoint_every=4) if checkpoints else {}
     results = {}
     for threads in (2, 1):
-        monkeypatch.setattr(_sweep_plan, "block_threads", lambda mesh, bytes_per_block, budget, t=threads: t)
+        monkeypatch.setattr(_sweep_plan, "block_threads", lambda mesh, config, bytes_per_block, budget, t=threads: t)
         ds = aejax.sweep(CONFIG, GRID, **KW, **{k: (v + str(threads) if k == "out" else v) for k, v in options.items()})
         assert ds.attrs["chunks"] == 3 - threads  # a chunk holds the blocks that run at once
         results[threads] = ds
