@@ -11,13 +11,14 @@
   options and versions (the program store's also digests aejax's source), so a cache hit runs the
   executable a compile would have built. ``no_compilation_cache`` turns it off for a test that
   must see XLA compile; ``fresh_compilation_cache`` gives a test an empty one of its own.
-- XLA's LLVM backend compiles at -O1 rather than its default -O2 (``AEJAX_TEST_XLA_BACKEND_OPT``: 0–3,
+- XLA's LLVM backend compiles at -O0 rather than its default -O2 (``AEJAX_TEST_XLA_BACKEND_OPT``: 0–3,
   or ``default`` for XLA's own level, which CI's integration and slow tiers use). The tests spend
-  their time compiling small programs: the cold default tier takes 8.7 CPU minutes at -O1 and 10.4
-  at -O2 (benchmarks/bench_backend_opt.py measures single programs); a program's
-  float32 rounding may differ in the last bits from the -O2 build (the golden file is compared at
-  1e-5), while every property a test checks (bits equal across devices, chunks, resumes; accuracy
-  against theory) holds at either level.
+  their time compiling small programs and run them briefly: from a cold cache on 2 cores the default
+  tier took 2 min 30 s (4.5 CPU min) at -O0 against 3 min 0 s (5.7 CPU min) at -O1 on jaxlib 0.10,
+  and 3 min 9 s against 3 min 33 s on jaxlib 0.12 (benchmarks/bench_backend_opt.py measures single
+  programs: -O0 code runs several times slower). A program's float32 rounding may differ in the last
+  bits from the -O2 build (the golden file is compared at 1e-5), while every property a test checks
+  (bits equal across devices, chunks, resumes; accuracy against theory) holds at any level.
 - On jaxlib 0.10, XLA:CPU's legacy (non-MLIR) fusion emitters (``--xla_cpu_use_fusion_emitters=false``;
   ``AEJAX_TEST_XLA_FUSION_EMITTERS=default`` keeps XLA's own): a tiny program compiles in 20 ms instead of
   35 ms, and the cold default tier took 6.5 CPU minutes instead of 8.6 (benchmarks/bench_backend_opt.py
@@ -56,10 +57,10 @@ BACKEND_OPT_ENV = "AEJAX_TEST_XLA_BACKEND_OPT"
 
 
 def _backend_optimization_level() -> None:
-    """XLA's LLVM backend at ``AEJAX_TEST_XLA_BACKEND_OPT`` (default 1, LLVM's -O1; ``default`` keeps
+    """XLA's LLVM backend at ``AEJAX_TEST_XLA_BACKEND_OPT`` (default 0, LLVM's -O0; ``default`` keeps
     XLA's own level, 2) for this process and those it starts, unless ``XLA_FLAGS`` already sets it.
     Set before JAX creates its CPU client, which reads ``XLA_FLAGS`` once."""
-    level = os.environ.get(BACKEND_OPT_ENV, "1")
+    level = os.environ.get(BACKEND_OPT_ENV, "0")
     if level == "default" or "xla_backend_optimization_level" in os.environ.get("XLA_FLAGS", ""):
         return
     if level not in ("0", "1", "2", "3"):

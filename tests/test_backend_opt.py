@@ -9,7 +9,7 @@ from conftest import BACKEND_OPT_ENV, FUSION_EMITTERS_ENV, _backend_optimization
 
 
 def test_the_session_compiles_at_the_level_asked_for():
-    level = os.environ.get(BACKEND_OPT_ENV, "1")
+    level = os.environ.get(BACKEND_OPT_ENV, "0")
     if level == "default":
         pytest.skip(f"{BACKEND_OPT_ENV}=default: XLA's own level")
     assert "--xla_backend_optimization_level=" in os.environ.get("XLA_FLAGS", "")

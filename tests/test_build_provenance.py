@@ -50,7 +50,7 @@ def test_runs_reused_from_other_builds_are_named_with_their_stored_values(swept,
     with np.load(first) as z:
         this_build = json.loads(str(z["build"]))
     assert this_build["jax"] == jax.__version__ and this_build["device"] == "cpu: cpu"
-    older = {**this_build, "jax": "0.0.1", "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+    older = {**this_build, "jax": "0.0.1", "XLA_FLAGS": "--xla_backend_optimization_level=3"}
     _rewrite_build(first, json.dumps(older))
     _rewrite_build(second, None)
 
@@ -58,7 +58,7 @@ def test_runs_reused_from_other_builds_are_named_with_their_stored_values(swept,
         resumed = aejax.sweep(CONFIG, GRID, out=copy, resume=True, **KW)
     message = str(caught[0].message)
     assert f"jax: 0.0.1 -> {this_build['jax']}" in message and "unrecorded" in message
-    assert "XLA_FLAGS: --xla_backend_optimization_level=0 -> " in message
+    assert "XLA_FLAGS: --xla_backend_optimization_level=3 -> " in message
     reused = json.loads(resumed.attrs["reused_builds"])
     assert sorted(reused, key=lambda e: str(e["build"])) == sorted(
         [{"build": older, "runs": 4}, {"build": "unrecorded", "runs": 4}], key=lambda e: str(e["build"])
