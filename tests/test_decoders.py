@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import COMPUTE_BOUND
 
 from aejax import theory
 from aejax.config import TrainConfig
@@ -95,7 +96,7 @@ def test_learned_denoiser_approaches_posterior_mean_risk():
         schedule="cosine",
     )
     hp = {"lr": 0.02, "p": p}
-    params, _ = jax.jit(make_train(cfg))(jax.random.key(0), hp)
+    params, _ = jax.jit(make_train(cfg), compiler_options=COMPUTE_BOUND)(jax.random.key(0), hp)
     model = cfg.bind(hp)
     dec = NonlinearDecoder("posterior_mean", "bg", p=p, rate=1.0)
 

@@ -2,10 +2,13 @@
 finite differences, the streamed Monte Carlo estimator against NumPy, the optimal decoder against
 least squares."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import COMPUTE_BOUND
 from scipy import integrate
 
 import aejax
@@ -78,7 +81,7 @@ def mc_results():
     """Every case of the two Monte Carlo agreement tests, computed in one compiled program."""
     sources = {kind: _source(kind) for kind in ("isotropic", "spectrum", "covariance")}
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=COMPUTE_BOUND)
     def run(sources, seed):
         return [_mc_case(a, sources[kind], option, seed) for a, kind, option in MC_CASES]
 

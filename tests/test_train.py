@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import COMPUTE_BOUND
 
 import aejax
 from aejax.model import rate_mask
@@ -54,7 +55,8 @@ def train_rates(rates, **config):
     lr = config.pop("lr")
     cfg = aejax.TrainConfig(n=int(max(rates) * d), batch=256, schedule="cosine", **config)
     hparams = {"lr": jnp.full(len(rates), lr), "rate": jnp.asarray(rates)}
-    params, trace = jax.jit(jax.vmap(aejax.make_train(cfg), in_axes=(None, 0)))(jax.random.key(0), hparams)
+    train = jax.vmap(aejax.make_train(cfg), in_axes=(None, 0))
+    params, trace = jax.jit(train, compiler_options=COMPUTE_BOUND)(jax.random.key(0), hparams)
     return np.asarray(trace["risk"][:, -1], np.float64), params
 
 
