@@ -39,7 +39,8 @@ def use_all_cpu_cores() -> None:
 
 def large_cpu_runs(config: TrainConfig) -> bool:
     """Whether each run has enough work per step (10·batch·d·n FLOPs >= ``CPU_SHARD_MAX_FLOPS``)
-    that, on a CPU, XLA's intra-op threads already keep every core busy.
+    that, on a CPU, a block runs its runs one after another rather than batched (``batch_runs``):
+    XLA:CPU's batched matrix products are slower than plain ones at this size.
 
     Examples:
         >>> large_cpu_runs(TrainConfig(d=512, n=512, steps=10, batch=128))
