@@ -73,6 +73,7 @@ def _attrs(plan: SweepPlan, execution: Execution) -> dict[str, Any]:
         "compilations": sum(p.compilations for p in programs),
         "compile_seconds": sum(p.compile_seconds for p in programs),
         "runs_per_device": sorted({p.runs_per_device for p in programs}),
+        "blocks_at_once": sorted({plan.block_threads(p) for p in programs}),  # per device (threads on a CPU)
         "chunks": len(fill),
         "reused_runs": execution.reused,
         "mean_chunk_fill": float(np.mean(fill)) if fill else 1.0,

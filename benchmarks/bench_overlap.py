@@ -5,7 +5,11 @@ seconds the sweep reports (``ds.attrs["compile_seconds"]``, summed over programs
 the seconds the main thread waited for programs (``waited_s``: compile time not hidden), when the
 first chunk started (``first_chunk_s``), and checks that the bits are the same.
 
-    python benchmarks/bench_overlap.py BEFORE_ROOT AFTER_ROOT [repeats]
+    python benchmarks/bench_overlap.py BEFORE_ROOT AFTER_ROOT [repeats] [--scaling]
+
+``--scaling``: the issue's "6 d × 3 rate scaling sweep" instead (d = 32, 64, 128, 256, 512, 1024 ×
+rates 0.5, 1, 2 × seeds 0, 1, 2, time = 50, 18 programs), whose visible compile share
+(``waited_s / sweep_s``) the issue's target bounds at 25%.
 """
 
 import json
@@ -34,8 +38,9 @@ def timed(self, device):  # the main thread's wait for a program (compiling it, 
 
 
 programs.Program.executable = timed
-config = aejax.TrainConfig(d=128, n=128, time=200.0)
-ds = aejax.sweep(config, {"d": [32, 64, 128], "rate": [0.5, 1.0], "seed": [0, 1, 2]}, progress=False)
+spec = json.loads(sys.argv[1])
+config = aejax.TrainConfig(d=max(spec["grid"]["d"]), n=max(spec["grid"]["d"]), time=spec["time"])
+ds = aejax.sweep(config, spec["grid"], progress=False)
 t2, c2 = time.perf_counter(), time.process_time()
 import hashlib
 names = ("risk", "exact_risk", "risk_trace", "loss_trace")
@@ -46,20 +51,28 @@ print(json.dumps({"import_s": t1 - t0, "sweep_s": t2 - t1, "cpu_s": c2 - c0, "co
 """
 
 
-def run(root: str) -> dict:
+ISSUE_SWEEP = {"grid": {"d": [32, 64, 128], "rate": [0.5, 1.0], "seed": [0, 1, 2]}, "time": 200.0}
+SCALING_SWEEP = {"grid": {"d": [32, 64, 128, 256, 512, 1024], "rate": [0.5, 1.0, 2.0], "seed": [0, 1, 2]}, "time": 50.0}
+
+
+def run(root: str, spec: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env["PYTHONPATH"] = root
-    done = subprocess.run([sys.executable, "-c", CHILD], env=env, cwd=root, capture_output=True, text=True, check=True)
+    command = [sys.executable, "-c", CHILD, json.dumps(spec)]
+    done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    roots, repeats = sys.argv[1:3], int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    args = [a for a in sys.argv[1:] if a != "--scaling"]
+    spec = SCALING_SWEEP if "--scaling" in sys.argv else ISSUE_SWEEP
+    roots, repeats = args[:2], int(args[2]) if len(args) > 2 else 1
     rows = []
     for rep in range(repeats):
         for label, root in zip(("before", "after"), roots, strict=True):
-            r = run(root)
+            r = run(root, spec)
             r["not_running_s"] = r["sweep_s"] - r["run_s"]  # planning, waiting for programs, assembling
+            r["visible_compile"] = r["waited_s"] / r["sweep_s"]
             rows.append({"label": label, "rep": rep, **r})
             print(json.dumps(rows[-1]), flush=True)
     bits = {r["bits"] for r in rows}

@@ -1,6 +1,7 @@
 """Test set-up, applied to every test file, new ones included.
 
-- Four fake CPU devices, configured before anything else uses jax; a float64 fixture.
+- JAX on the CPU (``JAX_PLATFORMS=cpu`` unless set) with four fake devices, configured before anything
+  else uses jax; a float64 fixture.
 - JAX's persistent compilation cache (with aejax's program store in it) for the session and every
   process it starts: one directory shared by the xdist workers and the subprocesses they launch
   (through the environment), so a program that several tests, workers or fresh interpreters build
@@ -95,6 +96,8 @@ def _legacy_fusion_emitters(jaxlib_version: str | None = None) -> None:
 
 
 _legacy_fusion_emitters()
+# the tests assume JAX's CPU with the four fake devices below, on a machine with an accelerator too
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 try:
     import jax

@@ -3,6 +3,7 @@ once on threads of one device with one compiled program; the bits do not depend 
 
 from __future__ import annotations
 
+import json
 import threading
 
 import jax
@@ -79,6 +80,7 @@ def test_threads_do_not_change_the_bits(monkeypatch, tmp_path, checkpoints):
         monkeypatch.setattr(_sweep_plan, "block_threads", lambda mesh, config, bytes_per_block, budget, t=threads: t)
         ds = aejax.sweep(CONFIG, GRID, **KW, **{k: (v + str(threads) if k == "out" else v) for k, v in options.items()})
         assert ds.attrs["chunks"] == 3 - threads  # a chunk holds the blocks that run at once
+        assert json.loads(ds.attrs["blocks_at_once"]) == [threads]  # the results say how they ran
         results[threads] = ds
     assert results[2].attrs["compilations"] == 1 and results[1].attrs["compilations"] == 0
     for name in COMPARED:
