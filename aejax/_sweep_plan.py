@@ -2,8 +2,8 @@
 
 ``plan`` is pure and compiles nothing: it checks the config, the grid and the options against each
 other, groups runs by shape (``aejax.grid.bucket_sizes``), and gives each bucket the block width it
-asks for (``runs_per_device``, or ``aejax.programs.default_runs_per_device`` of the bucket's size
-and the platform: on a CPU, two blocks of two runs below).
+asks for (``runs_per_device``, or ``aejax.programs.default_runs_per_device`` of the bucket's size,
+the run's shape and the platform: on a CPU, two blocks of two runs below).
 A width is lowered only if the compiled program does not fit the memory budget, which the execute
 stage measures (``aejax._sweep_execute.fit_program``), so a bucket's ``chunks`` follow its width.
 

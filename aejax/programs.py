@@ -15,8 +15,8 @@ Examples:
     >>> config = TrainConfig(d=32, n=32, steps=10)
     >>> [default_runs_per_device(runs, "gpu", config) for runs in (12, 64, 1000)]
     [12, 16, 125]
-    >>> [default_runs_per_device(runs, "cpu", config) for runs in (12, 64, 1000)]
-    [6, 16, 125]
+    >>> [default_runs_per_device(runs, "cpu", config) for runs in (3, 12, 64, 1000)]
+    [3, 6, 16, 125]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from jax.sharding import Mesh
 from aejax import program_store
 from aejax._threefry import wrap_key_data
 from aejax.config import TrainConfig
-from aejax.devices import batch_runs, concurrent_cpu_blocks
+from aejax.devices import batch_runs, concurrent_cpu_blocks, large_cpu_runs
 from aejax.train import make_train, make_trainer
 
 __all__ = [
@@ -64,6 +64,7 @@ MAX_RUNS_PER_DEVICE = 256
 MIN_RUNS_PER_DEVICE = 16  # a block narrower than this batches too little work (small runs)
 SPREAD = 8  # a large bucket is split into this many blocks, one per device on an 8-accelerator host
 CPU_BLOCKS = 2  # a small CPU bucket is split into this many blocks, run at once on threads (2 cores at least)
+CPU_MAX_SPLIT_PADDING = 0.125  # ... unless padding its last block would add more than this share of the work
 _MAX_PROGRAMS = 16
 
 
@@ -71,23 +72,30 @@ def default_runs_per_device(bucket_runs: int, platform: str, config: TrainConfig
     """Runs per block for a shape bucket of ``bucket_runs`` runs of ``config`` on ``platform``, from
     the grid, the run's shape and the platform alone (not the device count, so the bits do not
     depend on it): the whole bucket up to ``MIN_RUNS_PER_DEVICE`` runs, else ``bucket_runs / SPREAD``
-    (at least ``MIN_RUNS_PER_DEVICE``, at most ``MAX_RUNS_PER_DEVICE``). On a CPU, a bucket that
-    would be one block is cut into ``CPU_BLOCKS`` blocks of equal width (the last padded for an odd
-    count), which run at once on threads (``aejax.devices.block_threads``) so that every core works,
-    unless one run alone fills the cores (``aejax.devices.concurrent_cpu_blocks``).
+    (at least ``MIN_RUNS_PER_DEVICE``, at most ``MAX_RUNS_PER_DEVICE``).
+
+    On a CPU, a bucket that would be one block is cut into blocks that run at once on threads
+    (``aejax.devices.block_threads``), so that every core works, unless one run alone fills the cores
+    (``aejax.devices.concurrent_cpu_blocks``): blocks of one run where a block runs its runs one after
+    another anyway (``aejax.devices.large_cpu_runs``: the width changes neither the work nor, in
+    every case measured, the bits), else ``CPU_BLOCKS`` blocks of equal width where padding the last
+    one adds at most ``CPU_MAX_SPLIT_PADDING`` of the work (an even count, or 9 runs and more).
 
     Examples:
-        >>> small, large = TrainConfig(d=32, n=32, steps=10), TrainConfig(d=2048, n=2048, steps=10)
-        >>> default_runs_per_device(3, "gpu", small), default_runs_per_device(3, "cpu", small)
-        (3, 2)
-        >>> default_runs_per_device(16, "cpu", small), default_runs_per_device(16, "cpu", large)
-        (8, 16)
+        >>> small, large = TrainConfig(d=32, n=32, steps=10), TrainConfig(d=512, n=512, steps=10)
+        >>> default_runs_per_device(4, "gpu", small), default_runs_per_device(4, "cpu", small)
+        (4, 2)
+        >>> default_runs_per_device(3, "cpu", small), default_runs_per_device(3, "cpu", large)
+        (3, 1)
     """
     spread = max(min(bucket_runs, MIN_RUNS_PER_DEVICE), math.ceil(bucket_runs / SPREAD))
     width = max(1, min(MAX_RUNS_PER_DEVICE, spread))
-    if platform == "cpu" and width >= bucket_runs and concurrent_cpu_blocks(config):
-        width = math.ceil(bucket_runs / CPU_BLOCKS)
-    return max(1, width)
+    if platform != "cpu" or width < bucket_runs or not concurrent_cpu_blocks(config):
+        return width
+    if large_cpu_runs(config):
+        return 1
+    padding = -bucket_runs % CPU_BLOCKS
+    return math.ceil(bucket_runs / CPU_BLOCKS) if padding <= CPU_MAX_SPLIT_PADDING * bucket_runs else width
 
 
 def make_run(config: TrainConfig, mc_samples: int, data: Any = None):

@@ -18,22 +18,34 @@ from aejax.programs import default_runs_per_device, launch_blocks, local_blocks
 from aejax.sweep_options import SweepOptions
 
 CONFIG = TrainConfig(d=8, n=8, steps=8, batch=8)
-GRID = {"seed": [0, 1, 2], "lr": [0.01]}  # one bucket of 3 runs: two CPU blocks of 2 (one padded)
+GRID = {"seed": [0, 1, 2, 3], "lr": [0.01]}  # one bucket of 4 runs: two CPU blocks of 2
 COMPARED = ("risk", "risk_se", "exact_risk", "loss_trace", "risk_trace")
 KW = dict(mc_samples=64, progress=False, devices=1)
 
 
 @pytest.mark.parametrize(
-    ("runs", "cpu", "gpu"),
-    [(1, 1, 1), (2, 1, 2), (3, 2, 3), (16, 8, 16), (17, 16, 16), (64, 16, 16), (1000, 125, 125)],
+    ("runs", "small", "large", "accelerator"),
+    [
+        (1, 1, 1, 1),
+        (2, 1, 1, 2),
+        (3, 3, 1, 3),  # two blocks of 2 would pad a third of the work
+        (4, 2, 1, 4),
+        (9, 5, 1, 9),  # padding 1 of 9 runs
+        (16, 8, 1, 16),
+        (17, 16, 16, 16),
+        (1000, 125, 125, 125),
+    ],
 )
-def test_cpu_width_splits_a_one_block_bucket_in_two(runs, cpu, gpu):
-    """A bucket that is one block elsewhere (up to 16 runs) is two blocks of equal width on a CPU;
-    larger buckets keep the spread rule on every platform, and so do runs that fill the cores alone."""
-    large = TrainConfig(d=2048, n=2048, steps=10)
-    assert default_runs_per_device(runs, "cpu", CONFIG) == cpu
-    assert default_runs_per_device(runs, "gpu", CONFIG) == default_runs_per_device(runs, "tpu", CONFIG) == gpu
-    assert default_runs_per_device(runs, "cpu", large) == gpu
+def test_cpu_width_cuts_a_one_block_bucket(runs, small, large, accelerator):
+    """A bucket that is one block elsewhere (up to 16 runs) is, on a CPU, blocks of one run where runs
+    are run one after another anyway (large runs), else two blocks of equal width unless padding
+    would add over an eighth of the work; larger buckets keep the spread rule on every platform, and
+    so do runs that fill the cores alone."""
+    large_config, huge = TrainConfig(d=512, n=512, steps=10), TrainConfig(d=2048, n=2048, steps=10)
+    assert default_runs_per_device(runs, "cpu", CONFIG) == small
+    assert default_runs_per_device(runs, "cpu", large_config) == large
+    assert default_runs_per_device(runs, "gpu", CONFIG) == default_runs_per_device(runs, "tpu", CONFIG) == accelerator
+    assert default_runs_per_device(runs, "cpu", huge) == accelerator
 
 
 def test_blocks_on_one_device_run_at_the_same_time():
@@ -85,3 +97,15 @@ def test_threads_do_not_change_the_bits(monkeypatch, tmp_path, checkpoints):
     assert results[2].attrs["compilations"] == 1 and results[1].attrs["compilations"] == 0
     for name in COMPARED:
         np.testing.assert_array_equal(results[2][name].values, results[1][name].values, err_msg=name)
+
+
+def test_large_runs_in_blocks_of_one_equal_one_block_of_all():
+    """Runs large enough to be run one after another inside a block (``large_cpu_runs``) are blocks of
+    one run on a CPU; their records equal those of the three runs as one block."""
+    config = TrainConfig(d=35, n=35, steps=4, batch=4096)  # 10·b·d·n = 5.02e7 FLOPs per step
+    assert default_runs_per_device(3, "cpu", config) == 1
+    alone = aejax.sweep(config, {"seed": [0, 1, 2]}, **KW)
+    together = aejax.sweep(config, {"seed": [0, 1, 2]}, runs_per_device=3, **KW)
+    assert (json.loads(alone.attrs["runs_per_device"]), json.loads(together.attrs["runs_per_device"])) == ([1], [3])
+    for name in COMPARED:
+        np.testing.assert_array_equal(alone[name].values, together[name].values, err_msg=name)

@@ -41,7 +41,7 @@ def test_plan_compiles_nothing():
     assert not [event for event in compiled if "compile" in event]
     assert [(b.config.d, b.config.n) for b in p.buckets] == [(16, 16), (16, 8), (8, 8), (8, 4)]
     assert [len(b.members) for b in p.buckets] == [3, 3, 3, 3]
-    assert all(b.width == 2 for b in p.buckets)  # default_runs_per_device(3, 'cpu'): two blocks, run at once
+    assert all(b.width == 3 for b in p.buckets)  # default_runs_per_device(3): the whole bucket
     # grid order: seed, rate, d; the first bucket is rate 1 at d = 16
     assert [ids.tolist() for ids in p.buckets[0].chunks] == [[3, 7], [11]]
     assert sum(len(b.pending) for b in p.without({3, 7}).buckets) == 10
