@@ -27,6 +27,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 import jax
@@ -40,21 +41,26 @@ _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
 
 
-def _rotate_left(x, distance: int):
-    return (x << np.uint32(distance)) | (x >> np.uint32(32 - distance))
+# (add, xor, or, shift left, logical shift right) on uint32 arrays: NumPy's operators, or lax's primitives,
+# which trace to the same XLA operations as jax.numpy's operators without a jit wrapper each (the hash is
+# 80 operations: traced with jax.numpy's operators, a block program's eight hashes were a quarter of its tracing)
+_NUMPY_OPS = (operator.add, operator.xor, operator.or_, operator.lshift, operator.rshift)
+_LAX_OPS = (lax.add, lax.bitwise_xor, lax.bitwise_or, lax.shift_left, lax.shift_right_logical)
 
 
 def _hash(k1, k2, x1, x2):
     """Threefry-2x32, twenty rounds unrolled: scalar key words ``k1, k2``, counter words ``x1, x2``;
     ``uint32`` JAX or NumPy arrays (NumPy's wrap around as the hash requires)."""
-    ks = (k1, k2, k1 ^ k2 ^ _PARITY)
-    x1, x2 = x1 + ks[0], x2 + ks[1]
+    numpy = all(isinstance(v, np.ndarray | np.generic) for v in (k1, k2, x1, x2))
+    add, xor, or_, shl, shr = _NUMPY_OPS if numpy else _LAX_OPS
+    ks = (k1, k2, xor(xor(k1, k2), _PARITY))
+    x1, x2 = add(x1, ks[0]), add(x2, ks[1])
     for group in range(5):
         for distance in _ROTATIONS[group % 2]:
-            x1 = x1 + x2
-            x2 = _rotate_left(x2, distance) ^ x1
-        x1 = x1 + ks[(group + 1) % 3]
-        x2 = x2 + ks[(group + 2) % 3] + np.uint32(group + 1)
+            x1 = add(x1, x2)
+            x2 = xor(or_(shl(x2, np.uint32(distance)), shr(x2, np.uint32(32 - distance))), x1)
+        x1 = add(x1, ks[(group + 1) % 3])
+        x2 = add(add(x2, ks[(group + 2) % 3]), np.uint32(group + 1))
     return x1, x2
 
 

@@ -99,6 +99,7 @@ def test_threads_do_not_change_the_bits(monkeypatch, tmp_path, checkpoints):
         np.testing.assert_array_equal(results[2][name].values, results[1][name].values, err_msg=name)
 
 
+@pytest.mark.slow  # batch 4096 at d = 35 on both paths, 4 s: the slow tier
 def test_large_runs_in_blocks_of_one_equal_one_block_of_all():
     """Runs large enough to be run one after another inside a block (``large_cpu_runs``) are blocks of
     one run on a CPU; their records equal those of the three runs as one block."""

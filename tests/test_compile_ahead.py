@@ -56,6 +56,7 @@ def test_placements_one_per_device_that_gets_a_block():
     assert len(placements(program, mesh, runs=100, chunk=4)) == 1  # chunks of one block
 
 
+@pytest.mark.slow  # every program compiled twice, 4.5 s: the slow tier
 def test_sweep_bits_do_not_depend_on_compiling_ahead(monkeypatch):
     ahead = aejax.sweep(CONFIG, GRID, mc_samples=MC, progress=False, devices=1)
     assert ahead.attrs["compilations"] == 2

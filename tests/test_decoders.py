@@ -81,6 +81,7 @@ def test_learned_denoiser_starts_as_identity_and_is_odd():
     np.testing.assert_allclose(denoise(init_denoiser(6), y), y)
 
 
+@pytest.mark.slow  # accuracy at d = 64, 2.8 s: the slow tier
 def test_learned_denoiser_approaches_posterior_mean_risk():
     d, p = 64, 0.2
     cfg = TrainConfig(
@@ -138,6 +139,7 @@ def test_trainable_freezes_the_other_parts(trainable, moved):
     assert trace["identity_likeness"].shape == trace["loss"].shape
 
 
+@pytest.mark.slow  # a multilayer sweep, 3.6 s: the slow tier
 def test_multilayer_trains_end_to_end_and_exact_risk_is_nan():
     cfg = TrainConfig(
         d=16,

@@ -126,6 +126,7 @@ def _tanh_with_callback(u):
     return jnp.tanh(u)
 
 
+@pytest.mark.slow  # a callback program compiled twice, 5 s: the slow tier
 def test_a_program_jax_export_refuses_is_compiled_directly(tmp_path):
     config = dataclasses.replace(CONFIG, activation=aejax.named(_tanh_with_callback, "tanh-cb"))
     block = programs.make_block(config, 64, "cpu")

@@ -149,6 +149,7 @@ def test_theory_column_is_the_sources_theory():
     assert np.isnan(relu["theory"].values).all() and relu.attrs["theory_kind"] == "none"
 
 
+@pytest.mark.slow  # two buckets compiled, 5 s: the slow tier
 def test_bucket_runs_as_soon_as_its_program_is_ready():
     """Issue 25: the first bucket trains before the second bucket's program is asked for (it was: every
     bucket's program first, then every chunk), and the bits are those of one bucket alone."""

@@ -49,6 +49,7 @@ def test_time_axis_equals_one_sweep_per_time(separate, tmp_path):
     np.testing.assert_array_equal(stacked["exact_risk"].values, ds["exact_risk"].values)
 
 
+@pytest.mark.slow  # two more schedules' sweeps, 3.3 s: the slow tier
 def test_cosine_trace_at_half_time_is_not_the_shorter_run(separate):
     """Why τ is an axis: under a cosine schedule the run trained for τ = 8 passes τ = 4 at a high learning
     rate, so its trace there is not the run trained for τ = 4 (which has annealed); under a constant

@@ -86,9 +86,25 @@ def gaussian_limit(r: Any, activation: str | Callable[[jax.Array], jax.Array] = 
     """
     _validate.positive_number("r", r)
     mu1, var = activation_moments(activation)
-    r = as_float(r)
-    snr = mu1**2 / var
+    return _structure_risk(as_float(r), mu1**2 / var)
+
+
+# The closed forms below compile as one program each (per shape of r): evaluated eagerly, each of their
+# jax.numpy operations compiled a program of its own, about 20 ms each on XLA:CPU, and a sweep's theory
+# column and figure compiled 20 of them (0.5 s of a cold 7.6 s command at d = 128).
+@jax.jit
+def _structure_risk(r: jax.Array, snr: jax.Array) -> jax.Array:
     return jnp.where(r <= 1, 1 - r * snr, (1 - snr) / (snr * (r - 1) + 1))
+
+
+@jax.jit
+def _shannon(r: jax.Array) -> jax.Array:
+    return 2.0 ** (-2 * r)
+
+
+@jax.jit
+def _pca_isotropic(r: jax.Array) -> jax.Array:
+    return jnp.maximum(0.0, 1 - r)
 
 
 def shannon_limit(r: Any) -> jax.Array:
@@ -99,7 +115,7 @@ def shannon_limit(r: Any) -> jax.Array:
         0.25
     """
     _validate.positive_number("r", r)
-    return 2.0 ** (-2 * as_float(r))
+    return _shannon(as_float(r))
 
 
 def pca_risk(r: Any, spectrum: Any = None) -> jax.Array:
@@ -122,7 +138,7 @@ def pca_risk(r: Any, spectrum: Any = None) -> jax.Array:
     _validate.positive_number("r", r)
     r = as_float(r)
     if spectrum is None:
-        return jnp.maximum(0.0, 1 - r)
+        return _pca_isotropic(r)
     _validate.positive_number("spectrum", spectrum, allow_zero=True)
     eig = jnp.sort(as_float(spectrum).ravel())
     d = eig.shape[0]
