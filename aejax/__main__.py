@@ -1,8 +1,6 @@
-"""``python -m aejax``: the ``aejax`` command (``aejax.cli.main``)."""
+"""``python -m aejax``: the ``aejax`` command (``aejax.cli.run``)."""
 
-import sys
-
-from aejax.cli import main
+from aejax.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
