@@ -3,15 +3,16 @@
 A normal exit, after the exit handlers, frees every module and lets XLA destroy its CPU client and the
 compiled programs: 0.33 s of a 6.5 s ``aejax sweep`` at d = 128 (quiet 2-core machine), for nothing the
 command still needs. ``exit_now`` does what a normal exit does up to that point (waits for no thread,
-since it is used only when no other non-daemon thread is alive; runs the ``atexit`` handlers: JAX's,
-logging's, temporary files'; flushes the standard streams) and then ends the process with
-``os._exit``. Files the command wrote are closed by then (results, chunks and figures are written
-atomically and closed before their rename).
+since it is used only when no other non-daemon thread is alive and no profiler or tracer is on; runs the
+``atexit`` handlers: JAX's, logging's, coverage's, temporary files'; flushes the standard streams) and
+then ends the process with ``os._exit``. Files the command wrote are closed by then (results, chunks
+and figures are written atomically and closed before their rename).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import threading
@@ -36,24 +37,26 @@ def exit_status(code: object) -> int:
     return 1
 
 
-def _other_threads_alive() -> bool:
+def _normal_exit_needed() -> bool:
+    """Another non-daemon thread is alive (a normal exit waits for it), or a profiler or tracer is on
+    (``python -m cProfile``, a debugger: they write their results after the program, not at exit)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
     current = threading.current_thread()
     return any(t is not current and not t.daemon and t.is_alive() for t in threading.enumerate())
 
 
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (``aejax ... | head``) or stream
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (``aejax ... | head``) or a closed stream
-            pass
 
 
 def exit_now(code: object) -> NoReturn:
     """Exit with ``code`` (as ``sys.exit`` reads it), skipping the interpreter's teardown when that is
-    safe: with another non-daemon thread still alive it exits normally (``sys.exit``), which waits for it."""
+    safe; otherwise (``_normal_exit_needed``) exit normally with ``sys.exit``."""
     status = exit_status(code)
-    if _other_threads_alive():
+    if _normal_exit_needed():
         sys.exit(status)
     _flush()
     atexit._run_exitfuncs()  # what a normal exit runs before the teardown

@@ -10,10 +10,14 @@ strategy (``aejax._sweep_runners``): whole block programs, or segments with chec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import jax
@@ -28,7 +32,7 @@ from aejax.config import TrainConfig
 from aejax.programs import Program, compile_ahead, default_runs_per_device
 from aejax.progress import ChunkProgress
 
-__all__ = ["Execution", "execute", "fit_program", "memory_plan", "plan_program"]
+__all__ = ["Execution", "execute", "fit_program", "memory_plan", "plan_program", "while_compiling"]
 
 
 @dataclasses.dataclass
@@ -63,7 +67,10 @@ def execute(plan: SweepPlan, store: Any) -> Execution:
         store.build = build  # written into each chunk file it saves
     writer = jax.process_index() == 0
     runner: ChunkRunner = SegmentedRunner(todo, writer) if plan.options.checkpointing else PlainRunner(todo)
-    compile_ahead(todo.placements())
+    lowered = threading.Event()
+    if compile_ahead(todo.placements(), lowered=lowered.set):
+        lowered.wait()  # a program is traced and lowered: XLA compiles it without Python's lock
+    _run_while_compiling()
     fitted = [fit_program(todo, b) for b in todo.buckets] if plan.options.checkpointing else None
     runner.prepare([b for _, b in fitted] if fitted else list(todo.buckets), set(done))
     total = sum(len(b.chunks) for b in todo.buckets)
@@ -77,6 +84,40 @@ def execute(plan: SweepPlan, store: Any) -> Execution:
     if plan.options.progress and writer and result.memory:
         print(result.memory["summary"], flush=True)
     return result
+
+
+_WHILE_COMPILING: ContextVar[tuple[Callable[[], object], ...]] = ContextVar("while_compiling", default=())
+
+
+@contextlib.contextmanager
+def while_compiling(*tasks: Callable[[], object]) -> Iterator[None]:
+    """Within the block, each sweep runs ``tasks`` on the thread that called it while XLA compiles its
+    first program (after tracing, which needs Python's lock), on a core XLA leaves idle part of the
+    time: the ``aejax`` command imports what it draws the figure with (0.3 s). A task that fails is
+    ignored (what it prepares fails again, and is reported, where it is used).
+
+    Examples:
+        >>> with while_compiling(lambda: None):
+        ...     len(_WHILE_COMPILING.get())
+        1
+    """
+    token = _WHILE_COMPILING.set(_WHILE_COMPILING.get() + tasks)
+    try:
+        yield
+    finally:
+        _WHILE_COMPILING.reset(token)
+
+
+def _import_xarray() -> None:
+    import xarray  # noqa: F401  (assembling the Dataset needs it: 0.22 s)
+
+
+def _run_while_compiling() -> None:
+    """What the sweep will need later and can prepare while its programs compile: xarray, and the
+    tasks of ``while_compiling``."""
+    for task in (_import_xarray, *_WHILE_COMPILING.get()):
+        with contextlib.suppress(Exception):  # a head start only: the real use raises and reports it
+            task()
 
 
 def _run_bucket(

@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tomllib
@@ -530,8 +531,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     data_attrs = None  # written with the results, once
     if data_info is not None:
         data_attrs = {"data": json.dumps(data_info, sort_keys=True), "preprocessing": data_info["summary"]}
-    ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
-    if jax.process_index() != 0:
+    from aejax._sweep_execute import while_compiling
+
+    draws = jax.process_index() == 0
+    with while_compiling(_import_figure_modules) if draws else contextlib.nullcontext():
+        ds = cast("xr.Dataset", run_sweep(config, grid, settings, attrs=data_attrs))
+    if not draws:
         return
     _report_sweep(ds, config, Path(options["out"]), data=data_info is not None)
 
@@ -584,6 +589,13 @@ def _sweep_grid(args: argparse.Namespace, table: dict[str, Any], fields: dict[st
         shortest = min(time_values(grid["time"])) if "time" in grid else fields.get("time")
         check_time_at_every_d(shortest, fields.get("batch", TrainConfig.batch), fields.get("mode"), dims)
     return grid
+
+
+def _import_figure_modules() -> None:
+    """What ``_report_sweep`` draws with (``aejax.plot``, matplotlib: 0.3 s), imported while XLA compiles."""
+    from aejax.plot import import_matplotlib
+
+    import_matplotlib()
 
 
 def _report_sweep(ds: xr.Dataset, config: TrainConfig, out: Path, data: bool) -> None:

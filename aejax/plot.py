@@ -38,6 +38,17 @@ def pyplot():
     return plt
 
 
+def import_matplotlib() -> None:
+    """Import what ``plot_risk_vs_rate`` and ``save_figure`` draw and write with (0.3 s; the ``aejax``
+    command does it while XLA compiles).
+
+    Examples:
+        >>> import_matplotlib()
+    """
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure  # noqa: F401
+
+
 def plot_risk_vs_rate(
     ds: xr.Dataset, path: str | os.PathLike, activation: str = "sign", title: str | None = None
 ) -> Path:

@@ -208,12 +208,13 @@ class Program:
                 _EXECUTABLES[key] = compiled
         return compiled
 
-    def compile(self, device: Any) -> tuple[Any, float]:
+    def compile(self, device: Any, lowered: Callable[[], object] | None = None) -> tuple[Any, float]:
         """Compile the block program for ``device`` (no in-process cache): ``(executable, seconds)``.
 
         The program is exported (``jax.export``) and its export compiled, so a later process that
         loads it from the program store (``aejax.program_store``, on where the persistent
-        compilation cache is) compiles the same program without tracing or lowering it."""
+        compilation cache is) compiles the same program without tracing or lowering it.
+        ``lowered`` is called once the program is lowered, as XLA starts (which holds no Python lock)."""
         place = jax.sharding.make_single_device_sharding(device)
         keys, hparams = block_shapes(self.runs_per_device, self.hparam_names)
         keys = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=place)
@@ -229,7 +230,10 @@ class Program:
 
         if exported is None:  # a program jax.export refuses (e.g. a host callback): compiled as is
             block = make_block(self.config, self.mc_samples, device.platform)
-        compiled = jax.jit(block).lower(keys, hparams, data).compile()
+        lowering = jax.jit(block).lower(keys, hparams, data)
+        if lowered is not None:
+            lowered()
+        compiled = lowering.compile()
         return compiled, time.perf_counter() - start
 
     def exported(self, platform: str, shapes: tuple) -> Any:
@@ -254,10 +258,13 @@ class Program:
         return self
 
 
-def compile_ahead(jobs: Sequence[tuple[Program, Any]], workers: int | None = None) -> int:
+def compile_ahead(
+    jobs: Sequence[tuple[Program, Any]], workers: int | None = None, lowered: Callable[[], object] | None = None
+) -> int:
     """Start compiling the block programs ``(program, device)`` in background threads, at most
     ``workers`` at a time (default: one per CPU core), in the order given; returns how many were
-    started (those not compiled or being compiled already).
+    started (those not compiled or being compiled already). ``lowered`` is called (from a compiling
+    thread) as each started program is lowered and XLA takes over, or fails.
 
     XLA compiles with Python's lock released, so independent programs compile on idle cores at the
     same time and while the sweep runs. ``Program.executable`` takes a program from here when it is
@@ -285,7 +292,7 @@ def compile_ahead(jobs: Sequence[tuple[Program, Any]], workers: int | None = Non
         return 0
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(started), workers or os.cpu_count() or 1)))
     for key, program, device in started:
-        pool.submit(_compile_into, _PENDING[key], program, device)
+        pool.submit(_compile_into, _PENDING[key], program, device, lowered)
     pool.shutdown(wait=False)  # the threads finish their queue and exit
     return len(started)
 
@@ -305,11 +312,14 @@ def placements(program: Program, mesh: Mesh, runs: int, chunk: int | None = None
     return [(program, device) for _, device in local_blocks(min(blocks, mesh.devices.size), mesh)]
 
 
-def _compile_into(future: Future, program: Program, device: Any) -> None:
+def _compile_into(future: Future, program: Program, device: Any, lowered: Callable[[], object] | None) -> None:
     try:
-        future.set_result(program.compile(device))
+        future.set_result(program.compile(device, lowered))
     except BaseException as err:  # handed to the thread that asks for the executable
         future.set_exception(err)
+    finally:
+        if lowered is not None:
+            lowered()  # also when the program failed before XLA
 
 
 def _program_bytes(compiled) -> int:

@@ -3,6 +3,9 @@ once, errors raised where the program is asked for, and a sweep's bits unchanged
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 import jax
 import numpy as np
 import pytest
@@ -38,14 +41,45 @@ def test_program_compiled_ahead_is_taken_once_and_counted():
 
 
 def test_compile_error_is_raised_by_executable(monkeypatch):
-    def broken(self, device):
+    def broken(self, device, lowered=None):
         raise RuntimeError("no compiler today")
 
     monkeypatch.setattr(Program, "compile", broken)
     program = Program(CONFIG, MC, ("rate",), 2)
-    compile_ahead([(program, jax.devices()[0])])
+    lowered = threading.Event()
+    compile_ahead([(program, jax.devices()[0])], lowered=lowered.set)
     with pytest.raises(RuntimeError, match="no compiler today"):
         program.executable(jax.devices()[0])
+    assert lowered.wait(10)  # a failed program still lets the sweep's thread go on
+
+
+def test_lowered_is_called_before_xla_compiles(monkeypatch):
+    """``compile_ahead``'s ``lowered`` fires once the program is lowered, before XLA's compile ends."""
+    order = []
+    compile_lowered = jax.stages.Lowered.compile
+
+    def logged_compile(self, *args, **kwargs):
+        order.append("xla")
+        return compile_lowered(self, *args, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Lowered, "compile", logged_compile)
+    monkeypatch.setattr(programs, "_EXECUTABLES", {})
+    program = Program(dataclasses.replace(CONFIG, steps=3), MC, ("rate",), 1)
+    assert compile_ahead([(program, jax.devices()[0])], lowered=lambda: order.append("lowered")) == 1
+    program.executable(jax.devices()[0])
+    assert order[:2] == ["lowered", "xla"]
+
+
+def test_while_compiling_tasks_run_once_per_sweep_and_a_failing_one_is_harmless():
+    ran = []
+
+    def failing():
+        raise ImportError("not installed")
+
+    with _sweep_execute.while_compiling(lambda: ran.append(True), failing):
+        ds = aejax.sweep(CONFIG, {"seed": [0]}, mc_samples=MC, progress=False, devices=1)
+    aejax.sweep(CONFIG, {"seed": [1]}, mc_samples=MC, progress=False, devices=1)  # outside the block: not run
+    assert ran == [True] and ds.sizes["seed"] == 1
 
 
 def test_placements_one_per_device_that_gets_a_block():
@@ -61,7 +95,7 @@ def test_sweep_bits_do_not_depend_on_compiling_ahead(monkeypatch):
     ahead = aejax.sweep(CONFIG, GRID, mc_samples=MC, progress=False, devices=1)
     assert ahead.attrs["compilations"] == 2
     monkeypatch.setattr(programs, "_EXECUTABLES", {})
-    monkeypatch.setattr(_sweep_execute, "compile_ahead", lambda jobs: 0)  # each program compiled when planned
+    monkeypatch.setattr(_sweep_execute, "compile_ahead", lambda jobs, lowered=None: 0)  # compiled when planned
     inline = aejax.sweep(CONFIG, GRID, mc_samples=MC, progress=False, devices=1)
     assert inline.attrs["compilations"] == 2
     for name in ("risk", "risk_se", "exact_risk", "loss_trace", "risk_trace"):

@@ -16,7 +16,7 @@ PACKAGE = Path(aejax.__file__).resolve().parent
 
 # Lowest first. A module may import modules of earlier layers only.
 LAYERS = [
-    ["_validate", "_version", "_build", "_threefry"],
+    ["_validate", "_version", "_build", "_threefry", "_fast_exit"],
     ["identity", "cache", "report"],
     ["activations", "optim", "progress", "preprocessing", "theory"],
     ["sources", "model"],
