@@ -263,8 +263,9 @@ def compile_ahead(
 ) -> int:
     """Start compiling the block programs ``(program, device)`` in background threads, at most
     ``workers`` at a time (default: one per CPU core), in the order given; returns how many were
-    started (those not compiled or being compiled already). ``lowered`` is called (from a compiling
-    thread) as each started program is lowered and XLA takes over, or fails.
+    started (those not compiled or being compiled already). ``lowered`` is called once per started
+    program, from its compiling thread, when the program is lowered and XLA takes over (or when it
+    failed before that).
 
     XLA compiles with Python's lock released, so independent programs compile on idle cores at the
     same time and while the sweep runs. ``Program.executable`` takes a program from here when it is
@@ -313,13 +314,20 @@ def placements(program: Program, mesh: Mesh, runs: int, chunk: int | None = None
 
 
 def _compile_into(future: Future, program: Program, device: Any, lowered: Callable[[], object] | None) -> None:
+    told = False
+
+    def tell() -> None:  # ``lowered`` once: when XLA starts, or when the program failed before it
+        nonlocal told
+        if lowered is not None and not told:
+            told = True
+            lowered()
+
     try:
-        future.set_result(program.compile(device, lowered))
+        future.set_result(program.compile(device, tell))
     except BaseException as err:  # handed to the thread that asks for the executable
         future.set_exception(err)
     finally:
-        if lowered is not None:
-            lowered()  # also when the program failed before XLA
+        tell()
 
 
 def _program_bytes(compiled) -> int:
