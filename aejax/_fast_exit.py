@@ -39,8 +39,13 @@ def exit_status(code: object) -> int:
 
 def _normal_exit_needed() -> bool:
     """Another non-daemon thread is alive (a normal exit waits for it), or a profiler or tracer is on
-    (``python -m cProfile``, a debugger: they write their results after the program, not at exit)."""
+    (``python -m cProfile``, a debugger: they write their results after the program, not at exit).
+    Since Python 3.12 cProfile and debuggers register with ``sys.monitoring`` (tools 0–5) instead of
+    ``sys.setprofile``/``sys.settrace``."""
     if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is not None and any(monitoring.get_tool(tool) is not None for tool in range(6)):
         return True
     current = threading.current_thread()
     return any(t is not current and not t.daemon and t.is_alive() for t in threading.enumerate())
