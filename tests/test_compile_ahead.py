@@ -3,7 +3,6 @@ once, errors raised where the program is asked for, and a sweep's bits unchanged
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 
 import jax
@@ -64,7 +63,7 @@ def test_lowered_is_called_before_xla_compiles(monkeypatch):
 
     monkeypatch.setattr(jax.stages.Lowered, "compile", logged_compile)
     monkeypatch.setattr(programs, "_EXECUTABLES", {})
-    program = Program(dataclasses.replace(CONFIG, steps=3), MC, ("rate",), 1)
+    program = Program(CONFIG, MC, ("rate",), 2)  # the program of the first test: XLA finds it in the cache
     assert compile_ahead([(program, jax.devices()[0])], lowered=lambda: order.append("lowered")) == 1
     program.executable(jax.devices()[0])
     assert order == ["lowered", "xla"]  # once, before XLA
@@ -77,9 +76,9 @@ def test_while_compiling_tasks_run_once_per_sweep_and_a_failing_one_is_harmless(
         raise ImportError("not installed")
 
     with _sweep_execute.while_compiling(lambda: ran.append(True), failing):
-        ds = aejax.sweep(CONFIG, {"seed": [0]}, mc_samples=MC, progress=False, devices=1)
-    aejax.sweep(CONFIG, {"seed": [1]}, mc_samples=MC, progress=False, devices=1)  # outside the block: not run
-    assert ran == [True] and ds.sizes["seed"] == 1
+        ds = aejax.sweep(CONFIG, {"seed": [0, 1, 2, 3]}, mc_samples=MC, progress=False, devices=1)
+    aejax.sweep(CONFIG, {"seed": [4, 5, 6, 7]}, mc_samples=MC, progress=False, devices=1)  # outside: not run
+    assert ran == [True] and ds.sizes["seed"] == 4
 
 
 def test_placements_one_per_device_that_gets_a_block():

@@ -32,9 +32,13 @@ MARKDOWN = [
     pytest.param(ROOT / "README.md", id="README.md", marks=pytest.mark.slow),
 ]
 PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
-# A module whose examples train or sweep (a ``>>>`` or ``...`` line calling one of these) runs whole
-# workflows: its examples are in the integration tier with the pages; the others run by default.
-TRAINS = re.compile(r"^\s*(>>>|\.\.\.) .*\b(sweep|sweep_shard|run_sweep|make_train|make_trainer|run)\(", re.MULTILINE)
+# A module whose examples train, sweep or optimise (a ``>>>`` or ``...`` line calling one of these) runs
+# whole workflows: its examples are in the integration tier with the pages; the others run by default.
+TRAINS = re.compile(
+    r"^\s*(>>>|\.\.\.) .*\b(sweep|sweep_shard|run_sweep|make_train|make_trainer|run|"
+    r"finite_d_optimum|converged_optimum)\(",
+    re.MULTILINE,
+)
 
 
 def _examples_train(module: str) -> bool:

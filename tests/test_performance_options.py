@@ -57,6 +57,7 @@ def test_default_trace_keeps_twenty_points_where_they_are_cheap():
     assert len(TrainConfig(d=2048, n=2048, steps=1000, risk_eval="none").trace_steps) == 20
 
 
+@pytest.mark.slow  # two sweeps at d = 256, 4 s: the slow tier
 def test_a_sweeps_default_trace_is_that_of_its_config_whatever_the_grid():
     """The default trace is resolved at the config as given, so adding a d or a rate to the grid does
     not change the trace of the runs already there."""

@@ -116,6 +116,7 @@ def test_numpy_fold_in_refuses(data):
         _threefry.fold_in_data(np.zeros(2, np.uint32), data)
 
 
+@pytest.mark.slow  # a whole run on both generators, 3 s; the draws themselves are compared by default: the slow tier
 def test_a_runs_record_has_the_bits_of_jax_threefry_keys(monkeypatch):
     """The engine's run program (training, trace, final record) draws through IMPL: the same bits as
     the same program drawing with JAX's own keys."""
